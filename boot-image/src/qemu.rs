@@ -1,0 +1,230 @@
+//! Starting QEMU, streaming its serial console and waiting with a timeout.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::status::Outcome;
+use crate::{Accel, Cli, BIOS_IMAGE, KERNEL_ELF};
+
+/// Name of the fw_cfg file the kernel reads its command line from.
+pub const FW_CFG_CMDLINE: &str = "opt/tristack/cmdline";
+/// Default `--timeout` when stdin is not a terminal (tests, CI, pipes).
+pub const DEFAULT_NONINTERACTIVE_TIMEOUT: u64 = 60;
+const QEMU: &str = "qemu-system-x86_64";
+
+/// QEMU's arguments for `cli`. `cmdline_file` holds the kernel command line.
+pub fn qemu_args(cli: &Cli, image: &Path, cmdline_file: Option<&Path>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |s: &str| args.push(s.into());
+    push("-drive");
+    push(&format!("format=raw,file={}", image.display()));
+    push("-serial");
+    push("stdio");
+    push("-display");
+    push("none");
+    push("-no-reboot");
+    push("-device");
+    push("isa-debug-exit,iobase=0xf4,iosize=0x04");
+    // `max` gives TCG guests machine-check architecture (MCA) and x2APIC.
+    push("-cpu");
+    push("max");
+    push("-accel");
+    push(match cli.accel {
+        Accel::Tcg => "tcg",
+        Accel::Kvm => "kvm",
+    });
+    push("-smp");
+    push(&cli.smp.to_string());
+    push("-m");
+    push(&format!("{}M", cli.mem));
+    if let Some(file) = cmdline_file {
+        // A file, not `string=`: no escaping of commas, any bytes pass unchanged.
+        push("-fw_cfg");
+        push(&format!("name={FW_CFG_CMDLINE},file={}", file.display()));
+    }
+    if let Some(sock) = &cli.monitor {
+        push("-monitor");
+        push(&format!("unix:{},server=on,wait=off", sock.display()));
+    }
+    if cli.gdb {
+        push("-s");
+        push("-S");
+    }
+    args.extend(cli.qemu_args.iter().cloned());
+    args
+}
+
+/// The kernel command line: the words after `--`, joined by spaces.
+pub fn joined_cmdline(words: &[OsString]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, w) in words.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(w.as_bytes());
+    }
+    out
+}
+
+/// Removes the temporary command-line file when the run ends.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+pub fn run(cli: &Cli) -> Result<Outcome, String> {
+    let image = Path::new(BIOS_IMAGE);
+    if !image.exists() {
+        return Err(format!("disk image {} is missing; run `cargo build`", image.display()));
+    }
+    let cmdline_file = if cli.cmdline.is_empty() {
+        None
+    } else {
+        let path = std::env::temp_dir().join(format!("tristack-cmdline-{}", std::process::id()));
+        std::fs::write(&path, joined_cmdline(&cli.cmdline))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        Some(TempFile(path))
+    };
+    let stdin_is_terminal = std::io::stdin().is_terminal();
+    let timeout = match (cli.gdb, cli.timeout) {
+        (true, None) => 0,
+        (_, Some(t)) => t,
+        (false, None) if stdin_is_terminal => 0,
+        (false, None) => DEFAULT_NONINTERACTIVE_TIMEOUT,
+    };
+    if cli.gdb {
+        eprintln!("tristack-run: QEMU waits for gdb on localhost:1234; in another terminal run:");
+        eprintln!("  gdb {KERNEL_ELF} -ex 'target remote :1234'");
+    }
+    let mut log = match &cli.serial_log {
+        Some(p) => Some(File::create(p).map_err(|e| format!("--serial-log {}: {e}", p.display()))?),
+        None => None,
+    };
+
+    let mut child = Command::new(QEMU)
+        .args(qemu_args(cli, image, cmdline_file.as_ref().map(|f| f.0.as_path())))
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| {
+            format!("cannot start {QEMU}: {e} (install it: apt-get install qemu-system-x86)")
+        })?;
+
+    // Copy the serial console to our stdout (and the log) as it arrives.
+    let mut serial = child.stdout.take().expect("stdout is piped");
+    let copier = thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut stdout = std::io::stdout();
+        let mut last = b'\n';
+        loop {
+            match serial.read(&mut buf) {
+                Ok(0) | Err(_) => break last,
+                Ok(n) => {
+                    last = buf[n - 1];
+                    let _ = stdout.write_all(&buf[..n]);
+                    let _ = stdout.flush();
+                    if let Some(f) = log.as_mut() {
+                        let _ = f.write_all(&buf[..n]);
+                    }
+                }
+            }
+        }
+    });
+
+    let deadline = (timeout > 0).then(|| Instant::now() + Duration::from_secs(timeout));
+    let outcome = loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("waiting for QEMU: {e}"))? {
+            break Outcome::from_qemu_status(status.code());
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Outcome::Timeout(timeout);
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    // Start the runner's own message on a fresh line (e.g. after a prompt).
+    if copier.join().is_ok_and(|last| last != b'\n') && outcome.message().is_some() {
+        eprintln!();
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args_of(argv: &[&str]) -> Vec<String> {
+        let cli = Cli::try_parse_from(argv).unwrap();
+        qemu_args(&cli, Path::new("/img"), Some(Path::new("/cmd")))
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_tcg_two_cpus_256_mib() {
+        let a = args_of(&["run"]);
+        let s = a.join(" ");
+        assert!(s.contains("-accel tcg"), "{s}");
+        assert!(s.contains("-smp 2"), "{s}");
+        assert!(s.contains("-m 256M"), "{s}");
+        assert!(s.contains("-serial stdio -display none -no-reboot"), "{s}");
+        assert!(s.contains("isa-debug-exit,iobase=0xf4,iosize=0x04"), "{s}");
+        assert!(s.contains("name=opt/tristack/cmdline,file=/cmd"), "{s}");
+        assert!(!s.contains("-S"), "{s}");
+    }
+
+    #[test]
+    fn options_reach_qemu() {
+        let a = args_of(&[
+            "run", "--accel", "kvm", "--smp", "4", "--mem", "512", "--gdb", "--monitor", "/m.sock",
+            "--qemu-arg", "-d", "--qemu-arg", "int",
+        ]);
+        let s = a.join(" ");
+        assert!(s.contains("-accel kvm -smp 4 -m 512M"), "{s}");
+        assert!(s.contains("-monitor unix:/m.sock,server=on,wait=off"), "{s}");
+        assert!(s.contains("-s -S"), "{s}");
+        assert!(s.ends_with("-d int"), "{s}");
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors() {
+        for bad in [
+            &["run", "--accel", "hvf"][..],
+            &["run", "--smp", "0"],
+            &["run", "--smp", "x"],
+            &["run", "--mem", "1"],
+            &["run", "--frobnicate"],
+        ] {
+            let err = Cli::try_parse_from(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cmdline_after_options_or_double_dash() {
+        let a = Cli::try_parse_from(["run", "--smp", "4", "echo", "--smp", "x"]).unwrap();
+        assert_eq!(a.smp, 4);
+        assert_eq!(joined_cmdline(&a.cmdline), b"echo --smp x");
+        let b = Cli::try_parse_from(["run", "--", "--not-an-option"]).unwrap();
+        assert_eq!(joined_cmdline(&b.cmdline), b"--not-an-option");
+    }
+
+    #[test]
+    fn cmdline_words_are_joined_with_spaces() {
+        let cli = Cli::try_parse_from(["run", "--", "echo", "a,b;", "poweroff"]).unwrap();
+        assert_eq!(joined_cmdline(&cli.cmdline), b"echo a,b; poweroff");
+    }
+}

@@ -1,0 +1,45 @@
+//! Small CPU operations: halting, reading RSP/RBP, forcing a triple fault.
+
+use core::arch::asm;
+
+/// Stop this CPU for good (interrupts off, `hlt` in a loop).
+pub fn halt_forever() -> ! {
+    loop {
+        ::x86_64::instructions::interrupts::disable();
+        ::x86_64::instructions::hlt();
+    }
+}
+
+/// The caller's frame pointer (RBP), the start of a frame-pointer walk.
+#[inline(always)]
+pub fn frame_pointer() -> u64 {
+    let rbp: u64;
+    // SAFETY: reads a register; no memory or flags are touched.
+    unsafe { asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags)) };
+    rbp
+}
+
+/// The current stack pointer.
+#[inline(always)]
+pub fn stack_pointer() -> u64 {
+    let rsp: u64;
+    // SAFETY: reads a register; no memory or flags are touched.
+    unsafe { asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
+    rsp
+}
+
+/// Load an IDT with limit 0 and execute `int3`: the #BP gate is beyond the
+/// limit → #GP, whose gate is beyond it too → #DF, likewise → triple fault,
+/// and QEMU (`-no-reboot`) exits without the kernel reporting anything.
+pub fn triple_fault() -> ! {
+    let empty = ::x86_64::structures::DescriptorTablePointer {
+        limit: 0,
+        base: ::x86_64::VirtAddr::zero(),
+    };
+    // SAFETY: deliberately fatal; nothing runs after the trap.
+    unsafe {
+        ::x86_64::instructions::tables::lidt(&empty);
+        asm!("int3", options(nomem, nostack));
+    }
+    halt_forever()
+}

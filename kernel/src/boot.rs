@@ -1,0 +1,92 @@
+//! What happens between the bootloader's jump and the shell prompt.
+
+use bootloader_api::BootInfo;
+use spin::Once;
+
+use crate::drivers::qemu_exit::{exit, ExitCode};
+use crate::drivers::{fw_cfg, serial};
+use crate::{mm, println, shell};
+
+/// Facts from the bootloader that later code and ktests consult.
+#[derive(Clone, Copy, Debug)]
+pub struct BootFacts {
+    /// The stack the bootloader started us on: [bottom, top).
+    pub boot_stack: (u64, u64),
+    /// Where the whole kernel ELF file sits in memory.
+    pub kernel_file: (u64, u64),
+    /// Offset between link and run-time addresses (0 for our static kernel).
+    pub kernel_image_offset: u64,
+    pub rsdp: Option<u64>,
+}
+
+static FACTS: Once<BootFacts> = Once::new();
+
+pub fn facts() -> &'static BootFacts {
+    FACTS.get().expect("boot facts recorded first thing in start()")
+}
+
+/// Bounds of the stack holding `rsp`, if it is one the kernel knows.
+pub fn current_stack_bounds(rsp: u64) -> Option<(u64, u64)> {
+    let (bottom, top) = FACTS.get()?.boot_stack;
+    (bottom..top).contains(&rsp).then_some((bottom, top))
+}
+
+pub fn start(boot_info: &'static mut BootInfo) -> ! {
+    serial::init();
+    let stack_bottom = boot_info.kernel_stack_bottom;
+    FACTS.call_once(|| BootFacts {
+        boot_stack: (stack_bottom, stack_bottom + boot_info.kernel_stack_len),
+        kernel_file: (boot_info.kernel_addr, boot_info.kernel_len),
+        kernel_image_offset: boot_info.kernel_image_offset,
+        rsdp: boot_info.rsdp_addr.into_option(),
+    });
+    println!(
+        "tristack {} (x86_64, {}) booting",
+        env!("CARGO_PKG_VERSION"),
+        if cfg!(debug_assertions) { "debug" } else { "release" }
+    );
+    mm::init(boot_info);
+    let (usable, free) = mm::phys::counts();
+    println!(
+        "Memory: {}K/{}K available, heap {}K, vmap area {:#x}",
+        free * 4,
+        usable * 4,
+        mm::HEAP_SIZE / 1024,
+        crate::stacks::layout::VMAP_BASE
+    );
+
+    let cmdline = fw_cfg::read_file(fw_cfg::CMDLINE_FILE);
+    match cmdline.as_deref() {
+        None => println!("Command line: (none)"),
+        Some(bytes) => match core::str::from_utf8(bytes) {
+            Ok(s) if s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t') => {
+                println!("Command line: {s}")
+            }
+            _ => println!("Command line: ({} bytes, not printable text)", bytes.len()),
+        },
+    }
+    if let Some(bytes) = cmdline {
+        if !shell::run_command_line(&bytes) {
+            println!("tristack: the command line failed; ending the boot with failure");
+            exit(ExitCode::Failure);
+        }
+    }
+    shell::interactive()
+}
+
+pub mod ktests {
+    use crate::kcheck;
+    use crate::ktest::KResult;
+    use crate::stacks::layout::{region_of, KERNEL_IMAGE_BASE};
+
+    /// The kernel is a static executable: the bootloader loaded it at its link
+    /// address, so code addresses are the ELF's (nm/addr2line/gdb need no offset).
+    pub fn runs_at_link_address() -> KResult {
+        let offset = super::facts().kernel_image_offset;
+        kcheck!(offset == 0, "kernel image offset is {offset:#x}, not 0");
+        let here = runs_at_link_address as fn() -> KResult as usize as u64;
+        kcheck!(here >= KERNEL_IMAGE_BASE, "code at {here:#x}, below {KERNEL_IMAGE_BASE:#x}");
+        kcheck!(region_of(here).map(|r| r.name) == Some("kernel image"), "{here:#x} not in image");
+        Ok(())
+    }
+}

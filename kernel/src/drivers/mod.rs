@@ -1,0 +1,7 @@
+//! Devices: the serial console, QEMU's fw_cfg and isa-debug-exit.
+
+pub mod fw_cfg;
+#[cfg(target_os = "none")]
+pub mod qemu_exit;
+#[cfg(target_os = "none")]
+pub mod serial;

@@ -1,0 +1,53 @@
+//! In-kernel tests: things only real hardware state can show (page tables,
+//! the direct map, the running kernel's addresses). Run by the `ktest`
+//! command; each prints `ktest <name> ... ok|FAILED` and the run ends with
+//! `N passed, M failed`.
+
+use alloc::string::String;
+
+pub type KResult = Result<(), String>;
+
+/// Fail the current ktest with a message unless `cond` holds.
+#[macro_export]
+macro_rules! kcheck {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(alloc::format!("{} ({}:{})", format_args!($($fmt)+), file!(), line!()));
+        }
+    };
+}
+
+pub struct KTest {
+    pub name: &'static str,
+    pub run: fn() -> KResult,
+}
+
+/// Every ktest, in the order they run. Bodies live next to the code they test.
+pub static TESTS: &[KTest] = &[
+    KTest { name: "kernel_runs_at_link_address", run: crate::boot::ktests::runs_at_link_address },
+    KTest { name: "direct_map_covers_ram", run: crate::mm::ktests::direct_map_covers_ram },
+    KTest { name: "frames_alloc_free", run: crate::mm::ktests::frames_alloc_free },
+    KTest { name: "heap_alloc_free", run: crate::mm::ktests::heap_alloc_free },
+    KTest { name: "vmap_map_touch_free", run: crate::mm::ktests::vmap_map_touch_free },
+    KTest { name: "vmap_thread_size_aligned", run: crate::mm::ktests::vmap_thread_size_aligned },
+];
+
+/// Run the tests whose name contains `filter`; returns (passed, failed).
+pub fn run(filter: Option<&str>) -> (usize, usize) {
+    let (mut passed, mut failed) = (0, 0);
+    for t in TESTS.iter().filter(|t| filter.is_none_or(|f| t.name.contains(f))) {
+        crate::print!("ktest {} ... ", t.name);
+        match (t.run)() {
+            Ok(()) => {
+                crate::println!("ok");
+                passed += 1;
+            }
+            Err(why) => {
+                crate::println!("FAILED: {why}");
+                failed += 1;
+            }
+        }
+    }
+    crate::println!("{passed} passed, {failed} failed");
+    (passed, failed)
+}

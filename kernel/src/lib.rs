@@ -1,0 +1,23 @@
+//! tristack: a bare-metal x86_64 kernel whose subject is kernel stacks.
+//!
+//! Every module is declared here. Pure logic (layout arithmetic, frame and vmap
+//! bookkeeping, command-line parsing, line editing) also compiles for the host,
+//! where `cargo test` runs its unit tests; everything that touches hardware is
+//! compiled only for the bare-metal target (`target_os = "none"`).
+
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod stacks;
+pub mod mm;
+pub mod shell;
+pub mod drivers;
+pub mod debug;
+
+#[cfg(target_os = "none")]
+pub mod arch;
+#[cfg(target_os = "none")]
+pub mod ktest;
+#[cfg(target_os = "none")]
+pub mod boot;

@@ -1,0 +1,80 @@
+//! The physical frame allocator: a `FrameBitmap` built from the boot memory
+//! map, stored in usable memory and reached through the direct map.
+
+use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
+use spin::Mutex;
+use x86_64::structures::paging::{PhysFrame, Size4KiB};
+use x86_64::PhysAddr;
+
+use super::frame::{FrameBitmap, FrameError, Pfn};
+use crate::stacks::layout::{DIRECT_MAP_BASE, PAGE_SIZE};
+
+/// Frames below 1 MiB are never handed out: BIOS data, and later the SMP
+/// trampoline, which must live there.
+const LOW_MEMORY_END: u64 = 0x10_0000;
+
+static FRAMES: Mutex<Option<FrameBitmap<'static>>> = Mutex::new(None);
+
+/// Virtual address of physical `pa` in the direct map.
+pub fn phys_to_virt(pa: u64) -> *mut u8 {
+    (DIRECT_MAP_BASE + pa) as *mut u8
+}
+
+/// Build the allocator from the bootloader's memory map.
+pub fn init(regions: &MemoryRegions) {
+    let usable = || {
+        regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable).map(|r| {
+            let start = r.start.max(LOW_MEMORY_END).next_multiple_of(PAGE_SIZE) / PAGE_SIZE;
+            let end = r.end / PAGE_SIZE;
+            start..end.max(start)
+        })
+    };
+    let max_pfn = usable().map(|r| r.end).max().expect("no usable memory");
+    let words = max_pfn.div_ceil(64) as usize;
+    // Two bitmaps (in use, usable) live in the first usable range that fits them.
+    let storage_frames = (2 * words * 8).div_ceil(PAGE_SIZE as usize) as u64;
+    let home = usable()
+        .find(|r| r.end - r.start >= storage_frames)
+        .expect("no room for the frame bitmap");
+    let base = phys_to_virt(home.start * PAGE_SIZE) as *mut u64;
+    // SAFETY: `home` is usable RAM that nothing else owns yet (the allocator
+    // is not built), mapped writable by the direct map; the two slices are
+    // disjoint and live forever because those frames are reserved below.
+    let (bits, usable_bits) = unsafe {
+        (
+            core::slice::from_raw_parts_mut(base, words),
+            core::slice::from_raw_parts_mut(base.add(words), words),
+        )
+    };
+    let mut fb = FrameBitmap::new(bits, usable_bits);
+    for r in usable() {
+        fb.add_usable(r);
+    }
+    fb.reserve(home.start..home.start + storage_frames);
+    *FRAMES.lock() = Some(fb);
+}
+
+fn with<R>(f: impl FnOnce(&mut FrameBitmap<'static>) -> R) -> R {
+    f(FRAMES.lock().as_mut().expect("mm::phys used before init"))
+}
+
+pub fn alloc_frame() -> Option<PhysFrame<Size4KiB>> {
+    let pfn = with(|fb| fb.alloc())?;
+    Some(PhysFrame::containing_address(PhysAddr::new(pfn * PAGE_SIZE)))
+}
+
+/// `count` physically contiguous frames; returns the first.
+pub fn alloc_contiguous(count: u64) -> Option<PhysFrame<Size4KiB>> {
+    let pfn = with(|fb| fb.alloc_contiguous(count))?;
+    Some(PhysFrame::containing_address(PhysAddr::new(pfn * PAGE_SIZE)))
+}
+
+pub fn free_frame(frame: PhysFrame<Size4KiB>) -> Result<(), FrameError> {
+    let pfn: Pfn = frame.start_address().as_u64() / PAGE_SIZE;
+    with(|fb| fb.free(pfn))
+}
+
+/// (usable, free) frame counts.
+pub fn counts() -> (u64, u64) {
+    with(|fb| (fb.usable_frames(), fb.free_frames()))
+}

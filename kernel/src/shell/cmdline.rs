@@ -1,0 +1,191 @@
+//! Parsing the kernel command line and shell input into commands.
+//!
+//! The command line is a `;`-separated list of shell commands; each command is
+//! whitespace-separated words. Everything here is pure: the bytes may come
+//! from anywhere (fw_cfg, the serial port), and any input yields either
+//! commands or an error that says what was wrong.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// Longest command line accepted, in bytes.
+pub const COMMAND_LINE_MAX: usize = 4096;
+
+/// One command: its name and arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command<'a> {
+    pub name: &'a str,
+    pub args: Vec<&'a str>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CmdlineError {
+    TooLong { len: usize },
+    NotUtf8 { offset: usize, byte: u8 },
+    ControlChar { offset: usize, byte: u8 },
+}
+
+impl fmt::Display for CmdlineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            CmdlineError::TooLong { len } => write!(
+                f,
+                "command line is {len} bytes; the limit is {COMMAND_LINE_MAX}"
+            ),
+            CmdlineError::NotUtf8 { offset, byte } => write!(
+                f,
+                "command line is not valid UTF-8: byte {byte:#04x} at offset {offset}"
+            ),
+            CmdlineError::ControlChar { offset, byte } => write!(
+                f,
+                "command line has control character {byte:#04x} at offset {offset}; \
+                 only printable text, spaces, tabs and newlines are allowed"
+            ),
+        }
+    }
+}
+
+/// Split `bytes` into commands. Empty commands (`;;`, trailing `;`) are skipped.
+pub fn parse(bytes: &[u8]) -> Result<Vec<Command<'_>>, CmdlineError> {
+    if bytes.len() > COMMAND_LINE_MAX {
+        return Err(CmdlineError::TooLong { len: bytes.len() });
+    }
+    let text = core::str::from_utf8(bytes).map_err(|e| CmdlineError::NotUtf8 {
+        offset: e.valid_up_to(),
+        byte: bytes[e.valid_up_to()],
+    })?;
+    if let Some((offset, byte)) = text
+        .bytes()
+        .enumerate()
+        .find(|&(_, b)| b.is_ascii_control() && !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        return Err(CmdlineError::ControlChar { offset, byte });
+    }
+    Ok(text
+        .split([';', '\n'])
+        .filter_map(|part| {
+            let mut words = part.split_whitespace();
+            let name = words.next()?;
+            Some(Command { name, args: words.collect() })
+        })
+        .collect())
+}
+
+/// Why a command's arguments were rejected; the shell prints `error: <this>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArgError(pub String);
+
+impl fmt::Display for ArgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Require exactly no arguments.
+pub fn no_args(cmd: &str, args: &[&str]) -> Result<(), ArgError> {
+    match args.first() {
+        None => Ok(()),
+        Some(extra) => Err(ArgError(alloc::format!(
+            "{cmd}: unexpected argument '{extra}'; usage: {cmd}"
+        ))),
+    }
+}
+
+/// Parse a decimal or `0x` hexadecimal number within `range`.
+pub fn number(
+    cmd: &str,
+    what: &str,
+    arg: &str,
+    range: core::ops::RangeInclusive<u64>,
+) -> Result<u64, ArgError> {
+    let parsed = match arg.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => arg.parse::<u64>(),
+    };
+    match parsed {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(ArgError(alloc::format!(
+            "{cmd}: {what} must be a number from {} to {}, not '{arg}'",
+            range.start(),
+            range.end()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(s: &str) -> Vec<(String, Vec<String>)> {
+        parse(s.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.name.into(), c.args.iter().map(|a| a.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn semicolons_separate_commands_in_order() {
+        assert_eq!(
+            names(" echo  hello world ;;stacks; poweroff ;"),
+            vec![
+                ("echo".into(), vec!["hello".into(), "world".into()]),
+                ("stacks".into(), vec![]),
+                ("poweroff".into(), vec![]),
+            ]
+        );
+        assert!(names("   ").is_empty());
+        assert!(names("").is_empty());
+    }
+
+    #[test]
+    fn newlines_also_separate_commands() {
+        assert_eq!(names("echo a\npoweroff\n").len(), 2);
+    }
+
+    #[test]
+    fn bad_bytes_are_located() {
+        assert_eq!(parse(b"echo \xff"), Err(CmdlineError::NotUtf8 { offset: 5, byte: 0xff }));
+        assert_eq!(parse(b"echo\x07"), Err(CmdlineError::ControlChar { offset: 4, byte: 7 }));
+        assert_eq!(parse(b"a\0b"), Err(CmdlineError::ControlChar { offset: 1, byte: 0 }));
+        let long = vec![b'a'; COMMAND_LINE_MAX + 1];
+        assert_eq!(parse(&long), Err(CmdlineError::TooLong { len: COMMAND_LINE_MAX + 1 }));
+        assert!(parse(&long[1..]).is_ok());
+    }
+
+    #[test]
+    fn any_bytes_parse_or_error_without_panicking() {
+        let mut x = 0x853c_49e6_748f_ea9bu64;
+        for len in 0..3000usize {
+            let bytes: Vec<u8> = (0..len % 700)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // Bias towards the interesting bytes: separators, ASCII, high bytes.
+                    match x % 4 {
+                        0 => b";; \t\n"[(x >> 8) as usize % 5],
+                        1 => b'a' + (x >> 8) as u8 % 26,
+                        _ => (x >> 16) as u8,
+                    }
+                })
+                .collect();
+            match parse(&bytes) {
+                Ok(cmds) => assert!(cmds.iter().all(|c| !c.name.is_empty())),
+                Err(e) => assert!(!alloc::format!("{e}").is_empty()),
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_in_range_decimal_or_hex() {
+        assert_eq!(number("db", "N", "3", 1..=3), Ok(3));
+        assert_eq!(number("db", "N", "0x2", 1..=3), Ok(2));
+        let e = number("db", "N", "4", 1..=3).unwrap_err();
+        assert_eq!(e.0, "db: N must be a number from 1 to 3, not '4'");
+        assert!(number("db", "N", "-1", 1..=3).is_err());
+        assert!(number("db", "N", "", 1..=3).is_err());
+        assert!(no_args("help", &["x"]).unwrap_err().0.contains("unexpected argument 'x'"));
+    }
+}

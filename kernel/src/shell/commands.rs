@@ -1,0 +1,152 @@
+//! The command table. Each command: name, usage, one help line, handler.
+
+use alloc::string::String;
+
+use super::cmdline::{self, ArgError};
+use crate::drivers::qemu_exit::{exit, ExitCode};
+use crate::mm::{self, phys, vmalloc};
+use crate::stacks::layout::{PAGE_SIZE, VMAP_BASE, VMAP_SIZE};
+use crate::{arch, ktest, println};
+
+pub enum CmdError {
+    /// Bad arguments: the message names what is valid.
+    Usage(ArgError),
+    /// The command ran and failed.
+    Failed(String),
+}
+
+impl From<ArgError> for CmdError {
+    fn from(e: ArgError) -> Self {
+        CmdError::Usage(e)
+    }
+}
+
+pub type CmdResult = Result<(), CmdError>;
+
+pub struct Spec {
+    pub name: &'static str,
+    /// Arguments as shown by `help` ("" for none).
+    pub usage: &'static str,
+    pub help: &'static str,
+    pub run: fn(&[&str]) -> CmdResult,
+}
+
+pub static COMMANDS: &[Spec] = &[
+    Spec { name: "help", usage: "[COMMAND]", help: "list commands, or show one", run: help },
+    Spec { name: "echo", usage: "[WORD...]", help: "print the words", run: echo },
+    Spec { name: "meminfo", usage: "", help: "free/used frames, heap and vmap area usage", run: meminfo },
+    Spec { name: "ktest", usage: "[FILTER]", help: "run the in-kernel tests (names containing FILTER)", run: ktest_cmd },
+    Spec { name: "panic", usage: "[MESSAGE...]", help: "Rust panic: the panic path, then failure", run: panic_cmd },
+    Spec { name: "triple-fault", usage: "", help: "load an empty IDT and trap: the CPU resets", run: triple_fault },
+    Spec { name: "fail", usage: "", help: "end the boot reporting failure (runner status 1)", run: fail },
+    Spec { name: "poweroff", usage: "", help: "end the boot reporting success (runner status 0)", run: poweroff },
+];
+
+pub fn find(name: &str) -> Option<&'static Spec> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+/// "help, echo, ..." for error messages.
+pub fn names() -> String {
+    let mut s = String::new();
+    for (i, c) in COMMANDS.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(c.name);
+    }
+    s
+}
+
+fn help(args: &[&str]) -> CmdResult {
+    let show = |c: &Spec| {
+        let left = alloc::format!("{} {}", c.name, c.usage);
+        println!("  {:<24} {}", left.trim_end(), c.help);
+    };
+    match args {
+        [] => COMMANDS.iter().for_each(show),
+        [name] => show(find(name).ok_or_else(|| {
+            ArgError(alloc::format!("help: no command '{name}'; commands: {}", names()))
+        })?),
+        [_, extra, ..] => {
+            return Err(ArgError(alloc::format!(
+                "help: unexpected argument '{extra}'; usage: help [COMMAND]"
+            ))
+            .into())
+        }
+    }
+    Ok(())
+}
+
+fn echo(args: &[&str]) -> CmdResult {
+    println!("{}", args.join(" "));
+    Ok(())
+}
+
+fn meminfo(args: &[&str]) -> CmdResult {
+    cmdline::no_args("meminfo", args)?;
+    let (usable, free) = phys::counts();
+    let (heap_size, heap_used) = mm::heap_usage();
+    let vm = vmalloc::stats();
+    println!("frames:  {usable} usable, {free} free, {} used (4 KiB each)", usable - free);
+    println!(
+        "memory:  {} KiB usable, {} KiB free",
+        usable * PAGE_SIZE / 1024,
+        free * PAGE_SIZE / 1024
+    );
+    println!("heap:    {} KiB, {heap_used} bytes used", heap_size / 1024);
+    println!(
+        "vmap:    {VMAP_BASE:#x}-{:#x}, {} areas, {} KiB mapped, {} KiB reserved with guards",
+        VMAP_BASE + VMAP_SIZE - 1,
+        vm.areas,
+        vm.mapped / 1024,
+        vm.reserved / 1024
+    );
+    Ok(())
+}
+
+fn ktest_cmd(args: &[&str]) -> CmdResult {
+    let filter = match args {
+        [] => None,
+        [f] => Some(*f),
+        [_, extra, ..] => {
+            return Err(ArgError(alloc::format!(
+                "ktest: unexpected argument '{extra}'; usage: ktest [FILTER]"
+            ))
+            .into())
+        }
+    };
+    match ktest::run(filter) {
+        (0, 0) => Err(CmdError::Usage(ArgError(alloc::format!(
+            "ktest: no test name contains '{}'",
+            filter.unwrap_or("")
+        )))),
+        (_, 0) => Ok(()),
+        (_, failed) => Err(CmdError::Failed(alloc::format!("{failed} ktest(s) failed"))),
+    }
+}
+
+fn panic_cmd(args: &[&str]) -> CmdResult {
+    if args.is_empty() {
+        panic!("panic command");
+    }
+    panic!("{}", args.join(" "));
+}
+
+fn triple_fault(args: &[&str]) -> CmdResult {
+    cmdline::no_args("triple-fault", args)?;
+    println!("triple-fault: loading an empty IDT and executing int3");
+    arch::cpu::triple_fault()
+}
+
+fn fail(args: &[&str]) -> CmdResult {
+    cmdline::no_args("fail", args)?;
+    println!("fail: reporting failure to the runner");
+    exit(ExitCode::Failure)
+}
+
+fn poweroff(args: &[&str]) -> CmdResult {
+    cmdline::no_args("poweroff", args)?;
+    println!("poweroff: reporting success to the runner");
+    exit(ExitCode::Success)
+}

@@ -1,0 +1,13 @@
+//! The serial shell: every demo is a command, run from the kernel command
+//! line (`;`-separated) or typed at the `tristack> ` prompt.
+
+pub mod cmdline;
+pub mod line;
+
+#[cfg(target_os = "none")]
+mod commands;
+#[cfg(target_os = "none")]
+mod repl;
+
+#[cfg(target_os = "none")]
+pub use repl::{run_command_line, interactive};
