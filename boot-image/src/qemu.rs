@@ -23,7 +23,8 @@ pub fn qemu_args(cli: &Cli, image: &Path, cmdline_file: Option<&Path>) -> Vec<Os
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |s: &str| args.push(s.into());
     push("-drive");
-    push(&format!("format=raw,file={}", image.display()));
+    // snapshot: writes stay private to this run, so many boots can share one image.
+    push(&format!("format=raw,file={},snapshot=on", image.display()));
     push("-serial");
     push("stdio");
     push("-display");

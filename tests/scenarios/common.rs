@@ -1,0 +1,163 @@
+//! Booting the kernel through the real runner binary and looking at what it said.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The runner, built by cargo as an artifact dependency.
+pub const RUNNER: &str = env!("CARGO_BIN_FILE_BOOT_IMAGE_boot-image");
+
+/// Generous: tests run in parallel on a 2-core machine under TCG.
+pub const TIMEOUT_SECS: u64 = 90;
+
+#[derive(Debug)]
+pub struct Run {
+    /// Runner exit status (None: killed by a signal).
+    pub status: Option<i32>,
+    /// The serial console.
+    pub serial: String,
+    /// The runner's own messages.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panic with the whole console unless `needle` was printed.
+    #[track_caller]
+    pub fn expect(&self, needle: &str) -> &Self {
+        assert!(self.serial.contains(needle), "expected {needle:?} on the console:\n{self}");
+        self
+    }
+
+    #[track_caller]
+    pub fn expect_not(&self, needle: &str) -> &Self {
+        assert!(!self.serial.contains(needle), "did not expect {needle:?}:\n{self}");
+        self
+    }
+
+    /// Panic if some console line is exactly `line` (a command's output, not its echo).
+    #[track_caller]
+    pub fn expect_no_line(&self, line: &str) -> &Self {
+        assert!(!self.kernel_lines().contains(&line), "did not expect the line {line:?}:\n{self}");
+        self
+    }
+
+    #[track_caller]
+    pub fn expect_status(&self, status: i32) -> &Self {
+        assert_eq!(self.status, Some(status), "runner exit status:\n{self}");
+        self
+    }
+
+    /// The console lines after the kernel's own banner (skips bootloader logs).
+    pub fn kernel_lines(&self) -> Vec<&str> {
+        let start = self.serial.find("tristack ").unwrap_or(0);
+        self.serial[start..].lines().collect()
+    }
+
+    /// Index of the first kernel line equal to `line`, or panic.
+    #[track_caller]
+    pub fn line_index(&self, line: &str) -> usize {
+        self.kernel_lines()
+            .iter()
+            .position(|l| *l == line)
+            .unwrap_or_else(|| panic!("no line {line:?}:\n{self}"))
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "--- status {:?}\n--- serial\n{}\n--- stderr\n{}",
+            self.status, self.serial, self.stderr
+        )
+    }
+}
+
+/// Run the runner with `args` (options, then `--`, then the command line).
+pub fn runner(args: &[&str]) -> Run {
+    runner_bytes(args, None, None)
+}
+
+/// Boot with a kernel command line and the default test timeout.
+pub fn boot(cmdline: &str) -> Run {
+    let timeout = TIMEOUT_SECS.to_string();
+    runner(&["--timeout", &timeout, "--", cmdline])
+}
+
+/// General form: `cmdline` as raw bytes (may be non-UTF-8); `typed` is sent
+/// to the serial port once the interactive prompt has appeared.
+pub fn runner_bytes(args: &[&str], cmdline: Option<&[u8]>, typed: Option<&[u8]>) -> Run {
+    use std::os::unix::ffi::OsStrExt;
+    let mut cmd = Command::new(RUNNER);
+    cmd.args(args);
+    if let Some(bytes) = cmdline {
+        cmd.arg("--").arg(std::ffi::OsStr::from_bytes(bytes));
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the runner");
+    let mut stdin = child.stdin.take();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+            let _ = tx.send(buf[..n].to_vec());
+        }
+        all
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    if let Some(input) = typed {
+        // Wait for the prompt: the UART drops what arrives before the kernel
+        // has initialised it.
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(TIMEOUT_SECS);
+        while !String::from_utf8_lossy(&seen).contains("tristack> ") {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(chunk) => seen.extend(chunk),
+                Err(mpsc::RecvTimeoutError::Timeout) if std::time::Instant::now() < deadline => {}
+                Err(_) => break,
+            }
+        }
+        if let Some(mut s) = stdin.take() {
+            let _ = s.write_all(input);
+        }
+    }
+    let status = child.wait().expect("wait for the runner");
+    drop(stdin);
+    let serial = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+    Run { status: status.code(), serial, stderr: err_reader.join().unwrap() }
+}
+
+/// A fresh token to echo, so a test can only pass if the command really ran.
+pub fn token(tag: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{tag}-{:x}", nanos ^ (std::process::id() as u128) << 64)
+}
+
+/// Deterministic pseudo-random bytes (xorshift), printable in failure messages by seed.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

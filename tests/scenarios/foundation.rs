@@ -1,0 +1,183 @@
+//! The foundation: boot, command line, shell, exit statuses, memory.
+
+use crate::common::*;
+
+#[test]
+fn poweroff_after_commands_exits_0() {
+    let t = token("hello");
+    let run = boot(&format!("echo {t}; poweroff"));
+    run.expect_status(0);
+    // The echoed token comes after the echoed command, and poweroff after it.
+    let echoed = run.line_index(&t);
+    assert_eq!(run.kernel_lines()[echoed - 1], format!("tristack> echo {t}"), "{run}");
+    assert!(run.line_index("tristack> poweroff") > echoed, "{run}");
+}
+
+#[test]
+fn fail_exits_1() {
+    let t = token("before");
+    let run = boot(&format!("echo {t}; fail; echo after-{t}"));
+    run.expect_status(1).expect(&format!("\n{t}\n")).expect_no_line(&format!("after-{t}"));
+    assert!(run.stderr.contains("kernel reported failure"), "{run}");
+}
+
+#[test]
+fn unknown_command_ends_the_boot_with_an_error_naming_valid_commands() {
+    let t = token("after");
+    let run = boot(&format!("frobnicate now; echo {t}; poweroff"));
+    run.expect_status(1).expect_no_line(&t);
+    let line = run.kernel_lines().into_iter().find(|l| l.starts_with("error: unknown command"))
+        .unwrap_or_else(|| panic!("no error line:\n{run}")).to_string();
+    assert!(line.starts_with("error: unknown command 'frobnicate'; valid commands: "), "{line}");
+    for valid in ["help", "echo", "meminfo", "ktest", "panic", "triple-fault", "fail", "poweroff"] {
+        assert!(line.contains(valid), "{valid} missing from {line}");
+    }
+}
+
+#[test]
+fn malformed_arguments_are_usage_errors() {
+    let run = boot("meminfo please; poweroff");
+    run.expect_status(1)
+        .expect("error: meminfo: unexpected argument 'please'; usage: meminfo")
+        .expect_not("poweroff: reporting success");
+}
+
+#[test]
+fn panic_prints_message_location_trace_and_end_marker_then_exits_1() {
+    let t = token("boom");
+    let run = boot(&format!("panic {t}"));
+    run.expect_status(1);
+    let lines = run.kernel_lines();
+    let head = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("Kernel panic - not syncing: {t} (kernel/src/")))
+        .unwrap_or_else(|| panic!("no panic line:\n{run}"));
+    assert_eq!(lines[head + 1], "Call Trace:", "{run}");
+    // At least the shell and boot frames: kernel text addresses, in brackets.
+    let frames = lines[head + 2..].iter().take_while(|l| l.starts_with(" [<")).count();
+    assert!(frames >= 3, "expected a frame-pointer trace:\n{run}");
+    for l in &lines[head + 2..head + 2 + frames] {
+        let addr = u64::from_str_radix(&l[3..19], 16).unwrap();
+        assert!(addr >= 0xffff_ffff_8000_0000, "{l} is not a kernel text address");
+    }
+    assert_eq!(lines[head + 2 + frames], format!("---[ end Kernel panic - not syncing: {t} ]---"));
+}
+
+#[test]
+fn triple_fault_exits_3() {
+    let run = boot("triple-fault");
+    run.expect_status(3).expect("triple-fault: loading an empty IDT");
+    assert!(run.stderr.contains("guest reset without reporting"), "{run}");
+}
+
+#[test]
+fn ktest_passes_and_counts_every_test() {
+    let run = boot("ktest; poweroff");
+    run.expect_status(0);
+    let lines = run.kernel_lines();
+    let ok = lines.iter().filter(|l| l.starts_with("ktest ") && l.ends_with(" ... ok")).count();
+    let failed = lines.iter().filter(|l| l.starts_with("ktest ") && l.contains("FAILED")).count();
+    assert_eq!(failed, 0, "{run}");
+    assert!(ok >= 6, "{run}");
+    run.expect(&format!("\n{ok} passed, 0 failed\n"));
+    run.expect("ktest vmap_map_touch_free ... ok");
+}
+
+#[test]
+fn ktest_filter_that_matches_nothing_is_an_error() {
+    let run = boot("ktest no_such_test; poweroff");
+    run.expect_status(1).expect("error: ktest: no test name contains 'no_such_test'");
+}
+
+#[test]
+fn meminfo_frames_add_up_and_vmap_is_in_the_map() {
+    let run = boot("meminfo; poweroff");
+    run.expect_status(0);
+    let line = run.kernel_lines().into_iter().find(|l| l.starts_with("frames:"))
+        .unwrap_or_else(|| panic!("{run}")).to_string();
+    let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    // "frames:  U usable, F free, X used (4 KiB each)"
+    assert!(nums.len() >= 3 && nums[0] == nums[1] + nums[2], "{line}");
+    // 256 MiB guest: most of it is usable, little is used at the prompt.
+    assert!(nums[0] * 4 > 200 * 1024 && nums[2] < nums[0] / 4, "{line}");
+    run.expect("vmap:    0xffffc90000000000-");
+}
+
+#[test]
+fn timeout_kills_qemu_and_exits_124() {
+    let t = token("waiting");
+    let run = runner(&["--timeout", "10", "--", &format!("echo {t}")]);
+    run.expect_status(124).expect(&t);
+    assert!(run.serial.trim_end().ends_with("tristack>"), "shell should be waiting:\n{run}");
+    assert!(run.stderr.contains("timeout: killed QEMU after 10 s (--timeout 10)"), "{run}");
+}
+
+#[test]
+fn random_bytes_on_the_command_line_give_a_clear_error() {
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    // argv cannot carry NUL; every other byte value may appear.
+    let bytes: Vec<u8> = random_bytes(seed, 4096).into_iter().map(|b| b.max(1)).collect();
+    let timeout = TIMEOUT_SECS.to_string();
+    let run = runner_bytes(&["--timeout", &timeout], Some(&bytes), None);
+    assert_eq!(run.status, Some(1), "seed {seed}:\n{run}");
+    assert!(
+        run.serial.contains("error: command line is not valid UTF-8")
+            || run.serial.contains("error: command line has control character")
+            || run.serial.contains("error: unknown command"),
+        "seed {seed}:\n{run}"
+    );
+    run.expect("tristack: the command line failed; ending the boot with failure");
+}
+
+#[test]
+fn an_overlong_command_line_is_refused() {
+    let long = format!("echo {}; poweroff", "x".repeat(5000));
+    let run = boot(&long);
+    run.expect_status(1).expect("error: command line is 5015 bytes; the limit is 4096");
+}
+
+#[test]
+fn typed_commands_reach_the_interactive_shell() {
+    let t = token("typed");
+    let typed = format!("ech\x7fho {t}\rnosuch\rpoweroff\r");
+    let timeout = TIMEOUT_SECS.to_string();
+    let run = runner_bytes(&["--timeout", &timeout], None, Some(typed.as_bytes()));
+    run.expect_status(0);
+    // The line editor echoed the erase sequence, applied the backspace and ran
+    // the corrected line (a command that only exists as "echo").
+    run.expect(&format!("tristack> ech\x08 \x08ho {t}\n{t}\n"));
+    // An unknown command at the prompt is an error, not the end of the boot.
+    run.expect("error: unknown command 'nosuch'").expect("poweroff: reporting success");
+}
+
+#[test]
+fn runner_usage_errors_exit_2_without_booting() {
+    for args in [&["--smp", "0"][..], &["--accel", "hvf"], &["--mem", "lots"], &["--frobnicate"]] {
+        let run = runner(args);
+        assert_eq!(run.status, Some(2), "{args:?}: {run}");
+        assert!(run.stderr.starts_with("error:") && run.stderr.contains("--help"), "{args:?}: {run}");
+        assert!(run.serial.is_empty(), "{args:?} booted anyway: {run}");
+    }
+}
+
+#[test]
+fn image_only_prints_an_existing_disk_image() {
+    let run = runner(&["--image-only"]);
+    assert_eq!(run.status, Some(0), "{run}");
+    let path = run.serial.trim();
+    assert!(path.ends_with(".img") && std::path::Path::new(path).is_file(), "{run}");
+}
+
+#[test]
+fn serial_log_holds_the_console() {
+    let t = token("logged");
+    let log = std::env::temp_dir().join(format!("{t}.log"));
+    let timeout = TIMEOUT_SECS.to_string();
+    let log_arg = log.to_str().unwrap();
+    let run = runner(&["--timeout", &timeout, "--serial-log", log_arg, "--", &format!("echo {t}; poweroff")]);
+    run.expect_status(0);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    assert_eq!(logged, run.serial);
+    assert!(logged.contains(&format!("\n{t}\n")));
+}

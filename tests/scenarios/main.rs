@@ -1,0 +1,6 @@
+//! Scenario tests: each boots the kernel through the runner with a command
+//! line and asserts on the serial output and the runner's exit status.
+
+mod common;
+
+mod foundation;
