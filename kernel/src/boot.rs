@@ -25,10 +25,9 @@ pub fn facts() -> &'static BootFacts {
     FACTS.get().expect("boot facts recorded first thing in start()")
 }
 
-/// Bounds of the stack holding `rsp`, if it is one the kernel knows.
-pub fn current_stack_bounds(rsp: u64) -> Option<(u64, u64)> {
-    let (bottom, top) = FACTS.get()?.boot_stack;
-    (bottom..top).contains(&rsp).then_some((bottom, top))
+/// The boot facts, if recorded yet (the oops path may run before).
+pub fn facts_if_ready() -> Option<&'static BootFacts> {
+    FACTS.get()
 }
 
 pub fn start(boot_info: &'static mut BootInfo) -> ! {
@@ -46,6 +45,7 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         if cfg!(debug_assertions) { "debug" } else { "release" }
     );
     mm::init(boot_info);
+    crate::arch::init_cpu(0);
     let (usable, free) = mm::phys::counts();
     println!(
         "Memory: {}K/{}K available, heap {}K, vmap area {:#x}",
@@ -53,6 +53,14 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         usable * 4,
         mm::HEAP_SIZE / 1024,
         crate::stacks::layout::VMAP_BASE
+    );
+    println!(
+        "CPU 0: GDT/TSS/IDT loaded, IST stacks in the cpu entry area at {:#x}, machine checks {}",
+        crate::stacks::layout::cea_base(0),
+        match crate::arch::mce::banks_enabled() {
+            Some(n) => alloc::format!("enabled ({n} banks)"),
+            None => "not supported by this CPU".into(),
+        }
     );
 
     let cmdline = fw_cfg::read_file(fw_cfg::CMDLINE_FILE);

@@ -30,20 +30,28 @@ pub static TESTS: &[KTest] = &[
     KTest { name: "heap_alloc_free", run: crate::mm::ktests::heap_alloc_free },
     KTest { name: "vmap_map_touch_free", run: crate::mm::ktests::vmap_map_touch_free },
     KTest { name: "vmap_thread_size_aligned", run: crate::mm::ktests::vmap_thread_size_aligned },
+    KTest { name: "ist_slots_point_at_stack_tops", run: crate::stacks::exception::ktests::ist_slots_point_at_stack_tops },
+    KTest { name: "gates_name_their_ist", run: crate::stacks::exception::ktests::gates_name_their_ist },
+    KTest { name: "estack_pages_nx_guards_unmapped", run: crate::stacks::exception::ktests::stack_pages_nx_and_guards_unmapped },
+    KTest { name: "int3_runs_on_db_stack", run: crate::stacks::exception::ktests::int3_runs_on_db_stack },
+    KTest { name: "nested_db_uses_db_then_db1", run: crate::stacks::exception::ktests::nested_db_uses_db_then_db1 },
+    KTest { name: "nmi_runs_on_nmi_stack", run: crate::stacks::exception::ktests::nmi_runs_on_nmi_stack },
+    KTest { name: "mce_runs_on_mce_stack", run: crate::stacks::exception::ktests::mce_runs_on_mce_stack },
 ];
 
 /// Run the tests whose name contains `filter`; returns (passed, failed).
 pub fn run(filter: Option<&str>) -> (usize, usize) {
     let (mut passed, mut failed) = (0, 0);
     for t in TESTS.iter().filter(|t| filter.is_none_or(|f| t.name.contains(f))) {
-        crate::print!("ktest {} ... ", t.name);
+        // The verdict comes after the run, so whatever the test printed
+        // (demos do) never splits the verdict line.
         match (t.run)() {
             Ok(()) => {
-                crate::println!("ok");
+                crate::println!("ktest {} ... ok", t.name);
                 passed += 1;
             }
             Err(why) => {
-                crate::println!("FAILED: {why}");
+                crate::println!("ktest {} ... FAILED: {why}", t.name);
                 failed += 1;
             }
         }

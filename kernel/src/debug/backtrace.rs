@@ -109,3 +109,37 @@ mod tests {
         }
     }
 }
+
+/// Deepest raw trace printed; a real chain this long means something is wrong.
+#[cfg(target_os = "none")]
+pub const MAX_FRAMES: usize = 64;
+
+/// Print ` [<address>]` for each frame of the chain starting at `rbp` on the
+/// stack holding `rsp` (symbols arrive with the unwinder issue).
+#[cfg(target_os = "none")]
+pub fn print_raw_trace(rbp: u64, rsp: u64) {
+    use crate::println;
+    println!("Call Trace:");
+    let Some(stack) = crate::stacks::info::stack_of(rsp) else {
+        println!(" (RSP {rsp:#x} is on no known stack; no trace)");
+        return;
+    };
+    let read = |addr: u64| {
+        // SAFETY: the walk only reads aligned words inside [bottom, top) of a
+        // known stack, which is mapped.
+        unsafe { (addr as *const u64).read() }
+    };
+    let end = walk_frame_pointers(rbp, stack.bottom, stack.top, MAX_FRAMES, read, |ret| {
+        println!(" [<{ret:016x}>]");
+    });
+    match end {
+        WalkEnd::Outermost => {}
+        // The chain continues on another stack: crossing is the unwinder's job.
+        WalkEnd::BadFramePointer(p) if crate::stacks::info::stack_of(p).is_some() => {
+            println!(" (chain continues on the {} stack at {p:#x})", crate::stacks::info::name_of(p))
+        }
+        WalkEnd::BadFramePointer(p) => println!(" (frame pointer {p:#x} outside the stack; stopped)"),
+        WalkEnd::NotAscending(p) => println!(" (frame pointer {p:#x} does not ascend; stopped)"),
+        WalkEnd::TooDeep => println!(" (more than {MAX_FRAMES} frames; stopped)"),
+    }
+}

@@ -1,6 +1,8 @@
-//! Debugging aids: the panic path and frame-pointer walking (the full
-//! cross-stack unwinder, symbols and the oops printer arrive with later issues).
+//! Debugging aids: the panic path, the oops, frame-pointer walking (the full
+//! cross-stack unwinder and symbols arrive with the backtrace issue).
 
+pub mod backtrace;
+#[cfg(target_os = "none")]
+pub mod oops;
 #[cfg(target_os = "none")]
 pub mod panic;
-pub mod backtrace;

@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 use x86_64::structures::paging::PageTableFlags as F;
 
-use super::vmalloc::{self, Guards};
+use super::vmalloc;
 use super::{paging, phys};
 use crate::kcheck;
 use crate::ktest::KResult;
@@ -49,7 +49,7 @@ pub fn heap_alloc_free() -> KResult {
 /// that the pages were mapped RW+NX, the guards never, and nothing after.
 pub fn vmap_map_touch_free() -> KResult {
     const PAGES: u64 = 4;
-    let guards = Guards { below: PAGE_SIZE, above: PAGE_SIZE };
+    let guards = vmalloc::ONE_PAGE_GUARDS;
     // The first cycle may allocate page-table frames that stay; measure the second.
     let warm = vmalloc::vmalloc_guarded(PAGES * PAGE_SIZE, PAGE_SIZE, guards)
         .map_err(|e| alloc::format!("{e}"))?;
@@ -91,7 +91,7 @@ pub fn vmap_map_touch_free() -> KResult {
 /// Thread stacks need THREAD_SIZE alignment (so a stack never straddles the
 /// boundary that masking would assume) and a guard page right below.
 pub fn vmap_thread_size_aligned() -> KResult {
-    let g = Guards { below: PAGE_SIZE, above: PAGE_SIZE };
+    let g = vmalloc::ONE_PAGE_GUARDS;
     let a = vmalloc::vmalloc_guarded(THREAD_SIZE, THREAD_SIZE, g).map_err(|e| alloc::format!("{e}"))?;
     let b = vmalloc::vmalloc_guarded(THREAD_SIZE, THREAD_SIZE, g).map_err(|e| alloc::format!("{e}"))?;
     let result = (|| {

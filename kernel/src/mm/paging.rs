@@ -14,7 +14,7 @@ use x86_64::structures::paging::{
 use x86_64::{PhysAddr, VirtAddr};
 
 use super::phys;
-use crate::stacks::layout::DIRECT_MAP_BASE;
+use crate::stacks::layout::{DIRECT_MAP_BASE, PAGE_SIZE};
 
 static LOCK: Mutex<()> = Mutex::new(());
 
@@ -74,4 +74,57 @@ pub fn translate(va: u64) -> Option<(PhysAddr, PageTableFlags)> {
         }
         TranslateResult::NotMapped | TranslateResult::InvalidFrameAddress(_) => None,
     })
+}
+
+/// Flags of every kernel stack and data page outside the direct map:
+/// writable, never executable, global (same in every address space).
+pub const KERNEL_DATA: PageTableFlags = PageTableFlags::PRESENT
+    .union(PageTableFlags::WRITABLE)
+    .union(PageTableFlags::NO_EXECUTE)
+    .union(PageTableFlags::GLOBAL);
+
+/// Back `[start, start + size)` with fresh frames, zeroed before they are
+/// mapped (a new stack never shows an old owner's data, and stack-usage
+/// accounting counts untouched zero words). On failure nothing stays mapped.
+pub fn map_new_pages(start: u64, size: u64, flags: PageTableFlags) -> Result<(), ()> {
+    for offset in (0..size).step_by(PAGE_SIZE as usize) {
+        let mapped = phys::alloc_frame().ok_or(()).and_then(|frame| {
+            // SAFETY: the frame is fresh from the allocator, so nothing else
+            // refers to it; the direct map makes it writable here.
+            unsafe {
+                core::ptr::write_bytes(
+                    phys::phys_to_virt(frame.start_address().as_u64()),
+                    0,
+                    PAGE_SIZE as usize,
+                )
+            };
+            map(start + offset, frame, flags).inspect_err(|()| {
+                let _ = phys::free_frame(frame);
+            })
+        });
+        if mapped.is_err() {
+            unmap_and_free(start, offset);
+            return Err(());
+        }
+    }
+    Ok(())
+}
+
+/// Unmap every mapped page of `[start, start + size)` and free its frame.
+pub fn unmap_and_free(start: u64, size: u64) {
+    for va in (start..start + size).step_by(PAGE_SIZE as usize) {
+        if let Some(frame) = unmap(va) {
+            phys::free_frame(frame).expect("mapped frames come from phys");
+        }
+    }
+}
+
+/// Map `size` bytes of device memory at physical `pa` to `va`, uncached.
+pub fn map_mmio(va: u64, pa: u64, size: u64) -> Result<(), ()> {
+    let flags = KERNEL_DATA | PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH;
+    for offset in (0..size).step_by(PAGE_SIZE as usize) {
+        let frame = PhysFrame::containing_address(PhysAddr::new(pa + offset));
+        map(va + offset, frame, flags)?;
+    }
+    Ok(())
 }

@@ -8,6 +8,8 @@ pub mod line;
 mod commands;
 #[cfg(target_os = "none")]
 mod repl;
+#[cfg(target_os = "none")]
+mod stack_cmds;
 
 #[cfg(target_os = "none")]
 pub use repl::{run_command_line, interactive};

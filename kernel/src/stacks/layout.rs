@@ -75,6 +75,150 @@ const _: () = assert!(regions_ordered_and_disjoint(), "memory map regions overla
 // Stacks are allocated whole pages at a time, guards are one page.
 const _: () = assert!(THREAD_SIZE % PAGE_SIZE == 0 && EXCEPTION_STKSZ % PAGE_SIZE == 0);
 
+// --- Per-CPU limits ------------------------------------------------------------
+
+/// Most CPUs tristack brings up; per-CPU tables are sized by it.
+pub const MAX_CPUS: usize = 64;
+
+// --- The cpu entry area: exception (IST) stacks ----------------------------------
+
+/// Interrupt Stack Table entries, in the hardware's numbering (the IDT gate's
+/// 3-bit IST field; 0 there means "no stack switch").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Ist {
+    DF = 1,
+    NMI = 2,
+    DB = 3,
+    MCE = 4,
+}
+
+impl Ist {
+    /// Index into the TSS's `interrupt_stack_table` array, which is 0-based.
+    /// The only place the two numberings meet.
+    pub const fn tss_slot(self) -> usize {
+        self as usize - 1
+    }
+}
+
+/// The exception stacks of one CPU, lowest address first (Linux 5.2–5.7
+/// `ESTACKS_MEMBERS`). Each has one unmapped guard page below it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EStack {
+    DF,
+    NMI,
+    /// The hole: no pages. A third nested #DB pushes into its guard.
+    DB2,
+    DB1,
+    DB,
+    MCE,
+}
+
+pub struct EStackDesc {
+    pub kind: EStack,
+    /// The stack-type name printed in markers and messages.
+    pub name: &'static str,
+    pub size: u64,
+    /// The IST entry whose top is this stack's top (DB1/DB2 are reached by shifting DB's).
+    pub ist: Option<Ist>,
+}
+
+/// The table every exception-stack fact derives from, indexed by `EStack as usize`.
+pub const ESTACKS: [EStackDesc; 6] = [
+    EStackDesc { kind: EStack::DF, name: "#DF", size: EXCEPTION_STKSZ, ist: Some(Ist::DF) },
+    EStackDesc { kind: EStack::NMI, name: "NMI", size: EXCEPTION_STKSZ, ist: Some(Ist::NMI) },
+    EStackDesc { kind: EStack::DB2, name: "#DB2", size: 0, ist: None },
+    EStackDesc { kind: EStack::DB1, name: "#DB1", size: EXCEPTION_STKSZ, ist: None },
+    EStackDesc { kind: EStack::DB, name: "#DB", size: EXCEPTION_STKSZ, ist: Some(Ist::DB) },
+    EStackDesc { kind: EStack::MCE, name: "#MC", size: EXCEPTION_STKSZ, ist: Some(Ist::MCE) },
+];
+
+const fn estacks_indexed_by_kind() -> bool {
+    let mut i = 0;
+    while i < ESTACKS.len() {
+        if ESTACKS[i].kind as usize != i {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+const _: () = assert!(estacks_indexed_by_kind(), "ESTACKS must be in EStack order");
+
+impl EStack {
+    pub const fn desc(self) -> &'static EStackDesc {
+        &ESTACKS[self as usize]
+    }
+    pub const fn name(self) -> &'static str {
+        self.desc().name
+    }
+    /// Offset of the stack's lowest byte from the CPU's entry-area base:
+    /// every earlier stack plus one guard page per stack up to this one.
+    pub const fn offset(self) -> u64 {
+        let mut off = 0;
+        let mut i = 0;
+        while i < self as usize {
+            off += PAGE_SIZE + ESTACKS[i].size;
+            i += 1;
+        }
+        off + PAGE_SIZE
+    }
+}
+
+/// Bytes of one CPU's entry area: the stacks, their guards and a top guard.
+pub const CEA_PER_CPU_SIZE: u64 = EStack::MCE.offset() + EXCEPTION_STKSZ + PAGE_SIZE;
+/// Distance between two CPUs' entry areas (a power of two, for readable addresses).
+pub const CEA_STRIDE: u64 = 128 * 1024;
+/// What the #DB entry subtracts from TSS IST[DB] so a nested #DB lands on DB1
+/// (Linux `DB_STACK_OFFSET`); a second shift lands on DB2, the hole.
+pub const DB_STACK_OFFSET: u64 = EStack::DB.offset() - EStack::DB1.offset();
+
+const _: () = assert!(DB_STACK_OFFSET == EXCEPTION_STKSZ + PAGE_SIZE);
+// Shifting DB's top twice must land exactly on the top of the DB2 hole.
+const _: () = assert!(EStack::DB.offset() + EXCEPTION_STKSZ - 2 * DB_STACK_OFFSET
+    == EStack::DB2.offset());
+const _: () = assert!(CEA_PER_CPU_SIZE <= CEA_STRIDE);
+const _: () = assert!(CPU_ENTRY_AREA_BASE + MAX_CPUS as u64 * CEA_STRIDE <= KERNEL_IMAGE_BASE);
+
+/// Base of `cpu`'s entry area.
+pub const fn cea_base(cpu: usize) -> u64 {
+    CPU_ENTRY_AREA_BASE + cpu as u64 * CEA_STRIDE
+}
+
+/// [bottom, top) of one exception stack of one CPU.
+pub const fn estack_range(cpu: usize, kind: EStack) -> (u64, u64) {
+    let bottom = cea_base(cpu) + kind.offset();
+    (bottom, bottom + kind.desc().size)
+}
+
+/// Where an address falls in the cpu entry area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CeaPart {
+    Stack,
+    /// The unmapped page just below the stack.
+    GuardBelow,
+}
+
+/// Which CPU's which exception stack (or the guard below it) holds `addr`.
+pub fn classify_cea(addr: u64) -> Option<(usize, EStack, CeaPart)> {
+    let rel = addr.checked_sub(CPU_ENTRY_AREA_BASE)?;
+    let cpu = (rel / CEA_STRIDE) as usize;
+    if cpu >= MAX_CPUS {
+        return None;
+    }
+    let off = rel % CEA_STRIDE;
+    ESTACKS.iter().find_map(|d| {
+        let bottom = d.kind.offset();
+        if (bottom..bottom + d.size).contains(&off) {
+            Some((cpu, d.kind, CeaPart::Stack))
+        } else if (bottom - PAGE_SIZE..bottom).contains(&off) {
+            Some((cpu, d.kind, CeaPart::GuardBelow))
+        } else {
+            None
+        }
+    })
+}
+
 /// The region of the map that holds `addr`, if any.
 pub fn region_of(addr: u64) -> Option<&'static Region> {
     MEMORY_MAP.iter().find(|r| addr >= r.start && (r.end == 0 || addr < r.end))
@@ -89,6 +233,37 @@ mod tests {
         assert_eq!(THREAD_SIZE, 16384);
         assert_eq!(IRQ_STACK_SIZE, 16384);
         assert_eq!(EXCEPTION_STKSZ, 8192);
+    }
+
+    #[test]
+    fn exception_stacks_follow_linux_order_with_a_guard_below_each() {
+        let k = |o: u64| o / 1024;
+        // DF_guard, DF, NMI_guard, NMI, DB2_guard, DB2(0), DB1_guard, DB1, DB_guard, DB, MCE_guard, MCE, top guard
+        assert_eq!(
+            [EStack::DF, EStack::NMI, EStack::DB2, EStack::DB1, EStack::DB, EStack::MCE].map(|e| k(e.offset())),
+            [4, 16, 28, 32, 44, 56]
+        );
+        assert_eq!(CEA_PER_CPU_SIZE, 68 * 1024);
+        assert_eq!(DB_STACK_OFFSET, 12 * 1024);
+        assert_eq!(Ist::DF.tss_slot(), 0);
+        assert_eq!(Ist::MCE.tss_slot(), 3);
+    }
+
+    #[test]
+    fn classify_finds_stacks_guards_and_the_db2_hole() {
+        let (db_bottom, db_top) = estack_range(1, EStack::DB);
+        assert_eq!(classify_cea(db_top - 8), Some((1, EStack::DB, CeaPart::Stack)));
+        assert_eq!(classify_cea(db_bottom - 1), Some((1, EStack::DB, CeaPart::GuardBelow)));
+        // A third nested #DB pushes just below the top of the DB2 hole.
+        let db2_top = db_top - 2 * DB_STACK_OFFSET;
+        assert_eq!(classify_cea(db2_top - 8), Some((1, EStack::DB2, CeaPart::GuardBelow)));
+        // The top guard and the slack after it are nobody's.
+        let (_, mce_top) = estack_range(1, EStack::MCE);
+        assert_eq!(classify_cea(mce_top), None);
+        assert_eq!(classify_cea(cea_base(1) + CEA_STRIDE - 8), None);
+        assert_eq!(classify_cea(CPU_ENTRY_AREA_BASE - 8), None);
+        assert_eq!(classify_cea(cea_base(MAX_CPUS)), None);
+        assert_eq!(EStack::DB2.name(), "#DB2");
     }
 
     #[test]

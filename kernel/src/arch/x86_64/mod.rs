@@ -1,4 +1,29 @@
-//! x86_64: CPU helpers now; GDT/TSS, IDT, entry stubs, APIC and SMP arrive
-//! with their issues. Inside this module the crate is `::x86_64`.
+//! x86_64: everything that names a register or an instruction. Inside this
+//! module the `x86_64` crate is spelled `::x86_64`.
 
+pub mod apic;
 pub mod cpu;
+pub mod debug;
+mod entry;
+pub mod gdt;
+pub mod idt;
+pub mod mce;
+pub mod nmi;
+pub mod percpu;
+pub mod regs;
+pub mod traps;
+
+/// Bring up this CPU's exception handling: per-CPU area (GS base), its IST
+/// stacks, GDT and TSS, the shared IDT, the local APIC and machine checks.
+/// The boot CPU runs it first; each AP will run it for itself.
+pub fn init_cpu(cpu: usize) {
+    percpu::init(cpu);
+    let tops = crate::stacks::exception::init_cpu(cpu);
+    gdt::init(cpu, &tops);
+    if cpu == 0 {
+        idt::init();
+    }
+    idt::load();
+    apic::init();
+    mce::init();
+}

@@ -1,0 +1,66 @@
+//! The local APIC (xAPIC, memory-mapped): enough to send this CPU an NMI.
+//! Timer, IPIs and EOI arrive with the IRQ issue.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use ::x86_64::registers::model_specific::Msr;
+
+use crate::mm::vmalloc;
+use crate::stacks::layout::PAGE_SIZE;
+
+const IA32_APIC_BASE: u32 = 0x1b;
+const REG_ID: u64 = 0x20;
+const REG_SVR: u64 = 0xf0;
+const REG_ICR_LOW: u64 = 0x300;
+const REG_ICR_HIGH: u64 = 0x310;
+/// SVR: APIC software enable, spurious vector 0xff.
+const SVR_ENABLE: u32 = 0x100 | 0xff;
+/// ICR: delivery mode NMI (0b100 << 8), level assert.
+const ICR_NMI: u32 = (0b100 << 8) | (1 << 14);
+/// ICR: delivery status (send pending).
+const ICR_PENDING: u32 = 1 << 12;
+
+/// Virtual address of the APIC's registers (ioremapped).
+static BASE: AtomicU64 = AtomicU64::new(0);
+
+fn reg(offset: u64) -> *mut u32 {
+    let base = BASE.load(Ordering::Relaxed);
+    assert!(base != 0, "local APIC used before apic::init");
+    (base + offset) as *mut u32
+}
+
+fn read(offset: u64) -> u32 {
+    // SAFETY: an ioremapped APIC register, 4-byte aligned.
+    unsafe { reg(offset).read_volatile() }
+}
+
+fn write(offset: u64, v: u32) {
+    // SAFETY: an ioremapped APIC register, 4-byte aligned.
+    unsafe { reg(offset).write_volatile(v) }
+}
+
+/// Map the APIC (once) and software-enable it on this CPU.
+pub fn init() {
+    if BASE.load(Ordering::Relaxed) == 0 {
+        // SAFETY: reading IA32_APIC_BASE has no side effects.
+        let pa = unsafe { Msr::new(IA32_APIC_BASE).read() } & !(PAGE_SIZE - 1) & ((1 << 52) - 1);
+        let va = vmalloc::ioremap(pa, PAGE_SIZE).expect("cannot map the local APIC");
+        BASE.store(va, Ordering::Relaxed);
+    }
+    write(REG_SVR, SVR_ENABLE);
+}
+
+/// This CPU's APIC ID.
+pub fn id() -> u32 {
+    read(REG_ID) >> 24
+}
+
+/// Send an NMI to this CPU. (The "self" shorthand only allows fixed
+/// delivery, so the ICR names our own APIC ID instead.)
+pub fn send_nmi_to_self() {
+    write(REG_ICR_HIGH, id() << 24);
+    write(REG_ICR_LOW, ICR_NMI);
+    while read(REG_ICR_LOW) & ICR_PENDING != 0 {
+        core::hint::spin_loop();
+    }
+}

@@ -1,0 +1,189 @@
+//! Exception entry stubs: the only assembly on the exception path.
+//!
+//! Protocol (Linux `arch/x86/entry/entry_64.S`, `idtentry` macros):
+//!
+//! 1. The CPU switches stacks if the gate names an IST entry (RSP := TSS
+//!    IST[n]), aligns RSP to 16, pushes SS, RSP, RFLAGS, CS, RIP and, for
+//!    some vectors, an error code.
+//! 2. The per-vector stub pushes a dummy error code where the CPU pushed none
+//!    (Linux `idtentry` with `has_error_code=0`), then the vector number.
+//! 3. `SAVE_REGS` pushes the general registers, completing a `Regs` frame.
+//! 4. A fake frame `{interrupted RBP, interrupted RIP}` is pushed and RBP
+//!    pointed at it (Linux `ENCODE_FRAME_POINTER`'s purpose): a frame-pointer
+//!    walk from the handler continues into the interrupted code.
+//! 5. The Rust dispatcher gets `&mut Regs` in RDI, with RSP 16-byte aligned.
+//! 6. On return, everything is popped in reverse and `iretq` resumes.
+//!
+//! Stack at the call (higher addresses first):
+//! ```text
+//!   SS, RSP, RFLAGS, CS, RIP       hardware frame
+//!   error code (or 0), vector      stub
+//!   RAX ... R15                    SAVE_REGS        <- &Regs
+//!   interrupted RIP, RBP           fake frame       <- RBP, RSP
+//! ```
+//!
+//! #DB and #BP take `debug_common`, which also shifts TSS IST[DB] down by
+//! `DB_STACK_OFFSET` around the handler (Linux 5.2–5.7 `paranoid_entry` with
+//! `shift_ist`), so a #DB inside the handler lands on the next stack down.
+
+use core::arch::global_asm;
+
+use super::percpu::TSS_IST_DB_OFFSET;
+use super::regs::{REGS_CS, REGS_RBP, REGS_RIP};
+use crate::stacks::layout::DB_STACK_OFFSET;
+
+global_asm!(
+    r#"
+.macro SAVE_REGS
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+.endm
+
+.macro RESTORE_REGS
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+.endm
+
+// RSP -= 16: fake frame so the handler's frame chain continues into the
+// interrupted code. RSP stays 16-byte aligned.
+.macro LINK_FRAME
+    push qword ptr [rsp + {regs_rip}]
+    push qword ptr [rsp + 8 + {regs_rbp}]
+    mov rbp, rsp
+.endm
+
+// One stub per vector. RSP -= 8 or 16: optional dummy error code, vector.
+.macro STUB vector, has_error_code, common
+.global tristack_exc_\vector
+tristack_exc_\vector:
+.if \has_error_code == 0
+    push 0
+.endif
+    push \vector
+    jmp \common
+.endm
+
+.section .text.entry, "ax"
+
+// Every exception but #DB/#BP (Linux `idtentry` + `error_entry`).
+// RSP -= 120 (registers) + 16 (fake frame); all restored before iretq.
+tristack_exception_common:
+    SAVE_REGS
+    cld
+    LINK_FRAME
+    lea rdi, [rsp + 16]
+    call {dispatch}
+    add rsp, 16
+    RESTORE_REGS
+    add rsp, 16                     // vector, error code
+    iretq
+
+// #DB and #BP (Linux `idtentry_mce_db` / `paranoid_entry` with shift_ist).
+// Same frame as above; additionally, when the CPU was in kernel mode,
+// TSS IST[DB] moves down one stack for the handler's lifetime, so a nested
+// #DB lands on DB1 and a third on the unmapped DB2 hole.
+tristack_debug_common:
+    SAVE_REGS
+    cld
+    test qword ptr [rsp + {regs_cs}], 3
+    jnz 1f
+    sub qword ptr gs:[{tss_ist_db}], {db_stack_offset}
+1:
+    LINK_FRAME
+    lea rdi, [rsp + 16]
+    call {dispatch}
+    add rsp, 16
+    test qword ptr [rsp + {regs_cs}], 3
+    jnz 2f
+    add qword ptr gs:[{tss_ist_db}], {db_stack_offset}
+2:
+    RESTORE_REGS
+    add rsp, 16
+    iretq
+
+STUB 0, 0, tristack_exception_common
+STUB 1, 0, tristack_debug_common
+STUB 2, 0, tristack_exception_common
+STUB 3, 0, tristack_debug_common
+STUB 4, 0, tristack_exception_common
+STUB 5, 0, tristack_exception_common
+STUB 6, 0, tristack_exception_common
+STUB 7, 0, tristack_exception_common
+STUB 8, 1, tristack_exception_common
+STUB 9, 0, tristack_exception_common
+STUB 10, 1, tristack_exception_common
+STUB 11, 1, tristack_exception_common
+STUB 12, 1, tristack_exception_common
+STUB 13, 1, tristack_exception_common
+STUB 14, 1, tristack_exception_common
+STUB 15, 0, tristack_exception_common
+STUB 16, 0, tristack_exception_common
+STUB 17, 1, tristack_exception_common
+STUB 18, 0, tristack_exception_common
+STUB 19, 0, tristack_exception_common
+STUB 20, 0, tristack_exception_common
+STUB 21, 1, tristack_exception_common
+STUB 22, 0, tristack_exception_common
+STUB 23, 0, tristack_exception_common
+STUB 24, 0, tristack_exception_common
+STUB 25, 0, tristack_exception_common
+STUB 26, 0, tristack_exception_common
+STUB 27, 0, tristack_exception_common
+STUB 28, 0, tristack_exception_common
+STUB 29, 1, tristack_exception_common
+STUB 30, 1, tristack_exception_common
+STUB 31, 0, tristack_exception_common
+
+.section .rodata
+.balign 8
+.global tristack_exception_stubs
+tristack_exception_stubs:
+.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .quad tristack_exc_\v
+.endr
+.text
+"#,
+    dispatch = sym super::traps::exception_dispatch,
+    regs_rip = const REGS_RIP,
+    regs_rbp = const REGS_RBP,
+    regs_cs = const REGS_CS,
+    tss_ist_db = const TSS_IST_DB_OFFSET,
+    db_stack_offset = const DB_STACK_OFFSET,
+);
+
+unsafe extern "C" {
+    /// Addresses of the 32 exception stubs, by vector.
+    static tristack_exception_stubs: [u64; 32];
+}
+
+/// Address of the entry stub of exception `vector` (0..32).
+pub fn exception_stub(vector: usize) -> u64 {
+    // SAFETY: a read-only table emitted above, 32 entries.
+    unsafe { tristack_exception_stubs[vector] }
+}

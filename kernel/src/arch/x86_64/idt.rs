@@ -1,0 +1,116 @@
+//! The IDT: which stub handles each vector and which IST stack it runs on.
+//!
+//! One table shared by every CPU (as in Linux); each CPU's TSS says where its
+//! own IST stacks are, so the same gate lands on the right CPU's stack.
+//! Gates are built by hand (16 bytes each) so the IST field is visible.
+
+use core::cell::UnsafeCell;
+
+use ::x86_64::instructions::tables::lidt;
+use ::x86_64::structures::DescriptorTablePointer;
+use ::x86_64::VirtAddr;
+
+use super::entry::exception_stub;
+use super::gdt::KERNEL_CS;
+use crate::stacks::layout::Ist;
+
+/// Which IST each exception uses (hardware numbering; 0 = no switch).
+/// #BP shares #DB's stack, as in Linux 5.2–5.7.
+pub const fn ist_of(vector: u8) -> Option<Ist> {
+    match vector {
+        1 | 3 => Some(Ist::DB),
+        2 => Some(Ist::NMI),
+        8 => Some(Ist::DF),
+        18 => Some(Ist::MCE),
+        _ => None,
+    }
+}
+
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Gate {
+    offset_low: u16,
+    selector: u16,
+    /// Bits 0..2: IST index (1..7), 0 = stay on the current stack.
+    ist: u8,
+    /// P, DPL, type (0xE = 64-bit interrupt gate: clears IF on entry).
+    type_attr: u8,
+    offset_mid: u16,
+    offset_high: u32,
+    reserved: u32,
+}
+
+const PRESENT: u8 = 0x80;
+const INTERRUPT_GATE: u8 = 0x0e;
+
+impl Gate {
+    const MISSING: Gate = Gate {
+        offset_low: 0,
+        selector: 0,
+        ist: 0,
+        type_attr: 0,
+        offset_mid: 0,
+        offset_high: 0,
+        reserved: 0,
+    };
+
+    fn new(handler: u64, ist: Option<Ist>) -> Gate {
+        Gate {
+            offset_low: handler as u16,
+            selector: KERNEL_CS,
+            ist: ist.map_or(0, |i| i as u8),
+            type_attr: PRESENT | INTERRUPT_GATE,
+            offset_mid: (handler >> 16) as u16,
+            offset_high: (handler >> 32) as u32,
+            reserved: 0,
+        }
+    }
+}
+
+struct Idt(UnsafeCell<[Gate; 256]>);
+// SAFETY: written during boot before any CPU loads it, and by the
+// `doublefault` demo (one gate's P bit) with interrupts off.
+unsafe impl Sync for Idt {}
+
+static IDT: Idt = Idt(UnsafeCell::new([Gate::MISSING; 256]));
+
+/// Fill the exception gates (once, on the boot CPU).
+pub fn init() {
+    // SAFETY: no CPU has loaded the IDT yet.
+    let idt = unsafe { &mut *IDT.0.get() };
+    for vector in 0..32u8 {
+        idt[vector as usize] = Gate::new(exception_stub(vector as usize), ist_of(vector));
+    }
+}
+
+/// Load the IDT on this CPU.
+pub fn load() {
+    let ptr = DescriptorTablePointer {
+        limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
+        base: VirtAddr::from_ptr(IDT.0.get()),
+    };
+    // SAFETY: the table is static and its exception gates point at our stubs.
+    unsafe { lidt(&ptr) };
+}
+
+/// The IST a live gate names (read back from the table, for `stacks`).
+pub fn gate_ist(vector: u8) -> u8 {
+    // SAFETY: a read of one byte of the static table.
+    unsafe { (*IDT.0.get())[vector as usize].ist & 7 }
+}
+
+/// Mark a gate present or not (the `doublefault` demo removes #DE's gate so
+/// that a divide error raises #NP while delivering it: a double fault).
+///
+/// # Safety
+/// Interrupts must be off on this CPU and no other CPU may take `vector`
+/// while it is missing.
+pub unsafe fn set_present(vector: u8, present: bool) {
+    // SAFETY: per the contract, nobody delivers through this gate meanwhile.
+    let gate = unsafe { &mut (*IDT.0.get())[vector as usize] };
+    if present {
+        gate.type_attr |= PRESENT;
+    } else {
+        gate.type_attr &= !PRESENT;
+    }
+}

@@ -1,0 +1,136 @@
+//! Machine checks (#MC): on the MCE IST stack, read and clear the banks
+//! (Linux `do_machine_check`, much reduced).
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use ::x86_64::registers::control::{Cr4, Cr4Flags};
+use ::x86_64::registers::model_specific::Msr;
+
+use super::percpu::this_cpu;
+use super::regs::Regs;
+use crate::debug::oops::die;
+use crate::println;
+use crate::stacks::info;
+
+const MSR_MCG_CAP: u32 = 0x179;
+const MSR_MCG_STATUS: u32 = 0x17a;
+const MSR_MCG_CTL: u32 = 0x17b;
+const fn mc_ctl(bank: u32) -> u32 {
+    0x400 + 4 * bank
+}
+const fn mc_status(bank: u32) -> u32 {
+    0x401 + 4 * bank
+}
+const fn mc_addr(bank: u32) -> u32 {
+    0x402 + 4 * bank
+}
+const fn mc_misc(bank: u32) -> u32 {
+    0x403 + 4 * bank
+}
+const MCG_CAP_COUNT: u64 = 0xff;
+const MCG_CTL_P: u64 = 1 << 8;
+const MCG_STATUS_RIPV: u64 = 1 << 0;
+const MCG_STATUS_MCIP: u64 = 1 << 2;
+const MCI_STATUS_VAL: u64 = 1 << 63;
+const MCI_STATUS_MISCV: u64 = 1 << 59;
+const MCI_STATUS_ADDRV: u64 = 1 << 58;
+
+fn rdmsr(msr: u32) -> u64 {
+    // SAFETY: only called for MSRs MCG_CAP says exist.
+    unsafe { Msr::new(msr).read() }
+}
+
+fn wrmsr(msr: u32, v: u64) {
+    // SAFETY: only MCA MSRs that MCG_CAP says exist; writing them only
+    // enables reporting or clears logged errors.
+    unsafe { Msr::new(msr).write(v) }
+}
+
+/// Whether the CPU has MCE and MCA (CPUID.1:EDX bits 7 and 14).
+pub fn supported() -> bool {
+    let edx = core::arch::x86_64::__cpuid(1).edx;
+    edx & (1 << 7) != 0 && edx & (1 << 14) != 0
+}
+
+fn banks() -> u32 {
+    (rdmsr(MSR_MCG_CAP) & MCG_CAP_COUNT) as u32
+}
+
+/// Enable machine-check reporting: every bank on, old logs cleared, CR4.MCE.
+/// (Without CR4.MCE a machine check shuts the CPU down: a triple fault.)
+pub fn init() -> Option<u32> {
+    if !supported() {
+        return None;
+    }
+    BANKS.store(banks(), Ordering::Relaxed);
+    if rdmsr(MSR_MCG_CAP) & MCG_CTL_P != 0 {
+        wrmsr(MSR_MCG_CTL, !0);
+    }
+    let n = banks();
+    for bank in 0..n {
+        wrmsr(mc_ctl(bank), !0);
+        wrmsr(mc_status(bank), 0);
+    }
+    // SAFETY: the #MC gate and its IST stack are set up before this runs.
+    unsafe { Cr4::update(|f| f.insert(Cr4Flags::MACHINE_CHECK_EXCEPTION)) };
+    Some(n)
+}
+
+static BANKS: AtomicU32 = AtomicU32::new(0);
+
+/// Banks enabled by `init`, or None without MCA.
+pub fn banks_enabled() -> Option<u32> {
+    supported().then(|| BANKS.load(Ordering::Relaxed))
+}
+
+pub fn handle(regs: &mut Regs) {
+    let cpu = this_cpu();
+    cpu.mce_count.fetch_add(1, Ordering::SeqCst);
+    let frame = regs as *const Regs as u64;
+    let mcg_status = if supported() { rdmsr(MSR_MCG_STATUS) } else { 0 };
+    let mut valid = 0;
+    for bank in 0..if supported() { banks() } else { 0 } {
+        let status = rdmsr(mc_status(bank));
+        if status & MCI_STATUS_VAL == 0 {
+            continue;
+        }
+        valid += 1;
+        // The registers as they are; STATUS.ADDRV/MISCV say whether the
+        // hardware vouches for them (shown as "(valid)").
+        let (addr, misc) = (rdmsr(mc_addr(bank)), rdmsr(mc_misc(bank)));
+        let valid_tag = |bit: u64| if status & bit != 0 { " (valid)" } else { "" };
+        println!(
+            "mce: CPU {}: Machine Check: bank {bank} status {status:#018x} addr {addr:#x}{} misc {misc:#x}{}",
+            cpu.id(),
+            valid_tag(MCI_STATUS_ADDRV),
+            valid_tag(MCI_STATUS_MISCV)
+        );
+        wrmsr(mc_status(bank), 0);
+    }
+    let place = info::name_of(frame);
+    if mcg_status & MCG_STATUS_MCIP == 0 {
+        println!(
+            "mce: CPU {}: #MC handler ran on the {place} stack (frame {frame:016x}) with MCG_STATUS.MCIP clear: \
+             a software int $18, {valid} valid banks",
+            cpu.id()
+        );
+        return;
+    }
+    wrmsr(MSR_MCG_STATUS, 0);
+    if mcg_status & MCG_STATUS_RIPV == 0 {
+        println!("mce: CPU {}: MCG_STATUS {mcg_status:#x}: RIPV clear, cannot resume", cpu.id());
+        die("machine check", regs);
+    }
+    println!(
+        "mce: CPU {}: handled on the {place} stack (frame {frame:016x}), MCG_STATUS {mcg_status:#x}: RIPV set, resuming at {:016x}",
+        cpu.id(),
+        regs.rip
+    );
+}
+
+/// Raise #MC in software (`int $18`): the handler runs on the MCE stack and
+/// finds no machine check in progress.
+pub fn int18() {
+    // SAFETY: vector 18's handler returns when MCIP is clear.
+    unsafe { core::arch::asm!("int 18", options(nomem, nostack)) };
+}

@@ -1,0 +1,58 @@
+//! NMI: runs on the NMI IST stack, counts per CPU.
+//!
+//! The danger on the NMI stack (Linux's long comment in entry_64.S): the CPU
+//! blocks further NMIs until the next IRET. If the NMI handler took any
+//! exception, that exception's IRET would unblock NMIs while we are still on
+//! the NMI stack, and a second NMI would start again at the same IST top,
+//! overwriting the live frame. tristack avoids the exception instead of
+//! implementing Linux's nested-NMI trampoline:
+//! - the handler disables hardware breakpoints for its duration (no #DB;
+//!   Linux `local_db_save`), and there is no `int3` in it;
+//! - it touches only per-CPU atomics: no locks, no printing, no allocation
+//!   (no #PF, and no deadlock against the interrupted code's console lock);
+//! - a bug that faults in it anyway ends in an oops, which never IRETs.
+
+use core::sync::atomic::Ordering;
+
+use super::percpu::this_cpu;
+use super::regs::Regs;
+use crate::println;
+use crate::stacks::info;
+
+pub fn handle(_regs: &mut Regs) {
+    let dr7 = super::debug::disable_all();
+    this_cpu().nmi_count.fetch_add(1, Ordering::SeqCst);
+    super::debug::restore_all(dr7);
+}
+
+/// Loop iterations to wait for a self-NMI (it arrives within a few
+/// instructions under TCG and KVM; this only bounds a broken APIC).
+const NMI_WAIT_SPINS: u64 = 100_000_000;
+
+/// Send this CPU an NMI through the local APIC, wait for it, and report
+/// where its handler ran and what it interrupted (printing happens here,
+/// outside NMI context).
+pub fn self_nmi_and_report(who: &str) -> bool {
+    let cpu = this_cpu();
+    let before = cpu.nmi_count.load(Ordering::SeqCst);
+    super::apic::send_nmi_to_self();
+    let mut spins = 0;
+    while cpu.nmi_count.load(Ordering::SeqCst) == before {
+        spins += 1;
+        if spins == NMI_WAIT_SPINS {
+            println!("{who}: no NMI arrived (local APIC not delivering?)");
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    let frame = cpu.handler_rsp[2].load(Ordering::SeqCst);
+    let interrupted = cpu.interrupted_rsp[2].load(Ordering::SeqCst);
+    println!(
+        "{who}: NMI #{} on CPU {} handled on the {} stack (frame {frame:016x}), interrupted RSP {interrupted:016x} on {}",
+        cpu.nmi_count.load(Ordering::SeqCst),
+        cpu.id(),
+        info::name_of(frame),
+        info::name_of(interrupted)
+    );
+    true
+}

@@ -1,0 +1,131 @@
+//! The per-CPU area, reached through the GS base (Linux `this_cpu_*`).
+//!
+//! One `PerCpu` per possible CPU, in a static array, so bringing up another
+//! CPU is `init(cpu)` again, not a rewrite. Word 0 of each area points to the
+//! area itself, so `this_cpu()` is one `mov reg, gs:[0]`. Entry code reaches
+//! fields by offset (e.g. the TSS's IST[DB] slot), computed with `offset_of!`.
+
+use core::cell::UnsafeCell;
+use core::mem::offset_of;
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+
+use ::x86_64::registers::model_specific::GsBase;
+use ::x86_64::structures::gdt::GlobalDescriptorTable;
+use ::x86_64::structures::tss::TaskStateSegment;
+use ::x86_64::VirtAddr;
+
+use crate::stacks::layout::{Ist, MAX_CPUS};
+
+/// Entries of a per-CPU GDT: null, (Linux's KERNEL32_CS slot, unused),
+/// kernel code 0x10, kernel data 0x18, TSS (two slots).
+pub const GDT_ENTRIES: usize = 6;
+
+#[repr(C, align(64))]
+pub struct PerCpu {
+    /// This area's own address: `gs:[0]`.
+    self_addr: AtomicU64,
+    pub cpu: AtomicU64,
+    /// Linux `irq_count`: -1 when not on the IRQ stack (used from the IRQ issue on).
+    pub irq_count: AtomicI64,
+    /// Changed by hardware (RSP0) and by the #DB entry stub (IST[DB]).
+    pub tss: UnsafeCell<TaskStateSegment>,
+    pub gdt: UnsafeCell<GlobalDescriptorTable<GDT_ENTRIES>>,
+    /// NMIs handled on this CPU.
+    pub nmi_count: AtomicU64,
+    /// Machine checks handled on this CPU (real or `int $18`).
+    pub mce_count: AtomicU64,
+    /// Nesting depth of #DB/#BP handlers right now.
+    pub db_depth: AtomicU32,
+    /// Per vector: the address of the register frame of the last handler run,
+    /// i.e. where on which stack it ran (ktests and commands read it).
+    pub handler_rsp: [AtomicU64; 32],
+    /// Per vector: the interrupted RSP of the last handler run.
+    pub interrupted_rsp: [AtomicU64; 32],
+}
+
+// SAFETY: the UnsafeCell fields are written only by their own CPU (during
+// init, by the #DB stub, by hardware); other CPUs only read them for display.
+unsafe impl Sync for PerCpu {}
+
+impl PerCpu {
+    const fn new() -> Self {
+        PerCpu {
+            self_addr: AtomicU64::new(0),
+            cpu: AtomicU64::new(0),
+            irq_count: AtomicI64::new(-1),
+            tss: UnsafeCell::new(TaskStateSegment::new()),
+            gdt: UnsafeCell::new(GlobalDescriptorTable::empty()),
+            nmi_count: AtomicU64::new(0),
+            mce_count: AtomicU64::new(0),
+            db_depth: AtomicU32::new(0),
+            handler_rsp: [const { AtomicU64::new(0) }; 32],
+            interrupted_rsp: [const { AtomicU64::new(0) }; 32],
+        }
+    }
+
+    pub fn id(&self) -> usize {
+        self.cpu.load(Ordering::Relaxed) as usize
+    }
+
+    /// The live value of one IST slot of this CPU's TSS.
+    pub fn ist(&self, ist: Ist) -> u64 {
+        // SAFETY: a plain read of a u64 inside the TSS; the only writers are
+        // this CPU's #DB stub and init, and a torn read is impossible for an
+        // aligned u64 (the TSS places IST at offset 36, 4-aligned: reads are
+        // still single instructions on x86).
+        unsafe {
+            let tss = self.tss.get();
+            core::ptr::addr_of!((*tss).interrupt_stack_table[ist.tss_slot()]).read_unaligned().as_u64()
+        }
+    }
+
+    /// Record where the handler for `vector` ran and what it interrupted.
+    pub fn note_handler(&self, vector: u64, frame_addr: u64, interrupted_rsp: u64) {
+        if let Some(slot) = self.handler_rsp.get(vector as usize) {
+            slot.store(frame_addr, Ordering::Relaxed);
+            self.interrupted_rsp[vector as usize].store(interrupted_rsp, Ordering::Relaxed);
+        }
+    }
+}
+
+static AREAS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
+
+/// Offset from GS base of TSS IST[DB], which the #DB entry stub shifts.
+pub const TSS_IST_DB_OFFSET: usize = offset_of!(PerCpu, tss)
+    + offset_of!(TaskStateSegment, interrupt_stack_table)
+    + 8 * Ist::DB.tss_slot();
+
+/// The area of `cpu` (for display and for bring-up).
+pub fn of(cpu: usize) -> &'static PerCpu {
+    &AREAS[cpu]
+}
+
+/// Point GS base at `cpu`'s area. Must run on `cpu` before anything uses `this_cpu`.
+pub fn init(cpu: usize) {
+    let area = &AREAS[cpu];
+    area.self_addr.store(area as *const PerCpu as u64, Ordering::Relaxed);
+    area.cpu.store(cpu as u64, Ordering::Relaxed);
+    GsBase::write(VirtAddr::from_ptr(area));
+}
+
+/// CPUs whose area has been initialised, in order.
+pub fn online_cpus() -> impl Iterator<Item = usize> {
+    (0..MAX_CPUS).filter(|&c| AREAS[c].self_addr.load(Ordering::Relaxed) != 0)
+}
+
+/// Whether GS base is set up on this CPU (the oops path may run before).
+pub fn ready() -> bool {
+    GsBase::read().as_u64() != 0
+}
+
+/// This CPU's area.
+#[inline(always)]
+pub fn this_cpu() -> &'static PerCpu {
+    let addr: u64;
+    // SAFETY: after `init`, gs:[0] holds the address of one of the static
+    // areas, which live forever.
+    unsafe {
+        core::arch::asm!("mov {}, gs:[0]", out(reg) addr, options(nostack, readonly, preserves_flags));
+        &*(addr as *const PerCpu)
+    }
+}

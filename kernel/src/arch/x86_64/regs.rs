@@ -1,0 +1,104 @@
+//! The register frame every exception entry saves (Linux `struct pt_regs`),
+//! and the register block of an oops (Linux `__show_regs`).
+
+use core::arch::asm;
+use core::mem::{offset_of, size_of};
+
+use crate::println;
+
+/// Saved by the entry stubs, lowest address first: general registers (pushed
+/// by `SAVE_REGS`), the vector and error code (pushed by the per-vector stub;
+/// a dummy 0 where the CPU pushes none), then the hardware frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Regs {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    // The hardware frame (iretq pops these).
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+// Soundness: the entry stubs call Rust with RSP 16-byte aligned only because
+// the frame (with vector and error code) is a multiple of 16 bytes plus the
+// 8 the CPU's alignment leaves: 22 words = 176 bytes, 16 * 11.
+const _: () = assert!(size_of::<Regs>() % 16 == 0);
+// The stubs hard-code nothing: they take these offsets as `const` operands.
+pub const REGS_RBP: usize = offset_of!(Regs, rbp);
+pub const REGS_RIP: usize = offset_of!(Regs, rip);
+pub const REGS_CS: usize = offset_of!(Regs, cs);
+
+/// RFLAGS.RF: resume without re-triggering an instruction breakpoint.
+pub const RFLAGS_RF: u64 = 1 << 16;
+
+impl Regs {
+    /// Interrupted code ran in kernel mode (CPL 0).
+    pub fn from_kernel(&self) -> bool {
+        self.cs & 3 == 0
+    }
+}
+
+macro_rules! read_cr {
+    ($cr:literal) => {{
+        let v: u64;
+        // SAFETY: reading a control register has no side effects.
+        unsafe { asm!(concat!("mov {}, ", $cr), out(reg) v, options(nomem, nostack, preserves_flags)) };
+        v
+    }};
+}
+
+pub fn read_cr0() -> u64 {
+    read_cr!("cr0")
+}
+pub fn read_cr2() -> u64 {
+    read_cr!("cr2")
+}
+pub fn read_cr3() -> u64 {
+    read_cr!("cr3")
+}
+pub fn read_cr4() -> u64 {
+    read_cr!("cr4")
+}
+
+fn read_seg_ds_es() -> (u16, u16) {
+    let (ds, es): (u16, u16);
+    // SAFETY: reading segment selectors has no side effects.
+    unsafe {
+        asm!("mov {0:x}, ds", "mov {1:x}, es", out(reg) ds, out(reg) es, options(nomem, nostack, preserves_flags));
+    }
+    (ds, es)
+}
+
+/// The register block of an oops, in Linux's shape.
+pub fn show_regs(r: &Regs) {
+    use ::x86_64::registers::model_specific::{FsBase, GsBase};
+    println!("RSP: {:04x}:{:016x} EFLAGS: {:08x}", r.ss, r.rsp, r.rflags);
+    println!("RAX: {:016x} RBX: {:016x} RCX: {:016x}", r.rax, r.rbx, r.rcx);
+    println!("RDX: {:016x} RSI: {:016x} RDI: {:016x}", r.rdx, r.rsi, r.rdi);
+    println!("RBP: {:016x} R08: {:016x} R09: {:016x}", r.rbp, r.r8, r.r9);
+    println!("R10: {:016x} R11: {:016x} R12: {:016x}", r.r10, r.r11, r.r12);
+    println!("R13: {:016x} R14: {:016x} R15: {:016x}", r.r13, r.r14, r.r15);
+    println!("FS:  {:016x} GS: {:016x}", FsBase::read().as_u64(), GsBase::read().as_u64());
+    let (ds, es) = read_seg_ds_es();
+    println!("CS:  {:04x} DS: {:04x} ES: {:04x} CR0: {:016x}", r.cs, ds, es, read_cr0());
+    println!("CR2: {:016x} CR3: {:016x} CR4: {:016x}", read_cr2(), read_cr3(), read_cr4());
+    super::debug::show_if_in_use();
+}

@@ -1,0 +1,125 @@
+//! Exception dispatch and the handlers of faults that end in an oops
+//! (Linux `arch/x86/kernel/traps.c`, `mm/fault.c`).
+
+use super::percpu;
+use super::regs::{read_cr2, Regs};
+use crate::debug::oops::die;
+use crate::println;
+use crate::stacks::info::{self, StackInfo};
+
+/// Linux's names for exceptions 0–31, as printed in `Oops: <name>: ...`.
+pub const EXCEPTION_NAMES: [&str; 32] = [
+    "divide error",
+    "debug",
+    "nmi",
+    "int3",
+    "overflow",
+    "bounds",
+    "invalid opcode",
+    "device not available",
+    "double fault",
+    "coprocessor segment overrun",
+    "invalid TSS",
+    "segment not present",
+    "stack segment",
+    "general protection fault",
+    "page fault",
+    "reserved (15)",
+    "coprocessor error",
+    "alignment check",
+    "machine check",
+    "SIMD exception",
+    "virtualization exception",
+    "control protection fault",
+    "reserved (22)",
+    "reserved (23)",
+    "reserved (24)",
+    "reserved (25)",
+    "reserved (26)",
+    "reserved (27)",
+    "hypervisor injection",
+    "VMM communication",
+    "security exception",
+    "reserved (31)",
+];
+
+/// Called by every exception stub with the saved frame.
+pub extern "C" fn exception_dispatch(regs: &mut Regs) {
+    if percpu::ready() {
+        percpu::this_cpu().note_handler(regs.vector, regs as *const Regs as u64, regs.rsp);
+    }
+    match regs.vector {
+        1 => super::debug::handle_db(regs),
+        2 => super::nmi::handle(regs),
+        3 => super::debug::handle_bp(regs),
+        8 => double_fault(regs),
+        14 => page_fault(regs),
+        18 => super::mce::handle(regs),
+        v => die(EXCEPTION_NAMES[v as usize % 32], regs),
+    }
+}
+
+/// Linux `handle_stack_overflow`: the fault address is in the guard page
+/// below `stack`.
+fn stack_overflow(stack: StackInfo, addr: u64, regs: &Regs) -> ! {
+    println!(
+        "BUG: {} stack guard page was hit at {addr:016x} (stack is {:016x}..{:016x})",
+        stack.name(),
+        stack.bottom,
+        stack.top.wrapping_sub(1)
+    );
+    die("stack guard page", regs)
+}
+
+/// #DF, on its own IST stack: usually a fault while the CPU was delivering a
+/// fault on a dead stack, i.e. an overflow. CR2 says where.
+fn double_fault(regs: &Regs) -> ! {
+    let cr2 = read_cr2();
+    if let Some(stack) = info::guard_hit(cr2) {
+        stack_overflow(stack, cr2, regs);
+    }
+    println!("PANIC: double fault, error_code: 0x{:x}", regs.error_code);
+    die("double fault", regs)
+}
+
+/// #PF runs on the current stack. It can only be delivered when that stack is
+/// healthy, so a guard hit here means some *other* stack's guard was touched
+/// — e.g. the CPU pushing a third nested #DB frame into the DB2 hole: #DB is
+/// a benign exception, so a #PF while delivering it is not a double fault,
+/// and the #PF frame goes onto the (healthy) DB1 stack instead.
+fn page_fault(regs: &Regs) -> ! {
+    let cr2 = read_cr2();
+    if let Some(stack) = info::guard_hit(cr2) {
+        stack_overflow(stack, cr2, regs);
+    }
+    let err = regs.error_code;
+    println!("BUG: unable to handle page fault for address: {cr2:016x}");
+    let access = if err & 0x10 != 0 {
+        "instruction fetch"
+    } else if err & 0x2 != 0 {
+        "write"
+    } else {
+        "read"
+    };
+    println!("#PF: supervisor {access} access in kernel mode");
+    let why = if err & 1 != 0 { "permissions violation" } else { "not-present page" };
+    println!("#PF: error_code(0x{err:04x}) - {why}");
+    die("page fault", regs)
+}
+
+/// Force a #DF that is not a stack overflow: remove #DE's gate, then divide
+/// by zero. The #DE cannot be delivered (#NP on its gate), and #NP while
+/// delivering #DE (both "contributory") is a double fault.
+pub fn force_double_fault() -> ! {
+    ::x86_64::instructions::interrupts::disable();
+    // SAFETY:
+    // - CR2 := 0 so a stale fault address cannot pass for an overflow;
+    // - interrupts are off and nothing else takes vector 0 meanwhile;
+    // - the division traps; nothing after it runs.
+    unsafe {
+        core::arch::asm!("mov cr2, {}", in(reg) 0u64, options(nostack));
+        super::idt::set_present(0, false);
+        core::arch::asm!("xor edx, edx", "xor eax, eax", "xor ecx, ecx", "div rcx", out("rax") _, out("rdx") _, out("rcx") _);
+    }
+    unreachable!("divide by zero returned")
+}

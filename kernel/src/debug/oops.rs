@@ -1,0 +1,60 @@
+//! The oops: what the kernel prints when it dies of an exception
+//! (Linux `die()` → `__die()` → `show_regs()` → `show_trace_log_lvl()`).
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use super::backtrace::print_raw_trace;
+use crate::arch::percpu;
+use crate::arch::regs::{show_regs, Regs};
+use crate::drivers::qemu_exit::{exit, ExitCode};
+use crate::drivers::serial;
+use crate::println;
+use crate::stacks::info;
+
+/// Linux `die_counter`: the `[#n]` of the header.
+static DIE_COUNTER: AtomicU32 = AtomicU32::new(0);
+/// Set while an oops prints: a fault in here must not recurse.
+static IN_OOPS: AtomicBool = AtomicBool::new(false);
+/// Linux `oops_id`: one value per boot, printed in the end marker.
+static OOPS_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Print the oops for `regs` and end the boot with failure.
+pub fn die(what: &str, regs: &Regs) -> ! {
+    ::x86_64::instructions::interrupts::disable();
+    // SAFETY: this CPU never returns to whoever held the console lock.
+    unsafe { serial::force_unlock() };
+    if IN_OOPS.swap(true, Ordering::SeqCst) {
+        println!("Oops: {what} at RIP {:016x} inside the oops path; stopping", regs.rip);
+        exit(ExitCode::Failure);
+    }
+    let n = DIE_COUNTER.fetch_add(1, Ordering::SeqCst) + 1;
+    println!("Oops: {what}: {:04x} [#{n}] SMP", regs.error_code & 0xffff);
+    let cpu = if percpu::ready() { percpu::this_cpu().id() } else { 0 };
+    // Until threads exist the boot context is Linux's idle task, pid 0.
+    println!("CPU: {cpu} PID: 0 Comm: swapper/{cpu}");
+    println!("RIP: {:04x}:{:016x}", regs.cs, regs.rip);
+    show_regs(regs);
+    let frame = regs as *const Regs as u64;
+    match info::stack_of(frame) {
+        Some(s) => println!(
+            "Exception stack: {} {:016x}..{:016x}, frame at {frame:016x}",
+            s.name(),
+            s.bottom,
+            s.top - 1
+        ),
+        None => println!("Exception stack: unknown, frame at {frame:016x}"),
+    }
+    println!("Interrupted RSP: {:016x} on {}", regs.rsp, info::name_of(regs.rsp));
+    print_raw_trace(regs.rbp, regs.rsp);
+    println!("---[ end trace {:016x} ]---", oops_id());
+    exit(ExitCode::Failure)
+}
+
+fn oops_id() -> u64 {
+    if OOPS_ID.load(Ordering::Relaxed) == 0 {
+        // SAFETY: rdtsc only reads the time-stamp counter.
+        let tsc = unsafe { core::arch::x86_64::_rdtsc() };
+        OOPS_ID.store(tsc | 1, Ordering::Relaxed);
+    }
+    OOPS_ID.load(Ordering::Relaxed)
+}

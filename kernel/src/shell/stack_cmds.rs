@@ -1,0 +1,108 @@
+//! Commands that show the stacks at work: the `stacks` table and the
+//! exception demos. Each is also driven by a scenario test.
+
+use core::sync::atomic::Ordering;
+
+use super::cmdline::{self, ArgError};
+use super::commands::{CmdError, CmdResult};
+use crate::arch::{debug, mce, nmi, percpu, traps};
+use crate::drivers::serial;
+use crate::mm::paging;
+use crate::println;
+use crate::stacks::exception;
+use crate::stacks::layout::PAGE_SIZE;
+
+pub fn stacks(args: &[&str]) -> CmdResult {
+    cmdline::no_args("stacks", args)?;
+    println!("cpu type  bottom           top              size   guard (unmapped)                  via");
+    let row = |cpu: usize, name: &str, bottom: u64, top: u64, guard: Option<(u64, u64)>, via: &str| {
+        let guard = match guard {
+            Some((lo, hi)) => alloc::format!("{lo:016x}-{hi:016x}"),
+            None => "MAPPED (no guard!)".into(),
+        };
+        println!("{cpu:>3} {name:<5} {bottom:016x} {top:016x} {:>6} {guard:<33} {via}", top - bottom);
+    };
+    if let Some(facts) = crate::boot::facts_if_ready() {
+        let (bottom, top) = facts.boot_stack;
+        let guard_unmapped = paging::translate(bottom - PAGE_SIZE).is_none();
+        row(0, "TASK", bottom, top, guard_unmapped.then_some((bottom - PAGE_SIZE, bottom - 1)), "boot task (pid 0)");
+    }
+    for cpu in percpu::online_cpus() {
+        for s in exception::live_rows(cpu) {
+            row(cpu, s.name, s.bottom, s.top, s.guard, &s.via);
+        }
+    }
+    Ok(())
+}
+
+pub fn int3(args: &[&str]) -> CmdResult {
+    cmdline::no_args("int3", args)?;
+    debug::int3();
+    println!("int3: returned to the shell");
+    Ok(())
+}
+
+pub fn db(args: &[&str]) -> CmdResult {
+    let usage = || ArgError("db: usage: db N [nmi] (N = 1, 2 or 3 nested #DB)".into());
+    let (levels, with_nmi) = match args {
+        [n] => (cmdline::number("db", "N", n, 1..=3)?, false),
+        [n, "nmi"] => (cmdline::number("db", "N", n, 1..=3)?, true),
+        _ => return Err(usage().into()),
+    };
+    debug::db_demo(levels as u32, with_nmi);
+    Ok(())
+}
+
+pub fn watch(args: &[&str]) -> CmdResult {
+    cmdline::no_args("watch", args)?;
+    // The value written is arbitrary; the handler reports it as read back.
+    let value = crate::arch::cpu::stack_pointer() & 0xffff;
+    debug::watch_demo(value);
+    Ok(())
+}
+
+pub fn nmi(args: &[&str]) -> CmdResult {
+    cmdline::no_args("nmi", args)?;
+    if nmi::self_nmi_and_report("nmi") {
+        Ok(())
+    } else {
+        Err(CmdError::Failed("no NMI was delivered".into()))
+    }
+}
+
+pub fn mce(args: &[&str]) -> CmdResult {
+    if mce::banks_enabled().is_none() {
+        return Err(CmdError::Failed("this CPU has no machine-check architecture (use -cpu max)".into()));
+    }
+    match args {
+        [] => {
+            mce::int18();
+            Ok(())
+        }
+        ["wait"] => wait_for_machine_check(),
+        [other, ..] => {
+            Err(ArgError(alloc::format!("mce: unexpected argument '{other}'; usage: mce [wait]")).into())
+        }
+    }
+}
+
+/// Spin until the #MC handler has run once more (Ctrl-C on the console cancels).
+fn wait_for_machine_check() -> CmdResult {
+    let cpu = percpu::this_cpu();
+    let before = cpu.mce_count.load(Ordering::SeqCst);
+    println!("mce: waiting for machine check (inject one from the QEMU monitor; Ctrl-C cancels)");
+    while cpu.mce_count.load(Ordering::SeqCst) == before {
+        if serial::try_read_byte() == Some(0x03) {
+            return Err(CmdError::Failed("cancelled".into()));
+        }
+        core::hint::spin_loop();
+    }
+    println!("mce: machine check seen, back in the shell");
+    Ok(())
+}
+
+pub fn doublefault(args: &[&str]) -> CmdResult {
+    cmdline::no_args("doublefault", args)?;
+    println!("doublefault: removing the #DE gate and dividing by zero");
+    traps::force_double_fault()
+}

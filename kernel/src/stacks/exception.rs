@@ -1,0 +1,164 @@
+//! The per-CPU exception (IST) stacks in the cpu entry area.
+//!
+//! Layout, sizes and names come from `layout::ESTACKS`; this module maps the
+//! stack pages (guards stay unmapped, DB2 has no pages at all) and reads the
+//! live state back for the `stacks` command.
+
+use alloc::vec::Vec;
+
+use crate::arch::percpu;
+use crate::mm::paging;
+use crate::stacks::layout::{estack_range, EStack, Ist, DB_STACK_OFFSET, ESTACKS, PAGE_SIZE};
+
+/// Map `cpu`'s exception stacks (zeroed, RW, NX); returns each IST's top for the TSS.
+pub fn init_cpu(cpu: usize) -> Vec<(Ist, u64)> {
+    let mut tops = Vec::new();
+    for d in &ESTACKS {
+        let (bottom, top) = estack_range(cpu, d.kind);
+        paging::map_new_pages(bottom, d.size, paging::KERNEL_DATA)
+            .expect("out of memory mapping exception stacks");
+        if let Some(ist) = d.ist {
+            tops.push((ist, top));
+        }
+    }
+    tops
+}
+
+/// One row of the `stacks` table, read from the live TSS and page tables.
+pub struct LiveStack {
+    pub name: &'static str,
+    pub bottom: u64,
+    pub top: u64,
+    /// The unmapped page below, or `None` if that page is (wrongly) mapped.
+    pub guard: Option<(u64, u64)>,
+    /// How the CPU gets there: "IST1", or "IST3-1" for DB1 (one shift).
+    pub via: alloc::string::String,
+}
+
+/// Bound of the walk below: far more than any stack, so a missing guard
+/// shows as a too-large stack instead of a walk through the whole map.
+const WALK_LIMIT_PAGES: u64 = 32;
+
+/// Walk down from `top` over mapped pages: the stack's real extent.
+pub fn live_extent(top: u64, max_pages: u64) -> (u64, Option<(u64, u64)>) {
+    let mut bottom = top;
+    while top - bottom < max_pages * PAGE_SIZE && paging::translate(bottom - PAGE_SIZE).is_some() {
+        bottom -= PAGE_SIZE;
+    }
+    let guard_mapped = paging::translate(bottom - PAGE_SIZE).is_some();
+    (bottom, (!guard_mapped).then_some((bottom - PAGE_SIZE, bottom - 1)))
+}
+
+pub fn live_rows(cpu: usize) -> Vec<LiveStack> {
+    let area = percpu::of(cpu);
+    let db_top = area.ist(Ist::DB);
+    ESTACKS
+        .iter()
+        .map(|d| {
+            let (top, via) = match (d.ist, d.kind) {
+                (Some(ist), _) => (area.ist(ist), alloc::format!("IST{}", ist as u8)),
+                (None, EStack::DB1) => (db_top - DB_STACK_OFFSET, alloc::format!("IST{}-1", Ist::DB as u8)),
+                (None, _) => (db_top - 2 * DB_STACK_OFFSET, alloc::format!("IST{}-2", Ist::DB as u8)),
+            };
+            let (bottom, guard) = live_extent(top, WALK_LIMIT_PAGES);
+            LiveStack { name: d.name, bottom, top, guard, via }
+        })
+        .collect()
+}
+
+pub mod ktests {
+    use core::sync::atomic::Ordering;
+
+    use x86_64::structures::paging::PageTableFlags as F;
+
+    use crate::arch::{debug, idt, mce, nmi, percpu};
+    use crate::kcheck;
+    use crate::ktest::KResult;
+    use crate::mm::paging;
+    use crate::stacks::layout::{cea_base, estack_range, EStack, Ist, CEA_PER_CPU_SIZE, ESTACKS, PAGE_SIZE};
+
+    fn in_stack(addr: u64, kind: EStack) -> bool {
+        let (bottom, top) = estack_range(percpu::this_cpu().id(), kind);
+        (bottom..top).contains(&addr)
+    }
+
+    pub fn ist_slots_point_at_stack_tops() -> KResult {
+        for cpu in percpu::online_cpus() {
+            for d in ESTACKS.iter().filter(|d| d.ist.is_some()) {
+                let ist = d.ist.unwrap();
+                let live = percpu::of(cpu).ist(ist);
+                let want = estack_range(cpu, d.kind).1;
+                kcheck!(live == want, "cpu {cpu} IST{} = {live:#x}, want top of {} {want:#x}", ist as u8, d.name);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn gates_name_their_ist() -> KResult {
+        for (vector, want) in [(1u8, Ist::DB as u8), (2, Ist::NMI as u8), (3, Ist::DB as u8), (8, Ist::DF as u8), (18, Ist::MCE as u8), (13, 0), (14, 0)] {
+            kcheck!(idt::gate_ist(vector) == want, "vector {vector} gate has IST {}, want {want}", idt::gate_ist(vector));
+        }
+        Ok(())
+    }
+
+    /// Walk the page tables over each CPU's whole entry area: stack pages
+    /// mapped RW+NX, every other page (guards, the DB2 hole) unmapped.
+    pub fn stack_pages_nx_and_guards_unmapped() -> KResult {
+        for cpu in percpu::online_cpus() {
+            let base = cea_base(cpu);
+            for va in (base..base + CEA_PER_CPU_SIZE).step_by(PAGE_SIZE as usize) {
+                let on_stack = ESTACKS.iter().any(|d| {
+                    let (b, t) = estack_range(cpu, d.kind);
+                    (b..t).contains(&va)
+                });
+                let flags = paging::translate(va).map(|(_, f)| f);
+                if on_stack {
+                    kcheck!(flags.is_some_and(|f| f.contains(F::PRESENT | F::WRITABLE | F::NO_EXECUTE)),
+                        "stack page {va:#x} mapped as {flags:?}");
+                } else {
+                    kcheck!(flags.is_none(), "guard page {va:#x} is mapped");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn int3_runs_on_db_stack() -> KResult {
+        let cpu = percpu::this_cpu();
+        debug::int3();
+        let frame = cpu.handler_rsp[3].load(Ordering::SeqCst);
+        kcheck!(in_stack(frame, EStack::DB), "#BP frame {frame:#x} not on the #DB stack");
+        let top = estack_range(cpu.id(), EStack::DB).1;
+        kcheck!(cpu.ist(Ist::DB) == top, "IST[DB] not restored after #BP");
+        Ok(())
+    }
+
+    pub fn nested_db_uses_db_then_db1() -> KResult {
+        debug::db_demo(2, false);
+        let l1 = debug::DB_LEVEL_FRAME[1].load(Ordering::SeqCst);
+        let l2 = debug::DB_LEVEL_FRAME[2].load(Ordering::SeqCst);
+        kcheck!(in_stack(l1, EStack::DB), "level 1 frame {l1:#x} not on #DB");
+        kcheck!(in_stack(l2, EStack::DB1), "level 2 frame {l2:#x} not on #DB1");
+        let top = estack_range(percpu::this_cpu().id(), EStack::DB).1;
+        kcheck!(percpu::this_cpu().ist(Ist::DB) == top, "IST[DB] not restored after nesting");
+        Ok(())
+    }
+
+    pub fn nmi_runs_on_nmi_stack() -> KResult {
+        kcheck!(nmi::self_nmi_and_report("ktest"), "no NMI delivered");
+        let frame = percpu::this_cpu().handler_rsp[2].load(Ordering::SeqCst);
+        kcheck!(in_stack(frame, EStack::NMI), "NMI frame {frame:#x} not on the NMI stack");
+        Ok(())
+    }
+
+    pub fn mce_runs_on_mce_stack() -> KResult {
+        kcheck!(mce::banks_enabled().is_some(), "no MCA (QEMU should run with -cpu max)");
+        let cpu = percpu::this_cpu();
+        let before = cpu.mce_count.load(Ordering::SeqCst);
+        mce::int18();
+        kcheck!(cpu.mce_count.load(Ordering::SeqCst) == before + 1, "#MC handler did not run");
+        let frame = cpu.handler_rsp[18].load(Ordering::SeqCst);
+        kcheck!(in_stack(frame, EStack::MCE), "#MC frame {frame:#x} not on the #MC stack");
+        Ok(())
+    }
+}

@@ -1,0 +1,71 @@
+//! `stack_info`: which stack an address is on (Linux `get_stack_info`).
+//!
+//! Used by the #DF/#PF handlers (whose guard page was hit?), by handlers that
+//! report where they ran, by the oops and by the backtrace. Stacks known so
+//! far: the boot task's stack and every CPU's exception stacks; thread and
+//! IRQ stacks join with their issues.
+
+use crate::stacks::layout::{classify_cea, estack_range, CeaPart, EStack, PAGE_SIZE};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StackKind {
+    /// A task's stack (for now: the boot task, on the bootloader's stack).
+    Task,
+    Exception(EStack),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackInfo {
+    pub kind: StackKind,
+    pub cpu: usize,
+    /// Lowest byte.
+    pub bottom: u64,
+    /// One past the highest byte (the initial RSP).
+    pub top: u64,
+}
+
+impl StackInfo {
+    /// The stack-type name of markers and messages (`TASK`, `#DF`, `NMI`, ...).
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            StackKind::Task => "TASK",
+            StackKind::Exception(e) => e.name(),
+        }
+    }
+
+    pub fn contains(&self, addr: u64) -> bool {
+        (self.bottom..self.top).contains(&addr)
+    }
+}
+
+fn boot_task_stack() -> Option<StackInfo> {
+    let (bottom, top) = crate::boot::facts_if_ready()?.boot_stack;
+    Some(StackInfo { kind: StackKind::Task, cpu: 0, bottom, top })
+}
+
+fn exception_stack(cpu: usize, kind: EStack) -> StackInfo {
+    let (bottom, top) = estack_range(cpu, kind);
+    StackInfo { kind: StackKind::Exception(kind), cpu, bottom, top }
+}
+
+/// The stack that holds `addr`.
+pub fn stack_of(addr: u64) -> Option<StackInfo> {
+    if let Some((cpu, kind, CeaPart::Stack)) = classify_cea(addr) {
+        return Some(exception_stack(cpu, kind));
+    }
+    boot_task_stack().filter(|s| s.contains(addr))
+}
+
+/// The stack whose guard page (the unmapped page just below it) holds `addr`:
+/// an overflow of that stack. For the DB2 hole the stack has size 0.
+pub fn guard_hit(addr: u64) -> Option<StackInfo> {
+    if let Some((cpu, kind, CeaPart::GuardBelow)) = classify_cea(addr) {
+        return Some(exception_stack(cpu, kind));
+    }
+    boot_task_stack().filter(|s| (s.bottom - PAGE_SIZE..s.bottom).contains(&addr))
+}
+
+/// "TASK", "#DB1", ... or "?" for an address on no known stack.
+pub fn name_of(addr: u64) -> &'static str {
+    stack_of(addr).map_or("?", |s| s.name())
+}
