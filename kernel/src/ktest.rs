@@ -37,6 +37,7 @@ pub static TESTS: &[KTest] = &[
     KTest { name: "nested_db_uses_db_then_db1", run: crate::stacks::exception::ktests::nested_db_uses_db_then_db1 },
     KTest { name: "nmi_runs_on_nmi_stack", run: crate::stacks::exception::ktests::nmi_runs_on_nmi_stack },
     KTest { name: "mce_runs_on_mce_stack", run: crate::stacks::exception::ktests::mce_runs_on_mce_stack },
+    KTest { name: "handlers_print_while_console_held", run: crate::stacks::exception::ktests::handlers_print_while_console_held },
 ];
 
 /// Run the tests whose name contains `filter`; returns (passed, failed).

@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The runner, built by cargo as an artifact dependency.
 pub const RUNNER: &str = env!("CARGO_BIN_FILE_BOOT_IMAGE_boot-image");
@@ -76,7 +76,7 @@ impl std::fmt::Display for Run {
 
 /// Run the runner with `args` (options, then `--`, then the command line).
 pub fn runner(args: &[&str]) -> Run {
-    runner_bytes(args, None, None)
+    runner_steps(args, None, Vec::new())
 }
 
 /// Boot with a kernel command line and the default test timeout.
@@ -85,11 +85,24 @@ pub fn boot(cmdline: &str) -> Run {
     runner(&["--timeout", &timeout, "--", cmdline])
 }
 
-/// General form: `cmdline` as raw bytes (may be non-UTF-8); `typed` is sent
-/// to the serial port once the interactive prompt has appeared.
-pub fn runner_bytes(args: &[&str], cmdline: Option<&[u8]>, typed: Option<&[u8]>) -> Run {
+/// What a test does once the console shows a given text.
+pub enum Action {
+    /// Type bytes into the serial port.
+    Type(Vec<u8>),
+    /// Send a command to QEMU's human monitor (the runner gets `--monitor`).
+    Monitor(String),
+}
+
+/// General form: `cmdline` as raw bytes (may be non-UTF-8); each step waits
+/// until its text has appeared on the console (after the previous step's)
+/// and then acts.
+pub fn runner_steps(args: &[&str], cmdline: Option<&[u8]>, steps: Vec<(&str, Action)>) -> Run {
     use std::os::unix::ffi::OsStrExt;
+    let monitor = std::env::temp_dir().join(format!("{}.sock", token("tristack-monitor")));
     let mut cmd = Command::new(RUNNER);
+    if steps.iter().any(|(_, a)| matches!(a, Action::Monitor(_))) {
+        cmd.arg("--monitor").arg(&monitor);
+    }
     cmd.args(args);
     if let Some(bytes) = cmdline {
         cmd.arg("--").arg(std::ffi::OsStr::from_bytes(bytes));
@@ -121,26 +134,60 @@ pub fn runner_bytes(args: &[&str], cmdline: Option<&[u8]>, typed: Option<&[u8]>)
         let _ = stderr.read_to_string(&mut s);
         s
     });
-    if let Some(input) = typed {
-        // Wait for the prompt: the UART drops what arrives before the kernel
-        // has initialised it.
-        let mut seen = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(TIMEOUT_SECS);
-        while !String::from_utf8_lossy(&seen).contains("tristack> ") {
+    let mut seen = Vec::new();
+    let mut from = 0;
+    let deadline = Instant::now() + Duration::from_secs(TIMEOUT_SECS);
+    for (wait_for, action) in steps {
+        // Wait for the text (the UART drops what arrives before the kernel set it up).
+        let found = loop {
+            if let Some(i) = String::from_utf8_lossy(&seen[from..]).find(wait_for) {
+                break Some(from + i + wait_for.len());
+            }
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(chunk) => seen.extend(chunk),
-                Err(mpsc::RecvTimeoutError::Timeout) if std::time::Instant::now() < deadline => {}
-                Err(_) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                Err(_) => break None,
             }
-        }
-        if let Some(mut s) = stdin.take() {
-            let _ = s.write_all(input);
+        };
+        let Some(end) = found else { break };
+        from = end;
+        match action {
+            Action::Type(bytes) => {
+                if let Some(s) = stdin.as_mut() {
+                    let _ = s.write_all(&bytes);
+                    let _ = s.flush();
+                }
+            }
+            Action::Monitor(command) => monitor_command(&monitor, &command),
         }
     }
     let status = child.wait().expect("wait for the runner");
     drop(stdin);
+    let _ = std::fs::remove_file(&monitor);
     let serial = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
     Run { status: status.code(), serial, stderr: err_reader.join().unwrap() }
+}
+
+/// Run one command on QEMU's human monitor and wait for its next prompt.
+fn monitor_command(socket: &std::path::Path, command: &str) {
+    use std::os::unix::net::UnixStream;
+    let mut stream = UnixStream::connect(socket).expect("connect to the QEMU monitor");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let read_prompt = |s: &mut UnixStream| {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&got).contains("(qemu) ") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    read_prompt(&mut stream);
+    stream.write_all(format!("{command}\n").as_bytes()).unwrap();
+    let answer = read_prompt(&mut stream);
+    eprintln!("monitor: {command} -> {:?}", answer.lines().skip(1).collect::<Vec<_>>());
 }
 
 /// A fresh token to echo, so a test can only pass if the command really ran.

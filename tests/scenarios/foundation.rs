@@ -106,10 +106,11 @@ fn meminfo_frames_add_up_and_vmap_is_in_the_map() {
 #[test]
 fn timeout_kills_qemu_and_exits_124() {
     let t = token("waiting");
-    let run = runner(&["--timeout", "10", "--", &format!("echo {t}")]);
+    // Long enough to boot even when every core is busy with other scenarios.
+    let run = runner(&["--timeout", "20", "--", &format!("echo {t}")]);
     run.expect_status(124).expect(&t);
     assert!(run.serial.trim_end().ends_with("tristack>"), "shell should be waiting:\n{run}");
-    assert!(run.stderr.contains("timeout: killed QEMU after 10 s (--timeout 10)"), "{run}");
+    assert!(run.stderr.contains("timeout: killed QEMU after 20 s (--timeout 20)"), "{run}");
 }
 
 #[test]
@@ -118,7 +119,7 @@ fn random_bytes_on_the_command_line_give_a_clear_error() {
     // argv cannot carry NUL; every other byte value may appear.
     let bytes: Vec<u8> = random_bytes(seed, 4096).into_iter().map(|b| b.max(1)).collect();
     let timeout = TIMEOUT_SECS.to_string();
-    let run = runner_bytes(&["--timeout", &timeout], Some(&bytes), None);
+    let run = runner_steps(&["--timeout", &timeout], Some(&bytes), Vec::new());
     assert_eq!(run.status, Some(1), "seed {seed}:\n{run}");
     assert!(
         run.serial.contains("error: command line is not valid UTF-8")
@@ -141,7 +142,7 @@ fn typed_commands_reach_the_interactive_shell() {
     let t = token("typed");
     let typed = format!("ech\x7fho {t}\rnosuch\rpoweroff\r");
     let timeout = TIMEOUT_SECS.to_string();
-    let run = runner_bytes(&["--timeout", &timeout], None, Some(typed.as_bytes()));
+    let run = runner_steps(&["--timeout", &timeout], None, vec![("tristack> ", Action::Type(typed.into_bytes()))]);
     run.expect_status(0);
     // The line editor echoed the erase sequence, applied the backspace and ran
     // the corrected line (a command that only exists as "echo").

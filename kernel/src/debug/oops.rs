@@ -29,7 +29,7 @@ pub fn die(what: &str, regs: &Regs) -> ! {
     }
     let n = DIE_COUNTER.fetch_add(1, Ordering::SeqCst) + 1;
     println!("Oops: {what}: {:04x} [#{n}] SMP", regs.error_code & 0xffff);
-    let cpu = if percpu::ready() { percpu::this_cpu().id() } else { 0 };
+    let cpu = percpu::current_cpu_id();
     // Until threads exist the boot context is Linux's idle task, pid 0.
     println!("CPU: {cpu} PID: 0 Comm: swapper/{cpu}");
     println!("RIP: {:04x}:{:016x}", regs.cs, regs.rip);

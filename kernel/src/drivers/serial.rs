@@ -1,21 +1,58 @@
 //! The serial console on COM1 (a 16550 UART): `print!`/`println!` and polled input.
 //!
-//! One lock guards the port. The oops and panic paths may interrupt a holder
-//! of that lock (on this CPU or another) and must still print, so they call
-//! `force_unlock` first: a garbled line beats a silent hang.
+//! The console lock records which CPU holds it. An exception handler that
+//! interrupts a print on the *same* CPU (an #MC or #DB in the middle of a
+//! `println!`, or while the shell polls the UART) writes straight through:
+//! waiting would deadlock, since the holder cannot run until the handler
+//! returns. Its text may land in the middle of the interrupted line — Linux's
+//! printk from NMI context had the same trade-off before per-CPU buffers.
+//! The oops and panic paths may also break the lock of another CPU
+//! (`force_unlock`): a garbled line beats a silent hang.
 
+use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU64, Ordering};
 
-use spin::Mutex;
 use uart_16550::SerialPort;
 
 const COM1: u16 = 0x3f8;
+const NO_OWNER: u64 = u64::MAX;
 
-// SAFETY: 0x3f8 is COM1 on every PC QEMU emulates, and only this static drives it.
-static PORT: Mutex<SerialPort> = Mutex::new(unsafe { SerialPort::new(COM1) });
+struct Console {
+    port: UnsafeCell<SerialPort>,
+    /// CPU id of the holder, or NO_OWNER.
+    owner: AtomicU64,
+}
+
+// SAFETY: `port` is only touched by the CPU recorded in `owner` (or, nested,
+// by an exception handler on that same CPU, which runs while the interrupted
+// holder cannot).
+unsafe impl Sync for Console {}
+
+static CONSOLE: Console = Console {
+    // SAFETY: 0x3f8 is COM1 on every PC QEMU emulates, and only this static drives it.
+    port: UnsafeCell::new(unsafe { SerialPort::new(COM1) }),
+    owner: AtomicU64::new(NO_OWNER),
+};
+
+fn with_port<R>(f: impl FnOnce(&mut SerialPort) -> R) -> R {
+    let me = crate::arch::percpu::current_cpu_id() as u64;
+    if CONSOLE.owner.load(Ordering::Acquire) == me {
+        // We interrupted our own CPU's print: write through, keep its lock.
+        // SAFETY: the interrupted holder is suspended until we return.
+        return f(unsafe { &mut *CONSOLE.port.get() });
+    }
+    while CONSOLE.owner.compare_exchange(NO_OWNER, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        core::hint::spin_loop();
+    }
+    // SAFETY: we own the console until the store below.
+    let r = f(unsafe { &mut *CONSOLE.port.get() });
+    CONSOLE.owner.store(NO_OWNER, Ordering::Release);
+    r
+}
 
 pub fn init() {
-    PORT.lock().init();
+    with_port(|p| p.init());
 }
 
 /// Writes bytes unchanged (no translation of backspace or newline).
@@ -32,21 +69,30 @@ impl Write for Raw<'_> {
 
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments) {
-    let mut port = PORT.lock();
-    let _ = Raw(&mut port).write_fmt(args);
+    with_port(|p| {
+        let _ = Raw(p).write_fmt(args);
+    });
 }
 
 /// Send raw bytes (the line editor's echo and erase sequences).
 pub fn write_bytes(bytes: &[u8]) {
-    let mut port = PORT.lock();
-    for &b in bytes {
-        port.send_raw(b);
-    }
+    with_port(|p| bytes.iter().for_each(|&b| p.send_raw(b)));
 }
 
 /// A received byte, if one is waiting.
 pub fn try_read_byte() -> Option<u8> {
-    PORT.lock().try_receive().ok()
+    with_port(|p| p.try_receive().ok())
+}
+
+/// Run `f` while this CPU holds the console lock, as if interrupted in the
+/// middle of a print (the ktest of the write-through rule uses it).
+pub fn while_holding_console(f: impl FnOnce()) {
+    with_port(|_| f());
+}
+
+/// Whether some CPU holds the console lock.
+pub fn console_held() -> bool {
+    CONSOLE.owner.load(Ordering::Acquire) != NO_OWNER
 }
 
 /// Break the console lock so a dying CPU can print.
@@ -55,8 +101,7 @@ pub fn try_read_byte() -> Option<u8> {
 /// Only for paths that never return to the interrupted holder (oops, panic):
 /// the holder's half-written line is abandoned.
 pub unsafe fn force_unlock() {
-    // SAFETY: the caller guarantees the previous holder never resumes its write.
-    unsafe { PORT.force_unlock() };
+    CONSOLE.owner.store(NO_OWNER, Ordering::Release);
 }
 
 #[macro_export]

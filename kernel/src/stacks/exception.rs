@@ -151,6 +151,22 @@ pub mod ktests {
         Ok(())
     }
 
+    /// A handler that prints must not deadlock when it interrupted a print on
+    /// its own CPU (the bug an injected #MC during `mce wait` once hit).
+    pub fn handlers_print_while_console_held() -> KResult {
+        let cpu = percpu::this_cpu();
+        cpu.handler_rsp[3].store(0, Ordering::SeqCst);
+        let mc = cpu.mce_count.load(Ordering::SeqCst);
+        crate::drivers::serial::while_holding_console(|| {
+            debug::int3();
+            mce::int18();
+        });
+        kcheck!(cpu.mce_count.load(Ordering::SeqCst) == mc + 1, "#MC handler did not run");
+        kcheck!(cpu.handler_rsp[3].load(Ordering::SeqCst) != 0, "#BP handler did not run");
+        kcheck!(!crate::drivers::serial::console_held(), "console lock left held");
+        Ok(())
+    }
+
     pub fn mce_runs_on_mce_stack() -> KResult {
         kcheck!(mce::banks_enabled().is_some(), "no MCA (QEMU should run with -cpu max)");
         let cpu = percpu::this_cpu();

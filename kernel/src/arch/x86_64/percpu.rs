@@ -7,7 +7,7 @@
 
 use core::cell::UnsafeCell;
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use ::x86_64::registers::model_specific::GsBase;
 use ::x86_64::structures::gdt::GlobalDescriptorTable;
@@ -106,6 +106,7 @@ pub fn init(cpu: usize) {
     area.self_addr.store(area as *const PerCpu as u64, Ordering::Relaxed);
     area.cpu.store(cpu as u64, Ordering::Relaxed);
     GsBase::write(VirtAddr::from_ptr(area));
+    BOOT_CPU_READY.store(true, Ordering::Release);
 }
 
 /// CPUs whose area has been initialised, in order.
@@ -113,9 +114,24 @@ pub fn online_cpus() -> impl Iterator<Item = usize> {
     (0..MAX_CPUS).filter(|&c| AREAS[c].self_addr.load(Ordering::Relaxed) != 0)
 }
 
-/// Whether GS base is set up on this CPU (the oops path may run before).
+/// Set once the boot CPU's GS base points at its area.
+static BOOT_CPU_READY: AtomicBool = AtomicBool::new(false);
+
+/// Whether `this_cpu` works on this CPU (the console and the oops path may
+/// run before). Every CPU but the boot CPU sets GS before it runs any code
+/// that asks, so one flag suffices.
 pub fn ready() -> bool {
-    GsBase::read().as_u64() != 0
+    BOOT_CPU_READY.load(Ordering::Acquire)
+}
+
+/// This CPU's id, or 0 before the per-CPU areas exist (only the boot CPU
+/// runs then).
+pub fn current_cpu_id() -> usize {
+    if ready() {
+        this_cpu().id()
+    } else {
+        0
+    }
 }
 
 /// This CPU's area.
