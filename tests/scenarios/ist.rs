@@ -221,3 +221,30 @@ fn bad_arguments_to_stack_commands_are_clear_errors() {
         run.expect_status(1).expect(error);
     }
 }
+
+#[test]
+fn an_nmi_injected_from_the_monitor_runs_on_the_nmi_stack() {
+    let timeout = TIMEOUT_SECS.to_string();
+    let run = runner_steps(
+        &["--timeout", &timeout],
+        Some(b"nmi wait; poweroff"),
+        vec![("nmi: waiting for an NMI", Action::Monitor("nmi".into()))],
+    );
+    run.expect_status(0);
+    let line = line_starting(&run, "nmi: NMI #1 on CPU 0 handled on the ");
+    assert!(line.contains("on the NMI stack") && line.ends_with("on TASK"), "{line}");
+}
+
+#[test]
+fn a_fault_inside_the_oops_prints_one_line_and_stops() {
+    let run = boot("nested-oops");
+    run.expect_status(1);
+    let first = run.line_index("Oops: invalid opcode: 0000 [#1] SMP");
+    let second = run.kernel_lines()[first + 1];
+    assert!(
+        second.starts_with("Oops: invalid opcode at RIP ffffffff8") && second.ends_with("inside the oops path; stopping"),
+        "{run}"
+    );
+    // Stopped: no register block, no second header, no end marker.
+    run.expect_not("RAX:").expect_not("[#2]").expect_not("---[ end trace");
+}

@@ -18,6 +18,13 @@ static IN_OOPS: AtomicBool = AtomicBool::new(false);
 /// Linux `oops_id`: one value per boot, printed in the end marker.
 static OOPS_ID: AtomicU64 = AtomicU64::new(0);
 
+/// Test hook of `nested-oops`: the next oops faults right after its header.
+static FAULT_INSIDE_NEXT_OOPS: AtomicBool = AtomicBool::new(false);
+
+pub fn fault_inside_next_oops() {
+    FAULT_INSIDE_NEXT_OOPS.store(true, Ordering::SeqCst);
+}
+
 /// Print the oops for `regs` and end the boot with failure.
 pub fn die(what: &str, regs: &Regs) -> ! {
     ::x86_64::instructions::interrupts::disable();
@@ -29,6 +36,10 @@ pub fn die(what: &str, regs: &Regs) -> ! {
     }
     let n = DIE_COUNTER.fetch_add(1, Ordering::SeqCst) + 1;
     println!("Oops: {what}: {:04x} [#{n}] SMP", regs.error_code & 0xffff);
+    if FAULT_INSIDE_NEXT_OOPS.swap(false, Ordering::SeqCst) {
+        // SAFETY: deliberately fatal, to exercise the recursion guard above.
+        unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+    }
     let cpu = percpu::current_cpu_id();
     // Until threads exist the boot context is Linux's idle task, pid 0.
     println!("CPU: {cpu} PID: 0 Comm: swapper/{cpu}");

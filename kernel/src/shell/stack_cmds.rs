@@ -1,7 +1,7 @@
 //! Commands that show the stacks at work: the `stacks` table and the
 //! exception demos. Each is also driven by a scenario test.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::cmdline::{self, ArgError};
 use super::commands::{CmdError, CmdResult};
@@ -62,12 +62,32 @@ pub fn watch(args: &[&str]) -> CmdResult {
 }
 
 pub fn nmi(args: &[&str]) -> CmdResult {
-    cmdline::no_args("nmi", args)?;
-    if nmi::self_nmi_and_report("nmi") {
-        Ok(())
-    } else {
-        Err(CmdError::Failed("no NMI was delivered".into()))
+    match args {
+        [] if nmi::self_nmi_and_report("nmi") => Ok(()),
+        [] => Err(CmdError::Failed("no NMI was delivered".into())),
+        ["wait"] => {
+            let cpu = percpu::this_cpu();
+            wait_for(&cpu.nmi_count, "nmi: waiting for an NMI (QEMU monitor: nmi)")?;
+            nmi::report_last("nmi");
+            Ok(())
+        }
+        [other, ..] => {
+            Err(ArgError(alloc::format!("nmi: unexpected argument '{other}'; usage: nmi [wait]")).into())
+        }
     }
+}
+
+/// Spin until `counter` moves (a handler ran); Ctrl-C on the console cancels.
+fn wait_for(counter: &AtomicU64, announce: &str) -> CmdResult {
+    let before = counter.load(Ordering::SeqCst);
+    println!("{announce}; Ctrl-C cancels");
+    while counter.load(Ordering::SeqCst) == before {
+        if serial::try_read_byte() == Some(0x03) {
+            return Err(CmdError::Failed("cancelled".into()));
+        }
+        core::hint::spin_loop();
+    }
+    Ok(())
 }
 
 pub fn mce(args: &[&str]) -> CmdResult {
@@ -79,30 +99,29 @@ pub fn mce(args: &[&str]) -> CmdResult {
             mce::int18();
             Ok(())
         }
-        ["wait"] => wait_for_machine_check(),
+        ["wait"] => {
+            let cpu = percpu::this_cpu();
+            wait_for(&cpu.mce_count, "mce: waiting for machine check (QEMU monitor: mce ...)")?;
+            println!("mce: machine check seen, back in the shell");
+            Ok(())
+        }
         [other, ..] => {
             Err(ArgError(alloc::format!("mce: unexpected argument '{other}'; usage: mce [wait]")).into())
         }
     }
 }
 
-/// Spin until the #MC handler has run once more (Ctrl-C on the console cancels).
-fn wait_for_machine_check() -> CmdResult {
-    let cpu = percpu::this_cpu();
-    let before = cpu.mce_count.load(Ordering::SeqCst);
-    println!("mce: waiting for machine check (inject one from the QEMU monitor; Ctrl-C cancels)");
-    while cpu.mce_count.load(Ordering::SeqCst) == before {
-        if serial::try_read_byte() == Some(0x03) {
-            return Err(CmdError::Failed("cancelled".into()));
-        }
-        core::hint::spin_loop();
-    }
-    println!("mce: machine check seen, back in the shell");
-    Ok(())
-}
-
 pub fn doublefault(args: &[&str]) -> CmdResult {
     cmdline::no_args("doublefault", args)?;
     println!("doublefault: removing the #DE gate and dividing by zero");
     traps::force_double_fault()
+}
+
+pub fn nested_oops(args: &[&str]) -> CmdResult {
+    cmdline::no_args("nested-oops", args)?;
+    println!("nested-oops: ud2, with the oops printer told to fault halfway");
+    crate::debug::oops::fault_inside_next_oops();
+    // SAFETY: deliberately fatal: #UD → oops → #UD inside it → recursion guard.
+    unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+    unreachable!("ud2 returned")
 }

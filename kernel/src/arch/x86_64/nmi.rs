@@ -45,6 +45,13 @@ pub fn self_nmi_and_report(who: &str) -> bool {
         }
         core::hint::spin_loop();
     }
+    report_last(who);
+    true
+}
+
+/// Print where the last NMI on this CPU ran and what it interrupted.
+pub fn report_last(who: &str) {
+    let cpu = this_cpu();
     let frame = cpu.handler_rsp[2].load(Ordering::SeqCst);
     let interrupted = cpu.interrupted_rsp[2].load(Ordering::SeqCst);
     println!(
@@ -54,5 +61,4 @@ pub fn self_nmi_and_report(who: &str) -> bool {
         info::name_of(frame),
         info::name_of(interrupted)
     );
-    true
 }
