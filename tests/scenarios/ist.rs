@@ -185,7 +185,8 @@ fn an_injected_machine_check_is_reported_per_bank_and_resumed() {
         &["--timeout", &timeout],
         Some(b"mce wait; poweroff"),
         vec![(
-            "mce: waiting for machine check",
+            // The whole line: an #MC injected mid-print would land inside it.
+            "mce: waiting for machine check (QEMU monitor: mce ...); Ctrl-C cancels\n",
             Action::Monitor("mce 0 1 0xb200000000000000 0x5 0x1234 0x0".into()),
         )],
     );
@@ -228,7 +229,7 @@ fn an_nmi_injected_from_the_monitor_runs_on_the_nmi_stack() {
     let run = runner_steps(
         &["--timeout", &timeout],
         Some(b"nmi wait; poweroff"),
-        vec![("nmi: waiting for an NMI", Action::Monitor("nmi".into()))],
+        vec![("nmi: waiting for an NMI (QEMU monitor: nmi); Ctrl-C cancels\n", Action::Monitor("nmi".into()))],
     );
     run.expect_status(0);
     let line = line_starting(&run, "nmi: NMI #1 on CPU 0 handled on the ");
