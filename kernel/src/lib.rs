@@ -21,3 +21,5 @@ pub mod arch;
 pub mod ktest;
 #[cfg(target_os = "none")]
 pub mod boot;
+#[cfg(target_os = "none")]
+pub mod sync;

@@ -42,13 +42,17 @@ fn with_port<R>(f: impl FnOnce(&mut SerialPort) -> R) -> R {
         // SAFETY: the interrupted holder is suspended until we return.
         return f(unsafe { &mut *CONSOLE.port.get() });
     }
-    while CONSOLE.owner.compare_exchange(NO_OWNER, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
-        core::hint::spin_loop();
-    }
-    // SAFETY: we own the console until the store below.
-    let r = f(unsafe { &mut *CONSOLE.port.get() });
-    CONSOLE.owner.store(NO_OWNER, Ordering::Release);
-    r
+    // Interrupts off while holding it: a thread preempted mid-print would
+    // otherwise leave the lock "owned by this CPU" for the next thread.
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        while CONSOLE.owner.compare_exchange(NO_OWNER, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            core::hint::spin_loop();
+        }
+        // SAFETY: we own the console until the store below.
+        let r = f(unsafe { &mut *CONSOLE.port.get() });
+        CONSOLE.owner.store(NO_OWNER, Ordering::Release);
+        r
+    })
 }
 
 pub fn init() {

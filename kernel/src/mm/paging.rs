@@ -4,7 +4,7 @@
 //! below; TLB entries are invalidated on this CPU (cross-CPU shoot-down comes
 //! with SMP).
 
-use spin::Mutex;
+use crate::sync::IrqMutex as Mutex;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
 use x86_64::structures::paging::{

@@ -2,7 +2,7 @@
 //! map, stored in usable memory and reached through the direct map.
 
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
-use spin::Mutex;
+use crate::sync::IrqMutex as Mutex;
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use x86_64::PhysAddr;
 

@@ -6,7 +6,7 @@
 //! below a stack are what turn an overflow into a fault instead of silent
 //! corruption.
 
-use spin::Mutex;
+use crate::sync::IrqMutex as Mutex;
 
 use super::paging;
 use super::vmap::{VmRange, VmapError, VmapSpace, VmapStats};
