@@ -63,6 +63,26 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         }
     );
 
+    let cal = crate::arch::apic::calibrate_timer();
+    crate::time::set_tsc_per_ms(cal.tsc_per_ms);
+    TIMER.call_once(|| cal);
+    println!(
+        "Timer: local APIC {} counts/ms, TSC {} kHz, HZ={}",
+        cal.apic_per_ms,
+        cal.tsc_per_ms,
+        crate::time::HZ
+    );
+    // Off the bootloader's stack for good: the rest runs as pid 1 on a
+    // THREAD_SIZE stack, with an idle task behind it.
+    crate::sched::start("init", init_main)
+}
+
+static TIMER: Once<crate::arch::apic::TimerCalibration> = Once::new();
+
+/// pid 1: start the tick, run the command line, then the shell.
+fn init_main(_: u64) -> i64 {
+    let cal = TIMER.get().expect("calibrated before the scheduler starts");
+    crate::arch::apic::start_periodic_timer(cal, crate::time::HZ);
     let cmdline = fw_cfg::read_file(fw_cfg::CMDLINE_FILE);
     match cmdline.as_deref() {
         None => println!("Command line: (none)"),

@@ -22,4 +22,8 @@ pub mod ktest;
 #[cfg(target_os = "none")]
 pub mod boot;
 #[cfg(target_os = "none")]
+pub mod sched;
+#[cfg(target_os = "none")]
 pub mod sync;
+#[cfg(target_os = "none")]
+pub mod time;

@@ -120,7 +120,9 @@ pub const MAX_FRAMES: usize = 64;
 pub fn print_raw_trace(rbp: u64, rsp: u64) {
     use crate::println;
     println!("Call Trace:");
-    let Some(stack) = crate::stacks::info::stack_of(rsp) else {
+    // An overflowed stack's RSP is in its guard page: walk the stack above.
+    let stack = crate::stacks::info::stack_of(rsp).or_else(|| crate::stacks::info::guard_hit(rsp));
+    let Some(stack) = stack else {
         println!(" (RSP {rsp:#x} is on no known stack; no trace)");
         return;
     };

@@ -41,8 +41,11 @@ pub fn die(what: &str, regs: &Regs) -> ! {
         unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
     }
     let cpu = percpu::current_cpu_id();
-    // Until threads exist the boot context is Linux's idle task, pid 0.
-    println!("CPU: {cpu} PID: 0 Comm: swapper/{cpu}");
+    match crate::sched::current() {
+        Some(t) => println!("CPU: {cpu} PID: {} Comm: {:.20}", t.pid, t.name),
+        // Before the scheduler starts the boot code is Linux's idle task.
+        None => println!("CPU: {cpu} PID: 0 Comm: swapper/{cpu}"),
+    }
     println!("RIP: {:04x}:{:016x}", regs.cs, regs.rip);
     show_regs(regs);
     let frame = regs as *const Regs as u64;
@@ -58,7 +61,21 @@ pub fn die(what: &str, regs: &Regs) -> ! {
     println!("Interrupted RSP: {:016x} on {}", regs.rsp, info::name_of(regs.rsp));
     print_raw_trace(regs.rbp, regs.rsp);
     println!("---[ end trace {:016x} ]---", oops_id());
+    // A thread's oops kills the thread (the system carries on); in init,
+    // idle, an interrupt, or with oops=panic the kernel panics.
+    let reason = crate::sched::kill_current_after_oops();
+    println!("Kernel panic - not syncing: {reason}");
     exit(ExitCode::Failure)
+}
+
+/// Called when the killed thread is gone and the CPU moves on: undo what
+/// the dying path left behind on this CPU.
+pub fn recovered() {
+    // The oops may have come from inside a #DB handler (IST[DB] shifted) with
+    // breakpoints armed.
+    let cpu = percpu::this_cpu();
+    crate::arch::debug::reset_after_oops(cpu);
+    IN_OOPS.store(false, Ordering::SeqCst);
 }
 
 fn oops_id() -> u64 {

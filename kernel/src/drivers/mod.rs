@@ -2,6 +2,10 @@
 
 pub mod fw_cfg;
 #[cfg(target_os = "none")]
+pub mod pic;
+#[cfg(target_os = "none")]
+pub mod pit;
+#[cfg(target_os = "none")]
 pub mod qemu_exit;
 #[cfg(target_os = "none")]
 pub mod serial;

@@ -10,6 +10,8 @@ mod commands;
 mod repl;
 #[cfg(target_os = "none")]
 mod stack_cmds;
+#[cfg(target_os = "none")]
+mod thread_cmds;
 
 #[cfg(target_os = "none")]
 pub use repl::{run_command_line, interactive};

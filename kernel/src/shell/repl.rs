@@ -10,6 +10,8 @@ pub const PROMPT: &str = "tristack> ";
 
 /// Run one command; false if it failed (the error has been printed).
 fn execute(cmd: &Command) -> bool {
+    // Like init, the shell reaps the threads it started that have ended.
+    crate::sched::reap_children();
     let Some(spec) = commands::find(cmd.name) else {
         println!("error: unknown command '{}'; valid commands: {}", cmd.name, commands::names());
         return false;
@@ -51,9 +53,10 @@ pub fn interactive() -> ! {
     let mut editor = LineEditor::new();
     print!("{PROMPT}");
     loop {
-        // Polled until interrupt-driven input arrives with the IRQ issue.
+        // Polled until interrupt-driven input arrives with the IRQ issue;
+        // between polls the CPU goes to other threads or idles.
         let Some(byte) = serial::try_read_byte() else {
-            core::hint::spin_loop();
+            crate::sched::sleep_ms(1);
             continue;
         };
         match editor.feed(byte, serial::write_bytes) {

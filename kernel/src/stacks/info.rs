@@ -48,10 +48,17 @@ fn exception_stack(cpu: usize, kind: EStack) -> StackInfo {
     StackInfo { kind: StackKind::Exception(kind), cpu, bottom, top }
 }
 
+fn thread_stack(s: crate::stacks::thread::ThreadStack) -> StackInfo {
+    StackInfo { kind: StackKind::Task, cpu: crate::arch::percpu::current_cpu_id(), bottom: s.bottom, top: s.top() }
+}
+
 /// The stack that holds `addr`.
 pub fn stack_of(addr: u64) -> Option<StackInfo> {
     if let Some((cpu, kind, CeaPart::Stack)) = classify_cea(addr) {
         return Some(exception_stack(cpu, kind));
+    }
+    if let Some((s, false)) = crate::stacks::thread::find(addr) {
+        return Some(thread_stack(s));
     }
     boot_task_stack().filter(|s| s.contains(addr))
 }
@@ -62,10 +69,28 @@ pub fn guard_hit(addr: u64) -> Option<StackInfo> {
     if let Some((cpu, kind, CeaPart::GuardBelow)) = classify_cea(addr) {
         return Some(exception_stack(cpu, kind));
     }
+    if let Some((s, true)) = crate::stacks::thread::find(addr) {
+        return Some(thread_stack(s));
+    }
     boot_task_stack().filter(|s| (s.bottom - PAGE_SIZE..s.bottom).contains(&addr))
 }
 
-/// "TASK", "#DB1", ... or "?" for an address on no known stack.
+/// "TASK", "#DB1", ..., "TASK guard page" for an address in the guard page
+/// below a stack, or "?" for an address on no known stack.
 pub fn name_of(addr: u64) -> &'static str {
-    stack_of(addr).map_or("?", |s| s.name())
+    if let Some(s) = stack_of(addr) {
+        return s.name();
+    }
+    match guard_hit(addr).map(|s| s.kind) {
+        Some(StackKind::Task) => "TASK guard page",
+        Some(StackKind::Exception(e)) => match e {
+            EStack::DF => "#DF guard page",
+            EStack::NMI => "NMI guard page",
+            EStack::DB2 => "#DB2 guard page",
+            EStack::DB1 => "#DB1 guard page",
+            EStack::DB => "#DB guard page",
+            EStack::MCE => "#MC guard page",
+        },
+        None => "?",
+    }
 }

@@ -15,6 +15,10 @@ pub const IRQ_STACK_SIZE: u64 = THREAD_SIZE;
 pub const EXCEPTION_STKSZ: u64 = 2 * PAGE_SIZE;
 /// Written at the lowest word of every thread stack (Linux STACK_END_MAGIC).
 pub const STACK_END_MAGIC: u64 = 0x57AC_6E9D;
+/// Freed thread stacks each CPU keeps for reuse (Linux NR_CACHED_STACKS).
+pub const NR_CACHED_STACKS: usize = 2;
+/// Most thread stacks alive at once (the size of the stack registry).
+pub const MAX_THREAD_STACKS: usize = 1024;
 
 // --- The virtual memory map --------------------------------------------------
 

@@ -6,8 +6,11 @@
 //! `layout` too.
 
 pub mod layout;
+pub mod usage;
 
 #[cfg(target_os = "none")]
 pub mod exception;
 #[cfg(target_os = "none")]
 pub mod info;
+#[cfg(target_os = "none")]
+pub mod thread;

@@ -1,5 +1,5 @@
-//! The local APIC (xAPIC, memory-mapped): enough to send this CPU an NMI.
-//! Timer, IPIs and EOI arrive with the IRQ issue.
+//! The local APIC (xAPIC, memory-mapped): self-NMI, EOI and the periodic
+//! timer that drives preemption. IPIs arrive with the IRQ and SMP issues.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,6 +11,15 @@ use crate::stacks::layout::PAGE_SIZE;
 const IA32_APIC_BASE: u32 = 0x1b;
 const REG_ID: u64 = 0x20;
 const REG_SVR: u64 = 0xf0;
+const REG_EOI: u64 = 0xb0;
+const REG_LVT_TIMER: u64 = 0x320;
+const REG_TIMER_INITIAL: u64 = 0x380;
+const REG_TIMER_CURRENT: u64 = 0x390;
+const REG_TIMER_DIVIDE: u64 = 0x3e0;
+/// Divide configuration 0b0011: the timer counts at bus clock / 16.
+const TIMER_DIVIDE_16: u32 = 0b0011;
+const LVT_PERIODIC: u32 = 1 << 17;
+const LVT_MASKED: u32 = 1 << 16;
 const REG_ICR_LOW: u64 = 0x300;
 const REG_ICR_HIGH: u64 = 0x310;
 /// SVR: APIC software enable, spurious vector 0xff.
@@ -63,4 +72,39 @@ pub fn send_nmi_to_self() {
     while read(REG_ICR_LOW) & ICR_PENDING != 0 {
         core::hint::spin_loop();
     }
+}
+
+/// End of interrupt: the in-service vector may fire again.
+pub fn eoi() {
+    write(REG_EOI, 0);
+}
+
+/// Calibration result: APIC timer counts and TSC cycles per millisecond.
+#[derive(Clone, Copy, Debug)]
+pub struct TimerCalibration {
+    pub apic_per_ms: u64,
+    pub tsc_per_ms: u64,
+}
+
+/// Measure the APIC timer (divide by 16) and the TSC against 10 ms of PIT.
+pub fn calibrate_timer() -> TimerCalibration {
+    const MS: u64 = 10;
+    write(REG_TIMER_DIVIDE, TIMER_DIVIDE_16);
+    write(REG_LVT_TIMER, LVT_MASKED | u32::from(super::irq::LOCAL_TIMER_VECTOR));
+    write(REG_TIMER_INITIAL, u32::MAX);
+    // SAFETY: rdtsc only reads the time-stamp counter.
+    let tsc0 = unsafe { core::arch::x86_64::_rdtsc() };
+    crate::drivers::pit::busy_wait_ms(MS);
+    let counted = u32::MAX - read(REG_TIMER_CURRENT);
+    // SAFETY: as above.
+    let tsc1 = unsafe { core::arch::x86_64::_rdtsc() };
+    write(REG_TIMER_INITIAL, 0);
+    TimerCalibration { apic_per_ms: u64::from(counted) / MS, tsc_per_ms: (tsc1 - tsc0) / MS }
+}
+
+/// Fire LOCAL_TIMER_VECTOR `hz` times a second on this CPU.
+pub fn start_periodic_timer(cal: &TimerCalibration, hz: u64) {
+    write(REG_TIMER_DIVIDE, TIMER_DIVIDE_16);
+    write(REG_LVT_TIMER, LVT_PERIODIC | u32::from(super::irq::LOCAL_TIMER_VECTOR));
+    write(REG_TIMER_INITIAL, (cal.apic_per_ms * 1000 / hz).max(1) as u32);
 }

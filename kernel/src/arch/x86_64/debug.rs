@@ -235,3 +235,19 @@ pub fn int3() {
     // SAFETY: #BP is handled by `handle_bp`, which returns.
     unsafe { asm!("int3", options(nomem, nostack)) };
 }
+
+/// After a thread killed by an oops is gone: no breakpoints armed, and
+/// IST[DB] back at the top of the #DB stack however deep the oops was.
+pub fn reset_after_oops(cpu: &super::percpu::PerCpu) {
+    write_dr(7, 0);
+    write_dr(6, 0);
+    DB_DEMO_LEVELS.store(0, Ordering::SeqCst);
+    cpu.db_depth.store(0, Ordering::SeqCst);
+    let (_, top) = crate::stacks::layout::estack_range(cpu.id(), crate::stacks::layout::EStack::DB);
+    // SAFETY: this CPU's own TSS, and no #DB handler is running on it.
+    unsafe {
+        let tss = cpu.tss.get();
+        core::ptr::addr_of_mut!((*tss).interrupt_stack_table[Ist::DB.tss_slot()])
+            .write_unaligned(::x86_64::VirtAddr::new(top));
+    }
+}

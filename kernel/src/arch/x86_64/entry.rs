@@ -160,6 +160,21 @@ STUB 29, 1, tristack_exception_common
 STUB 30, 1, tristack_exception_common
 STUB 31, 0, tristack_exception_common
 
+// External interrupts, vectors 32..255: one 16-byte stub each, so stub
+// address = tristack_irq_stubs + (vector - 32) * 16. They share the exception
+// path (and run on the interrupted stack until the IRQ-stack issue).
+.balign 16
+.global tristack_irq_stubs
+tristack_irq_stubs:
+.set tristack_vector, 32
+.rept 224
+.balign 16
+    push 0
+    push tristack_vector
+    jmp tristack_exception_common
+.set tristack_vector, tristack_vector + 1
+.endr
+
 .section .rodata
 .balign 8
 .global tristack_exception_stubs
@@ -180,6 +195,17 @@ tristack_exception_stubs:
 unsafe extern "C" {
     /// Addresses of the 32 exception stubs, by vector.
     static tristack_exception_stubs: [u64; 32];
+    /// The first of 224 16-byte interrupt stubs (vectors 32..256).
+    fn tristack_irq_stubs();
+}
+
+/// Bytes per interrupt stub (`.balign 16` above).
+const IRQ_STUB_SIZE: u64 = 16;
+
+/// Address of the entry stub of external vector `vector` (32..256).
+pub fn irq_stub(vector: usize) -> u64 {
+    assert!((32..256).contains(&vector));
+    tristack_irq_stubs as *const () as u64 + (vector as u64 - 32) * IRQ_STUB_SIZE
 }
 
 /// Address of the entry stub of exception `vector` (0..32).

@@ -43,3 +43,15 @@ pub fn init(cpu: usize, tops: &[(Ist, u64)]) {
         load_tss(tss_sel);
     }
 }
+
+/// TSS RSP0: the stack the CPU loads on an interrupt from user mode. There is
+/// no user mode yet, but it is kept pointing at the running thread's stack
+/// top, as Linux's `switch_to` does.
+pub fn set_rsp0(top: u64) {
+    // SAFETY: this CPU's own TSS; a single aligned store the CPU reads only
+    // on a privilege change.
+    unsafe {
+        let tss = percpu::this_cpu().tss.get();
+        core::ptr::addr_of_mut!((*tss).privilege_stack_table[0]).write_unaligned(VirtAddr::new(top));
+    }
+}

@@ -10,7 +10,7 @@ use ::x86_64::instructions::tables::lidt;
 use ::x86_64::structures::DescriptorTablePointer;
 use ::x86_64::VirtAddr;
 
-use super::entry::exception_stub;
+use super::entry::{exception_stub, irq_stub};
 use super::gdt::KERNEL_CS;
 use crate::stacks::layout::Ist;
 
@@ -74,12 +74,15 @@ unsafe impl Sync for Idt {}
 
 static IDT: Idt = Idt(UnsafeCell::new([Gate::MISSING; 256]));
 
-/// Fill the exception gates (once, on the boot CPU).
+/// Fill the gates (once, on the boot CPU).
 pub fn init() {
     // SAFETY: no CPU has loaded the IDT yet.
     let idt = unsafe { &mut *IDT.0.get() };
     for vector in 0..32u8 {
         idt[vector as usize] = Gate::new(exception_stub(vector as usize), ist_of(vector));
+    }
+    for vector in 32..256 {
+        idt[vector] = Gate::new(irq_stub(vector), None);
     }
 }
 

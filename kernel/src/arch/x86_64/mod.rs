@@ -7,10 +7,12 @@ pub mod debug;
 mod entry;
 pub mod gdt;
 pub mod idt;
+pub mod irq;
 pub mod mce;
 pub mod nmi;
 pub mod percpu;
 pub mod regs;
+pub mod switch;
 pub mod traps;
 
 /// Bring up this CPU's exception handling: per-CPU area (GS base), its IST
@@ -22,6 +24,7 @@ pub fn init_cpu(cpu: usize) {
     gdt::init(cpu, &tops);
     if cpu == 0 {
         idt::init();
+        crate::drivers::pic::remap_and_mask();
     }
     idt::load();
     apic::init();

@@ -14,7 +14,7 @@ use ::x86_64::structures::gdt::GlobalDescriptorTable;
 use ::x86_64::structures::tss::TaskStateSegment;
 use ::x86_64::VirtAddr;
 
-use crate::stacks::layout::{Ist, MAX_CPUS};
+use crate::stacks::layout::{Ist, MAX_CPUS, NR_CACHED_STACKS};
 
 /// Entries of a per-CPU GDT: null, (Linux's KERNEL32_CS slot, unused),
 /// kernel code 0x10, kernel data 0x18, TSS (two slots).
@@ -41,6 +41,12 @@ pub struct PerCpu {
     pub handler_rsp: [AtomicU64; 32],
     /// Per vector: the interrupted RSP of the last handler run.
     pub interrupted_rsp: [AtomicU64; 32],
+    /// The running task (`sched::Task`), null before the scheduler starts.
+    pub current: AtomicU64,
+    /// Freed thread stacks kept for reuse (bottoms; 0 = empty slot).
+    pub stack_cache: [AtomicU64; NR_CACHED_STACKS],
+    /// Interrupts taken, per vector (external vectors 32..256).
+    pub irq_counts: [AtomicU64; 256],
 }
 
 // SAFETY: the UnsafeCell fields are written only by their own CPU (during
@@ -60,6 +66,9 @@ impl PerCpu {
             db_depth: AtomicU32::new(0),
             handler_rsp: [const { AtomicU64::new(0) }; 32],
             interrupted_rsp: [const { AtomicU64::new(0) }; 32],
+            current: AtomicU64::new(0),
+            stack_cache: [const { AtomicU64::new(0) }; NR_CACHED_STACKS],
+            irq_counts: [const { AtomicU64::new(0) }; 256],
         }
     }
 

@@ -1,0 +1,125 @@
+//! The context switch (Linux `__switch_to_asm` + `ret_from_fork`).
+//!
+//! `switch_to(prev, next)`: push the callee-saved registers on the current
+//! (prev's) stack, store RSP in `*prev`, load next's saved RSP, pop its
+//! callee-saved registers and `ret` into wherever next stopped — inside its
+//! own `switch_to` call, or, for a new thread, `tristack_thread_start`.
+//! Everything else (RIP, caller-saved registers, RFLAGS) was saved by the
+//! ordinary call into `schedule()` or by the interrupt entry below it.
+//!
+//! Saved frame at a task's `saved_rsp` (lowest address first):
+//! `r15 r14 r13 r12 rbx rbp <return address>`.
+
+use core::arch::global_asm;
+
+/// Words `switch_to` pushes below the return address.
+pub const SWITCH_FRAME_WORDS: usize = 6;
+
+global_asm!(
+    r#"
+.section .text.switch, "ax"
+.global tristack_switch_to
+// rdi = &prev.saved_rsp, rsi = next.saved_rsp.
+// RSP -= 48 on prev's stack; then RSP := next's, += 48 + 8 (ret).
+tristack_switch_to:
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    mov [rdi], rsp
+    mov rsp, rsi
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+
+.global tristack_switch_to_abandon
+// rdi = next.saved_rsp. The current stack is never used again (a thread
+// killed by an oops, the bootloader's stack at boot).
+tristack_switch_to_abandon:
+    mov rsp, rdi
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+
+.global tristack_thread_start
+// A new thread's first "return" from switch_to lands here with
+// r12 = entry, r13 = argument (from the initial frame), RBP = 0 (so a
+// frame-pointer walk ends here) and RSP 16-byte aligned.
+tristack_thread_start:
+    mov rdi, r12
+    mov rsi, r13
+    call {thread_main}
+    ud2
+.text
+"#,
+    thread_main = sym crate::sched::thread_main,
+);
+
+unsafe extern "C" {
+    fn tristack_switch_to(prev_rsp: *mut u64, next_rsp: u64);
+    fn tristack_switch_to_abandon(next_rsp: u64) -> !;
+    fn tristack_thread_start();
+}
+
+/// Save the current context into `*prev_rsp`, resume the one saved at `next_rsp`.
+///
+/// # Safety
+/// Interrupts off; `next_rsp` is a frame saved by `switch_to` or built by
+/// `initial_frame`, on a stack that stays mapped while that task lives.
+pub unsafe fn switch_to(prev_rsp: *mut u64, next_rsp: u64) {
+    // SAFETY: per the contract.
+    unsafe { tristack_switch_to(prev_rsp, next_rsp) }
+}
+
+/// Resume the context at `next_rsp` and never come back to this stack.
+///
+/// # Safety
+/// As `switch_to`; nothing may refer to the current stack afterwards.
+pub unsafe fn switch_to_abandon(next_rsp: u64) -> ! {
+    // SAFETY: per the contract.
+    unsafe { tristack_switch_to_abandon(next_rsp) }
+}
+
+/// Build a new thread's first switch frame under `top`; returns its saved RSP.
+/// `switch_to` will "return" into `tristack_thread_start`, which calls
+/// `sched::thread_main(entry, arg)`.
+///
+/// # Safety
+/// `[top - 128, top)` is mapped, writable and owned by the new thread.
+pub unsafe fn initial_frame(top: u64, entry: u64, arg: u64) -> u64 {
+    // top - 16: a zero return address ends any unwind, and after `ret` pops
+    // the frame RSP = top - 16, 16-byte aligned for the `call` above.
+    let frame: [u64; SWITCH_FRAME_WORDS + 2] = [
+        0,     // r15
+        0,     // r14
+        arg,   // r13
+        entry, // r12
+        0,     // rbx
+        0,     // rbp: the outermost frame
+        tristack_thread_start as *const () as u64,
+        0, // fake return address of thread_main's caller
+    ];
+    let saved_rsp = top - 16 - 8 * (SWITCH_FRAME_WORDS as u64 + 1);
+    // SAFETY: per the contract, inside the new, unused stack.
+    unsafe { core::ptr::copy_nonoverlapping(frame.as_ptr(), saved_rsp as *mut u64, frame.len()) };
+    saved_rsp
+}
+
+/// The return address a sleeping task will resume at (for `ps`).
+///
+/// # Safety
+/// `saved_rsp` is a switch frame of a task that is not running.
+pub unsafe fn saved_pc(saved_rsp: u64) -> u64 {
+    // SAFETY: per the contract, the frame is mapped and stable.
+    unsafe { ((saved_rsp + 8 * SWITCH_FRAME_WORDS as u64) as *const u64).read() }
+}

@@ -1,0 +1,70 @@
+//! The task: everything the scheduler knows about one thread. The stack is
+//! separate (`stacks::thread`); `current` comes from the per-CPU area, never
+//! from masking RSP (which mixed stack sizes would break).
+
+use alloc::string::String;
+
+use crate::stacks::thread::ThreadStack;
+
+pub type Pid = u32;
+
+/// Linux's `TASK_COMM_LEN` - 1.
+pub const COMM_LEN: usize = 15;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Running,
+    Runnable,
+    Sleeping,
+    /// Exited; its stack stays until the parent reaps it.
+    Zombie,
+    /// Killed by an oops; its stack stays until reaped, so it can be read.
+    Dead,
+}
+
+impl State {
+    /// The letter of `ps` (Linux `task_state_to_char`).
+    pub fn letter(self) -> char {
+        match self {
+            State::Running | State::Runnable => 'R',
+            State::Sleeping => 'S',
+            State::Zombie => 'Z',
+            State::Dead => 'X',
+        }
+    }
+}
+
+pub struct Task {
+    pub pid: Pid,
+    pub name: String,
+    pub parent: Pid,
+    pub stack: ThreadStack,
+    /// RSP saved by `switch_to` while the task is not running.
+    pub saved_rsp: u64,
+    pub state: State,
+    /// The CPU whose run queue it is on / it last ran on.
+    pub cpu: usize,
+    pub exit_code: i64,
+    /// Jiffies at which a sleeping task wakes (0: no timeout).
+    pub wake_at: u64,
+    /// Wait-queue key a sleeping task waits on (0: none).
+    pub waiting_on: u64,
+}
+
+impl Task {
+    pub fn new(pid: Pid, name: &str, parent: Pid, stack: ThreadStack, saved_rsp: u64, cpu: usize) -> Self {
+        let name = name.chars().take(COMM_LEN).collect();
+        Task {
+            pid,
+            name,
+            parent,
+            stack,
+            saved_rsp,
+            state: State::Runnable,
+            cpu,
+            exit_code: 0,
+            wake_at: 0,
+            waiting_on: 0,
+        }
+    }
+}

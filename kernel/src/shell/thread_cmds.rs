@@ -1,0 +1,319 @@
+//! Commands about threads and their stacks: `ps`, `spawn`, `sleep`,
+//! `overflow`, `overrun`, `threads-stress`, `bench`. Each thread body here is a demo.
+
+use alloc::vec::Vec;
+use core::hint::black_box;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::cmdline::{self, ArgError};
+use super::commands::{CmdError, CmdResult};
+use crate::arch::percpu;
+use crate::mm::{phys, vmalloc};
+use crate::sched::{self, Ended, State};
+use crate::stacks::layout::{estack_range, ESTACKS};
+use crate::stacks::{thread, usage};
+use crate::{println, time};
+
+/// `ps`: Linux's sysrq-t task list (4.18 shape), then per-CPU stack usage.
+pub fn ps(args: &[&str]) -> CmdResult {
+    cmdline::no_args("ps", args)?;
+    println!("  task                        PC stack   pid father");
+    for t in sched::snapshot() {
+        let pc = match (t.state, t.saved_pc) {
+            (State::Running, _) | (_, None) => alloc::string::String::from("  running task    "),
+            (_, Some(pc)) => alloc::format!(" {pc:016x} "),
+        };
+        println!(
+            "{:<15.15} {}{pc}{:5} {:5} {:6} 0x{:08x}",
+            t.name,
+            t.state.letter(),
+            t.stack_free,
+            t.pid,
+            t.parent,
+            0
+        );
+    }
+    // Linux does not show these; the IST stacks are zero-filled when mapped,
+    // so their untouched bytes are their high-water marks.
+    for cpu in percpu::online_cpus() {
+        let mut line = alloc::format!("cpu {cpu} stacks, bytes never touched:");
+        for d in ESTACKS.iter().filter(|d| d.size > 0) {
+            let (bottom, top) = estack_range(cpu, d.kind);
+            // SAFETY: mapped exception stack; racing writers only change statistics.
+            let words = unsafe { core::slice::from_raw_parts(bottom as *const u64, ((top - bottom) / 8) as usize) };
+            line.push_str(&alloc::format!(" {} {}/{}", d.name, usage::untouched(words), d.size));
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
+pub fn sleep(args: &[&str]) -> CmdResult {
+    let [ms] = args else {
+        return Err(ArgError("sleep: usage: sleep MS".into()).into());
+    };
+    let ms = cmdline::number("sleep", "MS", ms, 1..=600_000)?;
+    let (j0, t0) = (time::jiffies(), time::rdtsc());
+    sched::sleep_ms(ms);
+    let cycles = time::rdtsc() - t0;
+    println!(
+        "sleep: {ms} ms asked, {} jiffies and {} ms of TSC passed",
+        time::jiffies() - j0,
+        cycles / time::tsc_per_ms().max(1)
+    );
+    Ok(())
+}
+
+// --- spawn: workers that yield and sleep, with a checksum ---------------------
+
+const WORKER_ROUNDS: u64 = 60;
+
+fn mix(acc: u64, i: u64, salt: u64) -> u64 {
+    (acc ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).rotate_left(13).wrapping_add(salt)
+}
+
+fn expected_checksum(rounds: u64, salt: u64) -> u64 {
+    (0..rounds).fold(salt, |acc, i| mix(acc, i, salt))
+}
+
+/// Alternates yield and 1–3 ms sleeps; the checksum lives in callee-saved
+/// registers and on the stack across every switch, so a bad switch shows.
+fn worker(salt: u64) -> i64 {
+    let mut acc = salt;
+    for i in 0..WORKER_ROUNDS {
+        acc = mix(acc, i, salt);
+        if i % 2 == 0 {
+            sched::yield_now();
+        } else {
+            sched::sleep_ms(1 + i % 3);
+        }
+    }
+    if acc == expected_checksum(WORKER_ROUNDS, salt) {
+        0
+    } else {
+        println!("worker: checksum mismatch {acc:#x}");
+        1
+    }
+}
+
+pub fn spawn(args: &[&str]) -> CmdResult {
+    let [n] = args else {
+        return Err(ArgError("spawn: usage: spawn N (1 to 64 worker threads)".into()).into());
+    };
+    let n = cmdline::number("spawn", "N", n, 1..=64)?;
+    let mut pids = Vec::new();
+    for i in 0..n {
+        let pid = sched::spawn(&alloc::format!("worker-{i}"), worker, 0x5eed + i)
+            .map_err(|e| CmdError::Failed(alloc::format!("{e}")))?;
+        pids.push(pid);
+    }
+    println!(
+        "spawn: started {n} workers (pids {}..{}), each {WORKER_ROUNDS} rounds of yield/sleep",
+        pids[0],
+        pids[pids.len() - 1]
+    );
+    Ok(())
+}
+
+// --- overflow: a thread that recurses into its guard page ---------------------
+
+/// One visible frame per level: 512 bytes of locals plus the call. Recursing
+/// forever is the point: the guard page ends it.
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 512];
+    black_box(&mut frame);
+    println!("overflow: depth {depth:2}, rsp {:016x}", crate::arch::cpu::stack_pointer());
+    frame[0] = depth as u8;
+    recurse(depth + 1) + u64::from(black_box(frame)[0])
+}
+
+fn overflow_thread(_: u64) -> i64 {
+    recurse(1) as i64
+}
+
+/// Writes over its own end magic (an overrun that skipped the guard page),
+/// then yields: the scheduler's check on the way out catches it.
+fn overrun_thread(_: u64) -> i64 {
+    let bottom = sched::current().expect("running as a thread").stack.bottom;
+    // SAFETY: our own stack's lowest word; deliberately wrong.
+    unsafe { (bottom as *mut u64).write_volatile(0xdead_beef) };
+    sched::yield_now();
+    0
+}
+
+fn run_and_report(cmd: &str, name: &str, body: sched::Entry) -> CmdResult {
+    let pid = sched::spawn(name, body, 0).map_err(|e| CmdError::Failed(alloc::format!("{e}")))?;
+    match sched::join(pid) {
+        Ok(Ended::Killed) => {
+            println!("{cmd}: thread {name} ({pid}) was killed by the oops and reaped; the system carries on");
+            Ok(())
+        }
+        Ok(Ended::Exited(code)) => Err(CmdError::Failed(alloc::format!("thread exited with {code}, not killed"))),
+        Err(e) => Err(CmdError::Failed(alloc::format!("{e:?}"))),
+    }
+}
+
+pub fn overflow(args: &[&str]) -> CmdResult {
+    cmdline::no_args("overflow", args)?;
+    run_and_report("overflow", "overflow", overflow_thread)
+}
+
+pub fn overrun(args: &[&str]) -> CmdResult {
+    cmdline::no_args("overrun", args)?;
+    run_and_report("overrun", "overrun", overrun_thread)
+}
+
+// --- threads-stress -------------------------------------------------------------
+
+/// Per-thread results of `threads-stress` (index = arg).
+static STRESS_SWITCHES: AtomicU64 = AtomicU64::new(0);
+static STRESS_RESULT: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+
+fn stress_thread(arg: u64) -> i64 {
+    let (index, switches) = (arg & 0xff, arg >> 8);
+    let mut acc = index;
+    for i in 0..switches {
+        acc = mix(acc, i, index);
+        sched::yield_now();
+    }
+    STRESS_RESULT[index as usize].store(acc, Ordering::SeqCst);
+    STRESS_SWITCHES.fetch_add(switches, Ordering::SeqCst);
+    0
+}
+
+pub fn threads_stress(args: &[&str]) -> CmdResult {
+    let [n, m] = args else {
+        return Err(ArgError("threads-stress: usage: threads-stress N M (N threads x M switches)".into()).into());
+    };
+    let n = cmdline::number("threads-stress", "N", n, 1..=64)?;
+    let m = cmdline::number("threads-stress", "M", m, 1..=1_000_000)?;
+    // Warm up: the first stacks at these addresses allocate page-table
+    // frames that stay; measure from after that.
+    let warm: Vec<_> = (0..n).filter_map(|_| thread::alloc().ok()).collect();
+    warm.into_iter().for_each(thread::free);
+    thread::drain_cache();
+    let (frames0, vmap0) = (phys::counts().1, vmalloc::stats());
+    STRESS_SWITCHES.store(0, Ordering::SeqCst);
+    let t0 = time::rdtsc();
+    let mut pids = Vec::new();
+    for i in 0..n {
+        let pid = sched::spawn(&alloc::format!("stress-{i}"), stress_thread, i | (m << 8))
+            .map_err(|e| CmdError::Failed(alloc::format!("{e}")))?;
+        pids.push(pid);
+    }
+    let mut bad = Vec::new();
+    for (i, pid) in pids.into_iter().enumerate() {
+        let ended = sched::join(pid);
+        let ok = ended == Ok(Ended::Exited(0))
+            && STRESS_RESULT[i].load(Ordering::SeqCst) == (0..m).fold(i as u64, |a, j| mix(a, j, i as u64));
+        if !ok {
+            bad.push(i);
+        }
+    }
+    let ms = (time::rdtsc() - t0) / time::tsc_per_ms().max(1);
+    thread::drain_cache();
+    let (frames1, vmap1) = (phys::counts().1, vmalloc::stats());
+    println!(
+        "threads-stress: {n} threads x {m} switches: {} yields in {ms} ms, {} checksums bad",
+        STRESS_SWITCHES.load(Ordering::SeqCst),
+        bad.len()
+    );
+    println!(
+        "threads-stress: free frames {frames0} -> {frames1}, vmap areas {} -> {} ({} KiB -> {} KiB mapped)",
+        vmap0.areas,
+        vmap1.areas,
+        vmap0.mapped / 1024,
+        vmap1.mapped / 1024
+    );
+    if !bad.is_empty() {
+        return Err(CmdError::Failed(alloc::format!("checksums wrong for threads {bad:?}")));
+    }
+    if frames0 != frames1 || vmap0 != vmap1 {
+        return Err(CmdError::Failed("frames or vmap space leaked".into()));
+    }
+    println!("threads-stress: ok, nothing leaked");
+    Ok(())
+}
+
+// --- bench ------------------------------------------------------------------------
+
+const BENCH_SAMPLES: usize = 2000;
+const SPAWN_SAMPLES: usize = 300;
+static PINGPONG_RUN: AtomicU64 = AtomicU64::new(0);
+
+fn partner(_: u64) -> i64 {
+    while PINGPONG_RUN.load(Ordering::SeqCst) != 0 {
+        sched::yield_now();
+    }
+    0
+}
+
+fn noop(_: u64) -> i64 {
+    0
+}
+
+fn report(what: &str, mut samples: Vec<u64>) {
+    samples.sort_unstable();
+    println!(
+        "bench {what}: min {} cycles, median {} cycles ({} samples, TSC {} kHz)",
+        samples[0],
+        samples[samples.len() / 2],
+        samples.len(),
+        time::tsc_per_ms()
+    );
+}
+
+pub fn bench(args: &[&str]) -> CmdResult {
+    let fail = |e: crate::mm::vmap::VmapError| CmdError::Failed(alloc::format!("{e}"));
+    match args {
+        ["switch"] => {
+            PINGPONG_RUN.store(1, Ordering::SeqCst);
+            let pid = sched::spawn("bench-partner", partner, 0).map_err(fail)?;
+            sched::yield_now(); // let the partner reach its loop
+            let samples = (0..BENCH_SAMPLES)
+                .map(|_| {
+                    let t0 = time::rdtsc();
+                    sched::yield_now(); // to the partner and back: two switches
+                    time::rdtsc() - t0
+                })
+                .collect();
+            PINGPONG_RUN.store(0, Ordering::SeqCst);
+            let _ = sched::join(pid);
+            report("switch (yield round trip = 2 context switches)", samples);
+            Ok(())
+        }
+        ["spawn"] => {
+            let mut samples = Vec::new();
+            for _ in 0..SPAWN_SAMPLES {
+                let t0 = time::rdtsc();
+                let pid = sched::spawn("bench-noop", noop, 0).map_err(fail)?;
+                let _ = sched::join(pid);
+                samples.push(time::rdtsc() - t0);
+            }
+            report("spawn (spawn + run + exit + join, stack from the cache)", samples);
+            Ok(())
+        }
+        _ => Err(ArgError("bench: usage: bench switch|spawn".into()).into()),
+    }
+}
+
+/// `oops=panic` / `oops=kill`: what an oops in a thread does (Linux
+/// `panic_on_oops`).
+pub fn set_oops(value: &str) -> CmdResult {
+    match value {
+        "panic" => sched::set_panic_on_oops(true),
+        "kill" => sched::set_panic_on_oops(false),
+        other => {
+            return Err(ArgError(alloc::format!("oops={other}: valid values are oops=panic and oops=kill")).into())
+        }
+    }
+    println!("oops={value}: an oops in a thread {}", if value == "panic" { "panics the kernel" } else { "kills the thread" });
+    Ok(())
+}
+
+/// The TASK rows of `stacks`.
+pub fn task_stack_rows() -> Vec<(u32, alloc::string::String, u64, u64)> {
+    sched::snapshot().into_iter().map(|t| (t.pid, t.name, t.stack.bottom, t.stack.top())).collect()
+}

@@ -1,0 +1,74 @@
+//! Stack-usage accounting (Linux `CONFIG_DEBUG_STACK_USAGE`).
+//!
+//! Every stack is zero-filled when handed out, and stacks grow down, so the
+//! zero words just above the bottom were never touched: their count is how
+//! close the stack ever came to overflowing. Pure: works on a word slice.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Linux `stack_not_used`: bytes above the end magic (`words[0]`) that were
+/// never written.
+pub fn stack_not_used(words: &[u64]) -> u64 {
+    words.get(1..).map_or(0, untouched)
+}
+
+/// Bytes from the bottom of a stack without end magic (IRQ and IST stacks)
+/// that were never written.
+pub fn untouched(words: &[u64]) -> u64 {
+    words.iter().take_while(|&&w| w == 0).count() as u64 * 8
+}
+
+/// The system-wide low-water mark of free thread stack (Linux `lowest_to_date`
+/// in `check_stack_usage`).
+pub struct LowWater(AtomicU64);
+
+impl LowWater {
+    pub const fn new() -> Self {
+        LowWater(AtomicU64::new(u64::MAX))
+    }
+
+    /// Record `free` bytes; true if it is a new low (then Linux prints
+    /// "used greatest stack depth").
+    pub fn record(&self, free: u64) -> bool {
+        self.0.fetch_min(free, Ordering::Relaxed) > free
+    }
+
+    pub fn get(&self) -> Option<u64> {
+        let v = self.0.load(Ordering::Relaxed);
+        (v != u64::MAX).then_some(v)
+    }
+}
+
+impl Default for LowWater {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untouched_words_above_the_magic_are_counted() {
+        let mut stack = vec![0u64; 2048];
+        stack[0] = 0x57AC_6E9D;
+        assert_eq!(stack_not_used(&stack), 2047 * 8);
+        stack[100] = 1; // the deepest write
+        stack[2000] = 7;
+        assert_eq!(stack_not_used(&stack), 99 * 8);
+        assert_eq!(untouched(&stack[1..]), 99 * 8);
+        assert_eq!(stack_not_used(&[]), 0);
+    }
+
+    #[test]
+    fn low_water_reports_only_new_lows() {
+        let lw = LowWater::new();
+        assert_eq!(lw.get(), None);
+        assert!(lw.record(9000));
+        assert!(!lw.record(9500));
+        assert!(!lw.record(9000));
+        assert!(lw.record(1200));
+        assert_eq!(lw.get(), Some(1200));
+    }
+}

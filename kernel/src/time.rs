@@ -1,0 +1,40 @@
+//! Kernel time: the tick count (HZ per second, from the local APIC timer)
+//! and the TSC rate for converting cycles.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Timer interrupts per second (Linux's common x86 default).
+pub const HZ: u64 = 250;
+
+static JIFFIES: AtomicU64 = AtomicU64::new(0);
+static TSC_PER_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Called by the timer interrupt: advance time, wake sleepers whose time came.
+pub fn tick() {
+    let now = JIFFIES.fetch_add(1, Ordering::Relaxed) + 1;
+    crate::sched::timer_tick(now);
+}
+
+/// Ticks since the timer started (Linux `jiffies`).
+pub fn jiffies() -> u64 {
+    JIFFIES.load(Ordering::Relaxed)
+}
+
+/// Ticks covering at least `ms` milliseconds (at least one).
+pub fn ms_to_ticks(ms: u64) -> u64 {
+    (ms * HZ).div_ceil(1000).max(1)
+}
+
+pub fn set_tsc_per_ms(v: u64) {
+    TSC_PER_MS.store(v, Ordering::Relaxed);
+}
+
+pub fn tsc_per_ms() -> u64 {
+    TSC_PER_MS.load(Ordering::Relaxed)
+}
+
+/// Read the time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc only reads the time-stamp counter.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
