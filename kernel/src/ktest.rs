@@ -37,6 +37,11 @@ pub static TESTS: &[KTest] = &[
     KTest { name: "nested_db_uses_db_then_db1", run: crate::stacks::exception::ktests::nested_db_uses_db_then_db1 },
     KTest { name: "nmi_runs_on_nmi_stack", run: crate::stacks::exception::ktests::nmi_runs_on_nmi_stack },
     KTest { name: "mce_runs_on_mce_stack", run: crate::stacks::exception::ktests::mce_runs_on_mce_stack },
+    KTest { name: "thread_stack_layout_magic_guards", run: crate::stacks::thread::ktests::layout_magic_alignment_and_guards },
+    KTest { name: "thread_stack_cache_reuse", run: crate::stacks::thread::ktests::cache_reuses_two_then_frees_to_vmap },
+    KTest { name: "thread_stack_zeroed_on_reuse", run: crate::stacks::thread::ktests::reused_stack_is_zeroed_with_magic },
+    KTest { name: "guard_below_every_thread_stack", run: crate::stacks::thread::ktests::guard_below_every_thread_stack },
+    KTest { name: "current_is_per_cpu", run: crate::stacks::thread::ktests::current_is_per_cpu_and_owns_rsp },
     KTest { name: "handlers_print_while_console_held", run: crate::stacks::exception::ktests::handlers_print_while_console_held },
 ];
 

@@ -7,6 +7,7 @@
 //! unmap are not free); a reused stack is zeroed, so usage accounting and a
 //! new thread never see an old one's data.
 
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::percpu::this_cpu;
@@ -136,4 +137,89 @@ pub fn find(addr: u64) -> Option<(ThreadStack, bool)> {
             None
         }
     })
+}
+
+pub mod ktests {
+    use x86_64::structures::paging::PageTableFlags as F;
+
+    use super::*;
+    use crate::kcheck;
+    use crate::ktest::KResult;
+    use crate::mm::paging;
+
+    /// Two frees fill the cache, two allocations take the same stacks back,
+    /// a third free goes back to the vmap area (unmapped).
+    pub fn cache_reuses_two_then_frees_to_vmap() -> KResult {
+        drain_cache();
+        let s: Vec<ThreadStack> = (0..3).map(|_| alloc()).collect::<Result<_, _>>().map_err(|e| alloc::format!("{e}"))?;
+        let mut bottoms: Vec<u64> = s.iter().map(|t| t.bottom).collect();
+        free(s[0]);
+        free(s[1]);
+        kcheck!(cached() == 2, "cache holds {} stacks, want 2", cached());
+        free(s[2]);
+        kcheck!(paging::translate(s[2].bottom).is_none(), "third freed stack still mapped");
+        let again: Vec<ThreadStack> = (0..2).map(|_| alloc()).collect::<Result<_, _>>().map_err(|e| alloc::format!("{e}"))?;
+        let mut got: Vec<u64> = again.iter().map(|t| t.bottom).collect();
+        got.sort_unstable();
+        bottoms.truncate(2);
+        bottoms.sort_unstable();
+        kcheck!(got == bottoms, "reused {got:x?}, cached were {bottoms:x?}");
+        again.into_iter().for_each(free);
+        drain_cache();
+        Ok(())
+    }
+
+    pub fn reused_stack_is_zeroed_with_magic() -> KResult {
+        drain_cache();
+        let s = alloc().map_err(|e| alloc::format!("{e}"))?;
+        // SAFETY: our own fresh stack.
+        unsafe { core::ptr::write_bytes((s.bottom + 8) as *mut u8, 0xa5, (THREAD_SIZE - 8) as usize) };
+        free(s);
+        let t = alloc().map_err(|e| alloc::format!("{e}"))?;
+        kcheck!(t.bottom == s.bottom, "cache not used");
+        kcheck!(t.end_magic_ok(), "no end magic");
+        kcheck!(t.not_used() == THREAD_SIZE - 8, "reused stack not zeroed: {} bytes clean", t.not_used());
+        free(t);
+        drain_cache();
+        Ok(())
+    }
+
+    pub fn layout_magic_alignment_and_guards() -> KResult {
+        let s = alloc().map_err(|e| alloc::format!("{e}"))?;
+        let result = (|| {
+            kcheck!(s.bottom % THREAD_SIZE == 0, "stack {:#x} not THREAD_SIZE-aligned", s.bottom);
+            // SAFETY: mapped stack bottom.
+            let w0 = unsafe { (s.bottom as *const u64).read() };
+            kcheck!(w0 == STACK_END_MAGIC, "lowest word {w0:#x}");
+            kcheck!(find(s.bottom - 8) == Some((s, true)), "guard not recognised");
+            kcheck!(find(s.top() - 8) == Some((s, false)), "stack not recognised");
+            Ok(())
+        })();
+        free(s);
+        result
+    }
+
+    /// Every live thread stack: mapped RW+NX, guard page below unmapped,
+    /// the page above unmapped too (the gap).
+    pub fn guard_below_every_thread_stack() -> KResult {
+        let tasks = crate::sched::snapshot();
+        kcheck!(tasks.len() >= 2, "expected idle and init at least");
+        for t in tasks {
+            let (b, top) = (t.stack.bottom, t.stack.top());
+            let flags = paging::translate(b).map(|(_, f)| f);
+            kcheck!(flags.is_some_and(|f| f.contains(F::WRITABLE | F::NO_EXECUTE)), "{} stack mapped as {flags:?}", t.name);
+            kcheck!(paging::translate(b - 8).is_none(), "guard below {}'s stack is mapped", t.name);
+            kcheck!(paging::translate(top).is_none(), "gap above {}'s stack is mapped", t.name);
+        }
+        Ok(())
+    }
+
+    /// `current` comes from the per-CPU area, and we run on its stack.
+    pub fn current_is_per_cpu_and_owns_rsp() -> KResult {
+        let cur = crate::sched::current().ok_or("no current task")?;
+        let rsp = crate::arch::cpu::stack_pointer();
+        kcheck!(cur.pid == crate::sched::INIT_PID, "ktests run in init, current is pid {}", cur.pid);
+        kcheck!((cur.stack.bottom..cur.stack.top()).contains(&rsp), "RSP {rsp:#x} not on current's stack");
+        Ok(())
+    }
 }

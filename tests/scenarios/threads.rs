@@ -1,0 +1,148 @@
+//! Threads on 16 KiB guarded stacks: ps, stack usage, overflow survived,
+//! corrupted end magic, stress, benchmarks.
+
+use crate::common::*;
+
+/// `ps` rows: (name, state, free stack bytes, pid, father).
+fn ps_rows(run: &Run) -> Vec<(String, char, u64, u32, u32)> {
+    run.kernel_lines()
+        .into_iter()
+        .filter(|l| l.len() > 17 && !l.starts_with(' ') && l.ends_with(" 0x00000000"))
+        .map(|l| {
+            let name = l[..15].trim_end().to_string();
+            let state = l.as_bytes()[16] as char;
+            let w: Vec<&str> = l[17..].split_whitespace().collect();
+            let n = w.len();
+            (name, state, w[n - 4].parse().unwrap(), w[n - 3].parse().unwrap(), w[n - 2].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn spawn_8_then_ps_lists_workers_with_their_free_stack() {
+    let run = boot("spawn 8; ps; poweroff");
+    run.expect_status(0);
+    run.expect("\n  task                        PC stack   pid father\n");
+    let rows = ps_rows(&run);
+    let workers: Vec<_> = rows.iter().filter(|r| r.0.starts_with("worker-")).collect();
+    assert_eq!(workers.len(), 8, "{run}");
+    for (name, state, free, pid, father) in &workers {
+        assert!(*free > 0 && *free < 16384, "{name}: free {free}:\n{run}");
+        assert_eq!(*father, 1, "{name}'s father:\n{run}");
+        assert!(*pid >= 2 && "RSZ".contains(*state), "{name}:\n{run}");
+    }
+    // The shell itself is pid 1, running, and the idle task pid 0.
+    assert!(rows.iter().any(|r| r.0 == "init" && r.3 == 1 && r.1 == 'R'), "{run}");
+    assert!(rows.iter().any(|r| r.0 == "swapper/0" && r.3 == 0), "{run}");
+    line_with(&run, "cpu 0 stacks, bytes never touched: #DF ");
+}
+
+fn line_with<'a>(run: &'a Run, prefix: &str) -> &'a str {
+    run.kernel_lines().into_iter().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?}:\n{run}"))
+}
+
+#[test]
+fn exiting_threads_report_the_greatest_stack_depth() {
+    let run = boot("spawn 4; sleep 2000; ps; poweroff");
+    run.expect_status(0);
+    let lows: Vec<u64> = run
+        .kernel_lines()
+        .into_iter()
+        .filter_map(|l| l.split(" used greatest stack depth: ").nth(1))
+        .map(|rest| rest.trim_end_matches(" bytes left").parse().unwrap())
+        .collect();
+    assert!(!lows.is_empty(), "no stack-depth line:\n{run}");
+    // Each new line is a new system-wide low, below THREAD_SIZE.
+    assert!(lows.windows(2).all(|w| w[1] < w[0]) && lows[0] < 16384, "{lows:?}");
+    // All workers exited and were reaped by the shell before `ps`.
+    assert!(ps_rows(&run).iter().all(|r| !r.0.starts_with("worker-")), "{run}");
+}
+
+#[test]
+fn overflow_kills_only_the_thread_and_the_shell_carries_on() {
+    let run = boot("overflow; ps; poweroff");
+    run.expect_status(0);
+    let depths = run.kernel_lines().into_iter().filter(|l| l.starts_with("overflow: depth")).count();
+    assert!(depths >= 5, "expected visible recursion:\n{run}");
+    let bug = line_with(&run, "BUG: TASK stack guard page was hit at ");
+    let hit = u64::from_str_radix(&bug[38..54], 16).unwrap();
+    let bottom = u64::from_str_radix(bug.split("(stack is ").nth(1).unwrap().split("..").next().unwrap(), 16).unwrap();
+    assert!(hit < bottom && hit >= bottom - 4096, "{bug}");
+    let oops = run.line_index("Oops: stack guard page: 0000 [#1] SMP");
+    assert!(run.kernel_lines()[oops + 1].starts_with("CPU: 0 PID: ") && run.kernel_lines()[oops + 1].ends_with(" Comm: overflow"));
+    line_with(&run, "Exception stack: #DF ");
+    assert!(line_with(&run, "Interrupted RSP: ").ends_with("on TASK guard page"), "{run}");
+    let killed = run.line_index(line_with(&run, "oops: killed overflow ("));
+    // After the oops: the thread was reaped and ps ran in the living shell.
+    assert!(run.line_index("tristack> ps") > killed, "{run}");
+    assert!(ps_rows(&run).iter().all(|r| r.0 != "overflow"), "{run}");
+    run.expect("poweroff: reporting success");
+}
+
+#[test]
+fn oops_panic_turns_the_overflow_into_a_panic() {
+    let run = boot("oops=panic; overflow; echo not-reached");
+    run.expect_status(1).expect_no_line("not-reached");
+    line_with(&run, "BUG: TASK stack guard page was hit at ");
+    run.expect("\nKernel panic - not syncing: Fatal exception\n");
+    run.expect_not("oops: killed");
+}
+
+#[test]
+fn a_corrupted_end_magic_is_caught_at_the_next_switch() {
+    let run = boot("overrun; echo still-here; poweroff");
+    run.expect_status(0);
+    let bug = line_with(&run, "Thread overran stack, or stack corrupted: overrun (");
+    assert!(bug.ends_with("holds 0xdeadbeef"), "{bug}");
+    assert_eq!(run.kernel_lines()[run.line_index(bug) + 1], "Oops: invalid opcode: 0000 [#1] SMP", "{run}");
+    line_with(&run, "oops: killed overrun (");
+    assert!(run.line_index("still-here") > run.line_index(bug), "{run}");
+}
+
+#[test]
+fn threads_stress_keeps_checksums_and_leaks_nothing() {
+    let run = boot("threads-stress 64 10000; poweroff");
+    run.expect_status(0);
+    run.expect("threads-stress: 64 threads x 10000 switches: 640000 yields in ");
+    run.expect(", 0 checksums bad\n").expect("threads-stress: ok, nothing leaked");
+    let line = line_with(&run, "threads-stress: free frames ");
+    let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    assert!(nums[0] == nums[1] && nums[2] == nums[3] && nums[4] == nums[5], "{line}");
+}
+
+#[test]
+fn sleep_blocks_for_the_asked_time() {
+    let run = boot("sleep 300; poweroff");
+    run.expect_status(0);
+    let line = line_with(&run, "sleep: 300 ms asked, ");
+    let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    // 300 ms at HZ=250 is 75 jiffies; the TSC agrees within scheduling slack.
+    assert!(nums[1] >= 75 && nums[2] >= 290, "{line}");
+}
+
+#[test]
+fn bench_switch_and_spawn_print_cycles() {
+    let run = boot("bench switch; bench spawn; poweroff");
+    run.expect_status(0);
+    for what in ["bench switch (", "bench spawn ("] {
+        let line = line_with(&run, what);
+        let min: u64 = line.split("min ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        let median: u64 = line.split("median ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        assert!(min > 0 && min <= median, "{line}");
+    }
+}
+
+#[test]
+fn bad_thread_arguments_are_clear_errors() {
+    for (cmd, error) in [
+        ("spawn 0", "error: spawn: N must be a number from 1 to 64, not '0'"),
+        ("spawn", "error: spawn: usage: spawn N"),
+        ("sleep soon", "error: sleep: MS must be a number from 1 to 600000, not 'soon'"),
+        ("threads-stress 2", "error: threads-stress: usage: threads-stress N M"),
+        ("bench everything", "error: bench: usage: bench switch|spawn"),
+        ("oops=maybe", "error: unknown command 'oops=maybe'"),
+    ] {
+        let run = boot(&format!("{cmd}; poweroff"));
+        run.expect_status(1).expect(error);
+    }
+}
