@@ -73,6 +73,28 @@ impl Sched {
         self.runq[cpu].push_back(pid);
     }
 
+    /// Take the next runnable task of `cpu` off its queue (or its idle task),
+    /// mark it running and make it this CPU's `current`.
+    fn switch_in_next(&mut self, cpu: usize) -> &'static mut Task {
+        let next: *mut Task = loop {
+            match self.runq[cpu].pop_front() {
+                Some(pid) => match self.task_mut(pid) {
+                    Some(t) if t.state == State::Runnable => break t,
+                    _ => continue, // reaped or queued twice: skip
+                },
+                None => break &mut **self.idle.get_mut(&cpu).expect("idle task"),
+            }
+        };
+        // SAFETY: boxed tasks never move and are reaped only after they
+        // stopped running; the caller holds the lock.
+        let next = unsafe { &mut *next };
+        next.state = State::Running;
+        next.cpu = cpu;
+        this_cpu().current.store(next as *const Task as u64, Ordering::Release);
+        crate::arch::gdt::set_rsp0(next.stack.top());
+        next
+    }
+
     /// Wake every task sleeping on `key` (Linux `wake_up` on a hashed wait queue).
     fn wake_up(&mut self, key: u64) {
         let pids: Vec<Pid> = self
@@ -200,19 +222,7 @@ fn schedule_with(prepare: impl FnOnce(&mut Sched, &mut Task) -> bool) {
                 s.runq[cpu].push_back(prev.pid);
             }
         }
-        let next: *mut Task = loop {
-            match s.runq[cpu].pop_front() {
-                Some(pid) => match s.task_mut(pid) {
-                    Some(t) if t.state == State::Runnable => break t,
-                    _ => continue, // reaped or re-queued twice: skip
-                },
-                None => break &mut **s.idle.get_mut(&cpu).expect("idle task"),
-            }
-        };
-        // SAFETY: boxed tasks do not move; we hold the lock.
-        let next = unsafe { &mut *next };
-        next.state = State::Running;
-        next.cpu = cpu;
+        let next = s.switch_in_next(cpu);
         if core::ptr::eq(next, prev) {
             drop(s);
             if were_enabled {
@@ -221,8 +231,6 @@ fn schedule_with(prepare: impl FnOnce(&mut Sched, &mut Task) -> bool) {
             return;
         }
         s.switches += 1;
-        this_cpu().current.store(next as *const Task as u64, Ordering::Release);
-        crate::arch::gdt::set_rsp0(next.stack.top());
         (&mut prev.saved_rsp as *mut u64, next.saved_rsp)
         // The lock is released here; interrupts stay off until we run again.
     };
@@ -433,21 +441,8 @@ pub fn kill_current_after_oops() -> &'static str {
     cur.state = State::Dead;
     cur.exit_code = -11; // as if by SIGSEGV
     s.wake_up(exit_key(cur.pid));
-    let next: *mut Task = loop {
-        match s.runq[cpu].pop_front() {
-            Some(pid) => match s.task_mut(pid) {
-                Some(t) if t.state == State::Runnable => break t,
-                _ => continue,
-            },
-            None => break &mut **s.idle.get_mut(&cpu).expect("idle task"),
-        }
-    };
-    // SAFETY: boxed tasks do not move; we hold the lock.
-    let next = unsafe { &mut *next };
-    next.state = State::Running;
+    let next = s.switch_in_next(cpu);
     s.switches += 1;
-    this_cpu().current.store(next as *const Task as u64, Ordering::Release);
-    crate::arch::gdt::set_rsp0(next.stack.top());
     println!(
         "oops: killed {} ({}); its stack {:016x}..{:016x} stays until it is reaped",
         cur.name,

@@ -29,14 +29,8 @@ tristack_switch_to:
     push r14
     push r15
     mov [rdi], rsp
-    mov rsp, rsi
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbx
-    pop rbp
-    ret
+    mov rdi, rsi
+    // fall through: resume next exactly as switch_to_abandon does
 
 .global tristack_switch_to_abandon
 // rdi = next.saved_rsp. The current stack is never used again (a thread
