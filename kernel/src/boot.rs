@@ -81,6 +81,9 @@ static TIMER: Once<crate::arch::apic::TimerCalibration> = Once::new();
 
 /// pid 1: start the tick, run the command line, then the shell.
 fn init_main(_: u64) -> i64 {
+    crate::softirq::open(crate::softirq::Softirq::Timer, crate::time::timer_softirq);
+    shell::irq_cmds::init();
+    crate::sched::spawn("ksoftirqd/0", crate::softirq::ksoftirqd, 0).expect("ksoftirqd stack");
     let cal = TIMER.get().expect("calibrated before the scheduler starts");
     crate::arch::apic::start_periodic_timer(cal, crate::time::HZ);
     let cmdline = fw_cfg::read_file(fw_cfg::CMDLINE_FILE);

@@ -42,6 +42,9 @@ pub static TESTS: &[KTest] = &[
     KTest { name: "thread_stack_zeroed_on_reuse", run: crate::stacks::thread::ktests::reused_stack_is_zeroed_with_magic },
     KTest { name: "guard_below_every_thread_stack", run: crate::stacks::thread::ktests::guard_below_every_thread_stack },
     KTest { name: "current_is_per_cpu", run: crate::stacks::thread::ktests::current_is_per_cpu_and_owns_rsp },
+    KTest { name: "irq_first_level_switches_and_links_back", run: crate::stacks::irq::ktests::first_level_switches_and_links_back },
+    KTest { name: "irq_nested_level_stays", run: crate::stacks::irq::ktests::nested_level_counts_one_and_stays },
+    KTest { name: "irq_stack_guards_unmapped", run: crate::stacks::irq::ktests::irq_stack_guards_unmapped },
     KTest { name: "handlers_print_while_console_held", run: crate::stacks::exception::ktests::handlers_print_while_console_held },
 ];
 

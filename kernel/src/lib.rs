@@ -24,6 +24,8 @@ pub mod boot;
 #[cfg(target_os = "none")]
 pub mod sched;
 #[cfg(target_os = "none")]
+pub mod softirq;
+#[cfg(target_os = "none")]
 pub mod sync;
 #[cfg(target_os = "none")]
 pub mod time;

@@ -9,10 +9,16 @@ pub const HZ: u64 = 250;
 static JIFFIES: AtomicU64 = AtomicU64::new(0);
 static TSC_PER_MS: AtomicU64 = AtomicU64::new(0);
 
-/// Called by the timer interrupt: advance time, wake sleepers whose time came.
+/// Called by the timer interrupt: advance time; waking sleepers is deferred
+/// to the timer softirq.
 pub fn tick() {
-    let now = JIFFIES.fetch_add(1, Ordering::Relaxed) + 1;
-    crate::sched::timer_tick(now);
+    JIFFIES.fetch_add(1, Ordering::Relaxed);
+    crate::softirq::raise(crate::softirq::Softirq::Timer);
+}
+
+/// The timer softirq: wake sleepers whose time has come.
+pub fn timer_softirq() {
+    crate::sched::timer_tick(jiffies());
 }
 
 /// Ticks since the timer started (Linux `jiffies`).

@@ -4,5 +4,6 @@
 mod common;
 
 mod foundation;
+mod irq;
 mod ist;
 mod threads;

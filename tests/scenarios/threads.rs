@@ -34,7 +34,8 @@ fn spawn_8_then_ps_lists_workers_with_their_free_stack() {
     // The shell itself is pid 1, running, and the idle task pid 0.
     assert!(rows.iter().any(|r| r.0 == "init" && r.3 == 1 && r.1 == 'R'), "{run}");
     assert!(rows.iter().any(|r| r.0 == "swapper/0" && r.3 == 0), "{run}");
-    line_with(&run, "cpu 0 stacks, bytes never touched: #DF ");
+    let usage = line_with(&run, "cpu 0 stacks, bytes never touched: IRQ ");
+    assert!(usage.contains(" #DF ") && usage.contains(" #MC "), "{usage}");
 }
 
 fn line_with<'a>(run: &'a Run, prefix: &str) -> &'a str {

@@ -281,6 +281,32 @@ pub fn preempt_on_irq_exit() {
     }
 }
 
+/// Sleep until `cond` holds; it is checked under the scheduler lock, so a
+/// `wake_up(key)` after the condition became true cannot be lost. `cond`
+/// must not take the scheduler lock.
+pub fn wait_until(key: u64, cond: impl Fn() -> bool) {
+    loop {
+        let mut blocked = false;
+        schedule_with(|_, cur| {
+            if cond() {
+                return false;
+            }
+            cur.state = State::Sleeping;
+            cur.waiting_on = key;
+            blocked = true;
+            true
+        });
+        if !blocked {
+            return;
+        }
+    }
+}
+
+/// Wake every task waiting on `key`.
+pub fn wake_up(key: u64) {
+    SCHED.lock().wake_up(key);
+}
+
 /// Wait-queue key of "task `pid` changed state" (join waits on it).
 fn exit_key(pid: Pid) -> u64 {
     0x7000_0000_0000 | u64::from(pid)

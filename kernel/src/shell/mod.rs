@@ -7,6 +7,8 @@ pub mod line;
 #[cfg(target_os = "none")]
 mod commands;
 #[cfg(target_os = "none")]
+pub mod irq_cmds;
+#[cfg(target_os = "none")]
 mod repl;
 #[cfg(target_os = "none")]
 mod stack_cmds;

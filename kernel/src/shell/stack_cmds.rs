@@ -29,6 +29,11 @@ pub fn stacks(args: &[&str]) -> CmdResult {
         row(cpu, "TASK", bottom, top, guard_unmapped.then_some((bottom - PAGE_SIZE, bottom - 1)), &alloc::format!("pid {pid} {name}"));
     }
     for cpu in percpu::online_cpus() {
+        if let Some((_, top)) = crate::stacks::irq::range(cpu) {
+            // Bottom and guard from the page tables, like every other row.
+            let (bottom, guard) = exception::live_extent(top, 32);
+            row(cpu, "IRQ", bottom, top, guard, "irq_count");
+        }
         for s in exception::live_rows(cpu) {
             row(cpu, s.name, s.bottom, s.top, s.guard, &s.via);
         }

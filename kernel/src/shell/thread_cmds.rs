@@ -37,6 +37,11 @@ pub fn ps(args: &[&str]) -> CmdResult {
     // so their untouched bytes are their high-water marks.
     for cpu in percpu::online_cpus() {
         let mut line = alloc::format!("cpu {cpu} stacks, bytes never touched:");
+        if let Some((bottom, top)) = crate::stacks::irq::range(cpu) {
+            // SAFETY: the mapped IRQ stack; racing writers only change statistics.
+            let words = unsafe { core::slice::from_raw_parts(bottom as *const u64, ((top - bottom) / 8) as usize) };
+            line.push_str(&alloc::format!(" IRQ {}/{}", usage::untouched(words), top - bottom));
+        }
         for d in ESTACKS.iter().filter(|d| d.size > 0) {
             let (bottom, top) = estack_range(cpu, d.kind);
             // SAFETY: mapped exception stack; racing writers only change statistics.
@@ -171,7 +176,13 @@ pub fn overrun(args: &[&str]) -> CmdResult {
 static STRESS_SWITCHES: AtomicU64 = AtomicU64::new(0);
 static STRESS_RESULT: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
 
-fn stress_thread(arg: u64) -> i64 {
+/// Whether stress thread `index` (run for `switches`) left the right checksum.
+pub fn stress_ok(index: usize, switches: u64) -> bool {
+    STRESS_RESULT[index].load(Ordering::SeqCst) == (0..switches).fold(index as u64, |a, j| mix(a, j, index as u64))
+}
+
+/// Yields `arg >> 8` times folding a checksum; stores it at index `arg & 0xff`.
+pub fn stress_thread(arg: u64) -> i64 {
     let (index, switches) = (arg & 0xff, arg >> 8);
     let mut acc = index;
     for i in 0..switches {
@@ -206,8 +217,7 @@ pub fn threads_stress(args: &[&str]) -> CmdResult {
     let mut bad = Vec::new();
     for (i, pid) in pids.into_iter().enumerate() {
         let ended = sched::join(pid);
-        let ok = ended == Ok(Ended::Exited(0))
-            && STRESS_RESULT[i].load(Ordering::SeqCst) == (0..m).fold(i as u64, |a, j| mix(a, j, i as u64));
+        let ok = ended == Ok(Ended::Exited(0)) && stress_ok(i, m);
         if !ok {
             bad.push(i);
         }

@@ -9,8 +9,10 @@ use crate::stacks::layout::{classify_cea, estack_range, CeaPart, EStack, PAGE_SI
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StackKind {
-    /// A task's stack (for now: the boot task, on the bootloader's stack).
+    /// A thread's stack (or the bootloader's stack the boot code starts on).
     Task,
+    /// A CPU's IRQ stack.
+    Irq,
     Exception(EStack),
 }
 
@@ -29,6 +31,7 @@ impl StackInfo {
     pub fn name(&self) -> &'static str {
         match self.kind {
             StackKind::Task => "TASK",
+            StackKind::Irq => "IRQ",
             StackKind::Exception(e) => e.name(),
         }
     }
@@ -52,10 +55,20 @@ fn thread_stack(s: crate::stacks::thread::ThreadStack) -> StackInfo {
     StackInfo { kind: StackKind::Task, cpu: crate::arch::percpu::current_cpu_id(), bottom: s.bottom, top: s.top() }
 }
 
+fn irq_stacks() -> impl Iterator<Item = StackInfo> {
+    crate::arch::percpu::online_cpus().filter_map(|cpu| {
+        let (bottom, top) = crate::stacks::irq::range(cpu)?;
+        Some(StackInfo { kind: StackKind::Irq, cpu, bottom, top })
+    })
+}
+
 /// The stack that holds `addr`.
 pub fn stack_of(addr: u64) -> Option<StackInfo> {
     if let Some((cpu, kind, CeaPart::Stack)) = classify_cea(addr) {
         return Some(exception_stack(cpu, kind));
+    }
+    if let Some(s) = irq_stacks().find(|s| s.contains(addr)) {
+        return Some(s);
     }
     if let Some((s, false)) = crate::stacks::thread::find(addr) {
         return Some(thread_stack(s));
@@ -68,6 +81,9 @@ pub fn stack_of(addr: u64) -> Option<StackInfo> {
 pub fn guard_hit(addr: u64) -> Option<StackInfo> {
     if let Some((cpu, kind, CeaPart::GuardBelow)) = classify_cea(addr) {
         return Some(exception_stack(cpu, kind));
+    }
+    if let Some(s) = irq_stacks().find(|s| (s.bottom - PAGE_SIZE..s.bottom).contains(&addr)) {
+        return Some(s);
     }
     if let Some((s, true)) = crate::stacks::thread::find(addr) {
         return Some(thread_stack(s));
@@ -83,6 +99,7 @@ pub fn name_of(addr: u64) -> &'static str {
     }
     match guard_hit(addr).map(|s| s.kind) {
         Some(StackKind::Task) => "TASK guard page",
+        Some(StackKind::Irq) => "IRQ guard page",
         Some(StackKind::Exception(e)) => match e {
             EStack::DF => "#DF guard page",
             EStack::NMI => "NMI guard page",

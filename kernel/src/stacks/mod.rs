@@ -13,4 +13,6 @@ pub mod exception;
 #[cfg(target_os = "none")]
 pub mod info;
 #[cfg(target_os = "none")]
+pub mod irq;
+#[cfg(target_os = "none")]
 pub mod thread;

@@ -26,6 +26,8 @@ const REG_ICR_HIGH: u64 = 0x310;
 const SVR_ENABLE: u32 = 0x100 | 0xff;
 /// ICR: delivery mode NMI (0b100 << 8), level assert.
 const ICR_NMI: u32 = (0b100 << 8) | (1 << 14);
+/// ICR: destination shorthand "self" (fixed delivery only).
+const ICR_SELF: u32 = 0b01 << 18;
 /// ICR: delivery status (send pending).
 const ICR_PENDING: u32 = 1 << 12;
 
@@ -107,4 +109,12 @@ pub fn start_periodic_timer(cal: &TimerCalibration, hz: u64) {
     write(REG_TIMER_DIVIDE, TIMER_DIVIDE_16);
     write(REG_LVT_TIMER, LVT_PERIODIC | u32::from(super::irq::LOCAL_TIMER_VECTOR));
     write(REG_TIMER_INITIAL, (cal.apic_per_ms * 1000 / hz).max(1) as u32);
+}
+
+/// Send this CPU a fixed interrupt on `vector` (a self-IPI).
+pub fn send_self_ipi(vector: u8) {
+    write(REG_ICR_LOW, ICR_SELF | u32::from(vector));
+    while read(REG_ICR_LOW) & ICR_PENDING != 0 {
+        core::hint::spin_loop();
+    }
 }

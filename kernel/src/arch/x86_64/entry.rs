@@ -28,7 +28,7 @@
 
 use core::arch::global_asm;
 
-use super::percpu::TSS_IST_DB_OFFSET;
+use super::percpu::{IRQ_COUNT_OFFSET, IRQ_STACK_TOP_OFFSET, TSS_IST_DB_OFFSET};
 use super::regs::{REGS_CS, REGS_RBP, REGS_RIP};
 use crate::stacks::layout::DB_STACK_OFFSET;
 
@@ -160,9 +160,47 @@ STUB 29, 1, tristack_exception_common
 STUB 30, 1, tristack_exception_common
 STUB 31, 0, tristack_exception_common
 
-// External interrupts, vectors 32..255: one 16-byte stub each, so stub
-// address = tristack_irq_stubs + (vector - 32) * 16. They share the exception
-// path (and run on the interrupted stack until the IRQ-stack issue).
+// External interrupts (Linux `common_interrupt` + `call_on_irqstack`,
+// `irq_64.c`). The frame is saved on the interrupted stack as above; then:
+//   1. `incl irq_count`; if it became 0 this CPU was not in an interrupt:
+//      RSP := top of the IRQ stack, and the interrupted RSP (= &Regs) goes
+//      into its top word, where unwinders find the way back.
+//      Nested (count now > 0): stay on the current (IRQ) stack, and push a
+//      dummy word instead so RSP stays 16-byte aligned.
+//   2. push the interrupted RSP again: the backlink this code returns by.
+//   3. fake frame into the interrupted code (as LINK_FRAME), call Rust.
+//   4. `pop rsp` (back via the backlink), `decl irq_count`; if it is -1
+//      again we are back on a thread's stack: the place to preempt.
+// First level: RSP = irq top -> top-8 (saved RSP) -> top-16 (backlink)
+// -> top-32 (fake frame). Nested: RSP = &Regs - 32.
+tristack_irq_common:
+    SAVE_REGS
+    cld
+    mov rsi, rsp
+    inc qword ptr gs:[{irq_count}]
+    jnz 1f
+    mov rsp, qword ptr gs:[{irq_stack_top}]
+1:
+    push rsi
+    push rsi
+    push qword ptr [rsi + {regs_rip}]
+    push qword ptr [rsi + {regs_rbp}]
+    mov rbp, rsp
+    mov rdi, rsi
+    call {irq_dispatch}
+    add rsp, 16
+    pop rsp
+    dec qword ptr gs:[{irq_count}]
+    jns 2f
+    mov rdi, rsp
+    call {irq_exit_to_thread}
+2:
+    RESTORE_REGS
+    add rsp, 16
+    iretq
+
+// Vectors 32..255: one 16-byte stub each, so stub address =
+// tristack_irq_stubs + (vector - 32) * 16. RSP -= 16: dummy error code, vector.
 .balign 16
 .global tristack_irq_stubs
 tristack_irq_stubs:
@@ -171,7 +209,7 @@ tristack_irq_stubs:
 .balign 16
     push 0
     push tristack_vector
-    jmp tristack_exception_common
+    jmp tristack_irq_common
 .set tristack_vector, tristack_vector + 1
 .endr
 
@@ -185,6 +223,10 @@ tristack_exception_stubs:
 .text
 "#,
     dispatch = sym super::traps::exception_dispatch,
+    irq_dispatch = sym super::irq::irq_dispatch,
+    irq_exit_to_thread = sym super::irq::irq_exit_to_thread,
+    irq_count = const IRQ_COUNT_OFFSET,
+    irq_stack_top = const IRQ_STACK_TOP_OFFSET,
     regs_rip = const REGS_RIP,
     regs_rbp = const REGS_RBP,
     regs_cs = const REGS_CS,

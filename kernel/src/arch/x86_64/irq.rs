@@ -1,5 +1,6 @@
-//! External interrupts: dispatch by vector, EOI, and the way back to a
-//! thread (where preemption happens).
+//! External interrupts: dispatch by vector on the IRQ stack, EOI, softirqs at
+//! the outermost exit, and the way back to a thread (where preemption
+//! happens). The stack switch itself is in `entry.rs`.
 
 use core::sync::atomic::Ordering;
 
@@ -12,28 +13,50 @@ pub const LOCAL_TIMER_VECTOR: u8 = 0xec;
 /// Linux's spurious-interrupt vector (also programmed into the APIC's SVR).
 pub const SPURIOUS_APIC_VECTOR: u8 = 0xff;
 
-pub fn dispatch(regs: &mut Regs) {
-    let vector = regs.vector as u8;
+/// A handler for a vector, registered by the code that owns the vector.
+pub type Handler = fn(&mut Regs);
+
+static HANDLERS: crate::sync::IrqMutex<[Option<Handler>; 256]> = crate::sync::IrqMutex::new([None; 256]);
+
+/// Route `vector` to `handler` (demos, devices).
+pub fn register(vector: u8, handler: Handler) {
+    HANDLERS.lock()[vector as usize] = Some(handler);
+}
+
+/// Called by `tristack_irq_common` on the IRQ stack (or, nested, wherever
+/// the outer handler was), interrupts off, `irq_count` already incremented.
+pub extern "C" fn irq_dispatch(regs: &mut Regs) {
     let cpu = this_cpu();
+    let vector = regs.vector as u8;
     cpu.irq_counts[vector as usize].fetch_add(1, Ordering::Relaxed);
-    // Linux `irq_count`: -1 outside interrupts. (The IRQ-stack issue moves
-    // this into the entry code, where it decides the stack switch.)
-    cpu.irq_count.fetch_add(1, Ordering::SeqCst);
+    let depth = cpu.irq_count.load(Ordering::Relaxed);
+    cpu.irq_max_nest.fetch_max(depth, Ordering::Relaxed);
     match vector {
         LOCAL_TIMER_VECTOR => {
             crate::time::tick();
             apic::eoi();
         }
         // A spurious interrupt is not in service: no EOI (SDM 10.9).
-        SPURIOUS_APIC_VECTOR => {}
-        _ => apic::eoi(),
+        SPURIOUS_APIC_VECTOR => return,
+        v => {
+            // Copy the handler out: it may enable interrupts and nest.
+            let handler = HANDLERS.lock()[v as usize];
+            apic::eoi();
+            match handler {
+                Some(h) => h(regs),
+                None => crate::println!("irq: unexpected vector {v:#x}"),
+            }
+        }
     }
-    cpu.irq_count.fetch_sub(1, Ordering::SeqCst);
-    if vector == SPURIOUS_APIC_VECTOR {
-        return;
+    // Outermost level: run softirqs here, on the IRQ stack, interrupts on
+    // (Linux `irq_exit` with `HAVE_IRQ_EXIT_ON_IRQ_STACK`).
+    if depth == 0 {
+        crate::softirq::run_on_irq_exit();
     }
-    // Back to the interrupted thread: the place to preempt it (Linux
-    // `irqentry_exit` → `preempt_schedule_irq`). Interrupts were on in the
-    // interrupted code, or this interrupt could not have arrived.
+}
+
+/// Called by the entry code once `irq_count` is back at -1, on the
+/// interrupted thread's stack: the one place a thread is preempted.
+pub extern "C" fn irq_exit_to_thread(_regs: &mut Regs) {
     crate::sched::preempt_on_irq_exit();
 }

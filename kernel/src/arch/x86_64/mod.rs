@@ -16,11 +16,13 @@ pub mod switch;
 pub mod traps;
 
 /// Bring up this CPU's exception handling: per-CPU area (GS base), its IST
-/// stacks, GDT and TSS, the shared IDT, the local APIC and machine checks.
+/// stacks and IRQ stack, GDT and TSS, the shared IDT, the local APIC and
+/// machine checks.
 /// The boot CPU runs it first; each AP will run it for itself.
 pub fn init_cpu(cpu: usize) {
     percpu::init(cpu);
     let tops = crate::stacks::exception::init_cpu(cpu);
+    crate::stacks::irq::init_cpu(cpu);
     gdt::init(cpu, &tops);
     if cpu == 0 {
         idt::init();

@@ -25,8 +25,16 @@ pub struct PerCpu {
     /// This area's own address: `gs:[0]`.
     self_addr: AtomicU64,
     pub cpu: AtomicU64,
-    /// Linux `irq_count`: -1 when not on the IRQ stack (used from the IRQ issue on).
+    /// Linux `irq_count`: -1 when not in an interrupt; the entry code
+    /// increments it and switches to the IRQ stack when it becomes 0.
     pub irq_count: AtomicI64,
+    /// One past the top of this CPU's IRQ stack (Linux `hardirq_stack_ptr`
+    /// points one word lower; the entry code stores there).
+    pub irq_stack_top: AtomicU64,
+    /// Deepest `irq_count` seen (0 = never nested).
+    pub irq_max_nest: AtomicI64,
+    /// Pending softirq bits (Linux `__softirq_pending`).
+    pub softirq_pending: AtomicU64,
     /// Changed by hardware (RSP0) and by the #DB entry stub (IST[DB]).
     pub tss: UnsafeCell<TaskStateSegment>,
     pub gdt: UnsafeCell<GlobalDescriptorTable<GDT_ENTRIES>>,
@@ -59,6 +67,9 @@ impl PerCpu {
             self_addr: AtomicU64::new(0),
             cpu: AtomicU64::new(0),
             irq_count: AtomicI64::new(-1),
+            irq_stack_top: AtomicU64::new(0),
+            irq_max_nest: AtomicI64::new(0),
+            softirq_pending: AtomicU64::new(0),
             tss: UnsafeCell::new(TaskStateSegment::new()),
             gdt: UnsafeCell::new(GlobalDescriptorTable::empty()),
             nmi_count: AtomicU64::new(0),
@@ -98,6 +109,10 @@ impl PerCpu {
 }
 
 static AREAS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
+
+/// Offsets from GS base of the fields the interrupt entry code uses.
+pub const IRQ_COUNT_OFFSET: usize = offset_of!(PerCpu, irq_count);
+pub const IRQ_STACK_TOP_OFFSET: usize = offset_of!(PerCpu, irq_stack_top);
 
 /// Offset from GS base of TSS IST[DB], which the #DB entry stub shifts.
 pub const TSS_IST_DB_OFFSET: usize = offset_of!(PerCpu, tss)

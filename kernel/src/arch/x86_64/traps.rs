@@ -55,7 +55,6 @@ pub extern "C" fn exception_dispatch(regs: &mut Regs) {
         8 => double_fault(regs),
         14 => page_fault(regs),
         18 => super::mce::handle(regs),
-        32.. => super::irq::dispatch(regs),
         v => die(EXCEPTION_NAMES[v as usize], regs),
     }
 }

@@ -1,0 +1,290 @@
+//! Commands that show the IRQ stack at work: `irqnest`, `softirq`,
+//! `irq-overflow`, `irq-storm`, `irqs`. Their interrupts are self-IPIs.
+
+use alloc::vec::Vec;
+use core::hint::black_box;
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+
+use super::cmdline::{self, ArgError};
+use super::commands::{CmdError, CmdResult};
+use crate::arch::irq::{self, LOCAL_TIMER_VECTOR, SPURIOUS_APIC_VECTOR};
+use crate::arch::percpu::{self, this_cpu};
+use crate::arch::regs::Regs;
+use crate::arch::{apic, cpu};
+use crate::softirq::{self, Softirq};
+use crate::stacks::info;
+use crate::{println, sched, time};
+
+/// `irqnest` level k uses vector IRQNEST_BASE + 0x10 * (k - 1): each level a
+/// higher priority class, as real nested interrupts would be.
+const IRQNEST_BASE: u8 = 0x40;
+pub const IRQNEST_MAX: u64 = 8;
+const SOFTIRQ_DEMO_VECTOR: u8 = 0x41;
+const SOFTIRQ_NESTED_VECTOR: u8 = 0x42;
+const IRQ_OVERFLOW_VECTOR: u8 = 0x43;
+const IRQ_STORM_VECTOR: u8 = 0x44;
+// 0x45: the IRQ-stack ktests' probe.
+
+/// Spins to wait for a self-IPI (it arrives within instructions; this only
+/// bounds a broken APIC).
+const IPI_WAIT_SPINS: u64 = 100_000_000;
+
+fn wait_for(flag: &AtomicU32, at_least: u32) -> bool {
+    (0..IPI_WAIT_SPINS).any(|_| {
+        core::hint::spin_loop();
+        flag.load(Ordering::SeqCst) >= at_least
+    })
+}
+
+/// Register the demo vectors' handlers and the demo softirqs.
+pub fn init() {
+    for level in 0..IRQNEST_MAX as u8 {
+        irq::register(IRQNEST_BASE + 0x10 * level, irqnest_handler);
+    }
+    irq::register(SOFTIRQ_DEMO_VECTOR, softirq_demo_hard);
+    irq::register(SOFTIRQ_NESTED_VECTOR, softirq_demo_nested);
+    irq::register(IRQ_OVERFLOW_VECTOR, irq_overflow_handler);
+    irq::register(IRQ_STORM_VECTOR, storm_handler);
+    softirq::open(Softirq::Demo, softirq_demo_soft);
+    softirq::open(Softirq::Storm, storm_softirq);
+}
+
+/// Where the code calling this runs, and how the entry code got there.
+fn describe(regs: &Regs) -> (i64, &'static str, &'static str) {
+    let count = this_cpu().irq_count.load(Ordering::SeqCst);
+    let frame = regs as *const Regs as u64;
+    (count, info::name_of(cpu::stack_pointer()), info::name_of(frame))
+}
+
+// --- irqnest ------------------------------------------------------------------
+
+static NEST_LEVELS: AtomicU32 = AtomicU32::new(0);
+static NEST_DONE: AtomicU32 = AtomicU32::new(0);
+/// Per level: irq_count seen by the handler (ktests read it).
+pub static NEST_COUNT: [AtomicI64; IRQNEST_MAX as usize + 1] = [const { AtomicI64::new(-2) }; IRQNEST_MAX as usize + 1];
+
+fn irqnest_handler(regs: &mut Regs) {
+    let level = u32::from((regs.vector as u8 - IRQNEST_BASE) / 0x10) + 1;
+    let (count, here, interrupted) = describe(regs);
+    NEST_COUNT[level as usize].store(count, Ordering::SeqCst);
+    println!(
+        "irqnest: level {level}: vector {:#04x}, irq_count {count}, on the {here} stack ({}), frame saved on {interrupted}",
+        regs.vector,
+        if count == 0 { "switched at entry" } else { "nested: no switch" }
+    );
+    if level < NEST_LEVELS.load(Ordering::SeqCst) {
+        // Let the next, higher-priority interrupt in while this one runs.
+        x86_64::instructions::interrupts::enable();
+        apic::send_self_ipi(IRQNEST_BASE + 0x10 * level as u8);
+        let arrived = wait_for(&NEST_DONE, level + 1);
+        x86_64::instructions::interrupts::disable();
+        if !arrived {
+            println!("irqnest: level {} never arrived", level + 1);
+        }
+    }
+    NEST_DONE.fetch_max(level, Ordering::SeqCst);
+}
+
+pub fn irqnest(args: &[&str]) -> CmdResult {
+    let [n] = args else {
+        return Err(ArgError(alloc::format!("irqnest: usage: irqnest N (1 to {IRQNEST_MAX} levels)")).into());
+    };
+    let n = cmdline::number("irqnest", "N", n, 1..=IRQNEST_MAX)? as u32;
+    NEST_LEVELS.store(n, Ordering::SeqCst);
+    NEST_DONE.store(0, Ordering::SeqCst);
+    println!("irqnest: in thread context irq_count is {}", this_cpu().irq_count.load(Ordering::SeqCst));
+    apic::send_self_ipi(IRQNEST_BASE);
+    if !wait_for(&NEST_DONE, 1) {
+        return Err(CmdError::Failed("the first self-IPI never arrived".into()));
+    }
+    println!("irqnest: back in the thread, irq_count {}", this_cpu().irq_count.load(Ordering::SeqCst));
+    Ok(())
+}
+
+// --- softirq: hard IRQ -> softirq -> nested hard IRQ --------------------------
+
+static SOFTIRQ_STEP: AtomicU32 = AtomicU32::new(0);
+
+fn softirq_demo_hard(regs: &mut Regs) {
+    let (count, here, interrupted) = describe(regs);
+    println!("softirq: 1. hard IRQ {:#04x}: irq_count {count}, on the {here} stack, frame saved on {interrupted}; raising the softirq", regs.vector);
+    softirq::raise(Softirq::Demo);
+    SOFTIRQ_STEP.store(1, Ordering::SeqCst);
+}
+
+fn softirq_demo_soft() {
+    let count = this_cpu().irq_count.load(Ordering::SeqCst);
+    let on = x86_64::instructions::interrupts::are_enabled();
+    println!(
+        "softirq: 2. softirq at the outermost IRQ exit: irq_count {count}, on the {} stack, interrupts {}",
+        info::name_of(cpu::stack_pointer()),
+        if on { "on" } else { "off" }
+    );
+    SOFTIRQ_STEP.store(2, Ordering::SeqCst);
+    apic::send_self_ipi(SOFTIRQ_NESTED_VECTOR);
+    if !wait_for(&SOFTIRQ_STEP, 3) {
+        println!("softirq: the nested hard IRQ never arrived");
+    }
+    SOFTIRQ_STEP.store(4, Ordering::SeqCst);
+}
+
+fn softirq_demo_nested(regs: &mut Regs) {
+    let (count, here, interrupted) = describe(regs);
+    println!(
+        "softirq: 3. hard IRQ {:#04x} inside the softirq: irq_count {count}, on the {here} stack ({}), frame saved on {interrupted}",
+        regs.vector,
+        if count == 0 { "switched" } else { "no switch" }
+    );
+    SOFTIRQ_STEP.store(3, Ordering::SeqCst);
+}
+
+pub fn softirq_cmd(args: &[&str]) -> CmdResult {
+    cmdline::no_args("softirq", args)?;
+    SOFTIRQ_STEP.store(0, Ordering::SeqCst);
+    apic::send_self_ipi(SOFTIRQ_DEMO_VECTOR);
+    if !wait_for(&SOFTIRQ_STEP, 4) {
+        return Err(CmdError::Failed(alloc::format!("stopped at step {}", SOFTIRQ_STEP.load(Ordering::SeqCst))));
+    }
+    println!("softirq: back in the thread, irq_count {}", this_cpu().irq_count.load(Ordering::SeqCst));
+    Ok(())
+}
+
+// --- irq-overflow -------------------------------------------------------------
+
+/// 512 bytes per level, on the IRQ stack, until its guard page.
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn irq_recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 512];
+    black_box(&mut frame);
+    if depth % 4 == 1 {
+        println!("irq-overflow: depth {depth:2}, rsp {:016x} on the {} stack", cpu::stack_pointer(), info::name_of(cpu::stack_pointer()));
+    }
+    frame[0] = depth as u8;
+    irq_recurse(depth + 1) + u64::from(black_box(frame)[0])
+}
+
+fn irq_overflow_handler(_regs: &mut Regs) {
+    irq_recurse(1);
+}
+
+pub fn irq_overflow(args: &[&str]) -> CmdResult {
+    cmdline::no_args("irq-overflow", args)?;
+    println!("irq-overflow: a self-IPI whose handler recurses on the IRQ stack");
+    apic::send_self_ipi(IRQ_OVERFLOW_VECTOR);
+    Err(CmdError::Failed("the handler returned".into()))
+}
+
+// --- irq-storm ----------------------------------------------------------------
+
+static STORM_HARD: AtomicU64 = AtomicU64::new(0);
+static STORM_SOFT_RUNS: AtomicU64 = AtomicU64::new(0);
+static STORM_BAD_STACK: AtomicU64 = AtomicU64::new(0);
+
+fn storm_handler(regs: &mut Regs) {
+    STORM_HARD.fetch_add(1, Ordering::Relaxed);
+    if info::name_of(cpu::stack_pointer()) != "IRQ" || (regs.rflags & (1 << 9)) == 0 {
+        STORM_BAD_STACK.fetch_add(1, Ordering::Relaxed);
+    }
+    softirq::raise(Softirq::Storm);
+}
+
+fn storm_softirq() {
+    STORM_SOFT_RUNS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn storm_sender(n: u64) -> i64 {
+    for _ in 0..n {
+        apic::send_self_ipi(IRQ_STORM_VECTOR);
+        if STORM_HARD.load(Ordering::Relaxed) % 64 == 0 {
+            sched::yield_now();
+        }
+    }
+    0
+}
+
+pub fn irq_storm(args: &[&str]) -> CmdResult {
+    let [n] = args else {
+        return Err(ArgError("irq-storm: usage: irq-storm N (self-IPIs)".into()).into());
+    };
+    let n = cmdline::number("irq-storm", "N", n, 1..=10_000_000)?;
+    for c in [&STORM_HARD, &STORM_SOFT_RUNS, &STORM_BAD_STACK] {
+        c.store(0, Ordering::SeqCst);
+    }
+    let fail = |e: crate::mm::vmap::VmapError| CmdError::Failed(alloc::format!("{e}"));
+    let t0 = time::rdtsc();
+    let sender = sched::spawn("irq-storm", storm_sender, n).map_err(fail)?;
+    // Threads switching meanwhile, with checksums (threads-stress's body).
+    let switchers: Vec<_> = (0..4)
+        .map(|i| sched::spawn(&alloc::format!("storm-switch-{i}"), super::thread_cmds::stress_thread, i | (2000 << 8)))
+        .collect::<Result<_, _>>()
+        .map_err(fail)?;
+    let _ = sched::join(sender);
+    let mut bad = 0;
+    for (i, pid) in switchers.into_iter().enumerate() {
+        if sched::join(pid) != Ok(sched::Ended::Exited(0)) || !super::thread_cmds::stress_ok(i, 2000) {
+            bad += 1;
+        }
+    }
+    let ms = (time::rdtsc() - t0) / time::tsc_per_ms().max(1);
+    let (hard, soft, wrong) = (STORM_HARD.load(Ordering::SeqCst), STORM_SOFT_RUNS.load(Ordering::SeqCst), STORM_BAD_STACK.load(Ordering::SeqCst));
+    println!("irq-storm: sent {n}, handled {hard} on the IRQ stack ({wrong} elsewhere), softirq ran {soft} times, {ms} ms; switcher checksums bad: {bad}");
+    if hard != n || wrong != 0 || bad != 0 {
+        return Err(CmdError::Failed("interrupts lost or misplaced, or checksums wrong".into()));
+    }
+    println!("irq-storm: ok, none lost");
+    Ok(())
+}
+
+// --- irqs ---------------------------------------------------------------------
+
+fn vector_name(v: usize) -> Option<&'static str> {
+    Some(match v as u8 {
+        LOCAL_TIMER_VECTOR => return None, // shown as LOC
+        SPURIOUS_APIC_VECTOR => return None,
+        IRQ_STORM_VECTOR => "self-IPI irq-storm",
+        IRQ_OVERFLOW_VECTOR => "self-IPI irq-overflow",
+        SOFTIRQ_DEMO_VECTOR => "self-IPI softirq demo",
+        SOFTIRQ_NESTED_VECTOR => "self-IPI softirq nested",
+        v if v >= IRQNEST_BASE && (v - IRQNEST_BASE) % 0x10 == 0 && u64::from((v - IRQNEST_BASE) / 0x10) < IRQNEST_MAX => "self-IPI irqnest",
+        _ => "other",
+    })
+}
+
+/// `/proc/interrupts`, per vector, then the stack facts Linux does not show.
+pub fn irqs(args: &[&str]) -> CmdResult {
+    cmdline::no_args("irqs", args)?;
+    let cpus: Vec<usize> = percpu::online_cpus().collect();
+    let mut head = alloc::string::String::from("     ");
+    for c in &cpus {
+        head.push_str(&alloc::format!("      CPU{c:<4}"));
+    }
+    println!("{head}");
+    let row = |label: &str, count: &dyn Fn(&percpu::PerCpu) -> u64, what: &str| {
+        let mut line = alloc::format!("{label:>4}:");
+        for &c in &cpus {
+            line.push_str(&alloc::format!(" {:>10} ", count(percpu::of(c))));
+        }
+        println!("{line}  {what}");
+    };
+    for v in 32..256 {
+        let total: u64 = cpus.iter().map(|&c| percpu::of(c).irq_counts[v].load(Ordering::Relaxed)).sum();
+        if let (true, Some(name)) = (total > 0, vector_name(v)) {
+            row(&alloc::format!("{v:#04x}"), &|p| p.irq_counts[v].load(Ordering::Relaxed), &alloc::format!("LAPIC  {name}"));
+        }
+    }
+    row("NMI", &|p| p.nmi_count.load(Ordering::Relaxed), "Non-maskable interrupts");
+    row("LOC", &|p| p.irq_counts[LOCAL_TIMER_VECTOR as usize].load(Ordering::Relaxed), "Local timer interrupts");
+    row("SPU", &|p| p.irq_counts[SPURIOUS_APIC_VECTOR as usize].load(Ordering::Relaxed), "Spurious interrupts");
+    row("MCE", &|p| p.mce_count.load(Ordering::Relaxed), "Machine check exceptions");
+    for &c in &cpus {
+        let p = percpu::of(c);
+        println!(
+            "cpu {c}: irq_count {}, deepest nesting {}, softirq rounds deferred to ksoftirqd {}",
+            p.irq_count.load(Ordering::Relaxed),
+            p.irq_max_nest.load(Ordering::Relaxed),
+            softirq::DEFERRED_ROUNDS.load(Ordering::Relaxed)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! Softirqs (Linux `kernel/softirq.c`, much reduced): deferred halves of
+//! interrupt handlers. Hard-IRQ handlers `raise` a bit; the bits run at the
+//! outermost IRQ exit, still on the IRQ stack, with interrupts enabled — so
+//! a hard IRQ arriving meanwhile nests on the IRQ stack without switching.
+//! After `MAX_SOFTIRQ_RESTART` rounds the rest is left to `ksoftirqd/N`.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use x86_64::instructions::interrupts;
+
+use crate::arch::percpu::this_cpu;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Softirq {
+    /// The timer tick's deferred work: waking sleepers.
+    Timer = 0,
+    /// The `softirq` demo (Keith Owens' worst case).
+    Demo = 1,
+    /// `irq-storm`'s deferred counting.
+    Storm = 2,
+}
+
+const NR_SOFTIRQS: usize = 3;
+/// Rounds at one IRQ exit before the rest is deferred (Linux: 10).
+pub const MAX_SOFTIRQ_RESTART: usize = 10;
+
+static HANDLERS: [AtomicU64; NR_SOFTIRQS] = [const { AtomicU64::new(0) }; NR_SOFTIRQS];
+/// Softirq rounds run by ksoftirqd instead of at IRQ exit.
+pub static DEFERRED_ROUNDS: AtomicU64 = AtomicU64::new(0);
+
+/// Install the handler of `nr`.
+pub fn open(nr: Softirq, handler: fn()) {
+    HANDLERS[nr as usize].store(handler as usize as u64, Ordering::Release);
+}
+
+/// Mark `nr` pending on this CPU (from a hard-IRQ handler, usually).
+pub fn raise(nr: Softirq) {
+    this_cpu().softirq_pending.fetch_or(1 << nr as u8, Ordering::SeqCst);
+}
+
+/// Run pending softirqs, at most `rounds` times; returns whether any are left.
+fn run_rounds(rounds: usize) -> bool {
+    let cpu = this_cpu();
+    for _ in 0..rounds {
+        let pending = cpu.softirq_pending.swap(0, Ordering::SeqCst);
+        if pending == 0 {
+            return false;
+        }
+        interrupts::enable();
+        for (nr, h) in HANDLERS.iter().enumerate() {
+            let h = h.load(Ordering::Acquire);
+            if pending & (1 << nr) != 0 && h != 0 {
+                // SAFETY: only `open` stores here, always a `fn()`.
+                let f: fn() = unsafe { core::mem::transmute::<usize, fn()>(h as usize) };
+                f();
+            }
+        }
+        interrupts::disable();
+    }
+    cpu.softirq_pending.load(Ordering::SeqCst) != 0
+}
+
+/// Outermost IRQ exit (interrupts off, on the IRQ stack).
+pub fn run_on_irq_exit() {
+    if run_rounds(MAX_SOFTIRQ_RESTART) {
+        crate::sched::wake_up(KSOFTIRQD_KEY);
+    }
+}
+
+const KSOFTIRQD_KEY: u64 = 0x5e_0000_0000;
+
+/// `ksoftirqd/N`: runs what the IRQ exit left over, in thread context.
+pub fn ksoftirqd(_: u64) -> i64 {
+    loop {
+        crate::sched::wait_until(KSOFTIRQD_KEY, || this_cpu().softirq_pending.load(Ordering::SeqCst) != 0);
+        interrupts::disable();
+        DEFERRED_ROUNDS.fetch_add(1, Ordering::Relaxed);
+        run_rounds(1);
+        interrupts::enable();
+    }
+}
