@@ -79,11 +79,62 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
 
 static TIMER: Once<crate::arch::apic::TimerCalibration> = Once::new();
 
+/// ISA IRQ lines tristack routes through the I/O APIC.
+const PIT_IRQ: u8 = 0;
+const COM1_IRQ: u8 = 4;
+
+fn pit_irq(_: &mut crate::arch::regs::Regs) {}
+
+fn com1_irq(_: &mut crate::arch::regs::Regs) {
+    serial::receive_irq();
+}
+
+/// Find the I/O APIC in the ACPI MADT and route the PIT and COM1's receive
+/// interrupt; the shell's input then arrives by interrupt.
+fn route_device_interrupts() {
+    use crate::arch::{apic, ioapic, irq};
+    let Some(rsdp) = facts().rsdp else {
+        println!("IO-APIC: no RSDP from the bootloader; serial input stays polled");
+        return;
+    };
+    let madt = match crate::drivers::acpi::madt(rsdp) {
+        Ok(m) => m,
+        Err(e) => {
+            println!("IO-APIC: cannot read the MADT ({e}); serial input stays polled");
+            return;
+        }
+    };
+    let Some(first) = madt.io_apics.first() else {
+        println!("IO-APIC: none in the MADT; serial input stays polled");
+        return;
+    };
+    let inputs = ioapic::init(first);
+    let me = apic::id();
+    for (irq_line, handler, name) in [
+        (PIT_IRQ, pit_irq as irq::Handler, "timer (PIT)"),
+        (COM1_IRQ, com1_irq as irq::Handler, "ttyS0"),
+    ] {
+        let route = madt.isa_route(irq_line);
+        let vector = ioapic::isa_irq_vector(irq_line);
+        let label = alloc::format!(
+            "IO-APIC {:>3}-{}  {name}",
+            route.gsi,
+            if route.level { "fasteoi" } else { "edge   " }
+        );
+        irq::register(vector, handler, alloc::boxed::Box::leak(label.into_boxed_str()));
+        ioapic::route(route, vector, me);
+        println!("IO-APIC: ISA IRQ {irq_line} -> GSI {} -> vector {vector:#04x} ({name})", route.gsi);
+    }
+    println!("IO-APIC: id {} at {:#x}, {inputs} inputs, GSI base {}", first.id, first.address, first.gsi_base);
+    serial::set_irq_driven();
+}
+
 /// pid 1: start the tick, run the command line, then the shell.
 fn init_main(_: u64) -> i64 {
     crate::softirq::open(crate::softirq::Softirq::Timer, crate::time::timer_softirq);
     shell::irq_cmds::init();
     crate::sched::spawn("ksoftirqd/0", crate::softirq::ksoftirqd, 0).expect("ksoftirqd stack");
+    route_device_interrupts();
     let cal = TIMER.get().expect("calibrated before the scheduler starts");
     crate::arch::apic::start_periodic_timer(cal, crate::time::HZ);
     let cmdline = fw_cfg::read_file(fw_cfg::CMDLINE_FILE);

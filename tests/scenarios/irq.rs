@@ -86,3 +86,18 @@ fn bad_irq_arguments_are_clear_errors() {
         run.expect_status(1).expect(error);
     }
 }
+
+#[test]
+fn typed_input_arrives_by_the_com1_interrupt() {
+    let t = token("irq-typed");
+    let typed = format!("echo {t}\rirqs\rpoweroff\r");
+    let timeout = TIMEOUT_SECS.to_string();
+    let run = runner_steps(&["--timeout", &timeout], None, vec![("tristack> ", Action::Type(typed.into_bytes()))]);
+    run.expect_status(0);
+    run.expect("\nIO-APIC: ISA IRQ 4 -> GSI 4 -> vector 0x34 (ttyS0)\n");
+    run.expect(&format!("tristack> echo {t}\n{t}\n"));
+    // The bytes came in through vector 0x34: its count is not zero.
+    let row = lines_starting(&run, "0x34:")[0];
+    let count: u64 = row.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(count >= 1 && row.ends_with("ttyS0"), "{row}");
+}

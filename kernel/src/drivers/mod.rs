@@ -1,5 +1,8 @@
-//! Devices: the serial console, QEMU's fw_cfg and isa-debug-exit.
+//! Devices and firmware: the serial console, ACPI tables, QEMU's fw_cfg and
+//! isa-debug-exit, the PIT (calibration) and the legacy PICs (masked).
 
+#[cfg(target_os = "none")]
+pub mod acpi;
 pub mod fw_cfg;
 #[cfg(target_os = "none")]
 pub mod pic;

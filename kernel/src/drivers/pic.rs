@@ -13,9 +13,9 @@ const SLAVE_DATA: u16 = 0xa1;
 const ICW1_INIT: u8 = 0x11;
 /// ICW4: 8086 mode.
 const ICW4_8086: u8 = 0x01;
-/// Where the PICs' 16 vectors go if anything ever slips through (Linux uses
-/// 0x30; any range above the exceptions and unused by us does).
-pub const PIC_VECTOR_BASE: u8 = 0x30;
+/// Where the PICs' 16 vectors go if anything ever slips through: just above
+/// the exceptions (the I/O APIC's ISA vectors start at 0x30, as in Linux).
+pub const PIC_VECTOR_BASE: u8 = 0x20;
 
 /// Remap both PICs to PIC_VECTOR_BASE.. and mask every line.
 pub fn remap_and_mask() {

@@ -39,12 +39,12 @@ fn wait_for(flag: &AtomicU32, at_least: u32) -> bool {
 /// Register the demo vectors' handlers and the demo softirqs.
 pub fn init() {
     for level in 0..IRQNEST_MAX as u8 {
-        irq::register(IRQNEST_BASE + 0x10 * level, irqnest_handler);
+        irq::register(IRQNEST_BASE + 0x10 * level, irqnest_handler, "LAPIC  self-IPI irqnest");
     }
-    irq::register(SOFTIRQ_DEMO_VECTOR, softirq_demo_hard);
-    irq::register(SOFTIRQ_NESTED_VECTOR, softirq_demo_nested);
-    irq::register(IRQ_OVERFLOW_VECTOR, irq_overflow_handler);
-    irq::register(IRQ_STORM_VECTOR, storm_handler);
+    irq::register(SOFTIRQ_DEMO_VECTOR, softirq_demo_hard, "LAPIC  self-IPI softirq demo");
+    irq::register(SOFTIRQ_NESTED_VECTOR, softirq_demo_nested, "LAPIC  self-IPI softirq nested");
+    irq::register(IRQ_OVERFLOW_VECTOR, irq_overflow_handler, "LAPIC  self-IPI irq-overflow");
+    irq::register(IRQ_STORM_VECTOR, storm_handler, "LAPIC  self-IPI irq-storm");
     softirq::open(Softirq::Demo, softirq_demo_soft);
     softirq::open(Softirq::Storm, storm_softirq);
 }
@@ -238,19 +238,6 @@ pub fn irq_storm(args: &[&str]) -> CmdResult {
 
 // --- irqs ---------------------------------------------------------------------
 
-fn vector_name(v: usize) -> Option<&'static str> {
-    Some(match v as u8 {
-        LOCAL_TIMER_VECTOR => return None, // shown as LOC
-        SPURIOUS_APIC_VECTOR => return None,
-        IRQ_STORM_VECTOR => "self-IPI irq-storm",
-        IRQ_OVERFLOW_VECTOR => "self-IPI irq-overflow",
-        SOFTIRQ_DEMO_VECTOR => "self-IPI softirq demo",
-        SOFTIRQ_NESTED_VECTOR => "self-IPI softirq nested",
-        v if v >= IRQNEST_BASE && (v - IRQNEST_BASE) % 0x10 == 0 && u64::from((v - IRQNEST_BASE) / 0x10) < IRQNEST_MAX => "self-IPI irqnest",
-        _ => "other",
-    })
-}
-
 /// `/proc/interrupts`, per vector, then the stack facts Linux does not show.
 pub fn irqs(args: &[&str]) -> CmdResult {
     cmdline::no_args("irqs", args)?;
@@ -269,8 +256,11 @@ pub fn irqs(args: &[&str]) -> CmdResult {
     };
     for v in 32..256 {
         let total: u64 = cpus.iter().map(|&c| percpu::of(c).irq_counts[v].load(Ordering::Relaxed)).sum();
-        if let (true, Some(name)) = (total > 0, vector_name(v)) {
-            row(&alloc::format!("{v:#04x}"), &|p| p.irq_counts[v].load(Ordering::Relaxed), &alloc::format!("LAPIC  {name}"));
+        // The timer and spurious vectors get Linux's LOC and SPU rows below.
+        let special = v == usize::from(LOCAL_TIMER_VECTOR) || v == usize::from(SPURIOUS_APIC_VECTOR);
+        if total > 0 && !special {
+            let name = irq::name(v as u8).unwrap_or("unregistered");
+            row(&alloc::format!("{v:#04x}"), &|p| p.irq_counts[v].load(Ordering::Relaxed), name);
         }
     }
     row("NMI", &|p| p.nmi_count.load(Ordering::Relaxed), "Non-maskable interrupts");

@@ -53,12 +53,8 @@ pub fn interactive() -> ! {
     let mut editor = LineEditor::new();
     print!("{PROMPT}");
     loop {
-        // Polled until interrupt-driven input arrives with the IRQ issue;
-        // between polls the CPU goes to other threads or idles.
-        let Some(byte) = serial::try_read_byte() else {
-            crate::sched::sleep_ms(1);
-            continue;
-        };
+        // Sleeps until the COM1 receive interrupt brings a byte.
+        let byte = serial::read_byte();
         match editor.feed(byte, serial::write_bytes) {
             Event::None => continue,
             Event::Cancelled => {}

@@ -62,7 +62,7 @@ pub mod ktests {
     pub fn first_level_switches_and_links_back() -> KResult {
         let cpu = percpu::this_cpu();
         kcheck!(cpu.irq_count.load(Ordering::SeqCst) == -1, "irq_count in thread context is not -1");
-        irq::register(KTEST_VECTOR, probe);
+        irq::register(KTEST_VECTOR, probe, "LAPIC  self-IPI ktest probe");
         SEEN_COUNT.store(u64::MAX, Ordering::SeqCst);
         apic::send_self_ipi(KTEST_VECTOR);
         let arrived = (0..100_000_000u64).any(|_| SEEN_COUNT.load(Ordering::SeqCst) != u64::MAX);

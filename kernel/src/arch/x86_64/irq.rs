@@ -16,11 +16,18 @@ pub const SPURIOUS_APIC_VECTOR: u8 = 0xff;
 /// A handler for a vector, registered by the code that owns the vector.
 pub type Handler = fn(&mut Regs);
 
-static HANDLERS: crate::sync::IrqMutex<[Option<Handler>; 256]> = crate::sync::IrqMutex::new([None; 256]);
+/// Per vector: its handler and the name `irqs` shows.
+static HANDLERS: crate::sync::IrqMutex<[Option<(Handler, &'static str)>; 256]> =
+    crate::sync::IrqMutex::new([None; 256]);
 
-/// Route `vector` to `handler` (demos, devices).
-pub fn register(vector: u8, handler: Handler) {
-    HANDLERS.lock()[vector as usize] = Some(handler);
+/// Route `vector` to `handler` (demos, devices); `name` is what `irqs` shows.
+pub fn register(vector: u8, handler: Handler, name: &'static str) {
+    HANDLERS.lock()[vector as usize] = Some((handler, name));
+}
+
+/// The name `vector` was registered with.
+pub fn name(vector: u8) -> Option<&'static str> {
+    HANDLERS.lock()[vector as usize].map(|(_, n)| n)
 }
 
 /// Called by `tristack_irq_common` on the IRQ stack (or, nested, wherever
@@ -43,7 +50,7 @@ pub extern "C" fn irq_dispatch(regs: &mut Regs) {
             let handler = HANDLERS.lock()[v as usize];
             apic::eoi();
             match handler {
-                Some(h) => h(regs),
+                Some((h, _)) => h(regs),
                 None => crate::println!("irq: unexpected vector {v:#x}"),
             }
         }

@@ -7,6 +7,7 @@ pub mod debug;
 mod entry;
 pub mod gdt;
 pub mod idt;
+pub mod ioapic;
 pub mod irq;
 pub mod mce;
 pub mod nmi;
