@@ -101,3 +101,21 @@ fn typed_input_arrives_by_the_com1_interrupt() {
     let count: u64 = row.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(count >= 1 && row.ends_with("ttyS0"), "{row}");
 }
+
+#[test]
+fn bench_irq_compares_the_switching_and_no_switch_stubs() {
+    let run = boot("bench irq; poweroff");
+    run.expect_status(0);
+    let medians: Vec<u64> = lines_starting(&run, "bench irq: ")
+        .iter()
+        .filter_map(|l| l.split("median ").nth(1))
+        .map(|m| m.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(medians.len(), 2, "{run}");
+    assert!(medians.iter().all(|&m| m > 0), "{run}");
+    let ratio = lines_starting(&run, "bench irq: median ratio switch/no-switch ")[0];
+    // Every handler of the switching vector ran on the IRQ stack; the other
+    // vector's only when something else had already switched.
+    let on_irq: u64 = ratio.split("IRQ stack: ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!((2000..2100).contains(&on_irq), "{ratio}");
+}

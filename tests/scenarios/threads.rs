@@ -140,7 +140,7 @@ fn bad_thread_arguments_are_clear_errors() {
         ("spawn", "error: spawn: usage: spawn N"),
         ("sleep soon", "error: sleep: MS must be a number from 1 to 600000, not 'soon'"),
         ("threads-stress 2", "error: threads-stress: usage: threads-stress N M"),
-        ("bench everything", "error: bench: usage: bench switch|spawn"),
+        ("bench everything", "error: bench: usage: bench switch|spawn|irq"),
         ("oops=maybe", "error: unknown command 'oops=maybe'"),
     ] {
         let run = boot(&format!("{cmd}; poweroff"));

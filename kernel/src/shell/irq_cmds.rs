@@ -45,6 +45,8 @@ pub fn init() {
     irq::register(SOFTIRQ_NESTED_VECTOR, softirq_demo_nested, "LAPIC  self-IPI softirq nested");
     irq::register(IRQ_OVERFLOW_VECTOR, irq_overflow_handler, "LAPIC  self-IPI irq-overflow");
     irq::register(IRQ_STORM_VECTOR, storm_handler, "LAPIC  self-IPI irq-storm");
+    irq::register(irq::BENCH_SWITCH_VECTOR, bench_handler, "LAPIC  self-IPI bench (IRQ stack)");
+    irq::register(irq::BENCH_NOSWITCH_VECTOR, bench_handler, "LAPIC  self-IPI bench (no switch)");
     softirq::open(Softirq::Demo, softirq_demo_soft);
     softirq::open(Softirq::Storm, storm_softirq);
 }
@@ -233,6 +235,55 @@ pub fn irq_storm(args: &[&str]) -> CmdResult {
         return Err(CmdError::Failed("interrupts lost or misplaced, or checksums wrong".into()));
     }
     println!("irq-storm: ok, none lost");
+    Ok(())
+}
+
+// --- bench irq -----------------------------------------------------------------
+
+static BENCH_HITS: AtomicU32 = AtomicU32::new(0);
+static BENCH_STACK_IRQ: AtomicU32 = AtomicU32::new(0);
+
+fn bench_handler(_regs: &mut Regs) {
+    if info::name_of(cpu::stack_pointer()) == "IRQ" {
+        BENCH_STACK_IRQ.fetch_add(1, Ordering::Relaxed);
+    }
+    BENCH_HITS.fetch_add(1, Ordering::SeqCst);
+}
+
+const BENCH_IRQ_SAMPLES: usize = 2000;
+
+/// Self-IPI round trips through both stubs, alternating, same boot.
+pub fn bench_irq() -> CmdResult {
+    let mut with_switch = Vec::with_capacity(BENCH_IRQ_SAMPLES);
+    let mut without = Vec::with_capacity(BENCH_IRQ_SAMPLES);
+    BENCH_STACK_IRQ.store(0, Ordering::SeqCst);
+    for _ in 0..BENCH_IRQ_SAMPLES {
+        for (vector, out) in [(irq::BENCH_NOSWITCH_VECTOR, &mut without), (irq::BENCH_SWITCH_VECTOR, &mut with_switch)] {
+            let before = BENCH_HITS.load(Ordering::SeqCst);
+            let t0 = time::rdtsc();
+            apic::send_self_ipi(vector);
+            if !wait_for(&BENCH_HITS, before + 1) {
+                return Err(CmdError::Failed(alloc::format!("self-IPI {vector:#x} never arrived")));
+            }
+            out.push(time::rdtsc() - t0);
+        }
+    }
+    let median = |v: &mut Vec<u64>| {
+        v.sort_unstable();
+        (v[0], v[v.len() / 2])
+    };
+    let (smin, smed) = median(&mut with_switch);
+    let (nmin, nmed) = median(&mut without);
+    println!("bench irq: self-IPI round trip via the IRQ stack: min {smin} cycles, median {smed} cycles ({BENCH_IRQ_SAMPLES} samples)");
+    println!("bench irq: same, no stack switch:                 min {nmin} cycles, median {nmed} cycles ({BENCH_IRQ_SAMPLES} samples)");
+    println!(
+        "bench irq: median ratio switch/no-switch {}.{:03}; handlers that ran on the IRQ stack: {} of {} (TSC {} kHz)",
+        smed / nmed.max(1),
+        (smed % nmed.max(1)) * 1000 / nmed.max(1),
+        BENCH_STACK_IRQ.load(Ordering::SeqCst),
+        2 * BENCH_IRQ_SAMPLES,
+        time::tsc_per_ms()
+    );
     Ok(())
 }
 

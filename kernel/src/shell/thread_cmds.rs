@@ -305,7 +305,8 @@ pub fn bench(args: &[&str]) -> CmdResult {
             report("spawn (spawn + run + exit + join, stack from the cache)", samples);
             Ok(())
         }
-        _ => Err(ArgError("bench: usage: bench switch|spawn".into()).into()),
+        ["irq"] => super::irq_cmds::bench_irq(),
+        _ => Err(ArgError("bench: usage: bench switch|spawn|irq".into()).into()),
     }
 }
 

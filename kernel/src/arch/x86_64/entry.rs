@@ -173,14 +173,17 @@ STUB 31, 0, tristack_exception_common
 //      again we are back on a thread's stack: the place to preempt.
 // First level: RSP = irq top -> top-8 (saved RSP) -> top-16 (backlink)
 // -> top-32 (fake frame). Nested: RSP = &Regs - 32.
-tristack_irq_common:
+.macro IRQ_COMMON name, switch
+\name:
     SAVE_REGS
     cld
     mov rsi, rsp
     inc qword ptr gs:[{irq_count}]
+.if \switch
     jnz 1f
     mov rsp, qword ptr gs:[{irq_stack_top}]
 1:
+.endif
     push rsi
     push rsi
     push qword ptr [rsi + {regs_rip}]
@@ -198,6 +201,18 @@ tristack_irq_common:
     RESTORE_REGS
     add rsp, 16
     iretq
+.endm
+
+IRQ_COMMON tristack_irq_common, 1
+
+// `bench irq` only: the same path minus the stack switch (irq_count is still
+// counted), so the difference between the two is what the switch costs.
+IRQ_COMMON tristack_irq_noswitch_common, 0
+.global tristack_irq_noswitch_stub
+tristack_irq_noswitch_stub:
+    push 0
+    push {bench_noswitch_vector}
+    jmp tristack_irq_noswitch_common
 
 // Vectors 32..255: one 16-byte stub each, so stub address =
 // tristack_irq_stubs + (vector - 32) * 16. RSP -= 16: dummy error code, vector.
@@ -227,6 +242,7 @@ tristack_exception_stubs:
     irq_exit_to_thread = sym super::irq::irq_exit_to_thread,
     irq_count = const IRQ_COUNT_OFFSET,
     irq_stack_top = const IRQ_STACK_TOP_OFFSET,
+    bench_noswitch_vector = const super::irq::BENCH_NOSWITCH_VECTOR,
     regs_rip = const REGS_RIP,
     regs_rbp = const REGS_RBP,
     regs_cs = const REGS_CS,
@@ -239,6 +255,13 @@ unsafe extern "C" {
     static tristack_exception_stubs: [u64; 32];
     /// The first of 224 16-byte interrupt stubs (vectors 32..256).
     fn tristack_irq_stubs();
+    /// `bench irq`'s stub that does not switch stacks.
+    fn tristack_irq_noswitch_stub();
+}
+
+/// Address of the no-switch stub (for BENCH_NOSWITCH_VECTOR's gate).
+pub fn irq_noswitch_stub() -> u64 {
+    tristack_irq_noswitch_stub as *const () as u64
 }
 
 /// Bytes per interrupt stub (`.balign 16` above).

@@ -10,7 +10,7 @@ use ::x86_64::instructions::tables::lidt;
 use ::x86_64::structures::DescriptorTablePointer;
 use ::x86_64::VirtAddr;
 
-use super::entry::{exception_stub, irq_stub};
+use super::entry::{exception_stub, irq_noswitch_stub, irq_stub};
 use super::gdt::KERNEL_CS;
 use crate::stacks::layout::Ist;
 
@@ -84,6 +84,8 @@ pub fn init() {
     for vector in 32..256 {
         idt[vector] = Gate::new(irq_stub(vector), None);
     }
+    let bench = super::irq::BENCH_NOSWITCH_VECTOR as usize;
+    idt[bench] = Gate::new(irq_noswitch_stub(), None);
 }
 
 /// Load the IDT on this CPU.
