@@ -108,6 +108,7 @@ fn bench_irq_compares_the_switching_and_no_switch_stubs() {
     run.expect_status(0);
     let medians: Vec<u64> = lines_starting(&run, "bench irq: ")
         .iter()
+        .filter(|l| l.ends_with(" samples)"))
         .filter_map(|l| l.split("median ").nth(1))
         .map(|m| m.split(' ').next().unwrap().parse().unwrap())
         .collect();
