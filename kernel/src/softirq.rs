@@ -19,9 +19,11 @@ pub enum Softirq {
     Demo = 1,
     /// `irq-storm`'s deferred counting.
     Storm = 2,
+    /// `softirq-flood`: re-raises itself, to show the hand-off to ksoftirqd.
+    Flood = 3,
 }
 
-const NR_SOFTIRQS: usize = 3;
+const NR_SOFTIRQS: usize = 4;
 /// Rounds at one IRQ exit before the rest is deferred (Linux: 10).
 pub const MAX_SOFTIRQ_RESTART: usize = 10;
 

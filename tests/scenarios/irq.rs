@@ -120,3 +120,11 @@ fn bench_irq_compares_the_switching_and_no_switch_stubs() {
     let on_irq: u64 = ratio.split("IRQ stack: ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!((2000..2100).contains(&on_irq), "{ratio}");
 }
+
+#[test]
+fn softirqs_beyond_ten_rounds_are_left_to_ksoftirqd() {
+    let run = boot("softirq-flood 50; softirq-flood 5; poweroff");
+    run.expect_status(0);
+    run.expect("\nsoftirq-flood: 50 runs: 10 at the IRQ exit (at most 10 rounds there), 40 in ksoftirqd/0\n");
+    run.expect("\nsoftirq-flood: 5 runs: 5 at the IRQ exit (at most 10 rounds there), 0 in ksoftirqd/0\n");
+}

@@ -46,6 +46,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "irqs", usage: "", help: "/proc/interrupts-style counts per vector and CPU, nesting depth", run: super::irq_cmds::irqs },
     Spec { name: "irqnest", usage: "N", help: "N nested self-IPIs: level 1 switches to the IRQ stack, deeper levels stay", run: super::irq_cmds::irqnest },
     Spec { name: "softirq", usage: "", help: "hard IRQ -> softirq -> nested hard IRQ, all on the IRQ stack", run: super::irq_cmds::softirq_cmd },
+    Spec { name: "softirq-flood", usage: "N", help: "a softirq that re-raises itself N times: 10 rounds at the IRQ exit, the rest in ksoftirqd", run: super::irq_cmds::softirq_flood },
     Spec { name: "irq-storm", usage: "N", help: "N self-IPIs while threads switch: none lost, checksums intact", run: super::irq_cmds::irq_storm },
     Spec { name: "irq-overflow", usage: "", help: "an IRQ handler recurses into the IRQ stack's guard page: #DF, oops", run: super::irq_cmds::irq_overflow },
     Spec { name: "oops=panic", usage: "", help: "setting: an oops in a thread panics the kernel (default oops=kill kills the thread)", run: |_| super::thread_cmds::set_oops("panic") },

@@ -23,6 +23,7 @@ const SOFTIRQ_DEMO_VECTOR: u8 = 0x41;
 const SOFTIRQ_NESTED_VECTOR: u8 = 0x42;
 const IRQ_OVERFLOW_VECTOR: u8 = 0x43;
 const IRQ_STORM_VECTOR: u8 = 0x44;
+const SOFTIRQ_FLOOD_VECTOR: u8 = 0x48;
 // 0x45: the IRQ-stack ktests' probe.
 
 /// Spins to wait for a self-IPI (it arrives within instructions; this only
@@ -49,6 +50,8 @@ pub fn init() {
     irq::register(irq::BENCH_NOSWITCH_VECTOR, bench_handler, "LAPIC  self-IPI bench (no switch)");
     softirq::open(Softirq::Demo, softirq_demo_soft);
     softirq::open(Softirq::Storm, storm_softirq);
+    irq::register(SOFTIRQ_FLOOD_VECTOR, |_| softirq::raise(Softirq::Flood), "LAPIC  self-IPI softirq-flood");
+    softirq::open(Softirq::Flood, flood_softirq);
 }
 
 /// Where the code calling this runs, and how the entry code got there.
@@ -148,6 +151,50 @@ pub fn softirq_cmd(args: &[&str]) -> CmdResult {
         return Err(CmdError::Failed(alloc::format!("stopped at step {}", SOFTIRQ_STEP.load(Ordering::SeqCst))));
     }
     println!("softirq: back in the thread, irq_count {}", this_cpu().irq_count.load(Ordering::SeqCst));
+    Ok(())
+}
+
+// --- softirq-flood: more rounds than the IRQ exit may run --------------------
+
+static FLOOD_LEFT: AtomicU64 = AtomicU64::new(0);
+static FLOOD_AT_EXIT: AtomicU64 = AtomicU64::new(0);
+static FLOOD_IN_KSOFTIRQD: AtomicU64 = AtomicU64::new(0);
+
+fn flood_softirq() {
+    let in_irq = this_cpu().irq_count.load(Ordering::SeqCst) >= 0;
+    let in_ksoftirqd = sched::current().is_some_and(|t| t.name.starts_with("ksoftirqd/"));
+    match (in_irq, in_ksoftirqd) {
+        (true, _) => FLOOD_AT_EXIT.fetch_add(1, Ordering::SeqCst),
+        (false, true) => FLOOD_IN_KSOFTIRQD.fetch_add(1, Ordering::SeqCst),
+        (false, false) => 0,
+    };
+    if FLOOD_LEFT.fetch_sub(1, Ordering::SeqCst) > 1 {
+        softirq::raise(Softirq::Flood);
+    }
+}
+
+pub fn softirq_flood(args: &[&str]) -> CmdResult {
+    let [n] = args else {
+        return Err(ArgError("softirq-flood: usage: softirq-flood N (softirq runs)".into()).into());
+    };
+    let n = cmdline::number("softirq-flood", "N", n, 1..=100_000)?;
+    FLOOD_AT_EXIT.store(0, Ordering::SeqCst);
+    FLOOD_IN_KSOFTIRQD.store(0, Ordering::SeqCst);
+    FLOOD_LEFT.store(n, Ordering::SeqCst);
+    apic::send_self_ipi(SOFTIRQ_FLOOD_VECTOR);
+    // Let ksoftirqd run (it is a thread like us).
+    while FLOOD_LEFT.load(Ordering::SeqCst) > 0 {
+        sched::sleep_ms(1);
+    }
+    let (exit, thread) = (FLOOD_AT_EXIT.load(Ordering::SeqCst), FLOOD_IN_KSOFTIRQD.load(Ordering::SeqCst));
+    println!(
+        "softirq-flood: {n} runs: {exit} at the IRQ exit (at most {} rounds there), {thread} in ksoftirqd/{}",
+        softirq::MAX_SOFTIRQ_RESTART,
+        this_cpu().id()
+    );
+    if exit + thread != n {
+        return Err(CmdError::Failed("some runs happened elsewhere".into()));
+    }
     Ok(())
 }
 
