@@ -125,6 +125,11 @@ fn bench_irq_compares_the_switching_and_no_switch_stubs() {
 fn softirqs_beyond_ten_rounds_are_left_to_ksoftirqd() {
     let run = boot("softirq-flood 50; softirq-flood 5; poweroff");
     run.expect_status(0);
-    run.expect("\nsoftirq-flood: 50 runs: 10 at the IRQ exit (at most 10 rounds there), 40 in ksoftirqd/0\n");
+    // Any IRQ exit (a timer tick too) runs up to 10 rounds, so how the 50
+    // split is timing; that some went to ksoftirqd, and none got lost, is not.
+    let line = lines_starting(&run, "softirq-flood: 50 runs: ")[0];
+    let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    let (at_exit, in_thread) = (nums[1], nums[3]);
+    assert!(at_exit >= 10 && in_thread >= 1 && at_exit + in_thread == 50, "{line}");
     run.expect("\nsoftirq-flood: 5 runs: 5 at the IRQ exit (at most 10 rounds there), 0 in ksoftirqd/0\n");
 }
