@@ -41,9 +41,21 @@ pub fn raise(nr: Softirq) {
     this_cpu().softirq_pending.fetch_or(1 << nr as u8, Ordering::SeqCst);
 }
 
-/// Run pending softirqs, at most `rounds` times; returns whether any are left.
+/// Run pending softirqs, at most `rounds` times (interrupts off on entry and
+/// exit); returns whether any are left. Never re-entered on one CPU: an IRQ
+/// that arrives while handlers run (interrupts are on) leaves the pending
+/// bits to the loop below (Linux `in_interrupt()` in `irq_exit`).
 fn run_rounds(rounds: usize) -> bool {
     let cpu = this_cpu();
+    if cpu.in_softirq.swap(true, Ordering::SeqCst) {
+        return false;
+    }
+    let left = run_rounds_inner(cpu, rounds);
+    cpu.in_softirq.store(false, Ordering::SeqCst);
+    left
+}
+
+fn run_rounds_inner(cpu: &crate::arch::percpu::PerCpu, rounds: usize) -> bool {
     for _ in 0..rounds {
         let pending = cpu.softirq_pending.swap(0, Ordering::SeqCst);
         if pending == 0 {

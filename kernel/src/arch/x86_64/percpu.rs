@@ -35,6 +35,9 @@ pub struct PerCpu {
     pub irq_max_nest: AtomicI64,
     /// Pending softirq bits (Linux `__softirq_pending`).
     pub softirq_pending: AtomicU64,
+    /// Softirq handlers are running on this CPU (Linux's softirq count in
+    /// `preempt_count`): an IRQ exit meanwhile must not run them again.
+    pub in_softirq: AtomicBool,
     /// Changed by hardware (RSP0) and by the #DB entry stub (IST[DB]).
     pub tss: UnsafeCell<TaskStateSegment>,
     pub gdt: UnsafeCell<GlobalDescriptorTable<GDT_ENTRIES>>,
@@ -70,6 +73,7 @@ impl PerCpu {
             irq_stack_top: AtomicU64::new(0),
             irq_max_nest: AtomicI64::new(0),
             softirq_pending: AtomicU64::new(0),
+            in_softirq: AtomicBool::new(false),
             tss: UnsafeCell::new(TaskStateSegment::new()),
             gdt: UnsafeCell::new(GlobalDescriptorTable::empty()),
             nmi_count: AtomicU64::new(0),
