@@ -31,7 +31,7 @@ pub fn stacks(args: &[&str]) -> CmdResult {
     for cpu in percpu::online_cpus() {
         if let Some((_, top)) = crate::stacks::irq::range(cpu) {
             // Bottom and guard from the page tables, like every other row.
-            let (bottom, guard) = exception::live_extent(top, 32);
+            let (bottom, guard) = exception::live_extent(top);
             row(cpu, "IRQ", bottom, top, guard, "irq_count");
         }
         for s in exception::live_rows(cpu) {

@@ -35,18 +35,19 @@ pub fn ps(args: &[&str]) -> CmdResult {
     }
     // Linux does not show these; the IST stacks are zero-filled when mapped,
     // so their untouched bytes are their high-water marks.
+    let untouched = |(bottom, top): (u64, u64)| {
+        // SAFETY: a mapped IRQ or exception stack (callers pass only those);
+        // racing writers only change the statistic.
+        let words = unsafe { core::slice::from_raw_parts(bottom as *const u64, ((top - bottom) / 8) as usize) };
+        alloc::format!("{}/{}", usage::untouched(words), top - bottom)
+    };
     for cpu in percpu::online_cpus() {
         let mut line = alloc::format!("cpu {cpu} stacks, bytes never touched:");
-        if let Some((bottom, top)) = crate::stacks::irq::range(cpu) {
-            // SAFETY: the mapped IRQ stack; racing writers only change statistics.
-            let words = unsafe { core::slice::from_raw_parts(bottom as *const u64, ((top - bottom) / 8) as usize) };
-            line.push_str(&alloc::format!(" IRQ {}/{}", usage::untouched(words), top - bottom));
+        if let Some(range) = crate::stacks::irq::range(cpu) {
+            line.push_str(&alloc::format!(" IRQ {}", untouched(range)));
         }
         for d in ESTACKS.iter().filter(|d| d.size > 0) {
-            let (bottom, top) = estack_range(cpu, d.kind);
-            // SAFETY: mapped exception stack; racing writers only change statistics.
-            let words = unsafe { core::slice::from_raw_parts(bottom as *const u64, ((top - bottom) / 8) as usize) };
-            line.push_str(&alloc::format!(" {} {}/{}", d.name, usage::untouched(words), d.size));
+            line.push_str(&alloc::format!(" {} {}", d.name, untouched(estack_range(cpu, d.kind))));
         }
         println!("{line}");
     }

@@ -39,10 +39,11 @@ pub struct LiveStack {
 /// shows as a too-large stack instead of a walk through the whole map.
 const WALK_LIMIT_PAGES: u64 = 32;
 
-/// Walk down from `top` over mapped pages: the stack's real extent.
-pub fn live_extent(top: u64, max_pages: u64) -> (u64, Option<(u64, u64)>) {
+/// Walk down from `top` over mapped pages: the stack's real extent, and the
+/// unmapped guard page below it (None if that page is mapped).
+pub fn live_extent(top: u64) -> (u64, Option<(u64, u64)>) {
     let mut bottom = top;
-    while top - bottom < max_pages * PAGE_SIZE && paging::translate(bottom - PAGE_SIZE).is_some() {
+    while top - bottom < WALK_LIMIT_PAGES * PAGE_SIZE && paging::translate(bottom - PAGE_SIZE).is_some() {
         bottom -= PAGE_SIZE;
     }
     let guard_mapped = paging::translate(bottom - PAGE_SIZE).is_some();
@@ -60,7 +61,7 @@ pub fn live_rows(cpu: usize) -> Vec<LiveStack> {
                 (None, EStack::DB1) => (db_top - DB_STACK_OFFSET, alloc::format!("IST{}-1", Ist::DB as u8)),
                 (None, _) => (db_top - 2 * DB_STACK_OFFSET, alloc::format!("IST{}-2", Ist::DB as u8)),
             };
-            let (bottom, guard) = live_extent(top, WALK_LIMIT_PAGES);
+            let (bottom, guard) = live_extent(top);
             LiveStack { name: d.name, bottom, top, guard, via }
         })
         .collect()
