@@ -69,6 +69,10 @@ pub struct Cli {
     #[arg(long)]
     pub image_only: bool,
 
+    /// Print the path of the kernel ELF (for nm, addr2line, gdb) and exit.
+    #[arg(long)]
+    pub kernel_elf: bool,
+
     /// Extra argument appended to QEMU's command line (repeatable).
     #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub qemu_args: Vec<OsString>,
@@ -83,6 +87,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.image_only {
         println!("{BIOS_IMAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if cli.kernel_elf {
+        println!("{KERNEL_ELF}");
         return ExitCode::SUCCESS;
     }
     match qemu::run(&cli) {

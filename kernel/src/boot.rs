@@ -45,6 +45,7 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         if cfg!(debug_assertions) { "debug" } else { "release" }
     );
     mm::init(boot_info);
+    load_symbols();
     crate::arch::init_cpu(0);
     let (usable, free) = mm::phys::counts();
     println!(
@@ -78,6 +79,19 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
 }
 
 static TIMER: Once<crate::arch::apic::TimerCalibration> = Once::new();
+
+/// The kernel's own symbols, from the ELF file the bootloader left in memory.
+fn load_symbols() {
+    let (pa, len) = facts().kernel_file;
+    // SAFETY: the bootloader reports the ELF file's physical location; it is
+    // not usable memory (never handed out), and the direct map covers it.
+    // Parsing copies what it keeps, so the slice need not outlive this call.
+    let elf = unsafe { core::slice::from_raw_parts(mm::phys::phys_to_virt(pa), len as usize) };
+    match crate::debug::symbols::init(elf) {
+        Ok(n) => println!("Symbols: {n} functions from the kernel ELF ({len} bytes at {pa:#x})"),
+        Err(why) => println!("Symbols: none ({why}); traces show raw addresses"),
+    }
+}
 
 /// ISA IRQ lines tristack routes through the I/O APIC.
 const PIT_IRQ: u8 = 0;

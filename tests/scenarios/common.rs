@@ -208,3 +208,37 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// `nm -C -S` of the kernel ELF: demangled name -> (address, size).
+pub fn kernel_nm() -> std::collections::HashMap<String, (u64, u64)> {
+    let elf = runner(&["--kernel-elf"]).serial.trim().to_string();
+    let out = Command::new("nm").args(["-C", "-S", &elf]).output().expect("run nm (binutils) on the kernel ELF");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.splitn(4, ' ');
+            let (addr, size, _kind, name) = (w.next()?, w.next()?, w.next()?, w.next()?);
+            Some((name.to_string(), (u64::from_str_radix(addr, 16).ok()?, u64::from_str_radix(size, 16).ok()?)))
+        })
+        .collect()
+}
+
+/// Every ` name+0xoff/0xlen` trace line: the function exists in `nm` with
+/// that size and the offset lies inside it. Returns the names in order.
+#[track_caller]
+pub fn symbolized_frames(lines: &[&str]) -> Vec<String> {
+    let nm = kernel_nm();
+    lines
+        .iter()
+        .filter_map(|l| {
+            let l = l.strip_prefix(' ')?.trim_start_matches("? ");
+            let (name, rest) = l.rsplit_once('+')?;
+            let (off, len) = rest.split_once('/')?;
+            let (off, len) = (u64::from_str_radix(&off[2..], 16).ok()?, u64::from_str_radix(&len[2..], 16).ok()?);
+            let (_, size) = nm.get(name).unwrap_or_else(|| panic!("{name} is not in nm's output"));
+            assert_eq!(*size, len, "{l}: nm says size {size:#x}");
+            assert!(off <= len, "{l}: offset past the end");
+            Some(name.to_string())
+        })
+        .collect()
+}

@@ -73,6 +73,13 @@ fn overflow_kills_only_the_thread_and_the_shell_carries_on() {
     assert!(run.kernel_lines()[oops + 1].starts_with("CPU: 0 PID: ") && run.kernel_lines()[oops + 1].ends_with(" Comm: overflow"));
     line_with(&run, "Exception stack: #DF ");
     assert!(line_with(&run, "Interrupted RSP: ").ends_with("on TASK guard page"), "{run}");
+    // The trace names the recursion, then the thread's entry, per nm.
+    let lines = run.kernel_lines();
+    let start = run.line_index("Call Trace:") + 1;
+    let n = lines[start..].iter().take_while(|l| l.starts_with(' ')).count();
+    let names = symbolized_frames(&lines[start..start + n]);
+    assert!(names.iter().filter(|f| *f == "tristack::shell::thread_cmds::recurse").count() >= 5, "{names:?}");
+    assert!(names.contains(&"tristack::sched::thread_main".to_string()), "{names:?}");
     let killed = run.line_index(line_with(&run, "oops: killed overflow ("));
     // After the oops: the thread was reaped and ps ran in the living shell.
     assert!(run.line_index("tristack> ps") > killed, "{run}");

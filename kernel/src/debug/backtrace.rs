@@ -114,8 +114,9 @@ mod tests {
 #[cfg(target_os = "none")]
 pub const MAX_FRAMES: usize = 64;
 
-/// Print ` [<address>]` for each frame of the chain starting at `rbp` on the
-/// stack holding `rsp` (symbols arrive with the unwinder issue).
+/// Print ` name+0xoff/0xlen` for each frame of the chain starting at `rbp`
+/// on the stack holding `rsp` (crossing stacks and the `?` rule arrive with
+/// the unwinder).
 #[cfg(target_os = "none")]
 pub fn print_raw_trace(rbp: u64, rsp: u64) {
     use crate::println;
@@ -132,7 +133,7 @@ pub fn print_raw_trace(rbp: u64, rsp: u64) {
         unsafe { (addr as *const u64).read() }
     };
     let end = walk_frame_pointers(rbp, stack.bottom, stack.top, MAX_FRAMES, read, |ret| {
-        println!(" [<{ret:016x}>]");
+        println!(" {}", super::symbols::Pb(ret));
     });
     match end {
         WalkEnd::Outermost => {}

@@ -2,6 +2,7 @@
 //! cross-stack unwinder and symbols arrive with the backtrace issue).
 
 pub mod backtrace;
+pub mod symbols;
 #[cfg(target_os = "none")]
 pub mod oops;
 #[cfg(target_os = "none")]

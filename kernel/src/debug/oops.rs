@@ -46,7 +46,7 @@ pub fn die(what: &str, regs: &Regs) -> ! {
         // Before the scheduler starts the boot code is Linux's idle task.
         None => println!("CPU: {cpu} PID: 0 Comm: swapper/{cpu}"),
     }
-    println!("RIP: {:04x}:{:016x}", regs.cs, regs.rip);
+    println!("RIP: {:04x}:{}", regs.cs, super::symbols::Ps(regs.rip));
     show_regs(regs);
     let frame = regs as *const Regs as u64;
     match info::stack_of(frame) {

@@ -103,6 +103,8 @@ tristack_exception_common:
     RESTORE_REGS
     add rsp, 16                     // vector, error code
     iretq
+.type tristack_exception_common, @function
+.size tristack_exception_common, . - tristack_exception_common
 
 // #DB and #BP (Linux `idtentry_mce_db` / `paranoid_entry` with shift_ist).
 // Same frame as above; additionally, when the CPU was in kernel mode,
@@ -126,6 +128,8 @@ tristack_debug_common:
     RESTORE_REGS
     add rsp, 16
     iretq
+.type tristack_debug_common, @function
+.size tristack_debug_common, . - tristack_debug_common
 
 STUB 0, 0, tristack_exception_common
 STUB 1, 0, tristack_debug_common
@@ -201,6 +205,8 @@ STUB 31, 0, tristack_exception_common
     RESTORE_REGS
     add rsp, 16
     iretq
+.type \name, @function
+.size \name, . - \name
 .endm
 
 IRQ_COMMON tristack_irq_common, 1

@@ -54,6 +54,13 @@ tristack_thread_start:
     mov rsi, r13
     call {thread_main}
     ud2
+// Sizes make the assembly show up by name in traces.
+.type tristack_switch_to, @function
+.size tristack_switch_to, tristack_switch_to_abandon - tristack_switch_to
+.type tristack_switch_to_abandon, @function
+.size tristack_switch_to_abandon, tristack_thread_start - tristack_switch_to_abandon
+.type tristack_thread_start, @function
+.size tristack_thread_start, . - tristack_thread_start
 .text
 "#,
     thread_main = sym crate::sched::thread_main,
