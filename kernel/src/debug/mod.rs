@@ -3,6 +3,7 @@
 
 pub mod backtrace;
 pub mod symbols;
+pub mod unwind;
 #[cfg(target_os = "none")]
 pub mod oops;
 #[cfg(target_os = "none")]
