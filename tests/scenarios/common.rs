@@ -223,15 +223,17 @@ pub fn kernel_nm() -> std::collections::HashMap<String, (u64, u64)> {
         .collect()
 }
 
-/// Every ` name+0xoff/0xlen` trace line: the function exists in `nm` with
-/// that size and the offset lies inside it. Returns the names in order.
+/// Every plain (frame-pointer-proven, no `? `) ` name+0xoff/0xlen` trace
+/// line: the function exists in `nm` with that size and the offset lies
+/// inside it. Returns those names in order.
 #[track_caller]
 pub fn symbolized_frames(lines: &[&str]) -> Vec<String> {
     let nm = kernel_nm();
     lines
         .iter()
+        .filter(|l| !l.starts_with(" ? "))
         .filter_map(|l| {
-            let l = l.strip_prefix(' ')?.trim_start_matches("? ");
+            let l = l.strip_prefix(' ')?;
             let (name, rest) = l.rsplit_once('+')?;
             let (off, len) = rest.split_once('/')?;
             let (off, len) = (u64::from_str_radix(&off[2..], 16).ok()?, u64::from_str_radix(&len[2..], 16).ok()?);

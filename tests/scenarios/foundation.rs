@@ -54,11 +54,13 @@ fn panic_prints_message_location_trace_and_end_marker_then_exits_1() {
         .unwrap_or_else(|| panic!("no panic line:\n{run}"));
     assert_eq!(lines[head + 1], "Call Trace:", "{run}");
     let frames = lines[head + 2..].iter().take_while(|l| l.starts_with(' ')).count();
-    // Symbolized frames, each checked against nm on the kernel ELF, in call order.
+    // The proven frames, each checked against nm on the kernel ELF, in call
+    // order: the panic machinery first, then the command, the shell, the thread.
     let names = symbolized_frames(&lines[head + 2..head + 2 + frames]);
     let pos = |n: &str| names.iter().position(|x| x == n).unwrap_or_else(|| panic!("{n} not in {names:?}"));
     assert!(pos("tristack::shell::commands::panic_cmd") < pos("tristack::shell::repl::execute"), "{names:?}");
     assert!(pos("tristack::shell::repl::execute") < pos("tristack::boot::init_main"), "{names:?}");
+    assert_eq!(names.first().map(String::as_str), Some("core::panicking::panic_fmt"), "{names:?}");
     assert_eq!(names.last().map(String::as_str), Some("tristack_thread_start"), "{names:?}");
     assert_eq!(lines[head + 2 + frames], format!("---[ end Kernel panic - not syncing: {t} ]---"));
 }

@@ -138,6 +138,17 @@ fn db_3_pushes_into_the_db2_hole_and_oopses() {
     // The handler ran on DB1 (the #PF went onto the healthy stack below).
     line_starting(&run, "Exception stack: #DB1 ");
     line_starting(&run, "---[ end trace ");
+    // The trace crosses DB1, then DB, then the task, each bracketed by markers.
+    let lines = run.kernel_lines();
+    let start = run.line_index("Call Trace:") + 1;
+    let n = lines[start..].iter().take_while(|l| l.starts_with(' ')).count();
+    let trace = &lines[start..start + n];
+    let at = |m: &str| trace.iter().position(|l| *l == m).unwrap_or_else(|| panic!("no {m:?} in {trace:#?}"));
+    assert!(at(" <#DB1>") < at(" </#DB1>") && at(" </#DB1>") < at(" <#DB>") && at(" <#DB>") < at(" </#DB>"), "{trace:#?}");
+    let names = symbolized_frames(trace);
+    let pos = |n: &str| names.iter().position(|x| x == n).unwrap_or_else(|| panic!("{n} not in {names:?}"));
+    assert!(pos("tristack::arch::x86_64::debug::db_target_2") < pos("tristack::arch::x86_64::debug::db_target_1"), "{names:?}");
+    assert!(pos("tristack::arch::x86_64::debug::db_target_1") < pos("tristack::shell::stack_cmds::db"), "{names:?}");
     // The shell is init: an oops there cannot be survived (Linux panics too).
     run.expect("\nKernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\n");
 }

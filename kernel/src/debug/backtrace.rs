@@ -110,39 +110,59 @@ mod tests {
     }
 }
 
-/// Deepest raw trace printed; a real chain this long means something is wrong.
+/// The kernel's view of memory for the unwinder: stacks from `stack_info`,
+/// words read directly (only ever inside those stacks), text from the
+/// symbol table (or, without symbols, the kernel image's range).
 #[cfg(target_os = "none")]
-pub const MAX_FRAMES: usize = 64;
+struct KernelWalker;
 
-/// Print ` name+0xoff/0xlen` for each frame of the chain starting at `rbp`
-/// on the stack holding `rsp` (crossing stacks and the `?` rule arrive with
-/// the unwinder).
 #[cfg(target_os = "none")]
-pub fn print_raw_trace(rbp: u64, rsp: u64) {
+impl super::unwind::Walker for KernelWalker {
+    fn stack_of(&self, addr: u64) -> Option<super::unwind::Stack> {
+        use crate::stacks::info::StackKind;
+        use super::unwind::{Link, Stack};
+        let s = crate::stacks::info::stack_of(addr)?;
+        let link = match s.kind {
+            StackKind::Task => Link::None,
+            StackKind::Irq => Link::TopWord,
+            StackKind::Exception(_) => Link::HardwareFrame,
+        };
+        Some(Stack { name: s.name(), bottom: s.bottom, top: s.top, link })
+    }
+
+    fn read(&self, addr: u64) -> u64 {
+        // SAFETY: the unwinder only reads aligned words inside stacks that
+        // `stack_of` returned, and every known stack is mapped.
+        unsafe { (addr as *const u64).read_volatile() }
+    }
+
+    fn is_text(&self, addr: u64) -> bool {
+        super::symbols::is_text(addr)
+    }
+}
+
+/// `Call Trace:` from (`rsp`, `rbp`) across every stack: ` <IRQ>` ...
+/// ` </IRQ>` markers, `? ` before addresses the frame-pointer chain does
+/// not prove, each address as `name+0xoff/0xlen`.
+#[cfg(target_os = "none")]
+pub fn print_trace(rsp: u64, rbp: u64) {
+    use super::unwind::{unwind, Line};
     use crate::println;
     println!("Call Trace:");
-    // An overflowed stack's RSP is in its guard page: walk the stack above.
-    let stack = crate::stacks::info::stack_of(rsp).or_else(|| crate::stacks::info::guard_hit(rsp));
-    let Some(stack) = stack else {
+    // An overflowed stack's RSP is in its guard page: start at its bottom.
+    let rsp = match (crate::stacks::info::stack_of(rsp), crate::stacks::info::guard_hit(rsp)) {
+        (None, Some(s)) => s.bottom,
+        _ => rsp,
+    };
+    if crate::stacks::info::stack_of(rsp).is_none() {
         println!(" (RSP {rsp:#x} is on no known stack; no trace)");
         return;
-    };
-    let read = |addr: u64| {
-        // SAFETY: the walk only reads aligned words inside [bottom, top) of a
-        // known stack, which is mapped.
-        unsafe { (addr as *const u64).read() }
-    };
-    let end = walk_frame_pointers(rbp, stack.bottom, stack.top, MAX_FRAMES, read, |ret| {
-        println!(" {}", super::symbols::Pb(ret));
-    });
-    match end {
-        WalkEnd::Outermost => {}
-        // The chain continues on another stack: crossing is the unwinder's job.
-        WalkEnd::BadFramePointer(p) if crate::stacks::info::stack_of(p).is_some() => {
-            println!(" (chain continues on the {} stack at {p:#x})", crate::stacks::info::name_of(p))
-        }
-        WalkEnd::BadFramePointer(p) => println!(" (frame pointer {p:#x} outside the stack; stopped)"),
-        WalkEnd::NotAscending(p) => println!(" (frame pointer {p:#x} does not ascend; stopped)"),
-        WalkEnd::TooDeep => println!(" (more than {MAX_FRAMES} frames; stopped)"),
     }
+    unwind(&KernelWalker, rsp, rbp, |line| match line {
+        Line::Enter(name) => println!(" <{name}>"),
+        Line::Leave(name) => println!(" </{name}>"),
+        Line::Addr { addr, reliable } => {
+            println!(" {}{}", if reliable { "" } else { "? " }, super::symbols::Pb(addr))
+        }
+    });
 }

@@ -3,7 +3,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use super::backtrace::print_raw_trace;
+use super::backtrace::print_trace;
 use crate::arch::percpu;
 use crate::arch::regs::{show_regs, Regs};
 use crate::drivers::qemu_exit::{exit, ExitCode};
@@ -59,7 +59,7 @@ pub fn die(what: &str, regs: &Regs) -> ! {
         None => println!("Exception stack: unknown, frame at {frame:016x}"),
     }
     println!("Interrupted RSP: {:016x} on {}", regs.rsp, info::name_of(regs.rsp));
-    print_raw_trace(regs.rbp, regs.rsp);
+    print_trace(regs.rsp, regs.rbp);
     println!("---[ end trace {:016x} ]---", oops_id());
     // A thread's oops kills the thread (the system carries on); in init,
     // idle, an interrupt, or with oops=panic the kernel panics.

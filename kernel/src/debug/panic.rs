@@ -4,7 +4,7 @@
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use super::backtrace::print_raw_trace;
+use super::backtrace::print_trace;
 use crate::arch::cpu;
 use crate::drivers::qemu_exit::{exit, ExitCode};
 use crate::drivers::serial;
@@ -31,7 +31,7 @@ fn panic(info: &PanicInfo) -> ! {
         ),
         None => println!("Kernel panic - not syncing: {message}"),
     }
-    print_raw_trace(cpu::frame_pointer(), cpu::stack_pointer());
+    print_trace(cpu::stack_pointer(), cpu::frame_pointer());
     println!("---[ end Kernel panic - not syncing: {message} ]---");
     exit(ExitCode::Failure)
 }

@@ -105,9 +105,11 @@ mod kernel {
         TABLE.get()?.as_ref().ok()?.lookup(addr)
     }
 
-    /// Whether `addr` is inside a known kernel function.
+    /// Whether `addr` is inside a known kernel function, or just past the
+    /// end of one (the return address of a call that ends a function, as a
+    /// call to a never-returning function does).
     pub fn is_text(addr: u64) -> bool {
-        resolve(addr).is_some()
+        resolve(addr).is_some() || resolve(addr.wrapping_sub(1)).is_some()
     }
 
     /// Linux `%pS`: the symbol, or the raw address when unknown.
@@ -134,7 +136,9 @@ mod kernel {
                     r.offset += 1;
                     write!(f, "{r}")
                 }
-                None => write!(f, "{:#x}", self.0),
+                // The start of a function (a function pointer, or an
+                // interrupted RIP at a breakpoint): name it as `%pS` would.
+                None => write!(f, "{}", Ps(self.0)),
             }
         }
     }
