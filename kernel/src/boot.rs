@@ -147,6 +147,7 @@ fn route_device_interrupts() {
 fn init_main(_: u64) -> i64 {
     crate::softirq::open(crate::softirq::Softirq::Timer, crate::time::timer_softirq);
     shell::irq_cmds::init();
+    shell::bt_cmds::init();
     crate::sched::spawn("ksoftirqd/0", crate::softirq::ksoftirqd, 0).expect("ksoftirqd stack");
     route_device_interrupts();
     let cal = TIMER.get().expect("calibrated before the scheduler starts");

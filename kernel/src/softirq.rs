@@ -21,9 +21,11 @@ pub enum Softirq {
     Storm = 2,
     /// `softirq-flood`: re-raises itself, to show the hand-off to ksoftirqd.
     Flood = 3,
+    /// `bt-irq`: the softirq level of its nest.
+    Bt = 4,
 }
 
-const NR_SOFTIRQS: usize = 4;
+const NR_SOFTIRQS: usize = 5;
 /// Rounds at one IRQ exit before the rest is deferred (Linux: 10).
 pub const MAX_SOFTIRQ_RESTART: usize = 10;
 

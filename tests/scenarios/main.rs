@@ -3,6 +3,7 @@
 
 mod common;
 
+mod backtrace;
 mod foundation;
 mod irq;
 mod ist;

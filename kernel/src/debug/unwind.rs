@@ -16,8 +16,6 @@
 //! and every loop is bounded. Pure, so the host tests it on synthetic and
 //! random stacks.
 
-use alloc::vec::Vec;
-
 /// How a stack links to the stack it interrupted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Link {
@@ -63,15 +61,16 @@ pub enum Line {
 const MAX_STACKS: usize = 12;
 
 /// Walk from (`rsp`, `rbp`) across every stack, calling `emit` per line.
+/// Allocates nothing (it runs in NMI context for `bt-nmi`).
 pub fn unwind(walker: &impl Walker, rsp: u64, rbp: u64, mut emit: impl FnMut(Line)) {
-    let mut visited: Vec<(u64, u64)> = Vec::new();
+    let mut visited = [(0u64, 0u64); MAX_STACKS];
     let (mut sp, mut fp) = (rsp, rbp);
-    while visited.len() < MAX_STACKS {
+    for n in 0..MAX_STACKS {
         let Some(stack) = walker.stack_of(sp) else { return };
-        if visited.contains(&(stack.bottom, stack.top)) {
+        if visited[..n].contains(&(stack.bottom, stack.top)) {
             return; // a link back to a stack already walked: corrupt, stop
         }
-        visited.push((stack.bottom, stack.top));
+        visited[n] = (stack.bottom, stack.top);
         let marked = stack.link != Link::None;
         if marked {
             emit(Line::Enter(stack.name));

@@ -424,6 +424,17 @@ pub fn snapshot() -> Vec<TaskInfo> {
     s.idle.values().map(|t| info(t)).chain(s.tasks.values().map(|t| info(t))).collect()
 }
 
+/// A task that is not running: its name, saved RSP and the address of the
+/// RBP slot in its switch frame (a frame record for the unwinder).
+pub fn saved_context(pid: Pid) -> Option<(String, u64, u64)> {
+    let s = SCHED.lock();
+    let t = s.tasks.get(&pid).or_else(|| (pid == 0).then(|| s.idle.get(&this_cpu().id())).flatten())?;
+    (t.state != State::Running).then(|| {
+        let rbp_slot = t.saved_rsp + 8 * (switch::SWITCH_FRAME_WORDS as u64 - 1);
+        (t.name.clone(), t.saved_rsp, rbp_slot)
+    })
+}
+
 /// Context switches so far.
 pub fn switches() -> u64 {
     SCHED.lock().switches

@@ -5,6 +5,8 @@ pub mod cmdline;
 pub mod line;
 
 #[cfg(target_os = "none")]
+pub mod bt_cmds;
+#[cfg(target_os = "none")]
 mod commands;
 #[cfg(target_os = "none")]
 pub mod irq_cmds;

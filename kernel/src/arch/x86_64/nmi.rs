@@ -22,7 +22,20 @@ use crate::stacks::info;
 pub fn handle(_regs: &mut Regs) {
     let dr7 = super::debug::disable_all();
     this_cpu().nmi_count.fetch_add(1, Ordering::SeqCst);
+    // `bt-nmi` only: print a backtrace from NMI context (see there why that
+    // is safe in that demo).
+    if crate::shell::bt_cmds::NMI_BACKTRACE.load(Ordering::SeqCst) {
+        crate::shell::bt_cmds::nmi_backtrace();
+    }
     super::debug::restore_all(dr7);
+}
+
+/// Send this CPU an NMI and wait for it, without printing.
+pub fn self_nmi_quiet() -> bool {
+    let cpu = this_cpu();
+    let before = cpu.nmi_count.load(Ordering::SeqCst);
+    super::apic::send_nmi_to_self();
+    (0..NMI_WAIT_SPINS).any(|_| cpu.nmi_count.load(Ordering::SeqCst) != before)
 }
 
 /// Loop iterations to wait for a self-NMI (it arrives within a few
