@@ -196,3 +196,44 @@ fn gdb_mode_waits_for_gdb_and_prints_the_command_with_the_kernel_elf() {
     assert!(cmd.ends_with("-ex 'target remote :1234'"), "{cmd}");
     assert!(std::fs::read(elf).unwrap().starts_with(b"\x7fELF"), "{elf} is not the kernel ELF");
 }
+
+/// Every command's bad arguments, typed at the prompt of one boot: each gets
+/// a clear error naming what is valid, and the shell carries on (at the
+/// prompt an error does not end the boot).
+#[test]
+fn bad_arguments_at_the_prompt_are_clear_errors_and_the_shell_carries_on() {
+    let cases = [
+        ("db 4", "error: db: N must be a number from 1 to 3, not '4'"),
+        ("db", "error: db: usage: db N [nmi] (N = 1, 2 or 3 nested #DB)"),
+        ("db 1 nmi extra", "error: db: usage: db N [nmi]"),
+        ("mce now", "error: mce: unexpected argument 'now'; usage: mce [wait]"),
+        ("stacks all", "error: stacks: unexpected argument 'all'"),
+        ("spawn 0", "error: spawn: N must be a number from 1 to 64, not '0'"),
+        ("spawn", "error: spawn: usage: spawn N"),
+        ("sleep soon", "error: sleep: MS must be a number from 1 to 600000, not 'soon'"),
+        ("threads-stress 2", "error: threads-stress: usage: threads-stress N M"),
+        ("bench everything", "error: bench: usage: bench switch|spawn|irq"),
+        ("oops=maybe", "error: unknown command 'oops=maybe'"),
+        ("irqnest 9", "error: irqnest: N must be a number from 1 to 8, not '9'"),
+        ("irqnest", "error: irqnest: usage: irqnest N"),
+        ("irq-storm", "error: irq-storm: usage: irq-storm N"),
+        ("irqs now", "error: irqs: unexpected argument 'now'"),
+        ("bt x", "error: bt: PID must be a number from 0 to 4294967295, not 'x'"),
+        ("bt 1 2", "error: bt: unexpected argument '2'; usage: bt [PID]"),
+        ("help nothing", "error: help: no command 'nothing'; commands: "),
+    ];
+    let t = token("after-errors");
+    let mut typed = String::new();
+    for (cmd, _) in &cases {
+        typed.push_str(cmd);
+        typed.push('\r');
+    }
+    typed.push_str(&format!("echo {t}\rpoweroff\r"));
+    let timeout = TIMEOUT_SECS.to_string();
+    let run = runner_steps(&["--timeout", &timeout], None, vec![("tristack> ", Action::Type(typed.into_bytes()))]);
+    run.expect_status(0);
+    for (cmd, error) in cases {
+        assert!(run.serial.contains(&format!("tristack> {cmd}\n{error}")), "{cmd:?} should answer {error:?}:\n{run}");
+    }
+    run.expect(&format!("\n{t}\n"));
+}

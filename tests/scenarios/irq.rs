@@ -75,19 +75,6 @@ fn stacks_and_ps_show_the_irq_stack() {
 }
 
 #[test]
-fn bad_irq_arguments_are_clear_errors() {
-    for (cmd, error) in [
-        ("irqnest 9", "error: irqnest: N must be a number from 1 to 8, not '9'"),
-        ("irqnest", "error: irqnest: usage: irqnest N"),
-        ("irq-storm", "error: irq-storm: usage: irq-storm N"),
-        ("irqs now", "error: irqs: unexpected argument 'now'"),
-    ] {
-        let run = boot(&format!("{cmd}; poweroff"));
-        run.expect_status(1).expect(error);
-    }
-}
-
-#[test]
 fn typed_input_arrives_by_the_com1_interrupt() {
     let t = token("irq-typed");
     let typed = format!("echo {t}\rirqs\rpoweroff\r");

@@ -224,20 +224,6 @@ fn doublefault_that_is_not_an_overflow() {
 }
 
 #[test]
-fn bad_arguments_to_stack_commands_are_clear_errors() {
-    for (cmd, error) in [
-        ("db 4", "error: db: N must be a number from 1 to 3, not '4'"),
-        ("db", "error: db: usage: db N [nmi] (N = 1, 2 or 3 nested #DB)"),
-        ("db 1 nmi extra", "error: db: usage: db N [nmi]"),
-        ("mce now", "error: mce: unexpected argument 'now'; usage: mce [wait]"),
-        ("stacks all", "error: stacks: unexpected argument 'all'"),
-    ] {
-        let run = boot(&format!("{cmd}; poweroff"));
-        run.expect_status(1).expect(error);
-    }
-}
-
-#[test]
 fn an_nmi_injected_from_the_monitor_runs_on_the_nmi_stack() {
     let timeout = TIMEOUT_SECS.to_string();
     let run = runner_steps(

@@ -139,18 +139,3 @@ fn bench_switch_and_spawn_print_cycles() {
         assert!(min > 0 && min <= median, "{line}");
     }
 }
-
-#[test]
-fn bad_thread_arguments_are_clear_errors() {
-    for (cmd, error) in [
-        ("spawn 0", "error: spawn: N must be a number from 1 to 64, not '0'"),
-        ("spawn", "error: spawn: usage: spawn N"),
-        ("sleep soon", "error: sleep: MS must be a number from 1 to 600000, not 'soon'"),
-        ("threads-stress 2", "error: threads-stress: usage: threads-stress N M"),
-        ("bench everything", "error: bench: usage: bench switch|spawn|irq"),
-        ("oops=maybe", "error: unknown command 'oops=maybe'"),
-    ] {
-        let run = boot(&format!("{cmd}; poweroff"));
-        run.expect_status(1).expect(error);
-    }
-}
