@@ -55,6 +55,12 @@ fn irq_overflow_hits_the_irq_stack_guard_and_oopses() {
     assert!(hit < bottom && hit >= bottom - 4096, "{}", bug[0]);
     run.expect("\nOops: stack guard page: 0000 [#1] SMP\n");
     assert!(lines_starting(&run, "Interrupted RSP: ")[0].ends_with("on IRQ guard page"), "{run}");
+    // The proven trace: the recursion on the IRQ stack, then its handler.
+    let lines = run.kernel_lines();
+    let start = run.line_index("Call Trace:") + 1;
+    let n = lines[start..].iter().take_while(|l| l.starts_with(' ')).count();
+    let names = symbolized_frames(&lines[start..start + n]);
+    assert!(names.iter().filter(|f| *f == "tristack::shell::irq_cmds::irq_recurse").count() >= 5, "{names:?}");
     // An oops in an interrupt cannot be survived by killing a thread.
     run.expect("\nKernel panic - not syncing: Fatal exception in interrupt\n");
 }

@@ -1,5 +1,5 @@
-//! Debugging aids: the panic path, the oops, frame-pointer walking (the full
-//! cross-stack unwinder and symbols arrive with the backtrace issue).
+//! Debugging aids: the panic path, the oops, the cross-stack unwinder and
+//! the kernel's own symbol table.
 
 pub mod backtrace;
 pub mod symbols;

@@ -1,4 +1,4 @@
-//! The panic path: `Kernel panic - not syncing: ...`, a raw frame-pointer
+//! The panic path: `Kernel panic - not syncing: ...`, the cross-stack
 //! backtrace, the end marker, then failure reported to the runner.
 
 use core::panic::PanicInfo;

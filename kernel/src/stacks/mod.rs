@@ -1,9 +1,8 @@
 //! The subject of tristack: every kind of kernel stack, one module each.
 //!
-//! `layout` is the single table of sizes and addresses; `exception` maps the
-//! per-CPU IST stacks; `info` tells which stack any address is on. Thread
-//! and IRQ stacks arrive with their issues and take their numbers from
-//! `layout` too.
+//! `layout` is the single table of sizes and addresses; `thread`, `irq` and
+//! `exception` allocate and map the three kinds; `usage` measures them;
+//! `info` tells which stack any address is on.
 
 pub mod layout;
 pub mod usage;

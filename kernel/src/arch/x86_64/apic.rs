@@ -1,5 +1,5 @@
 //! The local APIC (xAPIC, memory-mapped): self-NMI, EOI and the periodic
-//! timer that drives preemption. IPIs arrive with the IRQ and SMP issues.
+//! timer that drives preemption, self-IPIs. IPIs to other CPUs arrive with SMP.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
