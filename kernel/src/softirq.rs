@@ -96,3 +96,38 @@ pub fn ksoftirqd(_: u64) -> i64 {
         interrupts::enable();
     }
 }
+
+pub mod ktests {
+    use core::sync::atomic::{AtomicU64, Ordering};
+
+    use crate::arch::percpu::this_cpu;
+    use crate::kcheck;
+    use crate::ktest::KResult;
+
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+
+    fn count() {
+        RUNS.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// An IRQ exit that finds softirq handlers already running on this CPU
+    /// (as when one interrupts ksoftirqd) must not run them re-entrantly.
+    pub fn not_reentered_while_running() -> KResult {
+        super::open(super::Softirq::Flood, count);
+        let cpu = this_cpu();
+        let result = x86_64::instructions::interrupts::without_interrupts(|| {
+            RUNS.store(0, Ordering::SeqCst);
+            cpu.in_softirq.store(true, Ordering::SeqCst); // "handlers are running"
+            super::raise(super::Softirq::Flood);
+            super::run_on_irq_exit();
+            let ran_inside = RUNS.load(Ordering::SeqCst);
+            cpu.in_softirq.store(false, Ordering::SeqCst);
+            super::run_on_irq_exit();
+            (ran_inside, RUNS.load(Ordering::SeqCst))
+        });
+        crate::shell::irq_cmds::reopen_flood();
+        kcheck!(result.0 == 0, "softirq ran re-entrantly ({} runs)", result.0);
+        kcheck!(result.1 == 1, "pending softirq did not run afterwards ({} runs)", result.1);
+        Ok(())
+    }
+}

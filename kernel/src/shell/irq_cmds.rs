@@ -160,6 +160,11 @@ static FLOOD_LEFT: AtomicU64 = AtomicU64::new(0);
 static FLOOD_AT_EXIT: AtomicU64 = AtomicU64::new(0);
 static FLOOD_IN_KSOFTIRQD: AtomicU64 = AtomicU64::new(0);
 
+/// Give the flood softirq back to `softirq-flood` (a ktest borrows it).
+pub fn reopen_flood() {
+    softirq::open(Softirq::Flood, flood_softirq);
+}
+
 fn flood_softirq() {
     let in_irq = this_cpu().irq_count.load(Ordering::SeqCst) >= 0;
     let in_ksoftirqd = sched::current().is_some_and(|t| t.name.starts_with("ksoftirqd/"));
