@@ -1,6 +1,7 @@
 //! Debugging aids: the panic path, the oops, the cross-stack unwinder and
 //! the kernel's own symbol table.
 
+#[cfg(target_os = "none")]
 pub mod backtrace;
 pub mod symbols;
 pub mod unwind;

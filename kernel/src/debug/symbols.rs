@@ -105,6 +105,11 @@ mod kernel {
         TABLE.get()?.as_ref().ok()?.lookup(addr)
     }
 
+    /// Whether the symbol table was read.
+    pub fn loaded() -> bool {
+        TABLE.get().is_some_and(|t| t.is_ok())
+    }
+
     /// Whether `addr` is inside a known kernel function, or just past the
     /// end of one (the return address of a call that ends a function, as a
     /// call to a never-returning function does).
@@ -145,7 +150,7 @@ mod kernel {
 }
 
 #[cfg(target_os = "none")]
-pub use kernel::{init, is_text, resolve, Pb, Ps};
+pub use kernel::{init, is_text, loaded, resolve, Pb, Ps};
 
 #[cfg(test)]
 mod tests {
