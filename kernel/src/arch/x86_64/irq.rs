@@ -2,7 +2,7 @@
 //! the outermost exit, and the way back to a thread (where preemption
 //! happens). The stack switch itself is in `entry.rs`.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::apic;
 use super::percpu::this_cpu;
@@ -21,18 +21,27 @@ pub const BENCH_SWITCH_VECTOR: u8 = 0x47;
 /// A handler for a vector, registered by the code that owns the vector.
 pub type Handler = fn(&mut Regs);
 
-/// Per vector: its handler and the name `irqs` shows.
-static HANDLERS: crate::sync::IrqMutex<[Option<(Handler, &'static str)>; 256]> =
-    crate::sync::IrqMutex::new([None; 256]);
+/// Per vector: its handler as a function address (0 = none). Atomics, so
+/// the interrupt path reads them without taking a lock.
+static HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
+/// Per vector: the name `irqs` shows (never read on the interrupt path).
+static NAMES: crate::sync::IrqMutex<[Option<&'static str>; 256]> = crate::sync::IrqMutex::new([None; 256]);
 
 /// Route `vector` to `handler` (demos, devices); `name` is what `irqs` shows.
 pub fn register(vector: u8, handler: Handler, name: &'static str) {
-    HANDLERS.lock()[vector as usize] = Some((handler, name));
+    NAMES.lock()[vector as usize] = Some(name);
+    HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
 }
 
 /// The name `vector` was registered with.
 pub fn name(vector: u8) -> Option<&'static str> {
-    HANDLERS.lock()[vector as usize].map(|(_, n)| n)
+    NAMES.lock()[vector as usize]
+}
+
+fn handler(vector: u8) -> Option<Handler> {
+    let h = HANDLERS[vector as usize].load(Ordering::Acquire);
+    // SAFETY: only `register` stores here, always a `Handler`.
+    (h != 0).then(|| unsafe { core::mem::transmute::<usize, Handler>(h) })
 }
 
 /// Called by `tristack_irq_common` on the IRQ stack (or, nested, wherever
@@ -51,11 +60,9 @@ pub extern "C" fn irq_dispatch(regs: &mut Regs) {
         // A spurious interrupt is not in service: no EOI (SDM 10.9).
         SPURIOUS_APIC_VECTOR => return,
         v => {
-            // Copy the handler out: it may enable interrupts and nest.
-            let handler = HANDLERS.lock()[v as usize];
             apic::eoi();
-            match handler {
-                Some((h, _)) => h(regs),
+            match handler(v) {
+                Some(h) => h(regs),
                 None => crate::println!("irq: unexpected vector {v:#x}"),
             }
         }
