@@ -80,6 +80,12 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
 
 static TIMER: Once<crate::arch::apic::TimerCalibration> = Once::new();
 
+/// The boot CPU's timer calibration (every CPU's APIC timer runs at the
+/// same rate under QEMU, as on one-socket hardware).
+pub fn timer_calibration() -> &'static crate::arch::apic::TimerCalibration {
+    TIMER.get().expect("calibrated before the scheduler starts")
+}
+
 /// The kernel's own symbols, from the ELF file the bootloader left in memory.
 fn load_symbols() {
     let (pa, len) = facts().kernel_file;
@@ -103,21 +109,25 @@ fn com1_irq(_: &mut crate::arch::regs::Regs) {
     serial::receive_irq();
 }
 
-/// Find the I/O APIC in the ACPI MADT and route the PIT and COM1's receive
-/// interrupt; the shell's input then arrives by interrupt.
-fn route_device_interrupts() {
-    use crate::arch::{apic, ioapic, irq};
+/// The ACPI MADT: processors and I/O APICs.
+fn read_madt() -> Option<crate::drivers::acpi::Madt> {
     let Some(rsdp) = facts().rsdp else {
-        println!("IO-APIC: no RSDP from the bootloader; serial input stays polled");
-        return;
+        println!("ACPI: no RSDP from the bootloader; one CPU, serial input stays polled");
+        return None;
     };
-    let madt = match crate::drivers::acpi::madt(rsdp) {
-        Ok(m) => m,
+    match crate::drivers::acpi::madt(rsdp) {
+        Ok(m) => Some(m),
         Err(e) => {
-            println!("IO-APIC: cannot read the MADT ({e}); serial input stays polled");
-            return;
+            println!("ACPI: cannot read the MADT ({e}); one CPU, serial input stays polled");
+            None
         }
-    };
+    }
+}
+
+/// Route the PIT and COM1's receive interrupt through the first I/O APIC
+/// (to the boot CPU); the shell's input then arrives by interrupt.
+fn route_device_interrupts(madt: &crate::drivers::acpi::Madt) {
+    use crate::arch::{apic, ioapic, irq};
     let Some(first) = madt.io_apics.first() else {
         println!("IO-APIC: none in the MADT; serial input stays polled");
         return;
@@ -148,10 +158,18 @@ fn init_main(_: u64) -> i64 {
     crate::softirq::open(crate::softirq::Softirq::Timer, crate::time::timer_softirq);
     shell::irq_cmds::init();
     shell::bt_cmds::init();
-    crate::sched::spawn("ksoftirqd/0", crate::softirq::ksoftirqd, 0).expect("ksoftirqd stack");
-    route_device_interrupts();
-    let cal = TIMER.get().expect("calibrated before the scheduler starts");
-    crate::arch::apic::start_periodic_timer(cal, crate::time::HZ);
+    crate::smp::init();
+    crate::sched::spawn_on("ksoftirqd/0", crate::softirq::ksoftirqd, 0, crate::sched::Placement::Pinned(0))
+        .expect("ksoftirqd stack");
+    let madt = read_madt();
+    if let Some(madt) = &madt {
+        route_device_interrupts(madt);
+    }
+    crate::arch::apic::start_periodic_timer(timer_calibration(), crate::time::HZ);
+    match &madt {
+        Some(madt) => crate::smp::boot_secondary_cpus(madt),
+        None => println!("smp: no MADT; running on CPU 0 only"),
+    }
     let cmdline = fw_cfg::read_file(fw_cfg::CMDLINE_FILE);
     match cmdline.as_deref() {
         None => println!("Command line: (none)"),

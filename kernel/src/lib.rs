@@ -29,3 +29,5 @@ pub mod softirq;
 pub mod sync;
 #[cfg(target_os = "none")]
 pub mod time;
+#[cfg(target_os = "none")]
+pub mod smp;

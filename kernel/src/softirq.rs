@@ -80,16 +80,21 @@ fn run_rounds_inner(cpu: &crate::arch::percpu::PerCpu, rounds: usize) -> bool {
 /// Outermost IRQ exit (interrupts off, on the IRQ stack).
 pub fn run_on_irq_exit() {
     if run_rounds(MAX_SOFTIRQ_RESTART) {
-        crate::sched::wake_up(KSOFTIRQD_KEY);
+        crate::sched::wake_up(ksoftirqd_key(this_cpu().id()));
     }
 }
 
-const KSOFTIRQD_KEY: u64 = 0x5e_0000_0000;
+/// Wait key of CPU `cpu`'s ksoftirqd.
+fn ksoftirqd_key(cpu: usize) -> u64 {
+    0x5e_0000_0000 + cpu as u64
+}
 
-/// `ksoftirqd/N`: runs what the IRQ exit left over, in thread context.
-pub fn ksoftirqd(_: u64) -> i64 {
+/// `ksoftirqd/N`: runs what the IRQ exit left over, in thread context, on
+/// CPU N (it is pinned there; `cpu` is N).
+pub fn ksoftirqd(cpu: u64) -> i64 {
+    let key = ksoftirqd_key(cpu as usize);
     loop {
-        crate::sched::wait_until(KSOFTIRQD_KEY, || this_cpu().softirq_pending.load(Ordering::SeqCst) != 0);
+        crate::sched::wait_until(key, || this_cpu().softirq_pending.load(Ordering::SeqCst) != 0);
         interrupts::disable();
         DEFERRED_ROUNDS.fetch_add(1, Ordering::Relaxed);
         run_rounds(1);

@@ -9,10 +9,13 @@ pub const HZ: u64 = 250;
 static JIFFIES: AtomicU64 = AtomicU64::new(0);
 static TSC_PER_MS: AtomicU64 = AtomicU64::new(0);
 
-/// Called by the timer interrupt: advance time; waking sleepers is deferred
-/// to the timer softirq.
-pub fn tick() {
-    JIFFIES.fetch_add(1, Ordering::Relaxed);
+/// Called by every CPU's timer interrupt. Only CPU 0 advances jiffies
+/// (Linux `tick_do_timer_cpu`); each CPU defers waking sleepers to its
+/// timer softirq.
+pub fn tick(cpu: usize) {
+    if cpu == 0 {
+        JIFFIES.fetch_add(1, Ordering::Relaxed);
+    }
     crate::softirq::raise(crate::softirq::Softirq::Timer);
 }
 
@@ -37,6 +40,14 @@ pub fn set_tsc_per_ms(v: u64) {
 
 pub fn tsc_per_ms() -> u64 {
     TSC_PER_MS.load(Ordering::Relaxed)
+}
+
+/// Busy-wait at least `us` microseconds by the TSC (calibrated at boot).
+pub fn udelay(us: u64) {
+    let end = rdtsc() + (tsc_per_ms() * us).div_ceil(1000);
+    while rdtsc() < end {
+        core::hint::spin_loop();
+    }
 }
 
 /// Read the time-stamp counter.

@@ -1,5 +1,5 @@
 //! ACPI tables, read with the `acpi` crate through the direct map: where the
-//! I/O APICs are and how ISA IRQs map to their inputs (the MADT).
+//! processors and I/O APICs are and how ISA IRQs map to their inputs (the MADT).
 
 use alloc::vec::Vec;
 use core::ptr::NonNull;
@@ -39,8 +39,18 @@ pub struct IsaRoute {
     pub level: bool,
 }
 
+/// One processor's local APIC, as the MADT lists it.
+#[derive(Clone, Copy, Debug)]
+pub struct ProcessorEntry {
+    pub apic_id: u32,
+    /// Not marked disabled (Linux skips disabled entries too).
+    pub usable: bool,
+}
+
 pub struct Madt {
     pub io_apics: Vec<IoApicInfo>,
+    /// Every processor, the boot processor first.
+    pub processors: Vec<ProcessorEntry>,
     overrides: Vec<(u8, IsaRoute)>,
 }
 
@@ -81,5 +91,14 @@ pub fn madt(rsdp: u64) -> Result<Madt, alloc::string::String> {
             (o.isa_source, route)
         })
         .collect();
-    Ok(Madt { io_apics, overrides })
+    let entry = |p: &acpi::platform::Processor| ProcessorEntry {
+        apic_id: p.local_apic_id,
+        usable: !matches!(p.state, acpi::platform::ProcessorState::Disabled),
+    };
+    let processors = info
+        .processor_info
+        .as_ref()
+        .map(|pi| core::iter::once(entry(&pi.boot_processor)).chain(pi.application_processors.iter().map(entry)).collect())
+        .unwrap_or_default();
+    Ok(Madt { io_apics, processors, overrides })
 }

@@ -1,8 +1,8 @@
 //! The kernel's page tables, reached through the direct map.
 //!
 //! One set of page tables serves every CPU. All changes go through the lock
-//! below; TLB entries are invalidated on this CPU (cross-CPU shoot-down comes
-//! with SMP).
+//! below; TLB entries are invalidated on this CPU here, on the others by the
+//! caller (`vmalloc::vfree` shoots them down before freeing anything).
 
 use crate::sync::IrqMutex as Mutex;
 use x86_64::registers::control::Cr3;
@@ -111,12 +111,17 @@ pub fn map_new_pages(start: u64, size: u64, flags: PageTableFlags) -> Result<(),
 }
 
 /// Unmap every mapped page of `[start, start + size)` and free its frame.
-pub fn unmap_and_free(start: u64, size: u64) {
-    for va in (start..start + size).step_by(PAGE_SIZE as usize) {
-        if let Some(frame) = unmap(va) {
-            phys::free_frame(frame).expect("mapped frames come from phys");
-        }
+/// Only for ranges no other CPU has touched (a failed `map_new_pages`).
+fn unmap_and_free(start: u64, size: u64) {
+    for frame in unmap_range(start, size) {
+        phys::free_frame(frame).expect("mapped frames come from phys");
     }
+}
+
+/// Unmap every mapped page of `[start, start + size)` (TLB entries flushed
+/// on this CPU only); returns the frames, still allocated.
+pub fn unmap_range(start: u64, size: u64) -> alloc::vec::Vec<PhysFrame<Size4KiB>> {
+    (start..start + size).step_by(PAGE_SIZE as usize).filter_map(unmap).collect()
 }
 
 /// Map `size` bytes of device memory at physical `pa` to `va`, uncached.

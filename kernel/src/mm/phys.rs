@@ -15,6 +15,16 @@ const LOW_MEMORY_END: u64 = 0x10_0000;
 
 static FRAMES: Mutex<Option<FrameBitmap<'static>>> = Mutex::new(None);
 
+/// Which of the 256 frames below 1 MiB the boot memory map calls usable RAM
+/// (never handed out; the SMP trampoline picks its page from these).
+static LOW_USABLE: Mutex<[bool; (LOW_MEMORY_END / PAGE_SIZE) as usize]> =
+    Mutex::new([false; (LOW_MEMORY_END / PAGE_SIZE) as usize]);
+
+/// Whether the low frame at `pa` (< 1 MiB) was usable RAM in the memory map.
+pub fn low_frame_usable(pa: u64) -> bool {
+    LOW_USABLE.lock().get((pa / PAGE_SIZE) as usize).copied().unwrap_or(false)
+}
+
 /// Virtual address of physical `pa` in the direct map.
 pub fn phys_to_virt(pa: u64) -> *mut u8 {
     (DIRECT_MAP_BASE + pa) as *mut u8
@@ -22,6 +32,14 @@ pub fn phys_to_virt(pa: u64) -> *mut u8 {
 
 /// Build the allocator from the bootloader's memory map.
 pub fn init(regions: &MemoryRegions) {
+    {
+        let mut low = LOW_USABLE.lock();
+        for r in regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable) {
+            for pfn in r.start.div_ceil(PAGE_SIZE)..(r.end / PAGE_SIZE).min(LOW_MEMORY_END / PAGE_SIZE) {
+                low[pfn as usize] = true;
+            }
+        }
+    }
     let usable = || {
         regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable).map(|r| {
             let start = r.start.max(LOW_MEMORY_END).next_multiple_of(PAGE_SIZE) / PAGE_SIZE;

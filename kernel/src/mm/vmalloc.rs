@@ -37,10 +37,24 @@ pub fn vmalloc_guarded(size: u64, align: u64, guards: Guards) -> Result<VmRange,
 }
 
 /// Unmap and free the allocation that starts at `start`.
+///
+/// Order matters on SMP (Linux `vunmap` + `flush_tlb_kernel_range`): unmap,
+/// shoot down the other CPUs' TLB entries for the range, and only then free
+/// the frames and the virtual range. Freed earlier, a frame could be reused
+/// while another CPU still reaches it through a stale TLB entry — a freed
+/// thread stack still writable from another CPU. No lock is held across the
+/// shoot-down (a CPU spinning on one with interrupts off could not answer).
 pub fn vfree(start: u64) -> Result<(), VmapError> {
-    let mut space = SPACE.lock();
-    let range = space.free(start)?;
-    paging::unmap_and_free(range.start, range.size);
+    let range = match SPACE.lock().find(start) {
+        Some(r) if r.start == start => r,
+        _ => return Err(VmapError::NotAllocated(start)),
+    };
+    let frames = paging::unmap_range(range.start, range.size);
+    crate::smp::flush_tlb_kernel_range(range.start, range.start + range.size);
+    for frame in frames {
+        super::phys::free_frame(frame).expect("mapped frames come from phys");
+    }
+    SPACE.lock().free(start).expect("found above; only its owner frees it");
     Ok(())
 }
 

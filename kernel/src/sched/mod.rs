@@ -5,6 +5,12 @@
 //! One lock (`SCHED`, interrupts off while held) guards every task's state,
 //! the run queues and the sleepers; a task's `saved_rsp` is written only by
 //! `switch_to`, on the CPU switching that task out.
+//!
+//! SMP: a task is placed on one CPU when it is spawned (the least loaded,
+//! or the one `--cpu` names) and stays there, so only that CPU pops its run
+//! queue and switches to it. Waking a task of another CPU queues it there
+//! and sends that CPU a reschedule IPI. `on_cpu` keeps a task's stack alive
+//! until the CPU leaving it has really left (join waits for it).
 
 mod task;
 
@@ -71,6 +77,19 @@ impl Sched {
         t.waiting_on = 0;
         let cpu = t.cpu;
         self.runq[cpu].push_back(pid);
+        if cpu != this_cpu().id() {
+            crate::smp::send_reschedule(cpu);
+        }
+    }
+
+    /// The online CPU with the fewest running or runnable tasks (ties: the
+    /// lowest number) — where a new unpinned task goes.
+    fn least_loaded_cpu(&self) -> usize {
+        let mut load = [0usize; MAX_CPUS];
+        for t in self.tasks.values().filter(|t| matches!(t.state, State::Running | State::Runnable)) {
+            load[t.cpu] += 1;
+        }
+        percpu::online_cpus().min_by_key(|&c| (load[c], c)).unwrap_or(0)
     }
 
     /// Take the next runnable task of `cpu` off its queue (or its idle task),
@@ -89,7 +108,7 @@ impl Sched {
         // stopped running; the caller holds the lock.
         let next = unsafe { &mut *next };
         next.state = State::Running;
-        next.cpu = cpu;
+        next.on_cpu.store(true, Ordering::Release);
         this_cpu().current.store(next as *const Task as u64, Ordering::Release);
         crate::arch::gdt::set_rsp0(next.stack.top());
         next
@@ -126,11 +145,22 @@ fn current_mut() -> &'static mut Task {
     unsafe { p.as_mut() }.expect("scheduler not started on this CPU")
 }
 
-fn new_task(pid: Pid, name: &str, parent: Pid, entry: Entry, arg: u64) -> Result<Box<Task>, VmapError> {
+fn new_task(pid: Pid, name: &str, parent: Pid, entry: Entry, arg: u64, cpu: usize, pinned: bool) -> Result<Box<Task>, VmapError> {
     let stack = thread::alloc()?;
     // SAFETY: the stack was just allocated for this task and is mapped.
     let saved_rsp = unsafe { switch::initial_frame(stack.top(), entry as usize as u64, arg) };
-    Ok(Box::new(Task::new(pid, name, parent, stack, saved_rsp, percpu::current_cpu_id())))
+    Ok(Box::new(Task::new(pid, name, parent, stack, saved_rsp, cpu, pinned)))
+}
+
+/// The task just switched in finishes the switch: the previous task's stack
+/// is no longer in use on this CPU (Linux `finish_task_switch`).
+fn finish_switch() {
+    let prev = this_cpu().switching_from.swap(0, Ordering::AcqRel) as *const Task;
+    // SAFETY: set just before the switch to a task that cannot be reaped
+    // while `on_cpu` is set, which only this store clears.
+    if let Some(prev) = unsafe { prev.as_ref() } {
+        prev.on_cpu.store(false, Ordering::Release);
+    }
 }
 
 /// Start scheduling on this CPU: an idle task, and `first` as pid 1 running
@@ -138,9 +168,10 @@ fn new_task(pid: Pid, name: &str, parent: Pid, entry: Entry, arg: u64) -> Result
 /// abandoned.
 pub fn start(first_name: &str, first: Entry) -> ! {
     let cpu = this_cpu().id();
-    let idle = new_task(0, &alloc::format!("swapper/{cpu}"), 0, idle_main, 0).expect("idle stack");
-    let mut init = new_task(INIT_PID, first_name, 0, first, 0).expect("init stack");
+    let idle = new_task(0, &alloc::format!("swapper/{cpu}"), 0, idle_main, 0, cpu, true).expect("idle stack");
+    let mut init = new_task(INIT_PID, first_name, 0, first, 0, cpu, false).expect("init stack");
     init.state = State::Running;
+    init.on_cpu.store(true, Ordering::Relaxed);
     let rsp = init.saved_rsp;
     let top = init.stack.top();
     {
@@ -155,6 +186,7 @@ pub fn start(first_name: &str, first: Entry) -> ! {
         this_cpu().current.store(init_ptr, Ordering::Release);
         crate::arch::gdt::set_rsp0(top);
     }
+    this_cpu().online.store(true, Ordering::Release);
     interrupts::disable();
     // SAFETY: `rsp` is init's initial frame; the boot stack is never used again.
     unsafe { switch::switch_to_abandon(rsp) }
@@ -162,6 +194,7 @@ pub fn start(first_name: &str, first: Entry) -> ! {
 
 /// First Rust code of every thread (called from `tristack_thread_start`).
 pub extern "C" fn thread_main(entry: u64, arg: u64) -> ! {
+    finish_switch();
     interrupts::enable();
     // SAFETY: `entry` was an `Entry` turned into an integer by `new_task`.
     let f: Entry = unsafe { core::mem::transmute::<usize, Entry>(entry as usize) };
@@ -171,21 +204,78 @@ pub extern "C" fn thread_main(entry: u64, arg: u64) -> ! {
 fn idle_main(_: u64) -> i64 {
     loop {
         schedule();
-        // Sleep until the next interrupt (the timer tick at the latest).
+        // Sleep until the next interrupt (the timer tick or a reschedule
+        // IPI). `sti; hlt` leaves no window: an IPI sent after the run
+        // queue was found empty wakes the hlt.
         interrupts::enable_and_hlt();
     }
 }
 
-/// Create a thread running `entry(arg)` on this CPU; it is runnable at once.
+/// Make an idle task for AP `cpu`, before it starts; returns the top of its
+/// stack, which the AP starts on (Linux: the idle task's stack is the AP's
+/// boot stack).
+pub fn create_idle(cpu: usize) -> Result<u64, VmapError> {
+    let idle = new_task(0, &alloc::format!("swapper/{cpu}"), 0, idle_main, 0, cpu, true)?;
+    let top = idle.stack.top();
+    SCHED.lock().idle.insert(cpu, idle);
+    Ok(top)
+}
+
+/// An AP, done with bring-up on its idle task's stack, becomes that idle
+/// task and goes online.
+pub fn run_idle(cpu: usize) -> ! {
+    {
+        let mut s = SCHED.lock();
+        let idle = s.idle.get_mut(&cpu).expect("create_idle ran for this CPU");
+        idle.state = State::Running;
+        idle.on_cpu.store(true, Ordering::Relaxed);
+        this_cpu().current.store(&**idle as *const Task as u64, Ordering::Release);
+        crate::arch::gdt::set_rsp0(idle.stack.top());
+    }
+    this_cpu().online.store(true, Ordering::Release);
+    idle_main(0);
+    unreachable!("idle returned")
+}
+
+/// Where a thread runs: `--cpu` pins it; a pinned parent's children stay on
+/// the parent's CPU (Linux children inherit `cpus_allowed`); otherwise the
+/// least loaded online CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    Any,
+    Pinned(usize),
+}
+
+/// Create a thread running `entry(arg)`; it is runnable at once.
 pub fn spawn(name: &str, entry: Entry, arg: u64) -> Result<Pid, VmapError> {
-    let parent = current().map_or(0, |t| t.pid);
-    let pid = SCHED.lock().next_pid;
-    let task = new_task(pid, name, parent, entry, arg)?;
+    spawn_on(name, entry, arg, Placement::Any)
+}
+
+/// `spawn` with an explicit placement.
+pub fn spawn_on(name: &str, entry: Entry, arg: u64, placement: Placement) -> Result<Pid, VmapError> {
+    let parent = current();
+    let placement = match (placement, parent) {
+        (Placement::Any, Some(p)) if p.pinned && p.pid != 0 => Placement::Pinned(p.cpu),
+        _ => placement,
+    };
+    let (pid, cpu) = {
+        let s = SCHED.lock();
+        let cpu = match placement {
+            Placement::Pinned(c) => c,
+            Placement::Any => s.least_loaded_cpu(),
+        };
+        (s.next_pid, cpu)
+    };
+    let pinned = matches!(placement, Placement::Pinned(_));
+    let task = new_task(pid, name, parent.map_or(0, |t| t.pid), entry, arg, cpu, pinned)?;
     let mut s = SCHED.lock();
-    s.next_pid += 1;
-    let cpu = task.cpu;
+    // Another spawn may have taken `pid` meanwhile: take the next free one.
+    let pid = s.next_pid.max(pid);
+    s.next_pid = pid + 1;
+    let mut task = task;
+    task.pid = pid;
     s.tasks.insert(pid, task);
-    s.runq[cpu].push_back(pid);
+    s.make_runnable(pid);
     Ok(pid)
 }
 
@@ -231,12 +321,15 @@ fn schedule_with(prepare: impl FnOnce(&mut Sched, &mut Task) -> bool) {
             return;
         }
         s.switches += 1;
+        this_cpu().switching_from.store(prev as *const Task as u64, Ordering::Release);
         (&mut prev.saved_rsp as *mut u64, next.saved_rsp)
         // The lock is released here; interrupts stay off until we run again.
     };
     // SAFETY: interrupts are off; next's frame was saved by switch_to or
     // built by initial_frame on its live stack.
     unsafe { switch::switch_to(prev_slot, next_rsp) };
+    // Running again, possibly much later: finish whichever switch brought us here.
+    finish_switch();
     if were_enabled {
         interrupts::enable();
     }
@@ -327,6 +420,11 @@ pub fn exit(code: i64) -> ! {
         cur.state = State::Zombie;
         cur.exit_code = code;
         s.wake_up(exit_key(cur.pid));
+        // Orphans go to init, which reaps them (Linux `forget_original_parent`).
+        let me = cur.pid;
+        for t in s.tasks.values_mut().filter(|t| t.parent == me) {
+            t.parent = INIT_PID;
+        }
         true
     });
     unreachable!("a zombie was scheduled");
@@ -375,7 +473,15 @@ pub fn join(pid: Pid) -> Result<Ended, JoinError> {
             break;
         }
     }
-    let task = SCHED.lock().tasks.remove(&pid).expect("ended task is still there");
+    // Its CPU may still be leaving its stack (Linux waits on `on_cpu` too).
+    let task = loop {
+        let mut s = SCHED.lock();
+        if !s.tasks.get(&pid).expect("ended task is still there").on_cpu.load(Ordering::Acquire) {
+            break s.tasks.remove(&pid).expect("checked");
+        }
+        drop(s);
+        core::hint::spin_loop();
+    };
     let how = if task.state == State::Dead { Ended::Killed } else { Ended::Exited(task.exit_code) };
     thread::free(task.stack);
     Ok(how)
@@ -417,7 +523,8 @@ pub fn snapshot() -> Vec<TaskInfo> {
         state: t.state,
         cpu: t.cpu,
         // SAFETY: a task that is not running has a switch frame at saved_rsp.
-        saved_pc: (t.state != State::Running).then(|| unsafe { switch::saved_pc(t.saved_rsp) }),
+        saved_pc: (t.state != State::Running && !t.on_cpu.load(Ordering::Acquire))
+            .then(|| unsafe { switch::saved_pc(t.saved_rsp) }),
         stack: t.stack,
         stack_free: t.stack.not_used(),
     };
@@ -429,7 +536,7 @@ pub fn snapshot() -> Vec<TaskInfo> {
 pub fn saved_context(pid: Pid) -> Option<(String, u64, u64)> {
     let s = SCHED.lock();
     let t = s.tasks.get(&pid).or_else(|| (pid == 0).then(|| s.idle.get(&this_cpu().id())).flatten())?;
-    (t.state != State::Running).then(|| {
+    (t.state != State::Running && !t.on_cpu.load(Ordering::Acquire)).then(|| {
         let rbp_slot = t.saved_rsp + 8 * (switch::SWITCH_FRAME_WORDS as u64 - 1);
         (t.name.clone(), t.saved_rsp, rbp_slot)
     })
@@ -478,8 +585,13 @@ pub fn kill_current_after_oops() -> &'static str {
     cur.state = State::Dead;
     cur.exit_code = -11; // as if by SIGSEGV
     s.wake_up(exit_key(cur.pid));
+    let me = cur.pid;
+    for t in s.tasks.values_mut().filter(|t| t.parent == me) {
+        t.parent = INIT_PID;
+    }
     let next = s.switch_in_next(cpu);
     s.switches += 1;
+    this_cpu().switching_from.store(cur as *const Task as u64, Ordering::Release);
     println!(
         "oops: killed {} ({}); its stack {:016x}..{:016x} stays until it is reaped",
         cur.name,

@@ -3,6 +3,7 @@
 //! from masking RSP (which mixed stack sizes would break).
 
 use alloc::string::String;
+use core::sync::atomic::AtomicBool;
 
 use crate::stacks::thread::ThreadStack;
 
@@ -42,8 +43,15 @@ pub struct Task {
     /// RSP saved by `switch_to` while the task is not running.
     pub saved_rsp: u64,
     pub state: State,
-    /// The CPU whose run queue it is on / it last ran on.
+    /// The CPU whose run queue it is on / it last ran on. Tasks never
+    /// migrate once placed, so only that CPU ever switches to them.
     pub cpu: usize,
+    /// Placed by `spawn --cpu` (or inherited from a pinned parent).
+    pub pinned: bool,
+    /// Some CPU is executing on this task's stack: from being switched in
+    /// until the next task has finished switching away from it (Linux
+    /// `task_struct.on_cpu`). Its stack must not be freed before then.
+    pub on_cpu: AtomicBool,
     pub exit_code: i64,
     /// Jiffies at which a sleeping task wakes (0: no timeout).
     pub wake_at: u64,
@@ -52,7 +60,7 @@ pub struct Task {
 }
 
 impl Task {
-    pub fn new(pid: Pid, name: &str, parent: Pid, stack: ThreadStack, saved_rsp: u64, cpu: usize) -> Self {
+    pub fn new(pid: Pid, name: &str, parent: Pid, stack: ThreadStack, saved_rsp: u64, cpu: usize, pinned: bool) -> Self {
         let name = name.chars().take(COMM_LEN).collect();
         Task {
             pid,
@@ -62,6 +70,8 @@ impl Task {
             saved_rsp,
             state: State::Runnable,
             cpu,
+            pinned,
+            on_cpu: AtomicBool::new(false),
             exit_code: 0,
             wake_at: 0,
             waiting_on: 0,

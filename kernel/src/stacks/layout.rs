@@ -84,6 +84,13 @@ const _: () = assert!(THREAD_SIZE % PAGE_SIZE == 0 && EXCEPTION_STKSZ % PAGE_SIZ
 /// Most CPUs tristack brings up; per-CPU tables are sized by it.
 pub const MAX_CPUS: usize = 64;
 
+/// Physical address of the AP start-up trampoline. A SIPI names a 4 KiB page
+/// below 1 MiB (vector = page number) where the AP starts in real mode;
+/// 0x8000 is Linux's old `trampoline_base` choice, free once the BIOS
+/// bootloader is done (the memory map must say it is usable RAM).
+pub const TRAMPOLINE_PHYS: u64 = 0x8000;
+const _: () = assert!(TRAMPOLINE_PHYS % PAGE_SIZE == 0 && TRAMPOLINE_PHYS < 0x10_0000);
+
 // --- The cpu entry area: exception (IST) stacks ----------------------------------
 
 /// Interrupt Stack Table entries, in the hardware's numbering (the IDT gate's

@@ -1,5 +1,6 @@
-//! The local APIC (xAPIC, memory-mapped): self-NMI, EOI and the periodic
-//! timer that drives preemption, self-IPIs. IPIs to other CPUs arrive with SMP.
+//! The local APIC (xAPIC, memory-mapped): EOI, the periodic timer that
+//! drives preemption, and IPIs — to this CPU, to other CPUs (fixed vectors
+//! and NMIs), and the INIT and STARTUP messages that wake an AP.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -30,6 +31,11 @@ const ICR_NMI: u32 = (0b100 << 8) | (1 << 14);
 const ICR_SELF: u32 = 0b01 << 18;
 /// ICR: delivery status (send pending).
 const ICR_PENDING: u32 = 1 << 12;
+/// ICR: delivery mode INIT (0b101 << 8), level-triggered; assert or de-assert.
+const ICR_INIT: u32 = (0b101 << 8) | (1 << 15);
+const ICR_LEVEL_ASSERT: u32 = 1 << 14;
+/// ICR: delivery mode STARTUP (0b110 << 8); the vector is the start page number.
+const ICR_STARTUP: u32 = 0b110 << 8;
 
 /// Virtual address of the APIC's registers (ioremapped).
 static BASE: AtomicU64 = AtomicU64::new(0);
@@ -69,11 +75,42 @@ pub fn id() -> u32 {
 /// Send an NMI to this CPU. (The "self" shorthand only allows fixed
 /// delivery, so the ICR names our own APIC ID instead.)
 pub fn send_nmi_to_self() {
-    write(REG_ICR_HIGH, id() << 24);
-    write(REG_ICR_LOW, ICR_NMI);
-    while read(REG_ICR_LOW) & ICR_PENDING != 0 {
-        core::hint::spin_loop();
-    }
+    send_nmi(id());
+}
+
+/// Write the ICR for the CPU with APIC ID `dest` and wait until the APIC has
+/// sent it. Interrupts are off in between: a handler sending its own IPI
+/// between the two writes would change the destination under us.
+fn send_icr(dest: u32, low: u32) {
+    ::x86_64::instructions::interrupts::without_interrupts(|| {
+        write(REG_ICR_HIGH, dest << 24);
+        write(REG_ICR_LOW, low);
+        while read(REG_ICR_LOW) & ICR_PENDING != 0 {
+            core::hint::spin_loop();
+        }
+    })
+}
+
+/// Send an NMI to the CPU with APIC ID `dest`.
+pub fn send_nmi(dest: u32) {
+    send_icr(dest, ICR_NMI);
+}
+
+/// Send a fixed interrupt on `vector` to the CPU with APIC ID `dest`.
+pub fn send_ipi(dest: u32, vector: u8) {
+    send_icr(dest, u32::from(vector));
+}
+
+/// INIT, asserted then de-asserted (Linux `wakeup_secondary_cpu_via_init`;
+/// the de-assert matters only to 82489DX-era APICs, Linux still sends it).
+pub fn send_init(dest: u32) {
+    send_icr(dest, ICR_INIT | ICR_LEVEL_ASSERT);
+    send_icr(dest, ICR_INIT);
+}
+
+/// STARTUP IPI: the AP starts in real mode at `page` * 4 KiB (CS = page << 8, IP = 0).
+pub fn send_startup(dest: u32, page: u8) {
+    send_icr(dest, ICR_STARTUP | u32::from(page));
 }
 
 /// End of interrupt: the in-service vector may fire again.

@@ -43,3 +43,26 @@ pub fn triple_fault() -> ! {
     }
     halt_forever()
 }
+
+/// Drop this CPU's TLB entries for `[start, end)`. Kernel pages are global,
+/// which a CR3 reload would not flush: `invlpg` each page, or for a large
+/// range toggle CR4.PGE, which flushes everything (Linux `__flush_tlb_global`).
+pub fn flush_tlb_range(start: u64, end: u64) {
+    use ::x86_64::registers::control::{Cr4, Cr4Flags};
+    const MAX_INVLPG_PAGES: u64 = 64;
+    let page = crate::stacks::layout::PAGE_SIZE;
+    if (end - start) / page <= MAX_INVLPG_PAGES {
+        for va in (start..end).step_by(page as usize) {
+            ::x86_64::instructions::tlb::flush(::x86_64::VirtAddr::new(va));
+        }
+    } else {
+        ::x86_64::instructions::interrupts::without_interrupts(|| {
+            let cr4 = Cr4::read();
+            // SAFETY: clearing and restoring PGE only flushes the TLB.
+            unsafe {
+                Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
+                Cr4::write(cr4);
+            }
+        });
+    }
+}

@@ -54,7 +54,7 @@ pub extern "C" fn irq_dispatch(regs: &mut Regs) {
     cpu.irq_max_nest.fetch_max(depth, Ordering::Relaxed);
     match vector {
         LOCAL_TIMER_VECTOR => {
-            crate::time::tick();
+            crate::time::tick(cpu.id());
             apic::eoi();
         }
         // A spurious interrupt is not in service: no EOI (SDM 10.9).

@@ -13,13 +13,14 @@ pub mod mce;
 pub mod nmi;
 pub mod percpu;
 pub mod regs;
+pub mod smpboot;
 pub mod switch;
 pub mod traps;
 
 /// Bring up this CPU's exception handling: per-CPU area (GS base), its IST
 /// stacks and IRQ stack, GDT and TSS, the shared IDT, the local APIC and
 /// machine checks.
-/// The boot CPU runs it first; each AP will run it for itself.
+/// The boot CPU runs it first; each AP runs it for itself (`smpboot`).
 pub fn init_cpu(cpu: usize) {
     percpu::init(cpu);
     let tops = crate::stacks::exception::init_cpu(cpu);
@@ -31,5 +32,6 @@ pub fn init_cpu(cpu: usize) {
     }
     idt::load();
     apic::init();
+    percpu::this_cpu().apic_id.store(apic::id(), core::sync::atomic::Ordering::Relaxed);
     mce::init();
 }

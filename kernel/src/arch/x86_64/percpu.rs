@@ -25,6 +25,13 @@ pub struct PerCpu {
     /// This area's own address: `gs:[0]`.
     self_addr: AtomicU64,
     pub cpu: AtomicU64,
+    /// The local APIC ID (what IPIs are addressed to).
+    pub apic_id: AtomicU32,
+    /// Set when the CPU has finished bring-up and runs its idle task.
+    pub online: AtomicBool,
+    /// The task this CPU is switching away from; the task switched to
+    /// clears that task's `on_cpu` once it runs (Linux `finish_task_switch`).
+    pub switching_from: AtomicU64,
     /// Linux `irq_count`: -1 when not in an interrupt; the entry code
     /// increments it and switches to the IRQ stack when it becomes 0.
     pub irq_count: AtomicI64,
@@ -69,6 +76,9 @@ impl PerCpu {
         PerCpu {
             self_addr: AtomicU64::new(0),
             cpu: AtomicU64::new(0),
+            apic_id: AtomicU32::new(0),
+            online: AtomicBool::new(false),
+            switching_from: AtomicU64::new(0),
             irq_count: AtomicI64::new(-1),
             irq_stack_top: AtomicU64::new(0),
             irq_max_nest: AtomicI64::new(0),
@@ -137,9 +147,14 @@ pub fn init(cpu: usize) {
     BOOT_CPU_READY.store(true, Ordering::Release);
 }
 
-/// CPUs whose area has been initialised, in order.
+/// CPUs that finished bring-up, in order (Linux `for_each_online_cpu`).
 pub fn online_cpus() -> impl Iterator<Item = usize> {
-    (0..MAX_CPUS).filter(|&c| AREAS[c].self_addr.load(Ordering::Relaxed) != 0)
+    (0..MAX_CPUS).filter(|&c| AREAS[c].online.load(Ordering::Acquire))
+}
+
+/// Whether `cpu` finished bring-up.
+pub fn is_online(cpu: usize) -> bool {
+    cpu < MAX_CPUS && AREAS[cpu].online.load(Ordering::Acquire)
 }
 
 /// Set once the boot CPU's GS base points at its area.

@@ -1,0 +1,179 @@
+//! More than one CPU: bringing the APs up, and the IPIs CPUs send each other
+//! (Linux `kernel/smp.c`, `arch/x86/kernel/smp.c`, `arch/x86/mm/tlb.c`).
+//!
+//! - Reschedule IPI: "your run queue changed" — the handler does nothing;
+//!   the IRQ exit back to the interrupted thread is where it reschedules.
+//! - Function call IPI: run a function on another CPU, in hard-IRQ context
+//!   on its IRQ stack, and wait until it has run. TLB shoot-down is one.
+//!
+//! Waiting for another CPU with interrupts off would deadlock if that CPU
+//! waits for us the same way, so a waiter with interrupts off runs the calls
+//! queued for its own CPU while it spins.
+
+use alloc::collections::VecDeque;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::percpu::{self, this_cpu};
+use crate::arch::regs::Regs;
+use crate::arch::{apic, irq, smpboot};
+use crate::drivers::acpi::Madt;
+use crate::stacks::layout::{cea_base, MAX_CPUS};
+use crate::sync::IrqMutex;
+use crate::{println, time};
+
+/// Linux's vectors for the two IPIs.
+pub const RESCHEDULE_VECTOR: u8 = 0xfd;
+pub const CALL_FUNCTION_SINGLE_VECTOR: u8 = 0xfb;
+
+/// A function call request: run `func(arg)`, then count it in `*done`.
+#[derive(Clone, Copy)]
+struct Call {
+    func: fn(u64),
+    arg: u64,
+    /// Address of the sender's `AtomicU64` counter (the sender waits, so it lives).
+    done: u64,
+}
+
+static CALL_QUEUES: [IrqMutex<VecDeque<Call>>; MAX_CPUS] = [const { IrqMutex::new(VecDeque::new()) }; MAX_CPUS];
+/// Per CPU: TLB shoot-downs it has carried out for other CPUs.
+static TLB_SHOOTDOWNS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Register the IPI handlers (the vectors are shared by every CPU).
+pub fn init() {
+    irq::register(RESCHEDULE_VECTOR, |_: &mut Regs| {}, "RES    Rescheduling interrupts");
+    irq::register(CALL_FUNCTION_SINGLE_VECTOR, call_function_interrupt, "CAL    Function call interrupts");
+}
+
+fn apic_id_of(cpu: usize) -> u32 {
+    percpu::of(cpu).apic_id.load(Ordering::Relaxed)
+}
+
+/// Ask `cpu` to reschedule (Linux `smp_send_reschedule`).
+pub fn send_reschedule(cpu: usize) {
+    if percpu::is_online(cpu) {
+        apic::send_ipi(apic_id_of(cpu), RESCHEDULE_VECTOR);
+    }
+}
+
+/// Send `cpu` an NMI (`nmi-storm`, NMI backtraces).
+pub fn send_nmi(cpu: usize) {
+    apic::send_nmi(apic_id_of(cpu));
+}
+
+fn call_function_interrupt(_: &mut Regs) {
+    run_queued_calls();
+}
+
+/// Run every call queued for this CPU (interrupts off).
+fn run_queued_calls() {
+    let queue = &CALL_QUEUES[this_cpu().id()];
+    while let Some(call) = queue.lock().pop_front() {
+        (call.func)(call.arg);
+        // SAFETY: `done` is the sender's counter; it waits until we count.
+        unsafe { &*(call.done as *const AtomicU64) }.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// Run `func(arg)` on every CPU in `cpus` other than this one, in hard-IRQ
+/// context there, and wait until all have run it (Linux
+/// `smp_call_function_many` with `wait`). Returns how many ran it.
+pub fn call_on(cpus: impl Iterator<Item = usize>, func: fn(u64), arg: u64) -> u64 {
+    let done = AtomicU64::new(0);
+    let me = percpu::current_cpu_id();
+    let mut sent = 0;
+    for cpu in cpus.filter(|&c| c != me && percpu::is_online(c)) {
+        CALL_QUEUES[cpu].lock().push_back(Call { func, arg, done: &done as *const AtomicU64 as u64 });
+        apic::send_ipi(apic_id_of(cpu), CALL_FUNCTION_SINGLE_VECTOR);
+        sent += 1;
+    }
+    let deadline = time::rdtsc() + time::tsc_per_ms().max(1) * CALL_TIMEOUT_MS;
+    while done.load(Ordering::Acquire) < sent {
+        if !::x86_64::instructions::interrupts::are_enabled() {
+            run_queued_calls();
+        }
+        if time::rdtsc() > deadline {
+            // Never return while a CPU may still write `done` on our stack.
+            panic!("smp: {} of {sent} CPUs did not run a function call within {CALL_TIMEOUT_MS} ms", sent - done.load(Ordering::Acquire));
+        }
+        core::hint::spin_loop();
+    }
+    sent
+}
+
+const CALL_TIMEOUT_MS: u64 = 5_000;
+
+/// Flush `[start, end)` from every other CPU's TLB and wait until they have
+/// (Linux `flush_tlb_kernel_range`); this CPU has flushed already.
+pub fn flush_tlb_kernel_range(start: u64, end: u64) {
+    let range = (start, end);
+    call_on(percpu::online_cpus(), flush_tlb_call, &range as *const (u64, u64) as u64);
+}
+
+fn flush_tlb_call(arg: u64) {
+    // SAFETY: the sender's `(start, end)`, alive while it waits.
+    let (start, end) = unsafe { *(arg as *const (u64, u64)) };
+    crate::arch::cpu::flush_tlb_range(start, end);
+    TLB_SHOOTDOWNS[this_cpu().id()].fetch_add(1, Ordering::Relaxed);
+}
+
+/// TLB shoot-downs `cpu` has carried out.
+pub fn tlb_shootdowns(cpu: usize) -> u64 {
+    TLB_SHOOTDOWNS[cpu].load(Ordering::Relaxed)
+}
+
+// --- Bring-up ---------------------------------------------------------------
+
+/// Start every AP the MADT lists as usable, one at a time; CPU numbers
+/// follow MADT order after the BSP (CPU 0).
+pub fn boot_secondary_cpus(madt: &Madt) {
+    let me = apic::id();
+    let mut next = 1;
+    for p in madt.processors.iter().filter(|p| p.apic_id != me) {
+        if !p.usable {
+            println!("smpboot: APIC id {} is disabled in the MADT; not starting it", p.apic_id);
+            continue;
+        }
+        if next == MAX_CPUS {
+            println!("smpboot: more than {MAX_CPUS} CPUs; not starting APIC id {}", p.apic_id);
+            continue;
+        }
+        let cpu = next;
+        let top = match crate::sched::create_idle(cpu) {
+            Ok(top) => top,
+            Err(e) => {
+                println!("smpboot: no idle stack for CPU {cpu}: {e}");
+                break;
+            }
+        };
+        match smpboot::start_ap(cpu, p.apic_id, top) {
+            Ok(()) => {
+                println!(
+                    "smpboot: CPU {cpu} (APIC id {}) online: IST stacks at {:#x}, IRQ stack at {:#x}, idle stack top {top:#x}",
+                    p.apic_id,
+                    cea_base(cpu),
+                    crate::stacks::irq::range(cpu).map_or(0, |r| r.0)
+                );
+                next += 1;
+            }
+            Err(e) => {
+                println!("smpboot: CPU {cpu} (APIC id {}) failed to start: {e}", p.apic_id);
+                break;
+            }
+        }
+    }
+    println!("smp: Brought up 1 node, {} CPU{}", next, if next == 1 { "" } else { "s" });
+}
+
+/// An AP's last step of bring-up (on its idle stack, after `init_cpu`): its
+/// tick, its ksoftirqd, then it becomes its idle task.
+pub fn secondary_start(cpu: usize) -> ! {
+    crate::arch::apic::start_periodic_timer(crate::boot::timer_calibration(), time::HZ);
+    crate::sched::spawn_on(
+        &alloc::format!("ksoftirqd/{cpu}"),
+        crate::softirq::ksoftirqd,
+        cpu as u64,
+        crate::sched::Placement::Pinned(cpu),
+    )
+    .expect("ksoftirqd stack");
+    crate::sched::run_idle(cpu)
+}
