@@ -159,6 +159,7 @@ fn init_main(_: u64) -> i64 {
     shell::irq_cmds::init();
     shell::bt_cmds::init();
     crate::smp::init();
+    shell::smp_cmds::init();
     crate::sched::spawn_on("ksoftirqd/0", crate::softirq::ksoftirqd, 0, crate::sched::Placement::Pinned(0))
         .expect("ksoftirqd stack");
     let madt = read_madt();

@@ -102,9 +102,15 @@ pub fn call_on(cpus: impl Iterator<Item = usize>, func: fn(u64), arg: u64) -> u6
 
 const CALL_TIMEOUT_MS: u64 = 5_000;
 
+/// `tlb-shootdown CPU skip` only: leave the shoot-down out, to show the bug.
+pub static SKIP_SHOOTDOWN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// Flush `[start, end)` from every other CPU's TLB and wait until they have
 /// (Linux `flush_tlb_kernel_range`); this CPU has flushed already.
 pub fn flush_tlb_kernel_range(start: u64, end: u64) {
+    if SKIP_SHOOTDOWN.load(Ordering::SeqCst) {
+        return;
+    }
     let range = (start, end);
     call_on(percpu::online_cpus(), flush_tlb_call, &range as *const (u64, u64) as u64);
 }

@@ -6,6 +6,8 @@ pub mod backtrace;
 pub mod symbols;
 pub mod unwind;
 #[cfg(target_os = "none")]
+pub mod nmi_backtrace;
+#[cfg(target_os = "none")]
 pub mod oops;
 #[cfg(target_os = "none")]
 pub mod panic;

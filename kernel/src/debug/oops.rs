@@ -13,8 +13,9 @@ use crate::stacks::info;
 
 /// Linux `die_counter`: the `[#n]` of the header.
 static DIE_COUNTER: AtomicU32 = AtomicU32::new(0);
-/// Set while an oops prints: a fault in here must not recurse.
-static IN_OOPS: AtomicBool = AtomicBool::new(false);
+/// CPU id + 1 of the CPU printing an oops (0: none). A fault inside the
+/// oops path finds its own CPU here and must not recurse.
+static DIE_LOCK: AtomicU64 = AtomicU64::new(0);
 /// Linux `oops_id`: one value per boot, printed in the end marker.
 static OOPS_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -25,12 +26,25 @@ pub fn fault_inside_next_oops() {
     FAULT_INSIDE_NEXT_OOPS.store(true, Ordering::SeqCst);
 }
 
-/// Print the oops for `regs` and end the boot with failure.
+/// Take the die lock (Linux `oops_begin`'s `die_lock`): one CPU prints an
+/// oops at a time. Returns false if this CPU already holds it (a fault
+/// inside the oops path).
+pub fn die_lock() -> bool {
+    let me = percpu::current_cpu_id() as u64 + 1;
+    loop {
+        match DIE_LOCK.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(owner) if owner == me => return false,
+            Err(_) => core::hint::spin_loop(),
+        }
+    }
+}
+
+/// Print the oops for `regs`, then kill the thread or end the boot with failure.
 pub fn die(what: &str, regs: &Regs) -> ! {
     ::x86_64::instructions::interrupts::disable();
-    // SAFETY: this CPU never returns to whoever held the console lock.
-    unsafe { serial::force_unlock() };
-    if IN_OOPS.swap(true, Ordering::SeqCst) {
+    serial::unlock_for_dying_cpu();
+    if !die_lock() {
         println!("Oops: {what} at RIP {:016x} inside the oops path; stopping", regs.rip);
         exit(ExitCode::Failure);
     }
@@ -65,6 +79,8 @@ pub fn die(what: &str, regs: &Regs) -> ! {
     // idle, an interrupt, or with oops=panic the kernel panics.
     let reason = crate::sched::kill_current_after_oops();
     println!("Kernel panic - not syncing: {reason}");
+    super::nmi_backtrace::trigger_all_cpu_backtrace(true);
+    println!("---[ end Kernel panic - not syncing: {reason} ]---");
     exit(ExitCode::Failure)
 }
 
@@ -75,7 +91,7 @@ pub fn recovered() {
     // breakpoints armed.
     let cpu = percpu::this_cpu();
     crate::arch::debug::reset_after_oops(cpu);
-    IN_OOPS.store(false, Ordering::SeqCst);
+    DIE_LOCK.store(0, Ordering::Release);
 }
 
 fn oops_id() -> u64 {

@@ -15,8 +15,7 @@ static PANICKING: AtomicBool = AtomicBool::new(false);
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     ::x86_64::instructions::interrupts::disable();
-    // SAFETY: this CPU never returns to whoever held the console lock.
-    unsafe { serial::force_unlock() };
+    serial::unlock_for_dying_cpu();
     if PANICKING.swap(true, Ordering::SeqCst) {
         println!("Kernel panic - not syncing: panic in the panic path: {}", info.message());
         exit(ExitCode::Failure);
@@ -32,6 +31,7 @@ fn panic(info: &PanicInfo) -> ! {
         None => println!("Kernel panic - not syncing: {message}"),
     }
     print_trace(cpu::stack_pointer(), cpu::frame_pointer());
+    super::nmi_backtrace::trigger_all_cpu_backtrace(true);
     println!("---[ end Kernel panic - not syncing: {message} ]---");
     exit(ExitCode::Failure)
 }

@@ -155,6 +155,27 @@ pub fn console_held() -> bool {
     CONSOLE.owner.load(Ordering::Acquire) != NO_OWNER
 }
 
+/// A dying CPU (oops, panic) needs the console. If this CPU holds the lock,
+/// the print it interrupted never finishes: release it. If another CPU
+/// holds it, give that CPU 100 ms to finish its line, then break the lock:
+/// a garbled line beats a silent hang.
+pub fn unlock_for_dying_cpu() {
+    let me = crate::arch::percpu::current_cpu_id() as u64;
+    let deadline = crate::time::rdtsc() + crate::time::tsc_per_ms().max(1) * 100;
+    loop {
+        let owner = CONSOLE.owner.load(Ordering::Acquire);
+        if owner == NO_OWNER {
+            return;
+        }
+        if owner == me || crate::time::rdtsc() > deadline {
+            // SAFETY: see above; this CPU never returns to the interrupted print.
+            unsafe { force_unlock() };
+            return;
+        }
+        core::hint::spin_loop();
+    }
+}
+
 /// Break the console lock so a dying CPU can print.
 ///
 /// # Safety

@@ -113,9 +113,44 @@ pub fn number(
     }
 }
 
+/// Take the shell-wide `--cpu C` (or `--cpu=C`) option out of `args`:
+/// returns C as a number, if given, and the remaining arguments.
+pub fn split_cpu_option<'a>(cmd: &str, args: &[&'a str]) -> Result<(Option<u64>, Vec<&'a str>), ArgError> {
+    let mut cpu = None;
+    let mut rest = Vec::new();
+    let mut it = args.iter();
+    while let Some(&a) = it.next() {
+        let value = match a.strip_prefix("--cpu") {
+            Some("") => Some(*it.next().ok_or_else(|| ArgError(alloc::format!("{cmd}: --cpu needs a CPU number")))?),
+            Some(v) if v.starts_with('=') => Some(&v[1..]),
+            _ => None,
+        };
+        match value {
+            None => rest.push(a),
+            Some(_) if cpu.is_some() => return Err(ArgError(alloc::format!("{cmd}: --cpu given twice"))),
+            Some(v) => cpu = Some(number(cmd, "--cpu", v, 0..=u64::from(u16::MAX))?),
+        }
+    }
+    Ok((cpu, rest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_option_is_taken_out_wherever_it_is() {
+        assert_eq!(split_cpu_option("db", &["3", "--cpu", "2"]).unwrap(), (Some(2), vec!["3"]));
+        assert_eq!(split_cpu_option("db", &["--cpu=1", "3", "nmi"]).unwrap(), (Some(1), vec!["3", "nmi"]));
+        assert_eq!(split_cpu_option("ps", &[]).unwrap(), (None, vec![]));
+    }
+
+    #[test]
+    fn cpu_option_errors_name_the_problem() {
+        assert!(split_cpu_option("db", &["--cpu"]).unwrap_err().0.contains("needs a CPU number"));
+        assert!(split_cpu_option("db", &["--cpu", "x"]).unwrap_err().0.contains("--cpu"));
+        assert!(split_cpu_option("db", &["--cpu", "1", "--cpu=2"]).unwrap_err().0.contains("twice"));
+    }
 
     fn names(s: &str) -> Vec<(String, Vec<String>)> {
         parse(s.as_bytes())

@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use super::cmdline::{self, ArgError};
 use super::commands::{CmdError, CmdResult};
 use crate::arch::irq::{self, LOCAL_TIMER_VECTOR, SPURIOUS_APIC_VECTOR};
+use crate::smp;
 use crate::arch::percpu::{self, this_cpu};
 use crate::arch::regs::Regs;
 use crate::arch::{apic, cpu};
@@ -359,8 +360,9 @@ pub fn irqs(args: &[&str]) -> CmdResult {
     };
     for v in 32..256 {
         let total: u64 = cpus.iter().map(|&c| percpu::of(c).irq_counts[v].load(Ordering::Relaxed)).sum();
-        // The timer and spurious vectors get Linux's LOC and SPU rows below.
-        let special = v == usize::from(LOCAL_TIMER_VECTOR) || v == usize::from(SPURIOUS_APIC_VECTOR);
+        // These vectors get Linux's named rows below.
+        let special = [LOCAL_TIMER_VECTOR, SPURIOUS_APIC_VECTOR, smp::RESCHEDULE_VECTOR, smp::CALL_FUNCTION_SINGLE_VECTOR]
+            .contains(&(v as u8));
         if total > 0 && !special {
             let name = irq::name(v as u8).unwrap_or("unregistered");
             row(&alloc::format!("{v:#04x}"), &|p| p.irq_counts[v].load(Ordering::Relaxed), name);
@@ -369,6 +371,9 @@ pub fn irqs(args: &[&str]) -> CmdResult {
     row("NMI", &|p| p.nmi_count.load(Ordering::Relaxed), "Non-maskable interrupts");
     row("LOC", &|p| p.irq_counts[LOCAL_TIMER_VECTOR as usize].load(Ordering::Relaxed), "Local timer interrupts");
     row("SPU", &|p| p.irq_counts[SPURIOUS_APIC_VECTOR as usize].load(Ordering::Relaxed), "Spurious interrupts");
+    row("RES", &|p| p.irq_counts[smp::RESCHEDULE_VECTOR as usize].load(Ordering::Relaxed), "Rescheduling interrupts");
+    row("CAL", &|p| p.irq_counts[smp::CALL_FUNCTION_SINGLE_VECTOR as usize].load(Ordering::Relaxed), "Function call interrupts");
+    row("TLB", &|p| smp::tlb_shootdowns(p.id()), "TLB shootdowns");
     row("MCE", &|p| p.mce_count.load(Ordering::Relaxed), "Machine check exceptions");
     for &c in &cpus {
         let p = percpu::of(c);

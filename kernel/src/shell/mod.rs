@@ -13,6 +13,8 @@ pub mod irq_cmds;
 #[cfg(target_os = "none")]
 mod repl;
 #[cfg(target_os = "none")]
+pub mod smp_cmds;
+#[cfg(target_os = "none")]
 mod stack_cmds;
 #[cfg(target_os = "none")]
 mod thread_cmds;

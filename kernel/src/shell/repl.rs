@@ -3,8 +3,12 @@
 use super::cmdline::{self, Command};
 use super::commands::{self, CmdError};
 use super::line::{Event, LineEditor};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::arch::percpu;
 use crate::drivers::serial;
-use crate::{print, println};
+use crate::{print, println, sched};
 
 pub const PROMPT: &str = "tristack> ";
 
@@ -16,14 +20,76 @@ fn execute(cmd: &Command) -> bool {
         println!("error: unknown command '{}'; valid commands: {}", cmd.name, commands::names());
         return false;
     };
-    match (spec.run)(&cmd.args) {
+    let (cpu, args) = match cmdline::split_cpu_option(cmd.name, &cmd.args) {
+        Ok(split) => split,
+        Err(e) => {
+            println!("error: {e}");
+            return false;
+        }
+    };
+    match cpu {
+        None => run(spec, &args),
+        Some(cpu) => run_on_cpu(spec, &args, cpu as usize),
+    }
+}
+
+fn run(spec: &commands::Spec, args: &[&str]) -> bool {
+    match (spec.run)(args) {
         Ok(()) => true,
         Err(CmdError::Usage(e)) => {
             println!("error: {e}");
             false
         }
         Err(CmdError::Failed(why)) => {
-            println!("error: {}: {why}", cmd.name);
+            println!("error: {}: {why}", spec.name);
+            false
+        }
+    }
+}
+
+/// A command to run on another CPU, and how it went.
+struct Job {
+    spec: &'static commands::Spec,
+    args: Vec<String>,
+}
+
+fn job_main(arg: u64) -> i64 {
+    // SAFETY: `run_on_cpu` passes a `Job` it keeps alive until it has joined us.
+    let job = unsafe { &*(arg as *const Job) };
+    let args: Vec<&str> = job.args.iter().map(String::as_str).collect();
+    if run(job.spec, &args) {
+        0
+    } else {
+        1
+    }
+}
+
+/// `COMMAND ... --cpu C`: run the command in a thread pinned to CPU C (the
+/// threads it starts stay there too) and wait for it.
+fn run_on_cpu(spec: &'static commands::Spec, args: &[&str], cpu: usize) -> bool {
+    if !percpu::is_online(cpu) {
+        let online: Vec<String> = percpu::online_cpus().map(|c| alloc::format!("{c}")).collect();
+        println!("error: {}: CPU {cpu} is not online; online CPUs: {}", spec.name, online.join(" "));
+        return false;
+    }
+    let job = alloc::boxed::Box::new(Job { spec, args: args.iter().map(|a| String::from(*a)).collect() });
+    let name = alloc::format!("{}/{cpu}", spec.name);
+    let pid = match sched::spawn_on(&name, job_main, &*job as *const Job as u64, sched::Placement::Pinned(cpu)) {
+        Ok(pid) => pid,
+        Err(e) => {
+            println!("error: {}: cannot start a thread on CPU {cpu}: {e}", spec.name);
+            return false;
+        }
+    };
+    match sched::join(pid) {
+        Ok(sched::Ended::Exited(0)) => true,
+        Ok(sched::Ended::Exited(_)) => false,
+        Ok(sched::Ended::Killed) => {
+            println!("error: {}: its thread on CPU {cpu} ({name}, pid {pid}) was killed by an oops", spec.name);
+            false
+        }
+        Err(e) => {
+            println!("error: {}: join: {e:?}", spec.name);
             false
         }
     }

@@ -22,10 +22,9 @@ pub fn stacks(args: &[&str]) -> CmdResult {
         };
         println!("{cpu:>3} {name:<5} {bottom:016x} {top:016x} {:>6} {guard:<33} {via}", top - bottom);
     };
-    for (pid, name, bottom, top) in super::thread_cmds::task_stack_rows() {
+    for (cpu, pid, name, bottom, top) in super::thread_cmds::task_stack_rows() {
         // The guard is whatever the page tables say below the stack.
         let guard_unmapped = paging::translate(bottom - PAGE_SIZE).is_none();
-        let cpu = percpu::current_cpu_id();
         row(cpu, "TASK", bottom, top, guard_unmapped.then_some((bottom - PAGE_SIZE, bottom - 1)), &alloc::format!("pid {pid} {name}"));
     }
     for cpu in percpu::online_cpus() {

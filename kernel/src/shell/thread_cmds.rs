@@ -17,20 +17,22 @@ use crate::{println, time};
 /// `ps`: Linux's sysrq-t task list (4.18 shape), then per-CPU stack usage.
 pub fn ps(args: &[&str]) -> CmdResult {
     cmdline::no_args("ps", args)?;
-    println!("  task                        PC stack   pid father");
+    // Linux 4.18's sysrq-t columns, plus the CPU the task runs or last ran on.
+    println!("  task                        PC stack   pid father            cpu");
     for t in sched::snapshot() {
         let pc = match (t.state, t.saved_pc) {
             (State::Running, _) | (_, None) => alloc::string::String::from("  running task    "),
             (_, Some(pc)) => alloc::format!(" {pc:016x} "),
         };
         println!(
-            "{:<15.15} {}{pc}{:5} {:5} {:6} 0x{:08x}",
+            "{:<15.15} {}{pc}{:5} {:5} {:6} 0x{:08x} {:>3}",
             t.name,
             t.state.letter(),
             t.stack_free,
             t.pid,
             t.parent,
-            0
+            0,
+            t.cpu
         );
     }
     // Linux does not show these; the IST stacks are zero-filled when mapped,
@@ -281,7 +283,9 @@ pub fn bench(args: &[&str]) -> CmdResult {
     match args {
         ["switch"] => {
             PINGPONG_RUN.store(1, Ordering::SeqCst);
-            let pid = sched::spawn("bench-partner", partner, 0).map_err(fail)?;
+            // On this CPU: the round trip is two switches here, not two CPUs.
+            let here = sched::Placement::Pinned(percpu::current_cpu_id());
+            let pid = sched::spawn_on("bench-partner", partner, 0, here).map_err(fail)?;
             sched::yield_now(); // let the partner reach its loop
             let samples = (0..BENCH_SAMPLES)
                 .map(|_| {
@@ -299,7 +303,8 @@ pub fn bench(args: &[&str]) -> CmdResult {
             let mut samples = Vec::new();
             for _ in 0..SPAWN_SAMPLES {
                 let t0 = time::rdtsc();
-                let pid = sched::spawn("bench-noop", noop, 0).map_err(fail)?;
+                let pid = sched::spawn_on("bench-noop", noop, 0, sched::Placement::Pinned(percpu::current_cpu_id()))
+                    .map_err(fail)?;
                 let _ = sched::join(pid);
                 samples.push(time::rdtsc() - t0);
             }
@@ -326,6 +331,7 @@ pub fn set_oops(value: &str) -> CmdResult {
 }
 
 /// The TASK rows of `stacks`.
-pub fn task_stack_rows() -> Vec<(u32, alloc::string::String, u64, u64)> {
-    sched::snapshot().into_iter().map(|t| (t.pid, t.name, t.stack.bottom, t.stack.top())).collect()
+/// (cpu, pid, name, bottom, top) of every task stack.
+pub fn task_stack_rows() -> Vec<(usize, u32, alloc::string::String, u64, u64)> {
+    sched::snapshot().into_iter().map(|t| (t.cpu, t.pid, t.name, t.stack.bottom, t.stack.top())).collect()
 }

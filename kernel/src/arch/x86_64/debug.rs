@@ -12,7 +12,7 @@ use super::percpu::this_cpu;
 use super::regs::{Regs, RFLAGS_RF};
 use crate::println;
 use crate::stacks::info;
-use crate::stacks::layout::Ist;
+use crate::stacks::layout::{estack_range, EStack, Ist};
 
 /// Read debug register `n` (0–3, 6, 7).
 pub fn read_dr(n: u8) -> u64 {
@@ -182,6 +182,12 @@ pub fn handle_db(regs: &mut Regs) {
     if slot < 4 {
         disarm(slot);
     }
+    if cpu.db_storm.load(Ordering::Relaxed) && slot < 4 && regs.rip == storm_db_target as *const () as u64 {
+        storm_db_level_1(cpu, frame);
+        regs.rflags |= RFLAGS_RF;
+        cpu.db_depth.fetch_sub(1, Ordering::SeqCst);
+        return;
+    }
     let levels = DB_DEMO_LEVELS.load(Ordering::SeqCst);
     let target = |l: u32| DB_TARGETS[l as usize - 1] as usize as u64;
     if slot < 4 && levels >= depth && depth >= 1 && regs.rip == target(depth) {
@@ -218,9 +224,54 @@ pub fn handle_db(regs: &mut Regs) {
     cpu.db_depth.fetch_sub(1, Ordering::SeqCst);
 }
 
+// --- The quiet nested #DB of `nmi-storm` ------------------------------------
+
+/// The execute-breakpoint target of `storm_db_once`.
+#[inline(never)]
+fn storm_db_target() {
+    WATCHED.fetch_and(u64::MAX, Ordering::SeqCst);
+}
+
+/// Level 1 of the storm's nest, on the #DB stack: check where we are, then
+/// `int3`, which nests one #DB stack down (IST[DB] is shifted).
+fn storm_db_level_1(cpu: &super::percpu::PerCpu, frame: u64) {
+    let (bottom, top) = estack_range(cpu.id(), EStack::DB);
+    if !(bottom..top).contains(&frame) {
+        cpu.db_storm_bad.fetch_add(1, Ordering::Relaxed);
+    }
+    int3();
+}
+
+/// `#BP` inside `storm_db_level_1`: must run on #DB1 and have interrupted #DB.
+fn storm_bp_level_2(cpu: &super::percpu::PerCpu, frame: u64, interrupted: u64) {
+    let id = cpu.id();
+    let on = |kind: EStack, addr: u64| {
+        let (bottom, top) = estack_range(id, kind);
+        (bottom..top).contains(&addr)
+    };
+    if on(EStack::DB1, frame) && on(EStack::DB, interrupted) {
+        cpu.db_storm_nests.fetch_add(1, Ordering::Relaxed);
+    } else {
+        cpu.db_storm_bad.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One two-level nest (#DB, then #BP on #DB1) without printing; counted in
+/// this CPU's `db_storm_nests` / `db_storm_bad`. The caller sets `db_storm`.
+pub fn storm_db_once() {
+    arm_execute(0, storm_db_target as *const () as u64);
+    storm_db_target();
+    disarm(0);
+}
+
 /// `int3` lands here, on the #DB stack (RIP already points past the int3).
 pub fn handle_bp(regs: &mut Regs) {
     let frame = regs as *const Regs as u64;
+    let cpu = this_cpu();
+    if cpu.db_storm.load(Ordering::Relaxed) && cpu.db_depth.load(Ordering::Relaxed) == 1 {
+        storm_bp_level_2(cpu, frame, regs.rsp);
+        return;
+    }
     println!(
         "int3: #BP handled on the {} stack (frame {frame:016x}), interrupted RSP {:016x} on {}, resuming at {:016x}",
         info::name_of(frame),

@@ -8,8 +8,9 @@
 //! implementing Linux's nested-NMI trampoline:
 //! - the handler disables hardware breakpoints for its duration (no #DB;
 //!   Linux `local_db_save`), and there is no `int3` in it;
-//! - it touches only per-CPU atomics: no locks, no printing, no allocation
-//!   (no #PF, and no deadlock against the interrupted code's console lock);
+//! - it touches only per-CPU atomics: no locks, no allocation (no #PF);
+//!   it prints only when asked for a backtrace (`bt-nmi`, `bt-all`, a dying
+//!   CPU), and the console writes through for its own CPU;
 //! - a bug that faults in it anyway ends in an oops, which never IRETs.
 
 use core::sync::atomic::Ordering;
@@ -19,14 +20,25 @@ use super::regs::Regs;
 use crate::println;
 use crate::stacks::info;
 
-pub fn handle(_regs: &mut Regs) {
+pub fn handle(regs: &mut Regs) {
     let dr7 = super::debug::disable_all();
-    this_cpu().nmi_count.fetch_add(1, Ordering::SeqCst);
+    let cpu = this_cpu();
+    cpu.nmi_count.fetch_add(1, Ordering::SeqCst);
+    // The NMI stack must never be re-entered while live: if the interrupted
+    // RSP is on it, the CPU has just overwritten a live frame. Counted, so
+    // `nmi-storm` can prove it never happens.
+    let (bottom, top) = crate::stacks::layout::estack_range(cpu.id(), crate::stacks::layout::EStack::NMI);
+    if (bottom..top).contains(&regs.rsp) {
+        cpu.nmi_stack_reentered.fetch_add(1, Ordering::SeqCst);
+    }
+    crate::shell::smp_cmds::nmi_storm_hit(regs);
     // `bt-nmi` only: print a backtrace from NMI context (see there why that
     // is safe in that demo).
     if crate::shell::bt_cmds::NMI_BACKTRACE.load(Ordering::SeqCst) {
         crate::shell::bt_cmds::nmi_backtrace();
     }
+    // `bt-all`, or another CPU dying: print this CPU's trace (and park).
+    crate::debug::nmi_backtrace::nmi_cpu_backtrace();
     super::debug::restore_all(dr7);
 }
 

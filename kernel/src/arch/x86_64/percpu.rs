@@ -50,10 +50,18 @@ pub struct PerCpu {
     pub gdt: UnsafeCell<GlobalDescriptorTable<GDT_ENTRIES>>,
     /// NMIs handled on this CPU.
     pub nmi_count: AtomicU64,
+    /// NMIs that arrived while RSP was already on this CPU's NMI stack (a
+    /// live IST stack reused: must stay 0).
+    pub nmi_stack_reentered: AtomicU64,
     /// Machine checks handled on this CPU (real or `int $18`).
     pub mce_count: AtomicU64,
     /// Nesting depth of #DB/#BP handlers right now.
     pub db_depth: AtomicU32,
+    /// `nmi-storm`'s quiet nested #DB is running on this CPU; its nests that
+    /// landed on the right stacks, and those that did not.
+    pub db_storm: AtomicBool,
+    pub db_storm_nests: AtomicU64,
+    pub db_storm_bad: AtomicU64,
     /// Per vector: the address of the register frame of the last handler run,
     /// i.e. where on which stack it ran (ktests and commands read it).
     pub handler_rsp: [AtomicU64; 32],
@@ -87,8 +95,12 @@ impl PerCpu {
             tss: UnsafeCell::new(TaskStateSegment::new()),
             gdt: UnsafeCell::new(GlobalDescriptorTable::empty()),
             nmi_count: AtomicU64::new(0),
+            nmi_stack_reentered: AtomicU64::new(0),
             mce_count: AtomicU64::new(0),
             db_depth: AtomicU32::new(0),
+            db_storm: AtomicBool::new(false),
+            db_storm_nests: AtomicU64::new(0),
+            db_storm_bad: AtomicU64::new(0),
             handler_rsp: [const { AtomicU64::new(0) }; 32],
             interrupted_rsp: [const { AtomicU64::new(0) }; 32],
             current: AtomicU64::new(0),
