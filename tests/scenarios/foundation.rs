@@ -62,7 +62,12 @@ fn panic_prints_message_location_trace_and_end_marker_then_exits_1() {
     assert!(pos("tristack::shell::repl::execute") < pos("tristack::boot::init_main"), "{names:?}");
     assert_eq!(names.first().map(String::as_str), Some("core::panicking::panic_fmt"), "{names:?}");
     assert_eq!(names.last().map(String::as_str), Some("tristack_thread_start"), "{names:?}");
-    assert_eq!(lines[head + 2 + frames], format!("---[ end Kernel panic - not syncing: {t} ]---"));
+    // Then the other CPU (the default is 2) is stopped by NMI, printing its
+    // own trace, and only then the end marker.
+    assert_eq!(lines[head + 2 + frames], "Sending NMI from CPU 0 to CPUs 1:", "{run}");
+    let other = run.line_index("NMI backtrace for cpu 1");
+    let end = run.line_index(&format!("---[ end Kernel panic - not syncing: {t} ]---"));
+    assert!(head + 2 + frames < other && other < end, "{run}");
 }
 
 #[test]
@@ -221,6 +226,17 @@ fn bad_arguments_at_the_prompt_are_clear_errors_and_the_shell_carries_on() {
         ("bt x", "error: bt: PID must be a number from 0 to 4294967295, not 'x'"),
         ("bt 1 2", "error: bt: unexpected argument '2'; usage: bt [PID]"),
         ("help nothing", "error: help: no command 'nothing'; commands: "),
+        ("db 1 --cpu 5", "error: db: CPU 5 is not online; online CPUs: 0 1"),
+        ("ps --cpu", "error: ps: --cpu needs a CPU number"),
+        ("ps --cpu x", "error: ps: --cpu must be a number from 0 to 65535, not 'x'"),
+        ("ps --cpu 0 --cpu=1", "error: ps: --cpu given twice"),
+        ("ps extra --cpu 1", "error: ps: unexpected argument 'extra'"),
+        ("nmi-storm", "error: nmi-storm: usage: nmi-storm SECONDS"),
+        ("nmi-storm 0", "error: nmi-storm: SECONDS must be a number from 1 to 600, not '0'"),
+        ("tlb-shootdown", "error: tlb-shootdown: usage: tlb-shootdown CPU [skip]"),
+        ("tlb-shootdown 0", "error: tlb-shootdown: CPU 0 must be online and not this CPU (0)"),
+        ("cpus all", "error: cpus: unexpected argument 'all'"),
+        ("bt-all now", "error: bt-all: unexpected argument 'now'"),
     ];
     let t = token("after-errors");
     let mut typed = String::new();

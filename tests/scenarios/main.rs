@@ -7,4 +7,5 @@ mod backtrace;
 mod foundation;
 mod irq;
 mod ist;
+mod smp;
 mod threads;

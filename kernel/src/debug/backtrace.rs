@@ -26,6 +26,26 @@ impl super::unwind::Walker for KernelWalker {
         unsafe { (addr as *const u64).read_volatile() }
     }
 
+    fn is_interrupted_ip(&self, slot: u64) -> bool {
+        use crate::arch::gdt::KERNEL_CS;
+        use crate::arch::regs::REGS_RIP;
+        let Some(stack) = crate::stacks::info::stack_of(slot) else { return false };
+        let readable = |a: u64| a % 8 == 0 && a >= stack.bottom && a + 8 <= stack.top;
+        // A hardware frame: RIP, then CS = __KERNEL_CS, then RFLAGS (bit 1
+        // always set, nothing above bit 21).
+        let hw_frame = |rip_slot: u64| {
+            readable(rip_slot + 16)
+                && self.read(rip_slot + 8) == u64::from(KERNEL_CS)
+                && self.read(rip_slot + 16) & !0x3f_ffff == 0
+                && self.read(rip_slot + 16) & 2 != 0
+        };
+        // The entry code's fake frame {RBP, RIP} sits right below the
+        // `Regs` frame, whose RIP slot holds the same value.
+        let regs_rip = slot + 8 + REGS_RIP as u64;
+        let fake_frame = readable(regs_rip) && self.read(regs_rip) == self.read(slot) && hw_frame(regs_rip);
+        hw_frame(slot) || fake_frame
+    }
+
     fn is_text(&self, addr: u64) -> bool {
         if super::symbols::loaded() {
             super::symbols::is_text(addr)
@@ -55,6 +75,9 @@ pub fn print_trace(rsp: u64, rbp: u64) {
     unwind(&KernelWalker, rsp, rbp, |line| match line {
         Line::Enter(name) => println!(" <{name}>"),
         Line::Leave(name) => println!(" </{name}>"),
+        Line::Ip { addr, reliable } => {
+            println!(" {}{}", if reliable { "" } else { "? " }, super::symbols::Ps(addr))
+        }
         Line::Addr { addr, reliable } => {
             println!(" {}{}", if reliable { "" } else { "? " }, super::symbols::Pb(addr))
         }

@@ -46,6 +46,13 @@ pub trait Walker {
     fn read(&self, addr: u64) -> u64;
     /// Whether `addr` is inside kernel code.
     fn is_text(&self, addr: u64) -> bool;
+    /// Whether the text address at `slot` is an interrupted RIP saved by
+    /// the CPU or the entry code, not a return address: it points *at* an
+    /// instruction, so it is printed as is (`%pS`), not looked up at
+    /// `addr - 1` (`%pB`).
+    fn is_interrupted_ip(&self, _slot: u64) -> bool {
+        false
+    }
 }
 
 /// One line of a trace.
@@ -55,6 +62,8 @@ pub enum Line {
     Leave(&'static str),
     /// A text address; `reliable` = proven by the frame-pointer chain.
     Addr { addr: u64, reliable: bool },
+    /// The same for an interrupted RIP (see `Walker::is_interrupted_ip`).
+    Ip { addr: u64, reliable: bool },
 }
 
 /// At most this many stacks per walk (a CPU has task, IRQ and six IST stacks).
@@ -81,7 +90,11 @@ pub fn unwind(walker: &impl Walker, rsp: u64, rbp: u64, mut emit: impl FnMut(Lin
             let word = walker.read(slot);
             if walker.is_text(word) {
                 let reliable = fp.checked_add(8) == Some(slot) && in_stack(fp);
-                emit(Line::Addr { addr: word, reliable });
+                if walker.is_interrupted_ip(slot) {
+                    emit(Line::Ip { addr: word, reliable });
+                } else {
+                    emit(Line::Addr { addr: word, reliable });
+                }
                 if reliable {
                     // Next frame: the caller's RBP, saved at [fp]. On this
                     // stack it must lie above this frame (else the chain is
@@ -150,6 +163,34 @@ mod tests {
 
     fn addr(a: u64, reliable: bool) -> Line {
         Line::Addr { addr: a, reliable }
+    }
+
+    /// `Fake`, plus one slot that holds an interrupted RIP.
+    struct WithIp(Fake, u64);
+
+    impl Walker for WithIp {
+        fn stack_of(&self, addr: u64) -> Option<Stack> {
+            self.0.stack_of(addr)
+        }
+        fn read(&self, addr: u64) -> u64 {
+            self.0.read(addr)
+        }
+        fn is_text(&self, addr: u64) -> bool {
+            self.0.is_text(addr)
+        }
+        fn is_interrupted_ip(&self, slot: u64) -> bool {
+            slot == self.1
+        }
+    }
+
+    #[test]
+    fn an_interrupted_rip_is_told_apart_from_return_addresses() {
+        let (f1, f2) = (0x13000, 0x13800);
+        let t = |n| TEXT.start + n;
+        let f = WithIp(fake(vec![TASK], &[(f1, f2), (f1 + 8, t(1)), (f2, 0), (f2 + 8, t(2))]), f1 + 8);
+        let mut out = Vec::new();
+        unwind(&f, 0x12f00, f1, |l| out.push(l));
+        assert_eq!(out, vec![Line::Ip { addr: t(1), reliable: true }, addr(t(2), true)]);
     }
 
     #[test]

@@ -56,10 +56,36 @@ pub fn init() {
 }
 
 /// Where the code calling this runs, and how the entry code got there.
+/// Also notes the stack pointer in `DEMO_SP` (see `ran_on_own_irq_stack`).
 fn describe(regs: &Regs) -> (i64, &'static str, &'static str) {
     let count = this_cpu().irq_count.load(Ordering::SeqCst);
     let frame = regs as *const Regs as u64;
+    note_demo_sp();
     (count, info::name_of(cpu::stack_pointer()), info::name_of(frame))
+}
+
+/// Stack pointers of the demo handlers' steps (0 = unused slot).
+static DEMO_SP: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+
+fn note_demo_sp() {
+    let sp = cpu::stack_pointer();
+    // The first free slot takes it; more steps than slots are not noted.
+    let _ = DEMO_SP.iter().any(|s| s.compare_exchange(0, sp, Ordering::SeqCst, Ordering::SeqCst).is_ok());
+}
+
+/// After a demo: say whether every step ran on *this* CPU's IRQ stack (the
+/// stack names above cannot tell one CPU's IRQ stack from another's).
+fn ran_on_own_irq_stack(cmd: &str) -> CmdResult {
+    let cpu = this_cpu().id();
+    let (bottom, top) = crate::stacks::irq::range(cpu).ok_or_else(|| CmdError::Failed("no IRQ stack".into()))?;
+    let sps: Vec<u64> = DEMO_SP.iter().map(|s| s.swap(0, Ordering::SeqCst)).filter(|&sp| sp != 0).collect();
+    let own = sps.iter().filter(|&&sp| (bottom..top).contains(&sp)).count();
+    println!("{cmd}: {own} of {} handler steps ran on CPU {cpu}'s IRQ stack {bottom:016x}..{top:016x}", sps.len());
+    if own == sps.len() && own > 0 {
+        Ok(())
+    } else {
+        Err(CmdError::Failed(alloc::format!("a step ran off CPU {cpu}'s IRQ stack")))
+    }
 }
 
 // --- irqnest ------------------------------------------------------------------
@@ -98,13 +124,14 @@ pub fn irqnest(args: &[&str]) -> CmdResult {
     let n = cmdline::number("irqnest", "N", n, 1..=IRQNEST_MAX)? as u32;
     NEST_LEVELS.store(n, Ordering::SeqCst);
     NEST_DONE.store(0, Ordering::SeqCst);
+    DEMO_SP.iter().for_each(|s| s.store(0, Ordering::SeqCst));
     println!("irqnest: in thread context irq_count is {}", this_cpu().irq_count.load(Ordering::SeqCst));
     apic::send_self_ipi(IRQNEST_BASE);
     if !wait_for(&NEST_DONE, 1) {
         return Err(CmdError::Failed("the first self-IPI never arrived".into()));
     }
     println!("irqnest: back in the thread, irq_count {}", this_cpu().irq_count.load(Ordering::SeqCst));
-    Ok(())
+    ran_on_own_irq_stack("irqnest")
 }
 
 // --- softirq: hard IRQ -> softirq -> nested hard IRQ --------------------------
@@ -121,6 +148,7 @@ fn softirq_demo_hard(regs: &mut Regs) {
 fn softirq_demo_soft() {
     let count = this_cpu().irq_count.load(Ordering::SeqCst);
     let on = x86_64::instructions::interrupts::are_enabled();
+    note_demo_sp();
     println!(
         "softirq: 2. softirq at the outermost IRQ exit: irq_count {count}, on the {} stack, interrupts {}",
         info::name_of(cpu::stack_pointer()),
@@ -147,12 +175,13 @@ fn softirq_demo_nested(regs: &mut Regs) {
 pub fn softirq_cmd(args: &[&str]) -> CmdResult {
     cmdline::no_args("softirq", args)?;
     SOFTIRQ_STEP.store(0, Ordering::SeqCst);
+    DEMO_SP.iter().for_each(|s| s.store(0, Ordering::SeqCst));
     apic::send_self_ipi(SOFTIRQ_DEMO_VECTOR);
     if !wait_for(&SOFTIRQ_STEP, 4) {
         return Err(CmdError::Failed(alloc::format!("stopped at step {}", SOFTIRQ_STEP.load(Ordering::SeqCst))));
     }
     println!("softirq: back in the thread, irq_count {}", this_cpu().irq_count.load(Ordering::SeqCst));
-    Ok(())
+    ran_on_own_irq_stack("softirq")
 }
 
 // --- softirq-flood: more rounds than the IRQ exit may run --------------------

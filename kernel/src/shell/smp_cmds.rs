@@ -52,8 +52,8 @@ pub fn bt_all(args: &[&str]) -> CmdResult {
 
 // --- nmi-storm -----------------------------------------------------------------
 
-/// The storm's self-IPI vector (next to `irq-storm`'s).
-const STORM_IRQ_VECTOR: u8 = 0x49;
+/// The storm's self-IPI vector (after the `bt-*` demos' 0x49..0x4b).
+const STORM_IRQ_VECTOR: u8 = 0x4c;
 
 static STORM_ACTIVE: AtomicBool = AtomicBool::new(false);
 static STORM_STOP: AtomicBool = AtomicBool::new(false);

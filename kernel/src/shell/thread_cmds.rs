@@ -180,6 +180,9 @@ static STRESS_SWITCHES: AtomicU64 = AtomicU64::new(0);
 static STRESS_RESULT: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
 
 /// Whether stress thread `index` (run for `switches`) left the right checksum.
+/// The CPU each stress thread ran on (tasks never migrate).
+static STRESS_CPU: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+
 pub fn stress_ok(index: usize, switches: u64) -> bool {
     STRESS_RESULT[index].load(Ordering::SeqCst) == (0..switches).fold(index as u64, |a, j| mix(a, j, index as u64))
 }
@@ -193,6 +196,7 @@ pub fn stress_thread(arg: u64) -> i64 {
         sched::yield_now();
     }
     STRESS_RESULT[index as usize].store(acc, Ordering::SeqCst);
+    STRESS_CPU[index as usize].store(percpu::current_cpu_id() as u64, Ordering::SeqCst);
     STRESS_SWITCHES.fetch_add(switches, Ordering::SeqCst);
     0
 }
@@ -233,6 +237,11 @@ pub fn threads_stress(args: &[&str]) -> CmdResult {
         STRESS_SWITCHES.load(Ordering::SeqCst),
         bad.len()
     );
+    let mut per_cpu = [0u64; crate::stacks::layout::MAX_CPUS];
+    (0..n as usize).for_each(|i| per_cpu[STRESS_CPU[i].load(Ordering::SeqCst) as usize] += 1);
+    let spread: Vec<alloc::string::String> =
+        percpu::online_cpus().map(|c| alloc::format!("CPU {c}: {}", per_cpu[c])).collect();
+    println!("threads-stress: threads per CPU: {}", spread.join(", "));
     println!(
         "threads-stress: free frames {frames0} -> {frames1}, vmap areas {} -> {} ({} KiB -> {} KiB mapped)",
         vmap0.areas,

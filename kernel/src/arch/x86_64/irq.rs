@@ -28,8 +28,16 @@ static HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
 static NAMES: crate::sync::IrqMutex<[Option<&'static str>; 256]> = crate::sync::IrqMutex::new([None; 256]);
 
 /// Route `vector` to `handler` (demos, devices); `name` is what `irqs` shows.
+/// Panics if another owner registered `vector` already (same name again is
+/// fine): two demos sharing a vector would silently steal each other's
+/// interrupts.
 pub fn register(vector: u8, handler: Handler, name: &'static str) {
-    NAMES.lock()[vector as usize] = Some(name);
+    let mut names = NAMES.lock();
+    if let Some(old) = names[vector as usize].filter(|&old| old != name) {
+        panic!("vector {vector:#x} registered twice: '{old}' and '{name}'");
+    }
+    names[vector as usize] = Some(name);
+    drop(names);
     HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
 }
 

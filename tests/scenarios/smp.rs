@@ -1,0 +1,254 @@
+//! SMP: four CPUs, each with its own stacks; every stack demo on an AP;
+//! NMIs across CPUs (bt-all, a dying CPU stopping the others, nmi-storm);
+//! TLB shoot-down; one and eight CPUs.
+
+use crate::common::*;
+
+fn boot_smp(cpus: u32, cmdline: &str) -> Run {
+    let (timeout, n) = (TIMEOUT_SECS.to_string(), cpus.to_string());
+    runner(&["--smp", &n, "--timeout", &timeout, "--", cmdline])
+}
+
+fn hex(s: &str) -> u64 {
+    u64::from_str_radix(s, 16).unwrap_or_else(|_| panic!("not hex: {s:?}"))
+}
+
+/// The text after `key` up to the next space or ')' or ',', as hex.
+fn hex_after(line: &str, key: &str) -> u64 {
+    let rest = line.split(key).nth(1).unwrap_or_else(|| panic!("no {key:?} in {line:?}"));
+    hex(rest.split([' ', ')', ',']).next().unwrap())
+}
+
+/// One `stacks` row.
+#[derive(Debug, Clone)]
+struct Row {
+    cpu: usize,
+    kind: String,
+    bottom: u64,
+    top: u64,
+    guard: Option<(u64, u64)>,
+}
+
+fn stack_rows(run: &Run) -> Vec<Row> {
+    let lines = run.kernel_lines();
+    let start = run.line_index("cpu type  bottom           top              size   guard (unmapped)                  via") + 1;
+    lines[start..]
+        .iter()
+        .take_while(|l| l.starts_with(' '))
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let guard = w[5].split_once('-').map(|(a, b)| (hex(a), hex(b)));
+            Row { cpu: w[0].parse().unwrap(), kind: w[1].into(), bottom: hex(w[2]), top: hex(w[3]), guard }
+        })
+        .collect()
+}
+
+fn row<'a>(rows: &'a [Row], cpu: usize, kind: &str) -> &'a Row {
+    rows.iter().find(|r| r.cpu == cpu && r.kind == kind).unwrap_or_else(|| panic!("no {kind} row for CPU {cpu}: {rows:#?}"))
+}
+
+fn within(r: &Row, addr: u64) -> bool {
+    (r.bottom..r.top).contains(&addr)
+}
+
+/// The trace lines after the first `Call Trace:` that follows line `from`.
+fn trace_from<'a>(run: &'a Run, from: usize) -> Vec<&'a str> {
+    let lines = run.kernel_lines();
+    let start = lines[from..].iter().position(|l| *l == "Call Trace:").unwrap_or_else(|| panic!("no trace:\n{run}")) + from + 1;
+    lines[start..].iter().take_while(|l| l.starts_with(' ')).copied().collect()
+}
+
+fn line_starting<'a>(run: &'a Run, prefix: &str) -> &'a str {
+    run.kernel_lines().into_iter().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no line {prefix:?}:\n{run}"))
+}
+
+/// Four CPUs come up; each has its own IST and IRQ stacks, disjoint, guards
+/// unmapped; every stack demo then runs on an AP (`--cpu`) and lands on
+/// that AP's stacks.
+#[test]
+fn four_cpus_each_with_their_own_stacks_and_every_demo_on_an_ap() {
+    let run = boot_smp(
+        4,
+        "cpus; stacks; int3 --cpu 1; db 2 --cpu 3; nmi --cpu 3; mce --cpu 2; irqnest 3 --cpu 1; softirq --cpu 3; \
+         bt-irq --cpu 2; bt-nmi --cpu 1; overflow --cpu 2; ps; poweroff",
+    );
+    run.expect_status(0).expect("\nsmp: Brought up 1 node, 4 CPUs\n");
+
+    // cpus: four online CPUs, distinct APIC ids, IST tops as the TSS says.
+    let lines = run.kernel_lines();
+    let head = run.line_index("CPU APIC state   IRQ stack top    #DF top          NMI top          #DB top          #MC top          current");
+    let cpus: Vec<Vec<&str>> = lines[head + 1..head + 5].iter().map(|l| l.split_whitespace().collect()).collect();
+    let mut apic_ids: Vec<&str> = cpus.iter().map(|w| w[1]).collect();
+    apic_ids.dedup();
+    assert_eq!(apic_ids.len(), 4, "{run}");
+    assert!(cpus.iter().enumerate().all(|(i, w)| w[0] == i.to_string() && w[2] == "online"), "{run}");
+
+    // stacks: per CPU an IRQ stack and the IST stacks, pairwise disjoint
+    // (guards included), every guard unmapped.
+    let rows = stack_rows(&run);
+    let kinds = ["IRQ", "#DF", "NMI", "#DB1", "#DB", "#MC"];
+    let mut spans = Vec::new();
+    for cpu in 0..4 {
+        for kind in kinds {
+            let r = row(&rows, cpu, kind);
+            let (glo, ghi) = r.guard.unwrap_or_else(|| panic!("CPU {cpu} {kind}: guard mapped: {r:?}"));
+            assert_eq!(ghi + 1, r.bottom, "guard right below the stack: {r:?}");
+            spans.push((glo, r.top, cpu, kind));
+        }
+        // The TSS tops `cpus` read agree with the stacks table.
+        let w = &cpus[cpu];
+        assert_eq!(hex(w[3]), row(&rows, cpu, "IRQ").top, "{run}");
+        for (col, kind) in [(4, "#DF"), (5, "NMI"), (6, "#DB"), (7, "#MC")] {
+            assert_eq!(hex(w[col]), row(&rows, cpu, kind).top, "CPU {cpu} {kind}:\n{run}");
+        }
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "overlap: {pair:?}");
+    }
+
+    // int3 on CPU 1: #BP on CPU 1's #DB stack.
+    let l = line_starting(&run, "int3: #BP handled on the #DB stack (frame ");
+    assert!(within(row(&rows, 1, "#DB"), hex_after(l, "(frame ")), "{l}");
+    // db 2 on CPU 3: level 1 on its #DB stack, level 2 on its #DB1 stack.
+    let l1 = line_starting(&run, "db: level 1: #DB on the #DB stack (frame ");
+    let l2 = line_starting(&run, "db: level 2: #DB on the #DB1 stack (frame ");
+    assert!(within(row(&rows, 3, "#DB"), hex_after(l1, "(frame ")), "{l1}");
+    assert!(within(row(&rows, 3, "#DB1"), hex_after(l2, "(frame ")), "{l2}");
+    assert!(l2.contains("interrupted RSP on #DB"), "{l2}");
+    // nmi on CPU 3, mce on CPU 2.
+    let l = line_starting(&run, "nmi: NMI #1 on CPU 3 handled on the NMI stack (frame ");
+    assert!(within(row(&rows, 3, "NMI"), hex_after(l, "(frame ")), "{l}");
+    let l = line_starting(&run, "mce: CPU 2: #MC handler ran on the #MC stack (frame ");
+    assert!(within(row(&rows, 2, "#MC"), hex_after(l, "(frame ")), "{l}");
+    // irqnest and softirq: every handler step on that CPU's own IRQ stack.
+    let irq1 = row(&rows, 1, "IRQ");
+    run.expect(&format!("irqnest: 3 of 3 handler steps ran on CPU 1's IRQ stack {:016x}..{:016x}\n", irq1.bottom, irq1.top));
+    run.expect("irqnest: level 3: vector 0x60, irq_count 2, on the IRQ stack (nested: no switch), frame saved on IRQ\n");
+    let irq3 = row(&rows, 3, "IRQ");
+    run.expect(&format!("softirq: 3 of 3 handler steps ran on CPU 3's IRQ stack {:016x}..{:016x}\n", irq3.bottom, irq3.top));
+    // bt-irq on CPU 2: <IRQ> ... </IRQ>, then the pinned job thread.
+    let trace = trace_from(&run, run.line_index("bt-irq: in a hard IRQ nested in a softirq of a hard IRQ:"));
+    assert_eq!(trace[0], " <IRQ>", "{trace:#?}");
+    let names = symbolized_frames(&trace);
+    assert!(names.contains(&"tristack::shell::repl::job_main".to_string()), "{names:?}");
+    assert_eq!(names.last().map(String::as_str), Some("tristack_thread_start"), "{names:?}");
+    // bt-nmi on CPU 1: <NMI> then <IRQ> then the task.
+    let trace = trace_from(&run, run.line_index("bt-nmi: NMI backtrace for cpu 1"));
+    let at = |m: &str| trace.iter().position(|l| *l == m).unwrap_or_else(|| panic!("no {m} in {trace:#?}"));
+    assert!(at(" <NMI>") == 0 && at(" </NMI>") < at(" <IRQ>") && at(" <IRQ>") < at(" </IRQ>"), "{trace:#?}");
+    // overflow on CPU 2: the oops names CPU 2 and its #DF stack; the shell lives on.
+    let oops = run.line_index("Oops: stack guard page: 0000 [#1] SMP");
+    let who = run.kernel_lines()[oops + 1];
+    assert!(who.starts_with("CPU: 2 PID: ") && who.ends_with(" Comm: overflow"), "{who}");
+    let exc = line_starting(&run, "Exception stack: #DF ");
+    assert!(within(row(&rows, 2, "#DF"), hex_after(exc, "frame at ")), "{exc}");
+    assert!(run.line_index("tristack> ps") > oops, "{run}");
+
+    // ps: each CPU's idle task and ksoftirqd on that CPU.
+    let ps = crate::threads::ps_rows(&run);
+    for cpu in 0..4usize {
+        for name in [format!("swapper/{cpu}"), format!("ksoftirqd/{cpu}")] {
+            assert!(ps.iter().any(|r| r.0 == name && r.5 == cpu), "{name} on CPU {cpu}:\n{run}");
+        }
+    }
+}
+
+/// `bt-all`: this CPU's trace, then each other CPU's from NMI context; plus
+/// the shoot-down demo and threads spread over four CPUs without leaks.
+#[test]
+fn bt_all_tlb_shootdown_and_threads_across_four_cpus() {
+    let run = boot_smp(4, "bt-all; threads-stress 16 300; tlb-shootdown 3; tlb-shootdown 1 skip; irqs; poweroff");
+    run.expect_status(0);
+    let own = run.line_index("NMI backtrace for cpu 0");
+    let sending = run.line_index("Sending NMI from CPU 0 to CPUs 1-3:");
+    assert!(own < sending, "{run}");
+    for cpu in 1..4 {
+        let at = run.line_index(&format!("NMI backtrace for cpu {cpu}"));
+        assert!(run.kernel_lines()[at + 1].starts_with(&format!("CPU: {cpu} PID: ")), "{run}");
+        let trace = trace_from(&run, at);
+        assert_eq!(trace[0], " <NMI>", "CPU {cpu}: {trace:#?}");
+        assert!(trace.contains(&" </NMI>"), "CPU {cpu}: {trace:#?}");
+    }
+
+    // Sixteen threads over four CPUs: all of them used, nothing leaked.
+    let spread = line_starting(&run, "threads-stress: threads per CPU: ");
+    let counts: Vec<u64> = spread.split(", ").map(|p| p.rsplit(' ').next().unwrap().parse().unwrap()).collect();
+    assert!(counts.len() == 4 && counts.iter().all(|&c| c > 0) && counts.iter().sum::<u64>() == 16, "{spread}");
+    run.expect("threads-stress: 16 threads x 300 switches: 4800 yields in ").expect(", 0 checksums bad\n");
+    let line = line_starting(&run, "threads-stress: free frames ");
+    let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    assert!(nums[0] == nums[1] && nums[2] == nums[3] && nums[4] == nums[5], "{line}");
+
+    // The freed page faults on CPU 3 after its shoot-down...
+    run.expect("tlb-shootdown: ok, the reader on CPU 3 faulted instead of reading freed memory");
+    let flushed = line_starting(&run, "tlb-shootdown: freed 0x");
+    assert!(flushed.ends_with("CPU 3 flushed it 1 time(s)"), "{flushed}");
+    let oops = run.line_index("Oops: page fault: 0000 [#1] SMP");
+    assert!(run.kernel_lines()[oops + 1].starts_with("CPU: 3 PID: ") && run.kernel_lines()[oops + 1].ends_with(" Comm: tlb-reader"), "{run}");
+    // ... and without it CPU 1 reads the freed frame through its stale entry.
+    run.expect("tlb-shootdown: without the shoot-down, CPU 1 read freed memory: this is the bug it prevents");
+    let tlb = line_starting(&run, " TLB:");
+    assert!(tlb.split_whitespace().nth(4).unwrap().parse::<u64>().unwrap() >= 1, "{tlb}");
+}
+
+/// An oops on CPU 2 with oops=panic: CPU 2 NMIs the other three, each
+/// prints `NMI backtrace for cpu N` and parks, then the panic ends the boot.
+#[test]
+fn an_oops_on_cpu_2_stops_the_other_three_with_nmi_backtraces() {
+    let run = boot_smp(4, "oops=panic; overflow --cpu 2");
+    run.expect_status(1);
+    let oops = run.line_index("Oops: stack guard page: 0000 [#1] SMP");
+    assert!(run.kernel_lines()[oops + 1].starts_with("CPU: 2 PID: "), "{run}");
+    let panic = run.line_index("Kernel panic - not syncing: Fatal exception");
+    let sending = run.line_index("Sending NMI from CPU 2 to CPUs 0-1,3:");
+    assert!(oops < panic && panic < sending, "{run}");
+    let end = run.line_index("---[ end Kernel panic - not syncing: Fatal exception ]---");
+    for cpu in [0, 1, 3] {
+        let at = run.line_index(&format!("NMI backtrace for cpu {cpu}"));
+        assert!(sending < at && at < end, "{run}");
+        assert_eq!(trace_from(&run, at)[0], " <NMI>", "{run}");
+    }
+    run.expect_not("NMI backtrace for cpu 2").expect_not("did not answer");
+}
+
+/// `nmi-storm 10`: NMIs land in IRQ handlers, #DB handlers and context
+/// switches on three CPUs; every count adds up.
+#[test]
+fn nmi_storm_for_ten_seconds_loses_nothing() {
+    let run = boot_smp(4, "nmi-storm 10; poweroff");
+    run.expect_status(0).expect("nmi-storm: ok, every count adds up");
+    let sent = line_starting(&run, "nmi-storm: NMIs sent ");
+    let nums: Vec<u64> = sent.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    assert!(nums[0] > 100 && nums[0] == nums[1] && nums[2] == 0, "{sent}");
+    // Where they landed, summed over CPUs 1-3: some inside IRQ handlers and
+    // some inside #DB handlers.
+    let landed = |what: &str| -> u64 {
+        (1..4)
+            .map(|cpu| {
+                let l = line_starting(&run, &format!("nmi-storm: CPU {cpu}: "));
+                l.split(&format!("{what} ")).nth(1).unwrap().split([',', ')']).next().unwrap().parse::<u64>().unwrap()
+            })
+            .sum()
+    };
+    assert!(landed("IRQ stack") > 0 && landed("#DB stack") + landed("#DB1 stack") > 0, "{run}");
+    // And some in the middle of the IRQ entry code (where RSP moves to the
+    // IRQ stack) or of switch_to (where it moves to another thread's stack).
+    assert!(landed("in IRQ entry code") + landed("in switch_to") > 0, "{run}");
+    run.expect("nmi-storm: NMI stack re-entered while live: 0; workers that did not exit cleanly: 0");
+}
+
+/// One CPU and eight CPUs boot; with one, the SMP commands say what they need.
+#[test]
+fn one_and_eight_cpus_boot() {
+    let timeout = TIMEOUT_SECS.to_string();
+    let typed = "cpus\rnmi-storm 1\rbt-all\rpoweroff\r";
+    let one = runner_steps(&["--smp", "1", "--timeout", &timeout], None, vec![("tristack> ", Action::Type(typed.into()))]);
+    one.expect_status(0).expect("\nsmp: Brought up 1 node, 1 CPU\n");
+    one.expect("error: nmi-storm: needs at least 2 CPUs (boot with --smp 2 or more)");
+    one.expect("NMI backtrace for cpu 0\n").expect_not("Sending NMI");
+    let eight = boot_smp(8, "cpus; poweroff");
+    eight.expect_status(0).expect("\nsmp: Brought up 1 node, 8 CPUs\n");
+    let rows = eight.kernel_lines().into_iter().filter(|l| l.contains(" online  ")).count();
+    assert_eq!(rows, 8, "{eight}");
+}
