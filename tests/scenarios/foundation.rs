@@ -114,10 +114,10 @@ fn meminfo_frames_add_up_and_vmap_is_in_the_map() {
 fn timeout_kills_qemu_and_exits_124() {
     let t = token("waiting");
     // Long enough to boot even when every core is busy with other scenarios.
-    let run = runner(&["--timeout", "20", "--", &format!("echo {t}")]);
+    let run = runner(&["--timeout", "15", "--", &format!("echo {t}")]);
     run.expect_status(124).expect(&t);
     assert!(run.serial.trim_end().ends_with("tristack>"), "shell should be waiting:\n{run}");
-    assert!(run.stderr.contains("timeout: killed QEMU after 20 s (--timeout 20)"), "{run}");
+    assert!(run.stderr.contains("timeout: killed QEMU after 15 s (--timeout 15)"), "{run}");
 }
 
 #[test]
