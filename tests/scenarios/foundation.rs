@@ -217,7 +217,7 @@ fn bad_arguments_at_the_prompt_are_clear_errors_and_the_shell_carries_on() {
         ("spawn", "error: spawn: usage: spawn N"),
         ("sleep soon", "error: sleep: MS must be a number from 1 to 600000, not 'soon'"),
         ("threads-stress 2", "error: threads-stress: usage: threads-stress N M"),
-        ("bench everything", "error: bench: usage: bench switch|spawn|irq"),
+        ("bench everything", "error: bench: usage: bench switch|spawn|irq|ipi"),
         ("oops=maybe", "error: unknown command 'oops=maybe'"),
         ("irqnest 9", "error: irqnest: N must be a number from 1 to 8, not '9'"),
         ("irqnest", "error: irqnest: usage: irqnest N"),

@@ -233,7 +233,10 @@ fn an_nmi_injected_from_the_monitor_runs_on_the_nmi_stack() {
     );
     run.expect_status(0);
     let line = line_starting(&run, "nmi: NMI #1 on CPU 0 handled on the ");
-    assert!(line.contains("on the NMI stack") && line.ends_with("on TASK"), "{line}");
+    // QEMU's `nmi` reaches every CPU at a moment of its choosing: CPU 0 is
+    // spinning in the shell thread or, now and then, in an interrupt
+    // handler (the timer tick). Either way the handler runs on the NMI stack.
+    assert!(line.contains("on the NMI stack") && (line.ends_with("on TASK") || line.ends_with("on IRQ")), "{line}");
 }
 
 #[test]

@@ -131,10 +131,10 @@ fn sleep_blocks_for_the_asked_time() {
 }
 
 #[test]
-fn bench_switch_and_spawn_print_cycles() {
-    let run = boot("bench switch; bench spawn; poweroff");
+fn bench_switch_spawn_and_ipi_print_cycles() {
+    let run = boot("bench switch; bench spawn; bench ipi; poweroff");
     run.expect_status(0);
-    for what in ["bench switch (", "bench spawn ("] {
+    for what in ["bench switch (", "bench spawn (", "bench ipi (function call CPU 0 -> CPU 1 and back)"] {
         let line = line_with(&run, what);
         let min: u64 = line.split("min ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
         let median: u64 = line.split("median ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();

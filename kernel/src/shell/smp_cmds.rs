@@ -50,6 +50,31 @@ pub fn bt_all(args: &[&str]) -> CmdResult {
     }
 }
 
+// --- bench ipi -----------------------------------------------------------------
+
+fn nothing(_: u64) {}
+
+/// `bench ipi`: a function-call IPI to the next CPU and back (send, its
+/// handler runs on its IRQ stack, we see the count): the cost of every
+/// TLB shoot-down per target CPU.
+pub fn bench_ipi() -> CmdResult {
+    const SAMPLES: usize = 2000;
+    let me = this_cpu().id();
+    let Some(target) = percpu::online_cpus().find(|&c| c != me) else {
+        return Err(CmdError::Failed("needs at least 2 CPUs (boot with --smp 2 or more)".into()));
+    };
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let t0 = time::rdtsc();
+        if smp::call_on(core::iter::once(target), nothing, 0) != 1 {
+            return Err(CmdError::Failed(alloc::format!("CPU {target} is not online")));
+        }
+        samples.push(time::rdtsc() - t0);
+    }
+    super::thread_cmds::report(&alloc::format!("ipi (function call CPU {me} -> CPU {target} and back)"), samples);
+    Ok(())
+}
+
 // --- nmi-storm -----------------------------------------------------------------
 
 /// The storm's self-IPI vector (after the `bt-*` demos' 0x49..0x4b).

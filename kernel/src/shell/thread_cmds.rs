@@ -276,7 +276,7 @@ fn noop(_: u64) -> i64 {
     0
 }
 
-fn report(what: &str, mut samples: Vec<u64>) {
+pub fn report(what: &str, mut samples: Vec<u64>) {
     samples.sort_unstable();
     println!(
         "bench {what}: min {} cycles, median {} cycles ({} samples, TSC {} kHz)",
@@ -321,7 +321,8 @@ pub fn bench(args: &[&str]) -> CmdResult {
             Ok(())
         }
         ["irq"] => super::irq_cmds::bench_irq(),
-        _ => Err(ArgError("bench: usage: bench switch|spawn|irq".into()).into()),
+        ["ipi"] => super::smp_cmds::bench_ipi(),
+        _ => Err(ArgError("bench: usage: bench switch|spawn|irq|ipi".into()).into()),
     }
 }
 
