@@ -46,6 +46,7 @@ pub static TESTS: &[KTest] = &[
     KTest { name: "irq_nested_level_stays", run: crate::stacks::irq::ktests::nested_level_counts_one_and_stays },
     KTest { name: "irq_stack_guards_unmapped", run: crate::stacks::irq::ktests::irq_stack_guards_unmapped },
     KTest { name: "softirq_not_reentered", run: crate::softirq::ktests::not_reentered_while_running },
+    KTest { name: "call_runs_on_each_cpus_own_irq_stack", run: crate::smp::ktests::call_runs_on_each_cpus_own_irq_stack },
     KTest { name: "handlers_print_while_console_held", run: crate::stacks::exception::ktests::handlers_print_while_console_held },
 ];
 

@@ -23,22 +23,37 @@ static PRINT_LOCK: AtomicU64 = AtomicU64::new(0);
 /// How long the requester waits for every CPU (Linux waits 10 s).
 const WAIT_MS: u64 = 10_000;
 
-/// "1-3" / "1,3" for a list of CPU numbers (Linux `%*pbl`).
-fn cpu_list(cpus: &[usize]) -> alloc::string::String {
-    let mut out = alloc::string::String::new();
-    let mut i = 0;
-    while i < cpus.len() {
-        let mut j = i;
-        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
-            j += 1;
+/// A set of CPUs as a bit mask, printed "1-3" / "0,2-3" (Linux `%*pbl`).
+/// No allocation: the dying path uses it.
+#[derive(Clone, Copy)]
+struct CpuList(u64);
+
+impl core::fmt::Display for CpuList {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut first = true;
+        let mut cpu = 0;
+        while cpu < 64 {
+            if self.0 & (1 << cpu) == 0 {
+                cpu += 1;
+                continue;
+            }
+            let start = cpu;
+            while cpu + 1 < 64 && self.0 & (1 << (cpu + 1)) != 0 {
+                cpu += 1;
+            }
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            if cpu > start {
+                write!(f, "{start}-{cpu}")?;
+            } else {
+                write!(f, "{start}")?;
+            }
+            cpu += 1;
         }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        out.push_str(&if j > i { alloc::format!("{}-{}", cpus[i], cpus[j]) } else { alloc::format!("{}", cpus[i]) });
-        i = j + 1;
+        Ok(())
     }
-    out
 }
 
 /// This CPU's own entry of `bt-all` (Linux prints the requester's trace
@@ -58,31 +73,29 @@ fn print_task_line(me: usize) {
 }
 
 /// NMI every other online CPU and have each print `NMI backtrace for cpu N`
-/// and its trace; with `stop`, each then parks forever. Returns the CPUs
-/// that did not answer within `WAIT_MS`.
-pub fn trigger_all_cpu_backtrace(stop: bool) -> alloc::vec::Vec<usize> {
+/// and its trace; with `stop`, each then parks forever. Returns the mask of
+/// CPUs that did not answer within `WAIT_MS` (0: all did). Allocates
+/// nothing: the oops and panic paths call it.
+pub fn trigger_all_cpu_backtrace(stop: bool) -> u64 {
     let me = percpu::current_cpu_id();
-    let others: alloc::vec::Vec<usize> = percpu::online_cpus().filter(|&c| c != me).collect();
-    if others.is_empty() {
-        return others;
+    let mask = percpu::online_cpus().filter(|&c| c != me).fold(0u64, |m, c| m | 1 << c);
+    if mask == 0 {
+        return 0;
     }
-    let mask = others.iter().fold(0u64, |m, &c| m | 1 << c);
-    // Another CPU's request still in flight: add ours (bits are per target).
+    // Another CPU's request may still be in flight: add ours (bits are per target).
     STOP.fetch_or(stop, Ordering::SeqCst);
     PENDING.fetch_or(mask, Ordering::SeqCst);
-    println!("Sending NMI from CPU {me} to CPUs {}:", cpu_list(&others));
-    for &c in &others {
+    println!("Sending NMI from CPU {me} to CPUs {}:", CpuList(mask));
+    for c in (0..64).filter(|c| mask & (1 << c) != 0) {
         smp::send_nmi(c);
     }
     let deadline = time::rdtsc() + time::tsc_per_ms().max(1) * WAIT_MS;
     while PENDING.load(Ordering::SeqCst) & mask != 0 && time::rdtsc() < deadline {
         core::hint::spin_loop();
     }
-    let missing: alloc::vec::Vec<usize> =
-        others.into_iter().filter(|&c| PENDING.load(Ordering::SeqCst) & (1 << c) != 0).collect();
-    if !missing.is_empty() {
-        PENDING.fetch_and(!mask, Ordering::SeqCst);
-        println!("NMI backtrace: CPUs {} did not answer within {WAIT_MS} ms", cpu_list(&missing));
+    let missing = PENDING.fetch_and(!mask, Ordering::SeqCst) & mask;
+    if missing != 0 {
+        println!("NMI backtrace: CPUs {} did not answer within {WAIT_MS} ms", CpuList(missing));
     }
     missing
 }

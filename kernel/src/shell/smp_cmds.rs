@@ -43,10 +43,10 @@ pub fn bt_all(args: &[&str]) -> CmdResult {
     cmdline::no_args("bt-all", args)?;
     nmi_backtrace::print_own_backtrace();
     let missing = nmi_backtrace::trigger_all_cpu_backtrace(false);
-    if missing.is_empty() {
+    if missing == 0 {
         Ok(())
     } else {
-        Err(CmdError::Failed(alloc::format!("{} CPU(s) did not answer the NMI", missing.len())))
+        Err(CmdError::Failed(alloc::format!("{} CPU(s) did not answer the NMI", missing.count_ones())))
     }
 }
 
