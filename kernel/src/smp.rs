@@ -129,6 +129,14 @@ pub fn tlb_shootdowns(cpu: usize) -> u64 {
 
 // --- Bring-up ---------------------------------------------------------------
 
+/// MADT processors that are not online, and why (for `cpus`).
+static NOT_ONLINE: IrqMutex<alloc::vec::Vec<(u32, &'static str)>> = IrqMutex::new(alloc::vec::Vec::new());
+
+/// (APIC id, reason) of every MADT processor that is not online.
+pub fn not_online() -> alloc::vec::Vec<(u32, &'static str)> {
+    NOT_ONLINE.lock().clone()
+}
+
 /// Start every AP the MADT lists as usable, one at a time; CPU numbers
 /// follow MADT order after the BSP (CPU 0).
 pub fn boot_secondary_cpus(madt: &Madt) {
@@ -137,10 +145,12 @@ pub fn boot_secondary_cpus(madt: &Madt) {
     for p in madt.processors.iter().filter(|p| p.apic_id != me) {
         if !p.usable {
             println!("smpboot: APIC id {} is disabled in the MADT; not starting it", p.apic_id);
+            NOT_ONLINE.lock().push((p.apic_id, "disabled in the MADT"));
             continue;
         }
         if next == MAX_CPUS {
             println!("smpboot: more than {MAX_CPUS} CPUs; not starting APIC id {}", p.apic_id);
+            NOT_ONLINE.lock().push((p.apic_id, "beyond MAX_CPUS"));
             continue;
         }
         let cpu = next;
@@ -148,7 +158,8 @@ pub fn boot_secondary_cpus(madt: &Madt) {
             Ok(top) => top,
             Err(e) => {
                 println!("smpboot: no idle stack for CPU {cpu}: {e}");
-                break;
+                NOT_ONLINE.lock().push((p.apic_id, "no memory for its idle stack"));
+                continue;
             }
         };
         match smpboot::start_ap(cpu, p.apic_id, top) {
@@ -162,7 +173,10 @@ pub fn boot_secondary_cpus(madt: &Madt) {
                 next += 1;
             }
             Err(e) => {
+                // Its idle task stays allocated: the AP may still wake up
+                // late and run on that stack (Linux keeps it too).
                 println!("smpboot: CPU {cpu} (APIC id {}) failed to start: {e}", p.apic_id);
+                NOT_ONLINE.lock().push((p.apic_id, "did not start"));
                 break;
             }
         }

@@ -70,7 +70,7 @@ fn four_cpus_each_with_their_own_stacks_and_every_demo_on_an_ap() {
     let run = boot_smp(
         4,
         "cpus; stacks; int3 --cpu 1; db 2 --cpu 3; nmi --cpu 3; mce --cpu 2; irqnest 3 --cpu 1; softirq --cpu 3; \
-         bt-irq --cpu 2; bt-nmi --cpu 1; overflow --cpu 2; ps; poweroff",
+         bt-irq --cpu 2; bt-nmi --cpu 1; overflow --cpu 2; spawn 3 --cpu 3; ps; poweroff",
     );
     run.expect_status(0).expect("\nsmp: Brought up 1 node, 4 CPUs\n");
 
@@ -145,8 +145,11 @@ fn four_cpus_each_with_their_own_stacks_and_every_demo_on_an_ap() {
     assert!(within(row(&rows, 2, "#DF"), hex_after(exc, "frame at ")), "{exc}");
     assert!(run.line_index("tristack> ps") > oops, "{run}");
 
-    // ps: each CPU's idle task and ksoftirqd on that CPU.
+    // ps: each CPU's idle task and ksoftirqd on that CPU; `spawn 3 --cpu 3`
+    // pinned its workers to CPU 3, and init adopted them when the job ended.
     let ps = crate::threads::ps_rows(&run);
+    let workers: Vec<_> = ps.iter().filter(|r| r.0.starts_with("worker-")).collect();
+    assert!(workers.len() == 3 && workers.iter().all(|r| r.5 == 3 && r.4 == 1), "{workers:?}\n{run}");
     for cpu in 0..4usize {
         for name in [format!("swapper/{cpu}"), format!("ksoftirqd/{cpu}")] {
             assert!(ps.iter().any(|r| r.0 == name && r.5 == cpu), "{name} on CPU {cpu}:\n{run}");
@@ -186,8 +189,16 @@ fn bt_all_tlb_shootdown_and_threads_across_four_cpus() {
     assert!(flushed.ends_with("CPU 3 flushed it 1 time(s)"), "{flushed}");
     let oops = run.line_index("Oops: page fault: 0000 [#1] SMP");
     assert!(run.kernel_lines()[oops + 1].starts_with("CPU: 3 PID: ") && run.kernel_lines()[oops + 1].ends_with(" Comm: tlb-reader"), "{run}");
-    // ... and without it CPU 1 reads the freed frame through its stale entry.
-    run.expect("tlb-shootdown: without the shoot-down, CPU 1 read freed memory: this is the bug it prevents");
+    // Without it, CPU 1 usually reads the freed frame through its stale
+    // entry; not always (any flush on CPU 1 drops the entry), so either
+    // outcome is accepted, and no shoot-down may have happened.
+    assert!(
+        run.serial.contains("tlb-shootdown: without the shoot-down, CPU 1 read freed memory: this is the bug it prevents")
+            || run.serial.contains("tlb-shootdown: without the shoot-down, CPU 1 faulted anyway"),
+        "{run}"
+    );
+    let skipped = run.kernel_lines().into_iter().filter(|l| l.starts_with("tlb-shootdown: freed 0x")).nth(1).unwrap();
+    assert!(skipped.ends_with("CPU 1 flushed it 0 time(s)"), "{skipped}");
     let tlb = line_starting(&run, " TLB:");
     assert!(tlb.split_whitespace().nth(4).unwrap().parse::<u64>().unwrap() >= 1, "{tlb}");
 }
