@@ -205,8 +205,8 @@ fn idle_main(_: u64) -> i64 {
     loop {
         schedule();
         // Sleep until the next interrupt (the timer tick or a reschedule
-        // IPI). `sti; hlt` leaves no window: an IPI sent after the run
-        // queue was found empty wakes the hlt.
+        // IPI). No wake-up is lost: an IPI that comes before the `hlt` is
+        // handled at once, and every IRQ exit to a thread reschedules.
         interrupts::enable_and_hlt();
     }
 }

@@ -246,6 +246,7 @@ fn storm(me: usize, targets: &[usize], secs: u64) -> CmdResult {
     STORM_STOP.store(false, Ordering::SeqCst);
     for c in 0..MAX_CPUS {
         LANDED[c].iter().for_each(|a| a.store(0, Ordering::Relaxed));
+        STORM_IRQS_MISPLACED[c].store(0, Ordering::Relaxed);
     }
     let snapshot = |f: &dyn Fn(usize) -> u64| -> Vec<u64> { targets.iter().map(|&c| f(c)).collect() };
     let nmis0 = snapshot(&|c| percpu::of(c).nmi_count.load(Ordering::SeqCst));
