@@ -263,3 +263,48 @@ fn one_and_eight_cpus_boot() {
     let rows = eight.kernel_lines().into_iter().filter(|l| l.contains(" online  ")).count();
     assert_eq!(rows, 8, "{eight}");
 }
+
+/// On APs, typed at the prompt: `db 3 --cpu 2` pushes into CPU 2's DB2
+/// hole (an oops that kills only the command's thread: the shell lives);
+/// then an IRQ handler on CPU 1 overflows *CPU 1's* IRQ stack into its guard
+/// page, the #DF runs on CPU 1's #DF stack, and the panic (an oops in an
+/// interrupt) stops CPUs 0, 2 and 3.
+#[test]
+fn db2_hole_and_irq_overflow_on_aps_hit_their_own_guards() {
+    let timeout = TIMEOUT_SECS.to_string();
+    let typed = "stacks\rdb 3 --cpu 2\rirq-overflow --cpu 1\r";
+    let run = runner_steps(&["--smp", "4", "--timeout", &timeout], None, vec![("tristack> ", Action::Type(typed.into()))]);
+    run.expect_status(1);
+    let rows = stack_rows(&run);
+
+    // db 3 on CPU 2: the third level's push lands below CPU 2's #DB1 stack,
+    // the handler runs on CPU 2's #DB1; the job thread dies, not the shell.
+    let bug = line_starting(&run, "BUG: #DB2 stack guard page was hit at ");
+    let (db1, db2) = (row(&rows, 2, "#DB1"), row(&rows, 2, "#DB2"));
+    let hit = hex_after(bug, "hit at ");
+    let (glo, ghi) = db2.guard.unwrap();
+    assert!((glo..=ghi).contains(&hit), "{bug} vs {db2:?}");
+    let oops = run.line_index("Oops: stack guard page: 0002 [#1] SMP");
+    assert!(run.kernel_lines()[oops + 1].starts_with("CPU: 2 PID: "), "{run}");
+    let exc = line_starting(&run, "Exception stack: #DB1 ");
+    assert!(within(db1, hex_after(exc, "frame at ")), "{exc}");
+    run.expect("error: db: its thread on CPU 2 (db/2, pid ");
+
+    // irq-overflow on CPU 1.
+    let irq1 = row(&rows, 1, "IRQ");
+    let bug = line_starting(&run, "BUG: IRQ stack guard page was hit at ");
+    let hit = hex_after(bug, "was hit at ");
+    let (glo, ghi) = irq1.guard.unwrap();
+    assert!((glo..=ghi).contains(&hit), "{bug} vs {irq1:?}");
+    assert!(bug.ends_with(&format!("(stack is {:016x}..{:016x})", irq1.bottom, irq1.top - 1)), "{bug}");
+    let who = run.kernel_lines()[run.line_index("Oops: stack guard page: 0000 [#2] SMP") + 1];
+    assert!(who.starts_with("CPU: 1 PID: "), "{who}");
+    let exc = run.kernel_lines().into_iter().filter(|l| l.starts_with("Exception stack: #DF ")).last().unwrap();
+    assert!(within(row(&rows, 1, "#DF"), hex_after(exc, "frame at ")), "{exc}");
+    let sending = run.line_index("Sending NMI from CPU 1 to CPUs 0,2-3:");
+    let end = run.line_index("---[ end Kernel panic - not syncing: Fatal exception in interrupt ]---");
+    for cpu in [0, 2, 3] {
+        let at = run.line_index(&format!("NMI backtrace for cpu {cpu}"));
+        assert!(sending < at && at < end, "{run}");
+    }
+}
