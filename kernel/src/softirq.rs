@@ -30,8 +30,9 @@ const NR_SOFTIRQS: usize = 5;
 pub const MAX_SOFTIRQ_RESTART: usize = 10;
 
 static HANDLERS: [AtomicU64; NR_SOFTIRQS] = [const { AtomicU64::new(0) }; NR_SOFTIRQS];
-/// Softirq rounds run by ksoftirqd instead of at IRQ exit.
-pub static DEFERRED_ROUNDS: AtomicU64 = AtomicU64::new(0);
+/// Per CPU: softirq rounds its ksoftirqd ran instead of an IRQ exit.
+pub static DEFERRED_ROUNDS: [AtomicU64; crate::stacks::layout::MAX_CPUS] =
+    [const { AtomicU64::new(0) }; crate::stacks::layout::MAX_CPUS];
 
 /// Install the handler of `nr`.
 pub fn open(nr: Softirq, handler: fn()) {
@@ -96,7 +97,7 @@ pub fn ksoftirqd(cpu: u64) -> i64 {
     loop {
         crate::sched::wait_until(key, || this_cpu().softirq_pending.load(Ordering::SeqCst) != 0);
         interrupts::disable();
-        DEFERRED_ROUNDS.fetch_add(1, Ordering::Relaxed);
+        DEFERRED_ROUNDS[this_cpu().id()].fetch_add(1, Ordering::Relaxed);
         run_rounds(1);
         interrupts::enable();
     }

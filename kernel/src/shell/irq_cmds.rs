@@ -410,7 +410,7 @@ pub fn irqs(args: &[&str]) -> CmdResult {
             "cpu {c}: irq_count {}, deepest nesting {}, softirq rounds deferred to ksoftirqd {}",
             p.irq_count.load(Ordering::Relaxed),
             p.irq_max_nest.load(Ordering::Relaxed),
-            softirq::DEFERRED_ROUNDS.load(Ordering::Relaxed)
+            softirq::DEFERRED_ROUNDS[c].load(Ordering::Relaxed)
         );
     }
     Ok(())
