@@ -4,10 +4,7 @@ use crate::common::*;
 
 /// The trace lines after the first `Call Trace:` that follows `after`.
 fn trace_after<'a>(run: &'a Run, after: &str) -> Vec<&'a str> {
-    let lines = run.kernel_lines();
-    let from = run.line_index(after);
-    let start = lines[from..].iter().position(|l| *l == "Call Trace:").unwrap_or_else(|| panic!("no trace:\n{run}")) + from + 1;
-    lines[start..].iter().take_while(|l| l.starts_with(' ')).copied().collect()
+    trace_from(run, run.line_index(after))
 }
 
 fn at(trace: &[&str], line: &str) -> usize {

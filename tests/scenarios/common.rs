@@ -244,3 +244,36 @@ pub fn symbolized_frames(lines: &[&str]) -> Vec<String> {
         })
         .collect()
 }
+
+/// A hex number as the kernel prints it (with or without `0x`).
+pub fn hex(s: &str) -> u64 {
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("not hex: {s}"))
+}
+
+/// The hex number right after `key` in `line`.
+pub fn hex_after(line: &str, key: &str) -> u64 {
+    let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key:?} not in {line:?}")) + key.len()..];
+    hex(rest.split(|c: char| !c.is_ascii_hexdigit() && c != 'x').next().unwrap())
+}
+
+/// The first console line starting with `prefix`.
+#[track_caller]
+pub fn line_starting<'a>(run: &'a Run, prefix: &str) -> &'a str {
+    run.kernel_lines()
+        .into_iter()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?}:\n{run}"))
+}
+
+/// Every console line starting with `prefix`.
+pub fn lines_starting<'a>(run: &'a Run, prefix: &str) -> Vec<&'a str> {
+    run.kernel_lines().into_iter().filter(|l| l.starts_with(prefix)).collect()
+}
+
+/// The trace lines after the first `Call Trace:` at or after kernel line `from`.
+#[track_caller]
+pub fn trace_from(run: &Run, from: usize) -> Vec<&str> {
+    let lines = run.kernel_lines();
+    let start = lines[from..].iter().position(|l| *l == "Call Trace:").unwrap_or_else(|| panic!("no trace:\n{run}")) + from + 1;
+    lines[start..].iter().take_while(|l| l.starts_with(' ')).copied().collect()
+}

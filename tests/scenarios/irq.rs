@@ -2,10 +2,6 @@
 
 use crate::common::*;
 
-fn lines_starting<'a>(run: &'a Run, prefix: &str) -> Vec<&'a str> {
-    run.kernel_lines().into_iter().filter(|l| l.starts_with(prefix)).collect()
-}
-
 #[test]
 fn irqnest_3_switches_once_then_stays_on_the_irq_stack() {
     let run = boot("irqnest 3; poweroff");

@@ -2,24 +2,6 @@
 
 use crate::common::*;
 
-fn hex(s: &str) -> u64 {
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("not hex: {s}"))
-}
-
-/// The hex number right after `key` in `line`.
-fn hex_after(line: &str, key: &str) -> u64 {
-    let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key:?} not in {line:?}")) + key.len()..];
-    hex(rest.split(|c: char| !c.is_ascii_hexdigit() && c != 'x').next().unwrap())
-}
-
-/// The first console line starting with `prefix`.
-fn line_starting<'a>(run: &'a Run, prefix: &str) -> &'a str {
-    run.kernel_lines()
-        .into_iter()
-        .find(|l| l.starts_with(prefix))
-        .unwrap_or_else(|| panic!("no line starting {prefix:?}:\n{run}"))
-}
-
 struct Row {
     ty: String,
     bottom: u64,

@@ -9,16 +9,6 @@ fn boot_smp(cpus: u32, cmdline: &str) -> Run {
     runner(&["--smp", &n, "--timeout", &timeout, "--", cmdline])
 }
 
-fn hex(s: &str) -> u64 {
-    u64::from_str_radix(s, 16).unwrap_or_else(|_| panic!("not hex: {s:?}"))
-}
-
-/// The text after `key` up to the next space or ')' or ',', as hex.
-fn hex_after(line: &str, key: &str) -> u64 {
-    let rest = line.split(key).nth(1).unwrap_or_else(|| panic!("no {key:?} in {line:?}"));
-    hex(rest.split([' ', ')', ',']).next().unwrap())
-}
-
 /// One `stacks` row.
 #[derive(Debug, Clone)]
 struct Row {
@@ -49,17 +39,6 @@ fn row<'a>(rows: &'a [Row], cpu: usize, kind: &str) -> &'a Row {
 
 fn within(r: &Row, addr: u64) -> bool {
     (r.bottom..r.top).contains(&addr)
-}
-
-/// The trace lines after the first `Call Trace:` that follows line `from`.
-fn trace_from<'a>(run: &'a Run, from: usize) -> Vec<&'a str> {
-    let lines = run.kernel_lines();
-    let start = lines[from..].iter().position(|l| *l == "Call Trace:").unwrap_or_else(|| panic!("no trace:\n{run}")) + from + 1;
-    lines[start..].iter().take_while(|l| l.starts_with(' ')).copied().collect()
-}
-
-fn line_starting<'a>(run: &'a Run, prefix: &str) -> &'a str {
-    run.kernel_lines().into_iter().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no line {prefix:?}:\n{run}"))
 }
 
 /// Four CPUs come up; each has its own IST and IRQ stacks, disjoint, guards

@@ -35,12 +35,8 @@ fn spawn_8_then_ps_lists_workers_with_their_free_stack() {
     // The shell itself is pid 1, running, and the idle task pid 0.
     assert!(rows.iter().any(|r| r.0 == "init" && r.3 == 1 && r.1 == 'R'), "{run}");
     assert!(rows.iter().any(|r| r.0 == "swapper/0" && r.3 == 0), "{run}");
-    let usage = line_with(&run, "cpu 0 stacks, bytes never touched: IRQ ");
+    let usage = line_starting(&run, "cpu 0 stacks, bytes never touched: IRQ ");
     assert!(usage.contains(" #DF ") && usage.contains(" #MC "), "{usage}");
-}
-
-fn line_with<'a>(run: &'a Run, prefix: &str) -> &'a str {
-    run.kernel_lines().into_iter().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?}:\n{run}"))
 }
 
 #[test]
@@ -66,15 +62,15 @@ fn overflow_kills_only_the_thread_and_the_shell_carries_on() {
     run.expect_status(0);
     let depths = run.kernel_lines().into_iter().filter(|l| l.starts_with("overflow: depth")).count();
     assert!(depths >= 5, "expected visible recursion:\n{run}");
-    let bug = line_with(&run, "BUG: TASK stack guard page was hit at ");
+    let bug = line_starting(&run, "BUG: TASK stack guard page was hit at ");
     let hit = u64::from_str_radix(&bug[38..54], 16).unwrap();
     let bottom = u64::from_str_radix(bug.split("(stack is ").nth(1).unwrap().split("..").next().unwrap(), 16).unwrap();
     assert!(hit < bottom && hit >= bottom - 4096, "{bug}");
     let oops = run.line_index("Oops: stack guard page: 0000 [#1] SMP");
     let who = run.kernel_lines()[oops + 1];
     assert!(who.starts_with("CPU: ") && who.ends_with(" Comm: overflow"), "{who}");
-    line_with(&run, "Exception stack: #DF ");
-    assert!(line_with(&run, "Interrupted RSP: ").ends_with("on TASK guard page"), "{run}");
+    line_starting(&run, "Exception stack: #DF ");
+    assert!(line_starting(&run, "Interrupted RSP: ").ends_with("on TASK guard page"), "{run}");
     // The trace names the recursion, then the thread's entry, per nm.
     let lines = run.kernel_lines();
     let start = run.line_index("Call Trace:") + 1;
@@ -82,7 +78,7 @@ fn overflow_kills_only_the_thread_and_the_shell_carries_on() {
     let names = symbolized_frames(&lines[start..start + n]);
     assert!(names.iter().filter(|f| *f == "tristack::shell::thread_cmds::recurse").count() >= 5, "{names:?}");
     assert!(names.contains(&"tristack::sched::thread_main".to_string()), "{names:?}");
-    let killed = run.line_index(line_with(&run, "oops: killed overflow ("));
+    let killed = run.line_index(line_starting(&run, "oops: killed overflow ("));
     // After the oops: the thread was reaped and ps ran in the living shell.
     assert!(run.line_index("tristack> ps") > killed, "{run}");
     assert!(ps_rows(&run).iter().all(|r| r.0 != "overflow"), "{run}");
@@ -93,7 +89,7 @@ fn overflow_kills_only_the_thread_and_the_shell_carries_on() {
 fn oops_panic_turns_the_overflow_into_a_panic() {
     let run = boot("oops=panic; overflow; echo not-reached");
     run.expect_status(1).expect_no_line("not-reached");
-    line_with(&run, "BUG: TASK stack guard page was hit at ");
+    line_starting(&run, "BUG: TASK stack guard page was hit at ");
     run.expect("\nKernel panic - not syncing: Fatal exception\n");
     run.expect_not("oops: killed");
 }
@@ -102,10 +98,10 @@ fn oops_panic_turns_the_overflow_into_a_panic() {
 fn a_corrupted_end_magic_is_caught_at_the_next_switch() {
     let run = boot("overrun; echo still-here; poweroff");
     run.expect_status(0);
-    let bug = line_with(&run, "Thread overran stack, or stack corrupted: overrun (");
+    let bug = line_starting(&run, "Thread overran stack, or stack corrupted: overrun (");
     assert!(bug.ends_with("holds 0xdeadbeef"), "{bug}");
     assert_eq!(run.kernel_lines()[run.line_index(bug) + 1], "Oops: invalid opcode: 0000 [#1] SMP", "{run}");
-    line_with(&run, "oops: killed overrun (");
+    line_starting(&run, "oops: killed overrun (");
     assert!(run.line_index("still-here") > run.line_index(bug), "{run}");
 }
 
@@ -115,7 +111,7 @@ fn threads_stress_keeps_checksums_and_leaks_nothing() {
     run.expect_status(0);
     run.expect("threads-stress: 64 threads x 10000 switches: 640000 yields in ");
     run.expect(", 0 checksums bad\n").expect("threads-stress: ok, nothing leaked");
-    let line = line_with(&run, "threads-stress: free frames ");
+    let line = line_starting(&run, "threads-stress: free frames ");
     let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
     assert!(nums[0] == nums[1] && nums[2] == nums[3] && nums[4] == nums[5], "{line}");
 }
@@ -124,7 +120,7 @@ fn threads_stress_keeps_checksums_and_leaks_nothing() {
 fn sleep_blocks_for_the_asked_time() {
     let run = boot("sleep 300; poweroff");
     run.expect_status(0);
-    let line = line_with(&run, "sleep: 300 ms asked, ");
+    let line = line_starting(&run, "sleep: 300 ms asked, ");
     let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
     // 300 ms at HZ=250 is 75 jiffies; the TSC agrees within scheduling slack.
     assert!(nums[1] >= 75 && nums[2] >= 290, "{line}");
@@ -135,7 +131,7 @@ fn bench_switch_spawn_and_ipi_print_cycles() {
     let run = boot("bench switch; bench spawn; bench ipi; poweroff");
     run.expect_status(0);
     for what in ["bench switch (", "bench spawn (", "bench ipi (function call CPU 0 -> CPU 1 and back)"] {
-        let line = line_with(&run, what);
+        let line = line_starting(&run, what);
         let min: u64 = line.split("min ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
         let median: u64 = line.split("median ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
         assert!(min > 0 && min <= median, "{line}");

@@ -61,15 +61,8 @@ impl core::fmt::Display for CpuList {
 pub fn print_own_backtrace() {
     let me = percpu::current_cpu_id();
     println!("NMI backtrace for cpu {me}");
-    print_task_line(me);
+    super::oops::print_cpu_line();
     super::backtrace::print_trace(crate::arch::cpu::stack_pointer(), crate::arch::cpu::frame_pointer());
-}
-
-fn print_task_line(me: usize) {
-    match crate::sched::current() {
-        Some(t) => println!("CPU: {me} PID: {} Comm: {:.20}", t.pid, t.name),
-        None => println!("CPU: {me} PID: 0 Comm: swapper/{me}"),
-    }
 }
 
 /// NMI every other online CPU and have each print `NMI backtrace for cpu N`
@@ -111,7 +104,7 @@ pub fn nmi_cpu_backtrace() -> bool {
         core::hint::spin_loop();
     }
     println!("NMI backtrace for cpu {me}");
-    print_task_line(me);
+    super::oops::print_cpu_line();
     // From here, on the NMI stack: the trace shows <NMI>, then whatever it
     // interrupted (an IRQ stack, an #DB stack, a task).
     super::backtrace::print_trace(crate::arch::cpu::stack_pointer(), crate::arch::cpu::frame_pointer());

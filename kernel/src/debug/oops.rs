@@ -54,12 +54,7 @@ pub fn die(what: &str, regs: &Regs) -> ! {
         // SAFETY: deliberately fatal, to exercise the recursion guard above.
         unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
     }
-    let cpu = percpu::current_cpu_id();
-    match crate::sched::current() {
-        Some(t) => println!("CPU: {cpu} PID: {} Comm: {:.20}", t.pid, t.name),
-        // Before the scheduler starts the boot code is Linux's idle task.
-        None => println!("CPU: {cpu} PID: 0 Comm: swapper/{cpu}"),
-    }
+    print_cpu_line();
     println!("RIP: {:04x}:{}", regs.cs, super::symbols::Ps(regs.rip));
     show_regs(regs);
     let frame = regs as *const Regs as u64;
@@ -82,6 +77,17 @@ pub fn die(what: &str, regs: &Regs) -> ! {
     super::nmi_backtrace::trigger_all_cpu_backtrace(true);
     println!("---[ end Kernel panic - not syncing: {reason} ]---");
     exit(ExitCode::Failure)
+}
+
+/// `CPU: n PID: p Comm: name` (Linux `dump_stack_print_info`), for the
+/// oops and for NMI backtraces.
+pub fn print_cpu_line() {
+    let cpu = percpu::current_cpu_id();
+    match crate::sched::current() {
+        Some(t) => println!("CPU: {cpu} PID: {} Comm: {:.20}", t.pid, t.name),
+        // Before the scheduler starts the boot code is Linux's idle task.
+        None => println!("CPU: {cpu} PID: 0 Comm: swapper/{cpu}"),
+    }
 }
 
 /// Called when the killed thread is gone and the CPU moves on: undo what
