@@ -67,7 +67,9 @@ fn call_function_interrupt(_: &mut Regs) {
 /// Run every call queued for this CPU (interrupts off).
 fn run_queued_calls() {
     let queue = &CALL_QUEUES[this_cpu().id()];
-    while let Some(call) = queue.lock().pop_front() {
+    loop {
+        // The queue's lock is released before the call runs.
+        let Some(call) = queue.lock().pop_front() else { break };
         (call.func)(call.arg);
         // SAFETY: `done` is the sender's counter; it waits until we count.
         unsafe { &*(call.done as *const AtomicU64) }.fetch_add(1, Ordering::Release);
