@@ -10,9 +10,7 @@ use std::path::PathBuf;
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let kernel = PathBuf::from(
-        std::env::var_os("CARGO_BIN_FILE_KERNEL_kernel").expect("bindeps sets the kernel path"),
-    );
+    let kernel = PathBuf::from(std::env::var_os("CARGO_BIN_FILE_KERNEL_kernel").expect("bindeps sets the kernel path"));
     let bios = out.join("tristack-bios.img");
     let booted = strip_debug_info(&kernel, &out);
     // The bootloader logs its stages to the serial port (useful: it is the
@@ -40,9 +38,9 @@ fn strip_debug_info(kernel: &std::path::Path, out: &std::path::Path) -> PathBuf 
     let stripped = out.join("kernel.stripped");
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let sysroot = std::process::Command::new(rustc).args(["--print", "sysroot"]).output().ok();
-    let objcopy = sysroot.and_then(|o| String::from_utf8(o.stdout).ok()).map(|root| {
-        PathBuf::from(root.trim()).join("lib/rustlib/x86_64-unknown-linux-gnu/bin/llvm-objcopy")
-    });
+    let objcopy = sysroot
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|root| PathBuf::from(root.trim()).join("lib/rustlib/x86_64-unknown-linux-gnu/bin/llvm-objcopy"));
     let ok = objcopy.is_some_and(|tool| {
         std::process::Command::new(tool)
             .arg("--strip-debug")

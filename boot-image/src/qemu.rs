@@ -91,8 +91,7 @@ pub fn run(cli: &Cli) -> Result<Outcome, String> {
         None
     } else {
         let path = std::env::temp_dir().join(format!("tristack-cmdline-{}", std::process::id()));
-        std::fs::write(&path, joined_cmdline(&cli.cmdline))
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        std::fs::write(&path, joined_cmdline(&cli.cmdline)).map_err(|e| format!("writing {}: {e}", path.display()))?;
         Some(TempFile(path))
     };
     let stdin_is_terminal = std::io::stdin().is_terminal();
@@ -117,9 +116,7 @@ pub fn run(cli: &Cli) -> Result<Outcome, String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| {
-            format!("cannot start {QEMU}: {e} (install it: apt-get install qemu-system-x86)")
-        })?;
+        .map_err(|e| format!("cannot start {QEMU}: {e} (install it: apt-get install qemu-system-x86)"))?;
 
     // Copy the serial console to our stdout (and the log) as it arrives.
     let mut serial = child.stdout.take().expect("stdout is piped");
@@ -190,8 +187,20 @@ mod tests {
     #[test]
     fn options_reach_qemu() {
         let a = args_of(&[
-            "run", "--accel", "kvm", "--smp", "4", "--mem", "512", "--gdb", "--monitor", "/m.sock",
-            "--qemu-arg", "-d", "--qemu-arg", "int",
+            "run",
+            "--accel",
+            "kvm",
+            "--smp",
+            "4",
+            "--mem",
+            "512",
+            "--gdb",
+            "--monitor",
+            "/m.sock",
+            "--qemu-arg",
+            "-d",
+            "--qemu-arg",
+            "int",
         ]);
         let s = a.join(" ");
         assert!(s.contains("-accel kvm -smp 4 -m 512M"), "{s}");

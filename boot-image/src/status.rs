@@ -50,12 +50,10 @@ impl Outcome {
             Outcome::KernelFailure => Some("kernel reported failure (exit status 1)".into()),
             Outcome::QemuError(Some(c)) => Some(format!("qemu exited with status {c} (exit status 1)")),
             Outcome::QemuError(None) => Some("qemu was killed by a signal (exit status 1)".into()),
-            Outcome::Reset => Some(
-                "guest reset without reporting (triple fault?) (exit status 3)".into(),
-            ),
-            Outcome::Timeout(secs) => Some(format!(
-                "timeout: killed QEMU after {secs} s (--timeout {secs}) (exit status 124)"
-            )),
+            Outcome::Reset => Some("guest reset without reporting (triple fault?) (exit status 3)".into()),
+            Outcome::Timeout(secs) => {
+                Some(format!("timeout: killed QEMU after {secs} s (--timeout {secs}) (exit status 124)"))
+            }
         }
     }
 }

@@ -67,12 +67,7 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
     let cal = crate::arch::apic::calibrate_timer();
     crate::time::set_tsc_per_ms(cal.tsc_per_ms);
     TIMER.call_once(|| cal);
-    println!(
-        "Timer: local APIC {} counts/ms, TSC {} kHz, HZ={}",
-        cal.apic_per_ms,
-        cal.tsc_per_ms,
-        crate::time::HZ
-    );
+    println!("Timer: local APIC {} counts/ms, TSC {} kHz, HZ={}", cal.apic_per_ms, cal.tsc_per_ms, crate::time::HZ);
     // Off the bootloader's stack for good: the rest runs as pid 1 on a
     // THREAD_SIZE stack, with an idle task behind it.
     crate::sched::start("init", init_main)
@@ -134,17 +129,13 @@ fn route_device_interrupts(madt: &crate::drivers::acpi::Madt) {
     };
     let inputs = ioapic::init(first);
     let me = apic::id();
-    for (irq_line, handler, name) in [
-        (PIT_IRQ, pit_irq as irq::Handler, "timer (PIT)"),
-        (COM1_IRQ, com1_irq as irq::Handler, "ttyS0"),
-    ] {
+    for (irq_line, handler, name) in
+        [(PIT_IRQ, pit_irq as irq::Handler, "timer (PIT)"), (COM1_IRQ, com1_irq as irq::Handler, "ttyS0")]
+    {
         let route = madt.isa_route(irq_line);
         let vector = ioapic::isa_irq_vector(irq_line);
-        let label = alloc::format!(
-            "IO-APIC {:>3}-{}  {name}",
-            route.gsi,
-            if route.level { "fasteoi" } else { "edge   " }
-        );
+        let label =
+            alloc::format!("IO-APIC {:>3}-{}  {name}", route.gsi, if route.level { "fasteoi" } else { "edge   " });
         irq::register(vector, handler, alloc::boxed::Box::leak(label.into_boxed_str()));
         ioapic::route(route, vector, me);
         println!("IO-APIC: ISA IRQ {irq_line} -> GSI {} -> vector {vector:#04x} ({name})", route.gsi);

@@ -9,25 +9,25 @@
 
 extern crate alloc;
 
-pub mod stacks;
+pub mod debug;
+pub mod drivers;
 pub mod mm;
 pub mod shell;
-pub mod drivers;
-pub mod debug;
+pub mod stacks;
 
 #[cfg(target_os = "none")]
 pub mod arch;
 #[cfg(target_os = "none")]
-pub mod ktest;
-#[cfg(target_os = "none")]
 pub mod boot;
 #[cfg(target_os = "none")]
+pub mod ktest;
+#[cfg(target_os = "none")]
 pub mod sched;
+#[cfg(target_os = "none")]
+pub mod smp;
 #[cfg(target_os = "none")]
 pub mod softirq;
 #[cfg(target_os = "none")]
 pub mod sync;
 #[cfg(target_os = "none")]
 pub mod time;
-#[cfg(target_os = "none")]
-pub mod smp;

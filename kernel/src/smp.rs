@@ -95,7 +95,10 @@ pub fn call_on(cpus: impl Iterator<Item = usize>, func: fn(u64), arg: u64) -> u6
         }
         if time::rdtsc() > deadline {
             // Never return while a CPU may still write `done` on our stack.
-            panic!("smp: {} of {sent} CPUs did not run a function call within {CALL_TIMEOUT_MS} ms", sent - done.load(Ordering::Acquire));
+            panic!(
+                "smp: {} of {sent} CPUs did not run a function call within {CALL_TIMEOUT_MS} ms",
+                sent - done.load(Ordering::Acquire)
+            );
         }
         core::hint::spin_loop();
     }
@@ -230,7 +233,10 @@ pub mod ktests {
         for cpu in percpu::online_cpus().filter(|&c| c != me) {
             let sp = SP[cpu].load(Ordering::SeqCst);
             let (bottom, top) = crate::stacks::irq::range(cpu).ok_or("no IRQ stack")?;
-            kcheck!((bottom..top).contains(&sp), "CPU {cpu}'s call ran at {sp:#x}, not on its IRQ stack {bottom:#x}..{top:#x}");
+            kcheck!(
+                (bottom..top).contains(&sp),
+                "CPU {cpu}'s call ran at {sp:#x}, not on its IRQ stack {bottom:#x}..{top:#x}"
+            );
             let area = AREA[cpu].load(Ordering::SeqCst);
             kcheck!(area == percpu::of(cpu) as *const _ as u64, "CPU {cpu}'s GS pointed at {area:#x}");
         }

@@ -57,20 +57,13 @@ impl Run {
     /// Index of the first kernel line equal to `line`, or panic.
     #[track_caller]
     pub fn line_index(&self, line: &str) -> usize {
-        self.kernel_lines()
-            .iter()
-            .position(|l| *l == line)
-            .unwrap_or_else(|| panic!("no line {line:?}:\n{self}"))
+        self.kernel_lines().iter().position(|l| *l == line).unwrap_or_else(|| panic!("no line {line:?}:\n{self}"))
     }
 }
 
 impl std::fmt::Display for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "--- status {:?}\n--- serial\n{}\n--- stderr\n{}",
-            self.status, self.serial, self.stderr
-        )
+        write!(f, "--- status {:?}\n--- serial\n{}\n--- stderr\n{}", self.status, self.serial, self.stderr)
     }
 }
 
@@ -107,12 +100,8 @@ pub fn runner_steps(args: &[&str], cmdline: Option<&[u8]>, steps: Vec<(&str, Act
     if let Some(bytes) = cmdline {
         cmd.arg("--").arg(std::ffi::OsStr::from_bytes(bytes));
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the runner");
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start the runner");
     let mut stdin = child.stdin.take();
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
@@ -274,6 +263,7 @@ pub fn lines_starting<'a>(run: &'a Run, prefix: &str) -> Vec<&'a str> {
 #[track_caller]
 pub fn trace_from(run: &Run, from: usize) -> Vec<&str> {
     let lines = run.kernel_lines();
-    let start = lines[from..].iter().position(|l| *l == "Call Trace:").unwrap_or_else(|| panic!("no trace:\n{run}")) + from + 1;
+    let start =
+        lines[from..].iter().position(|l| *l == "Call Trace:").unwrap_or_else(|| panic!("no trace:\n{run}")) + from + 1;
     lines[start..].iter().take_while(|l| l.starts_with(' ')).copied().collect()
 }

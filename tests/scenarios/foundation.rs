@@ -26,8 +26,12 @@ fn unknown_command_ends_the_boot_with_an_error_naming_valid_commands() {
     let t = token("after");
     let run = boot(&format!("frobnicate now; echo {t}; poweroff"));
     run.expect_status(1).expect_no_line(&t);
-    let line = run.kernel_lines().into_iter().find(|l| l.starts_with("error: unknown command"))
-        .unwrap_or_else(|| panic!("no error line:\n{run}")).to_string();
+    let line = run
+        .kernel_lines()
+        .into_iter()
+        .find(|l| l.starts_with("error: unknown command"))
+        .unwrap_or_else(|| panic!("no error line:\n{run}"))
+        .to_string();
     assert!(line.starts_with("error: unknown command 'frobnicate'; valid commands: "), "{line}");
     for valid in ["help", "echo", "meminfo", "ktest", "panic", "triple-fault", "fail", "poweroff"] {
         assert!(line.contains(valid), "{valid} missing from {line}");
@@ -100,8 +104,12 @@ fn ktest_filter_that_matches_nothing_is_an_error() {
 fn meminfo_frames_add_up_and_vmap_is_in_the_map() {
     let run = boot("meminfo; poweroff");
     run.expect_status(0);
-    let line = run.kernel_lines().into_iter().find(|l| l.starts_with("frames:"))
-        .unwrap_or_else(|| panic!("{run}")).to_string();
+    let line = run
+        .kernel_lines()
+        .into_iter()
+        .find(|l| l.starts_with("frames:"))
+        .unwrap_or_else(|| panic!("{run}"))
+        .to_string();
     let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
     // "frames:  U usable, F free, X used (4 KiB each)"
     assert!(nums.len() >= 3 && nums[0] == nums[1] + nums[2], "{line}");

@@ -21,8 +21,14 @@ fn softirq_runs_on_the_irq_stack_and_a_nested_hard_irq_does_not_switch() {
     let run = boot("softirq; poweroff");
     run.expect_status(0);
     let steps = lines_starting(&run, "softirq: ");
-    assert!(steps[0].starts_with("softirq: 1. hard IRQ 0x41: irq_count 0, on the IRQ stack, frame saved on TASK"), "{run}");
-    assert_eq!(steps[1], "softirq: 2. softirq at the outermost IRQ exit: irq_count 0, on the IRQ stack, interrupts on", "{run}");
+    assert!(
+        steps[0].starts_with("softirq: 1. hard IRQ 0x41: irq_count 0, on the IRQ stack, frame saved on TASK"),
+        "{run}"
+    );
+    assert_eq!(
+        steps[1], "softirq: 2. softirq at the outermost IRQ exit: irq_count 0, on the IRQ stack, interrupts on",
+        "{run}"
+    );
     assert!(steps[2].starts_with("softirq: 3. hard IRQ 0x42 inside the softirq: irq_count 1, on the IRQ stack (no switch), frame saved on IRQ"), "{run}");
     assert_eq!(steps[3], "softirq: back in the thread, irq_count -1", "{run}");
 }
@@ -50,7 +56,8 @@ fn irq_overflow_hits_the_irq_stack_guard_and_oopses() {
     let bug = lines_starting(&run, "BUG: IRQ stack guard page was hit at ");
     assert_eq!(bug.len(), 1, "{run}");
     let hit = u64::from_str_radix(&bug[0][37..53], 16).unwrap();
-    let bottom = u64::from_str_radix(bug[0].split("(stack is ").nth(1).unwrap().split("..").next().unwrap(), 16).unwrap();
+    let bottom =
+        u64::from_str_radix(bug[0].split("(stack is ").nth(1).unwrap().split("..").next().unwrap(), 16).unwrap();
     assert!(hit < bottom && hit >= bottom - 4096, "{}", bug[0]);
     run.expect("\nOops: stack guard page: 0000 [#1] SMP\n");
     assert!(lines_starting(&run, "Interrupted RSP: ")[0].ends_with("on IRQ guard page"), "{run}");

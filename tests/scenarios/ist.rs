@@ -126,10 +126,16 @@ fn db_3_pushes_into_the_db2_hole_and_oopses() {
     let n = lines[start..].iter().take_while(|l| l.starts_with(' ')).count();
     let trace = &lines[start..start + n];
     let at = |m: &str| trace.iter().position(|l| *l == m).unwrap_or_else(|| panic!("no {m:?} in {trace:#?}"));
-    assert!(at(" <#DB1>") < at(" </#DB1>") && at(" </#DB1>") < at(" <#DB>") && at(" <#DB>") < at(" </#DB>"), "{trace:#?}");
+    assert!(
+        at(" <#DB1>") < at(" </#DB1>") && at(" </#DB1>") < at(" <#DB>") && at(" <#DB>") < at(" </#DB>"),
+        "{trace:#?}"
+    );
     let names = symbolized_frames(trace);
     let pos = |n: &str| names.iter().position(|x| x == n).unwrap_or_else(|| panic!("{n} not in {names:?}"));
-    assert!(pos("tristack::arch::x86_64::debug::db_target_2") < pos("tristack::arch::x86_64::debug::db_target_1"), "{names:?}");
+    assert!(
+        pos("tristack::arch::x86_64::debug::db_target_2") < pos("tristack::arch::x86_64::debug::db_target_1"),
+        "{names:?}"
+    );
     assert!(pos("tristack::arch::x86_64::debug::db_target_1") < pos("tristack::shell::stack_cmds::db"), "{names:?}");
     // The shell is init: an oops there cannot be survived (Linux panics too).
     run.expect("\nKernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\n");
@@ -228,7 +234,8 @@ fn a_fault_inside_the_oops_prints_one_line_and_stops() {
     let first = run.line_index("Oops: invalid opcode: 0000 [#1] SMP");
     let second = run.kernel_lines()[first + 1];
     assert!(
-        second.starts_with("Oops: invalid opcode at RIP ffffffff8") && second.ends_with("inside the oops path; stopping"),
+        second.starts_with("Oops: invalid opcode at RIP ffffffff8")
+            && second.ends_with("inside the oops path; stopping"),
         "{run}"
     );
     // Stopped: no register block, no second header, no end marker.

@@ -21,7 +21,8 @@ struct Row {
 
 fn stack_rows(run: &Run) -> Vec<Row> {
     let lines = run.kernel_lines();
-    let start = run.line_index("cpu type  bottom           top              size   guard (unmapped)                  via") + 1;
+    let start =
+        run.line_index("cpu type  bottom           top              size   guard (unmapped)                  via") + 1;
     lines[start..]
         .iter()
         .take_while(|l| l.starts_with(' '))
@@ -34,7 +35,9 @@ fn stack_rows(run: &Run) -> Vec<Row> {
 }
 
 fn row<'a>(rows: &'a [Row], cpu: usize, kind: &str) -> &'a Row {
-    rows.iter().find(|r| r.cpu == cpu && r.kind == kind).unwrap_or_else(|| panic!("no {kind} row for CPU {cpu}: {rows:#?}"))
+    rows.iter()
+        .find(|r| r.cpu == cpu && r.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} row for CPU {cpu}: {rows:#?}"))
 }
 
 fn within(r: &Row, addr: u64) -> bool {
@@ -55,7 +58,9 @@ fn four_cpus_each_with_their_own_stacks_and_every_demo_on_an_ap() {
 
     // cpus: four online CPUs, distinct APIC ids, IST tops as the TSS says.
     let lines = run.kernel_lines();
-    let head = run.line_index("CPU APIC state   IRQ stack top    #DF top          NMI top          #DB top          #MC top          current");
+    let head = run.line_index(
+        "CPU APIC state   IRQ stack top    #DF top          NMI top          #DB top          #MC top          current",
+    );
     let cpus: Vec<Vec<&str>> = lines[head + 1..head + 5].iter().map(|l| l.split_whitespace().collect()).collect();
     let mut apic_ids: Vec<&str> = cpus.iter().map(|w| w[1]).collect();
     apic_ids.dedup();
@@ -102,10 +107,18 @@ fn four_cpus_each_with_their_own_stacks_and_every_demo_on_an_ap() {
     assert!(within(row(&rows, 2, "#MC"), hex_after(l, "(frame ")), "{l}");
     // irqnest and softirq: every handler step on that CPU's own IRQ stack.
     let irq1 = row(&rows, 1, "IRQ");
-    run.expect(&format!("irqnest: 3 of 3 handler steps ran on CPU 1's IRQ stack {:016x}..{:016x}\n", irq1.bottom, irq1.top));
-    run.expect("irqnest: level 3: vector 0x60, irq_count 2, on the IRQ stack (nested: no switch), frame saved on IRQ\n");
+    run.expect(&format!(
+        "irqnest: 3 of 3 handler steps ran on CPU 1's IRQ stack {:016x}..{:016x}\n",
+        irq1.bottom, irq1.top
+    ));
+    run.expect(
+        "irqnest: level 3: vector 0x60, irq_count 2, on the IRQ stack (nested: no switch), frame saved on IRQ\n",
+    );
     let irq3 = row(&rows, 3, "IRQ");
-    run.expect(&format!("softirq: 3 of 3 handler steps ran on CPU 3's IRQ stack {:016x}..{:016x}\n", irq3.bottom, irq3.top));
+    run.expect(&format!(
+        "softirq: 3 of 3 handler steps ran on CPU 3's IRQ stack {:016x}..{:016x}\n",
+        irq3.bottom, irq3.top
+    ));
     // bt-irq on CPU 2: <IRQ> ... </IRQ>, then the pinned job thread.
     let trace = trace_from(&run, run.line_index("bt-irq: in a hard IRQ nested in a softirq of a hard IRQ:"));
     assert_eq!(trace[0], " <IRQ>", "{trace:#?}");
@@ -167,12 +180,17 @@ fn bt_all_tlb_shootdown_and_threads_across_four_cpus() {
     let flushed = line_starting(&run, "tlb-shootdown: freed 0x");
     assert!(flushed.ends_with("CPU 3 flushed it 1 time(s)"), "{flushed}");
     let oops = run.line_index("Oops: page fault: 0000 [#1] SMP");
-    assert!(run.kernel_lines()[oops + 1].starts_with("CPU: 3 PID: ") && run.kernel_lines()[oops + 1].ends_with(" Comm: tlb-reader"), "{run}");
+    assert!(
+        run.kernel_lines()[oops + 1].starts_with("CPU: 3 PID: ")
+            && run.kernel_lines()[oops + 1].ends_with(" Comm: tlb-reader"),
+        "{run}"
+    );
     // Without it, CPU 1 usually reads the freed frame through its stale
     // entry; not always (any flush on CPU 1 drops the entry), so either
     // outcome is accepted, and no shoot-down may have happened.
     assert!(
-        run.serial.contains("tlb-shootdown: without the shoot-down, CPU 1 read freed memory: this is the bug it prevents")
+        run.serial
+            .contains("tlb-shootdown: without the shoot-down, CPU 1 read freed memory: this is the bug it prevents")
             || run.serial.contains("tlb-shootdown: without the shoot-down, CPU 1 faulted anyway"),
         "{run}"
     );
@@ -233,7 +251,8 @@ fn nmi_storm_for_ten_seconds_loses_nothing() {
 fn one_and_eight_cpus_boot() {
     let timeout = TIMEOUT_SECS.to_string();
     let typed = "cpus\rnmi-storm 1\rbt-all\rpoweroff\r";
-    let one = runner_steps(&["--smp", "1", "--timeout", &timeout], None, vec![("tristack> ", Action::Type(typed.into()))]);
+    let one =
+        runner_steps(&["--smp", "1", "--timeout", &timeout], None, vec![("tristack> ", Action::Type(typed.into()))]);
     one.expect_status(0).expect("\nsmp: Brought up 1 node, 1 CPU\n");
     one.expect("error: nmi-storm: needs at least 2 CPUs (boot with --smp 2 or more)");
     one.expect("NMI backtrace for cpu 0\n").expect_not("Sending NMI");
@@ -252,7 +271,8 @@ fn one_and_eight_cpus_boot() {
 fn db2_hole_and_irq_overflow_on_aps_hit_their_own_guards() {
     let timeout = TIMEOUT_SECS.to_string();
     let typed = "stacks\rdb 3 --cpu 2\rirq-overflow --cpu 1\r";
-    let run = runner_steps(&["--smp", "4", "--timeout", &timeout], None, vec![("tristack> ", Action::Type(typed.into()))]);
+    let run =
+        runner_steps(&["--smp", "4", "--timeout", &timeout], None, vec![("tristack> ", Action::Type(typed.into()))]);
     run.expect_status(1);
     let rows = stack_rows(&run);
 

@@ -9,8 +9,8 @@ struct KernelWalker;
 
 impl super::unwind::Walker for KernelWalker {
     fn stack_of(&self, addr: u64) -> Option<super::unwind::Stack> {
-        use crate::stacks::info::StackKind;
         use super::unwind::{Link, Stack};
+        use crate::stacks::info::StackKind;
         let s = crate::stacks::info::stack_of(addr)?;
         let link = match s.kind {
             StackKind::Task => Link::None,

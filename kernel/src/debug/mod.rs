@@ -3,11 +3,11 @@
 
 #[cfg(target_os = "none")]
 pub mod backtrace;
-pub mod symbols;
-pub mod unwind;
 #[cfg(target_os = "none")]
 pub mod nmi_backtrace;
 #[cfg(target_os = "none")]
 pub mod oops;
 #[cfg(target_os = "none")]
 pub mod panic;
+pub mod symbols;
+pub mod unwind;

@@ -59,12 +59,9 @@ pub fn die(what: &str, regs: &Regs) -> ! {
     show_regs(regs);
     let frame = regs as *const Regs as u64;
     match info::stack_of(frame) {
-        Some(s) => println!(
-            "Exception stack: {} {:016x}..{:016x}, frame at {frame:016x}",
-            s.name(),
-            s.bottom,
-            s.top - 1
-        ),
+        Some(s) => {
+            println!("Exception stack: {} {:016x}..{:016x}, frame at {frame:016x}", s.name(), s.bottom, s.top - 1)
+        }
         None => println!("Exception stack: unknown, frame at {frame:016x}"),
     }
     println!("Interrupted RSP: {:016x} on {}", regs.rsp, info::name_of(regs.rsp));

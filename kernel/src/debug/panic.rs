@@ -33,12 +33,7 @@ fn panic(info: &PanicInfo) -> ! {
     }
     let message = info.message();
     match info.location() {
-        Some(l) => println!(
-            "Kernel panic - not syncing: {message} ({}:{}:{})",
-            l.file(),
-            l.line(),
-            l.column()
-        ),
+        Some(l) => println!("Kernel panic - not syncing: {message} ({}:{}:{})", l.file(), l.line(), l.column()),
         None => println!("Kernel panic - not syncing: {message}"),
     }
     print_trace(cpu::stack_pointer(), cpu::frame_pointer());

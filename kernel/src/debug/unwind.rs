@@ -61,9 +61,15 @@ pub enum Line {
     Enter(&'static str),
     Leave(&'static str),
     /// A text address; `reliable` = proven by the frame-pointer chain.
-    Addr { addr: u64, reliable: bool },
+    Addr {
+        addr: u64,
+        reliable: bool,
+    },
     /// The same for an interrupted RIP (see `Walker::is_interrupted_ip`).
-    Ip { addr: u64, reliable: bool },
+    Ip {
+        addr: u64,
+        reliable: bool,
+    },
 }
 
 /// At most this many stacks per walk (a CPU has task, IRQ and six IST stacks).
@@ -139,7 +145,10 @@ mod tests {
         fn read(&self, addr: u64) -> u64 {
             self.reads.set(self.reads.get() + 1);
             assert!(addr % 8 == 0, "unaligned read {addr:#x}");
-            assert!(self.stacks.iter().any(|s| addr >= s.bottom && addr + 8 <= s.top), "read outside every stack: {addr:#x}");
+            assert!(
+                self.stacks.iter().any(|s| addr >= s.bottom && addr + 8 <= s.top),
+                "read outside every stack: {addr:#x}"
+            );
             *self.mem.get(&addr).unwrap_or(&0)
         }
         fn is_text(&self, addr: u64) -> bool {
@@ -254,10 +263,7 @@ mod tests {
         let t = |n| TEXT.start + n;
         // Handler frame on the IRQ stack whose saved RBP points into the task stack.
         let (hf, tf) = (0x23e00, 0x13e00);
-        let f = fake(
-            vec![TASK, IRQ],
-            &[(hf, tf), (hf + 8, t(1)), (IRQ.top - 8, 0x13d00), (tf, 0), (tf + 8, t(2))],
-        );
+        let f = fake(vec![TASK, IRQ], &[(hf, tf), (hf + 8, t(1)), (IRQ.top - 8, 0x13d00), (tf, 0), (tf + 8, t(2))]);
         assert_eq!(
             walk(&f, 0x23d00, hf),
             vec![Line::Enter("IRQ"), addr(t(1), true), Line::Leave("IRQ"), addr(t(2), true)]

@@ -58,11 +58,11 @@ impl Madt {
     /// ISA IRQ `irq`'s route: an interrupt source override, or identity,
     /// edge-triggered, active high (the ISA defaults).
     pub fn isa_route(&self, irq: u8) -> IsaRoute {
-        self.overrides
-            .iter()
-            .find(|(src, _)| *src == irq)
-            .map(|(_, r)| *r)
-            .unwrap_or(IsaRoute { gsi: u32::from(irq), active_low: false, level: false })
+        self.overrides.iter().find(|(src, _)| *src == irq).map(|(_, r)| *r).unwrap_or(IsaRoute {
+            gsi: u32::from(irq),
+            active_low: false,
+            level: false,
+        })
     }
 }
 
@@ -98,7 +98,9 @@ pub fn madt(rsdp: u64) -> Result<Madt, alloc::string::String> {
     let processors = info
         .processor_info
         .as_ref()
-        .map(|pi| core::iter::once(entry(&pi.boot_processor)).chain(pi.application_processors.iter().map(entry)).collect())
+        .map(|pi| {
+            core::iter::once(entry(&pi.boot_processor)).chain(pi.application_processors.iter().map(entry)).collect()
+        })
         .unwrap_or_default();
     Ok(Madt { io_apics, processors, overrides })
 }

@@ -51,13 +51,11 @@ pub fn vmap_map_touch_free() -> KResult {
     const PAGES: u64 = 4;
     let guards = vmalloc::ONE_PAGE_GUARDS;
     // The first cycle may allocate page-table frames that stay; measure the second.
-    let warm = vmalloc::vmalloc_guarded(PAGES * PAGE_SIZE, PAGE_SIZE, guards)
-        .map_err(|e| alloc::format!("{e}"))?;
+    let warm = vmalloc::vmalloc_guarded(PAGES * PAGE_SIZE, PAGE_SIZE, guards).map_err(|e| alloc::format!("{e}"))?;
     vmalloc::vfree(warm.start).map_err(|e| alloc::format!("{e}"))?;
     let (frames_before, stats_before) = (phys::counts().1, vmalloc::stats());
 
-    let r = vmalloc::vmalloc_guarded(PAGES * PAGE_SIZE, PAGE_SIZE, guards)
-        .map_err(|e| alloc::format!("{e}"))?;
+    let r = vmalloc::vmalloc_guarded(PAGES * PAGE_SIZE, PAGE_SIZE, guards).map_err(|e| alloc::format!("{e}"))?;
     kcheck!(phys::counts().1 == frames_before - PAGES, "mapping took the wrong number of frames");
     for va in (r.start..r.end()).step_by(PAGE_SIZE as usize) {
         let flags = paging::translate(va).map(|(_, f)| f);
@@ -99,8 +97,7 @@ pub fn vmap_thread_size_aligned() -> KResult {
             kcheck!(r.start % THREAD_SIZE == 0, "stack at {:#x} not THREAD_SIZE-aligned", r.start);
             kcheck!(paging::translate(r.start - 8).is_none(), "guard below {:#x} mapped", r.start);
         }
-        kcheck!(a.reserved_end() <= b.reserved_start() || b.reserved_end() <= a.reserved_start(),
-            "two stacks overlap");
+        kcheck!(a.reserved_end() <= b.reserved_start() || b.reserved_end() <= a.reserved_start(), "two stacks overlap");
         Ok(())
     })();
     vmalloc::vfree(a.start).map_err(|e| alloc::format!("{e}"))?;

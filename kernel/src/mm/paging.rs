@@ -8,8 +8,7 @@ use crate::sync::IrqMutex as Mutex;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
 use x86_64::structures::paging::{
-    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB,
-    Translate,
+    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB, Translate,
 };
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -69,9 +68,7 @@ pub fn unmap(va: u64) -> Option<PhysFrame<Size4KiB>> {
 /// Walk the page tables for `va`: its physical address and the leaf's flags.
 pub fn translate(va: u64) -> Option<(PhysAddr, PageTableFlags)> {
     with_table(|t| match t.translate(VirtAddr::new(va)) {
-        TranslateResult::Mapped { frame, offset, flags } => {
-            Some((frame.start_address() + offset, flags))
-        }
+        TranslateResult::Mapped { frame, offset, flags } => Some((frame.start_address() + offset, flags)),
         TranslateResult::NotMapped | TranslateResult::InvalidFrameAddress(_) => None,
     })
 }
@@ -92,11 +89,7 @@ pub fn map_new_pages(start: u64, size: u64, flags: PageTableFlags) -> Result<(),
             // SAFETY: the frame is fresh from the allocator, so nothing else
             // refers to it; the direct map makes it writable here.
             unsafe {
-                core::ptr::write_bytes(
-                    phys::phys_to_virt(frame.start_address().as_u64()),
-                    0,
-                    PAGE_SIZE as usize,
-                )
+                core::ptr::write_bytes(phys::phys_to_virt(frame.start_address().as_u64()), 0, PAGE_SIZE as usize)
             };
             map(start + offset, frame, flags).inspect_err(|()| {
                 let _ = phys::free_frame(frame);

@@ -1,8 +1,8 @@
 //! The physical frame allocator: a `FrameBitmap` built from the boot memory
 //! map, stored in usable memory and reached through the direct map.
 
-use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
 use crate::sync::IrqMutex as Mutex;
+use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use x86_64::PhysAddr;
 
@@ -51,18 +51,13 @@ pub fn init(regions: &MemoryRegions) {
     let words = max_pfn.div_ceil(64) as usize;
     // Two bitmaps (in use, usable) live in the first usable range that fits them.
     let storage_frames = (2 * words * 8).div_ceil(PAGE_SIZE as usize) as u64;
-    let home = usable()
-        .find(|r| r.end - r.start >= storage_frames)
-        .expect("no room for the frame bitmap");
+    let home = usable().find(|r| r.end - r.start >= storage_frames).expect("no room for the frame bitmap");
     let base = phys_to_virt(home.start * PAGE_SIZE) as *mut u64;
     // SAFETY: `home` is usable RAM that nothing else owns yet (the allocator
     // is not built), mapped writable by the direct map; the two slices are
     // disjoint and live forever because those frames are reserved below.
     let (bits, usable_bits) = unsafe {
-        (
-            core::slice::from_raw_parts_mut(base, words),
-            core::slice::from_raw_parts_mut(base.add(words), words),
-        )
+        (core::slice::from_raw_parts_mut(base, words), core::slice::from_raw_parts_mut(base.add(words), words))
     };
     let mut fb = FrameBitmap::new(bits, usable_bits);
     for r in usable() {

@@ -35,8 +35,7 @@ impl VmRange {
     }
     /// Whether `addr` is in one of this range's guard pages.
     pub fn in_guard(&self, addr: u64) -> bool {
-        (self.reserved_start()..self.start).contains(&addr)
-            || (self.end()..self.reserved_end()).contains(&addr)
+        (self.reserved_start()..self.start).contains(&addr) || (self.end()..self.reserved_end()).contains(&addr)
     }
 }
 
@@ -95,13 +94,7 @@ impl VmapSpace {
 
     /// Reserve `size` bytes aligned to `align`, with unmapped guards of
     /// `guard_below` and `guard_above` bytes around them. First fit.
-    pub fn alloc(
-        &mut self,
-        size: u64,
-        align: u64,
-        guard_below: u64,
-        guard_above: u64,
-    ) -> Result<VmRange, VmapError> {
+    pub fn alloc(&mut self, size: u64, align: u64, guard_below: u64, guard_above: u64) -> Result<VmRange, VmapError> {
         let page_granular = |v: u64| v % PAGE_SIZE == 0;
         if size == 0
             || !page_granular(size)

@@ -116,12 +116,8 @@ impl Sched {
 
     /// Wake every task sleeping on `key` (Linux `wake_up` on a hashed wait queue).
     fn wake_up(&mut self, key: u64) {
-        let pids: Vec<Pid> = self
-            .tasks
-            .values()
-            .filter(|t| t.state == State::Sleeping && t.waiting_on == key)
-            .map(|t| t.pid)
-            .collect();
+        let pids: Vec<Pid> =
+            self.tasks.values().filter(|t| t.state == State::Sleeping && t.waiting_on == key).map(|t| t.pid).collect();
         for pid in pids {
             self.make_runnable(pid);
         }
@@ -145,7 +141,15 @@ fn current_mut() -> &'static mut Task {
     unsafe { p.as_mut() }.expect("scheduler not started on this CPU")
 }
 
-fn new_task(pid: Pid, name: &str, parent: Pid, entry: Entry, arg: u64, cpu: usize, pinned: bool) -> Result<Box<Task>, VmapError> {
+fn new_task(
+    pid: Pid,
+    name: &str,
+    parent: Pid,
+    entry: Entry,
+    arg: u64,
+    cpu: usize,
+    pinned: bool,
+) -> Result<Box<Task>, VmapError> {
     let stack = thread::alloc()?;
     // SAFETY: the stack was just allocated for this task and is mapped.
     let saved_rsp = unsafe { switch::initial_frame(stack.top(), entry as usize as u64, arg) };

@@ -60,7 +60,15 @@ pub struct Task {
 }
 
 impl Task {
-    pub fn new(pid: Pid, name: &str, parent: Pid, stack: ThreadStack, saved_rsp: u64, cpu: usize, pinned: bool) -> Self {
+    pub fn new(
+        pid: Pid,
+        name: &str,
+        parent: Pid,
+        stack: ThreadStack,
+        saved_rsp: u64,
+        cpu: usize,
+        pinned: bool,
+    ) -> Self {
         let name = name.chars().take(COMM_LEN).collect();
         Task {
             pid,

@@ -83,7 +83,11 @@ pub fn bt_irq(args: &[&str]) -> CmdResult {
     apic::send_self_ipi(BT_IRQ_OUTER_VECTOR);
     let done = (0..100_000_000u64).any(|_| BT_STEP.load(Ordering::SeqCst) >= 2);
     BT_STEP.store(0, Ordering::SeqCst);
-    if done { Ok(()) } else { Err(CmdError::Failed("the nested interrupt never arrived".into())) }
+    if done {
+        Ok(())
+    } else {
+        Err(CmdError::Failed("the nested interrupt never arrived".into()))
+    }
 }
 
 // --- bt-nmi: an NMI interrupting an IRQ handler -----------------------------
@@ -115,7 +119,11 @@ pub fn bt_nmi(args: &[&str]) -> CmdResult {
     apic::send_self_ipi(BT_NMI_VECTOR);
     let done = (0..100_000_000u64).any(|_| BT_NMI_DONE.load(Ordering::SeqCst));
     NMI_BACKTRACE.store(false, Ordering::SeqCst);
-    if done { Ok(()) } else { Err(CmdError::Failed("the interrupt never arrived".into())) }
+    if done {
+        Ok(())
+    } else {
+        Err(CmdError::Failed("the interrupt never arrived".into()))
+    }
 }
 
 // --- stale: a return address left behind on the stack -------------------------
@@ -138,7 +146,10 @@ fn plant_stale() {
 pub fn stale(args: &[&str]) -> CmdResult {
     cmdline::no_args("stale", args)?;
     plant_stale();
-    println!("stale: left {:#x} (stale_marker+0x1) in a dead frame; the trace must print it with '? ':", stale_marker as *const () as u64 + 1);
+    println!(
+        "stale: left {:#x} (stale_marker+0x1) in a dead frame; the trace must print it with '? ':",
+        stale_marker as *const () as u64 + 1
+    );
     deep_trace(black_box(3));
     Ok(())
 }

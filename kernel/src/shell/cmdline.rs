@@ -29,14 +29,10 @@ pub enum CmdlineError {
 impl fmt::Display for CmdlineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            CmdlineError::TooLong { len } => write!(
-                f,
-                "command line is {len} bytes; the limit is {COMMAND_LINE_MAX}"
-            ),
-            CmdlineError::NotUtf8 { offset, byte } => write!(
-                f,
-                "command line is not valid UTF-8: byte {byte:#04x} at offset {offset}"
-            ),
+            CmdlineError::TooLong { len } => write!(f, "command line is {len} bytes; the limit is {COMMAND_LINE_MAX}"),
+            CmdlineError::NotUtf8 { offset, byte } => {
+                write!(f, "command line is not valid UTF-8: byte {byte:#04x} at offset {offset}")
+            }
             CmdlineError::ControlChar { offset, byte } => write!(
                 f,
                 "command line has control character {byte:#04x} at offset {offset}; \
@@ -51,14 +47,10 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Command<'_>>, CmdlineError> {
     if bytes.len() > COMMAND_LINE_MAX {
         return Err(CmdlineError::TooLong { len: bytes.len() });
     }
-    let text = core::str::from_utf8(bytes).map_err(|e| CmdlineError::NotUtf8 {
-        offset: e.valid_up_to(),
-        byte: bytes[e.valid_up_to()],
-    })?;
-    if let Some((offset, byte)) = text
-        .bytes()
-        .enumerate()
-        .find(|&(_, b)| b.is_ascii_control() && !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    let text = core::str::from_utf8(bytes)
+        .map_err(|e| CmdlineError::NotUtf8 { offset: e.valid_up_to(), byte: bytes[e.valid_up_to()] })?;
+    if let Some((offset, byte)) =
+        text.bytes().enumerate().find(|&(_, b)| b.is_ascii_control() && !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
     {
         return Err(CmdlineError::ControlChar { offset, byte });
     }
@@ -86,19 +78,12 @@ impl fmt::Display for ArgError {
 pub fn no_args(cmd: &str, args: &[&str]) -> Result<(), ArgError> {
     match args.first() {
         None => Ok(()),
-        Some(extra) => Err(ArgError(alloc::format!(
-            "{cmd}: unexpected argument '{extra}'; usage: {cmd}"
-        ))),
+        Some(extra) => Err(ArgError(alloc::format!("{cmd}: unexpected argument '{extra}'; usage: {cmd}"))),
     }
 }
 
 /// Parse a decimal or `0x` hexadecimal number within `range`.
-pub fn number(
-    cmd: &str,
-    what: &str,
-    arg: &str,
-    range: core::ops::RangeInclusive<u64>,
-) -> Result<u64, ArgError> {
+pub fn number(cmd: &str, what: &str, arg: &str, range: core::ops::RangeInclusive<u64>) -> Result<u64, ArgError> {
     let parsed = match arg.strip_prefix("0x") {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => arg.parse::<u64>(),

@@ -96,14 +96,11 @@ fn help(args: &[&str]) -> CmdResult {
     };
     match args {
         [] => COMMANDS.iter().for_each(show),
-        [name] => show(find(name).ok_or_else(|| {
-            ArgError(alloc::format!("help: no command '{name}'; commands: {}", names()))
-        })?),
+        [name] => show(
+            find(name).ok_or_else(|| ArgError(alloc::format!("help: no command '{name}'; commands: {}", names())))?,
+        ),
         [_, extra, ..] => {
-            return Err(ArgError(alloc::format!(
-                "help: unexpected argument '{extra}'; usage: help [COMMAND]"
-            ))
-            .into())
+            return Err(ArgError(alloc::format!("help: unexpected argument '{extra}'; usage: help [COMMAND]")).into())
         }
     }
     Ok(())
@@ -120,11 +117,7 @@ fn meminfo(args: &[&str]) -> CmdResult {
     let (heap_size, heap_used) = mm::heap_usage();
     let vm = vmalloc::stats();
     println!("frames:  {usable} usable, {free} free, {} used (4 KiB each)", usable - free);
-    println!(
-        "memory:  {} KiB usable, {} KiB free",
-        usable * PAGE_SIZE / 1024,
-        free * PAGE_SIZE / 1024
-    );
+    println!("memory:  {} KiB usable, {} KiB free", usable * PAGE_SIZE / 1024, free * PAGE_SIZE / 1024);
     println!("heap:    {} KiB, {heap_used} bytes used", heap_size / 1024);
     println!(
         "vmap:    {VMAP_BASE:#x}-{:#x}, {} areas, {} KiB mapped, {} KiB reserved with guards",
@@ -141,17 +134,13 @@ fn ktest_cmd(args: &[&str]) -> CmdResult {
         [] => None,
         [f] => Some(*f),
         [_, extra, ..] => {
-            return Err(ArgError(alloc::format!(
-                "ktest: unexpected argument '{extra}'; usage: ktest [FILTER]"
-            ))
-            .into())
+            return Err(ArgError(alloc::format!("ktest: unexpected argument '{extra}'; usage: ktest [FILTER]")).into())
         }
     };
     match ktest::run(filter) {
-        (0, 0) => Err(CmdError::Usage(ArgError(alloc::format!(
-            "ktest: no test name contains '{}'",
-            filter.unwrap_or("")
-        )))),
+        (0, 0) => {
+            Err(CmdError::Usage(ArgError(alloc::format!("ktest: no test name contains '{}'", filter.unwrap_or("")))))
+        }
         (_, 0) => Ok(()),
         (_, failed) => Err(CmdError::Failed(alloc::format!("{failed} ktest(s) failed"))),
     }

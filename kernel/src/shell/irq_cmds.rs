@@ -8,10 +8,10 @@ use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use super::cmdline::{self, ArgError};
 use super::commands::{CmdError, CmdResult};
 use crate::arch::irq::{self, LOCAL_TIMER_VECTOR, SPURIOUS_APIC_VECTOR};
-use crate::smp;
 use crate::arch::percpu::{self, this_cpu};
 use crate::arch::regs::Regs;
 use crate::arch::{apic, cpu};
+use crate::smp;
 use crate::softirq::{self, Softirq};
 use crate::stacks::info;
 use crate::{println, sched, time};
@@ -242,7 +242,11 @@ fn irq_recurse(depth: u64) -> u64 {
     let mut frame = [0u8; 512];
     black_box(&mut frame);
     if depth % 4 == 1 {
-        println!("irq-overflow: depth {depth:2}, rsp {:016x} on the {} stack", cpu::stack_pointer(), info::name_of(cpu::stack_pointer()));
+        println!(
+            "irq-overflow: depth {depth:2}, rsp {:016x} on the {} stack",
+            cpu::stack_pointer(),
+            info::name_of(cpu::stack_pointer())
+        );
     }
     frame[0] = depth as u8;
     irq_recurse(depth + 1) + u64::from(black_box(frame)[0])
@@ -311,7 +315,11 @@ pub fn irq_storm(args: &[&str]) -> CmdResult {
         }
     }
     let ms = (time::rdtsc() - t0) / time::tsc_per_ms().max(1);
-    let (hard, soft, wrong) = (STORM_HARD.load(Ordering::SeqCst), STORM_SOFT_RUNS.load(Ordering::SeqCst), STORM_BAD_STACK.load(Ordering::SeqCst));
+    let (hard, soft, wrong) = (
+        STORM_HARD.load(Ordering::SeqCst),
+        STORM_SOFT_RUNS.load(Ordering::SeqCst),
+        STORM_BAD_STACK.load(Ordering::SeqCst),
+    );
     println!("irq-storm: sent {n}, handled {hard} on the IRQ stack ({wrong} elsewhere), softirq ran {soft} times, {ms} ms; switcher checksums bad: {bad}");
     if hard != n || wrong != 0 || bad != 0 {
         return Err(CmdError::Failed("interrupts lost or misplaced, or checksums wrong".into()));
@@ -340,7 +348,8 @@ pub fn bench_irq() -> CmdResult {
     let mut without = Vec::with_capacity(BENCH_IRQ_SAMPLES);
     BENCH_STACK_IRQ.store(0, Ordering::SeqCst);
     for _ in 0..BENCH_IRQ_SAMPLES {
-        for (vector, out) in [(irq::BENCH_NOSWITCH_VECTOR, &mut without), (irq::BENCH_SWITCH_VECTOR, &mut with_switch)] {
+        for (vector, out) in [(irq::BENCH_NOSWITCH_VECTOR, &mut without), (irq::BENCH_SWITCH_VECTOR, &mut with_switch)]
+        {
             let before = BENCH_HITS.load(Ordering::SeqCst);
             let t0 = time::rdtsc();
             apic::send_self_ipi(vector);
@@ -390,8 +399,9 @@ pub fn irqs(args: &[&str]) -> CmdResult {
     for v in 32..256 {
         let total: u64 = cpus.iter().map(|&c| percpu::of(c).irq_counts[v].load(Ordering::Relaxed)).sum();
         // These vectors get Linux's named rows below.
-        let special = [LOCAL_TIMER_VECTOR, SPURIOUS_APIC_VECTOR, smp::RESCHEDULE_VECTOR, smp::CALL_FUNCTION_SINGLE_VECTOR]
-            .contains(&(v as u8));
+        let special =
+            [LOCAL_TIMER_VECTOR, SPURIOUS_APIC_VECTOR, smp::RESCHEDULE_VECTOR, smp::CALL_FUNCTION_SINGLE_VECTOR]
+                .contains(&(v as u8));
         if total > 0 && !special {
             let name = irq::name(v as u8).unwrap_or("unregistered");
             row(&alloc::format!("{v:#04x}"), &|p| p.irq_counts[v].load(Ordering::Relaxed), name);
@@ -401,7 +411,11 @@ pub fn irqs(args: &[&str]) -> CmdResult {
     row("LOC", &|p| p.irq_counts[LOCAL_TIMER_VECTOR as usize].load(Ordering::Relaxed), "Local timer interrupts");
     row("SPU", &|p| p.irq_counts[SPURIOUS_APIC_VECTOR as usize].load(Ordering::Relaxed), "Spurious interrupts");
     row("RES", &|p| p.irq_counts[smp::RESCHEDULE_VECTOR as usize].load(Ordering::Relaxed), "Rescheduling interrupts");
-    row("CAL", &|p| p.irq_counts[smp::CALL_FUNCTION_SINGLE_VECTOR as usize].load(Ordering::Relaxed), "Function call interrupts");
+    row(
+        "CAL",
+        &|p| p.irq_counts[smp::CALL_FUNCTION_SINGLE_VECTOR as usize].load(Ordering::Relaxed),
+        "Function call interrupts",
+    );
     row("TLB", &|p| smp::tlb_shootdowns(p.id()), "TLB shootdowns");
     row("MCE", &|p| p.mce_count.load(Ordering::Relaxed), "Machine check exceptions");
     for &c in &cpus {

@@ -79,11 +79,8 @@ mod tests {
     fn run(input: &[u8]) -> (Vec<Event>, Vec<u8>) {
         let mut ed = LineEditor::new();
         let mut echoed = Vec::new();
-        let events = input
-            .iter()
-            .map(|&b| ed.feed(b, |e| echoed.extend_from_slice(e)))
-            .filter(|e| *e != Event::None)
-            .collect();
+        let events =
+            input.iter().map(|&b| ed.feed(b, |e| echoed.extend_from_slice(e))).filter(|e| *e != Event::None).collect();
         (events, echoed)
     }
 
@@ -97,10 +94,7 @@ mod tests {
     #[test]
     fn crlf_is_one_enter_and_lf_alone_works() {
         let (events, _) = run(b"a\r\nb\n\r\n");
-        assert_eq!(
-            events,
-            vec![Event::Line("a".into()), Event::Line("b".into()), Event::Line("".into())]
-        );
+        assert_eq!(events, vec![Event::Line("a".into()), Event::Line("b".into()), Event::Line("".into())]);
     }
 
     #[test]

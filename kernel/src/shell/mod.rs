@@ -20,4 +20,4 @@ mod stack_cmds;
 mod thread_cmds;
 
 #[cfg(target_os = "none")]
-pub use repl::{run_command_line, interactive};
+pub use repl::{interactive, run_command_line};

@@ -18,7 +18,9 @@ use crate::{println, smp, time};
 /// stacks, then any that are not online and why.
 pub fn cpus(args: &[&str]) -> CmdResult {
     cmdline::no_args("cpus", args)?;
-    println!("CPU APIC state   IRQ stack top    #DF top          NMI top          #DB top          #MC top          current");
+    println!(
+        "CPU APIC state   IRQ stack top    #DF top          NMI top          #DB top          #MC top          current"
+    );
     for cpu in percpu::online_cpus() {
         let p = percpu::of(cpu);
         let current = sched::snapshot()
@@ -102,7 +104,8 @@ enum Landed {
     SwitchTo,
     IrqEntry,
 }
-const LANDED_NAMES: [&str; 6] = ["task stack", "IRQ stack", "#DB stack", "#DB1 stack", "in switch_to", "in IRQ entry code"];
+const LANDED_NAMES: [&str; 6] =
+    ["task stack", "IRQ stack", "#DB stack", "#DB1 stack", "in switch_to", "in IRQ entry code"];
 static LANDED: [[AtomicU64; 6]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; 6] }; MAX_CPUS];
 
 /// Register the storm's vector.
@@ -253,7 +256,8 @@ fn storm(me: usize, targets: &[usize], secs: u64) -> CmdResult {
     let irqs0 = snapshot(&|c| STORM_IRQS[c].load(Ordering::SeqCst));
     let nests0 = snapshot(&|c| percpu::of(c).db_storm_nests.load(Ordering::SeqCst));
     let dbbad0 = snapshot(&|c| percpu::of(c).db_storm_bad.load(Ordering::SeqCst));
-    let reentered0: Vec<u64> = percpu::online_cpus().map(|c| percpu::of(c).nmi_stack_reentered.load(Ordering::SeqCst)).collect();
+    let reentered0: Vec<u64> =
+        percpu::online_cpus().map(|c| percpu::of(c).nmi_stack_reentered.load(Ordering::SeqCst)).collect();
 
     // Per target: one self-IPI sender, two switchers, one nested-#DB loop.
     let kinds = [WorkKind::Irqs, WorkKind::Switch, WorkKind::Switch, WorkKind::Db];
@@ -274,7 +278,9 @@ fn storm(me: usize, targets: &[usize], secs: u64) -> CmdResult {
             Ok(pid) => pids.push(pid),
             Err(e) => {
                 STORM_STOP.store(true, Ordering::SeqCst);
-                pids.iter().for_each(|&p| { let _ = sched::join(p); });
+                pids.iter().for_each(|&p| {
+                    let _ = sched::join(p);
+                });
                 return Err(CmdError::Failed(alloc::format!("cannot start a worker: {e}")));
             }
         }

@@ -25,7 +25,14 @@ pub fn stacks(args: &[&str]) -> CmdResult {
     for (cpu, pid, name, bottom, top) in super::thread_cmds::task_stack_rows() {
         // The guard is whatever the page tables say below the stack.
         let guard_unmapped = paging::translate(bottom - PAGE_SIZE).is_none();
-        row(cpu, "TASK", bottom, top, guard_unmapped.then_some((bottom - PAGE_SIZE, bottom - 1)), &alloc::format!("pid {pid} {name}"));
+        row(
+            cpu,
+            "TASK",
+            bottom,
+            top,
+            guard_unmapped.then_some((bottom - PAGE_SIZE, bottom - 1)),
+            &alloc::format!("pid {pid} {name}"),
+        );
     }
     for cpu in percpu::online_cpus() {
         if let Some((_, top)) = crate::stacks::irq::range(cpu) {
@@ -76,9 +83,7 @@ pub fn nmi(args: &[&str]) -> CmdResult {
             nmi::report_last("nmi");
             Ok(())
         }
-        [other, ..] => {
-            Err(ArgError(alloc::format!("nmi: unexpected argument '{other}'; usage: nmi [wait]")).into())
-        }
+        [other, ..] => Err(ArgError(alloc::format!("nmi: unexpected argument '{other}'; usage: nmi [wait]")).into()),
     }
 }
 
@@ -110,9 +115,7 @@ pub fn mce(args: &[&str]) -> CmdResult {
             println!("mce: machine check seen, back in the shell");
             Ok(())
         }
-        [other, ..] => {
-            Err(ArgError(alloc::format!("mce: unexpected argument '{other}'; usage: mce [wait]")).into())
-        }
+        [other, ..] => Err(ArgError(alloc::format!("mce: unexpected argument '{other}'; usage: mce [wait]")).into()),
     }
 }
 

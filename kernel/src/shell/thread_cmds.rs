@@ -332,11 +332,12 @@ pub fn set_oops(value: &str) -> CmdResult {
     match value {
         "panic" => sched::set_panic_on_oops(true),
         "kill" => sched::set_panic_on_oops(false),
-        other => {
-            return Err(ArgError(alloc::format!("oops={other}: valid values are oops=panic and oops=kill")).into())
-        }
+        other => return Err(ArgError(alloc::format!("oops={other}: valid values are oops=panic and oops=kill")).into()),
     }
-    println!("oops={value}: an oops in a thread {}", if value == "panic" { "panics the kernel" } else { "kills the thread" });
+    println!(
+        "oops={value}: an oops in a thread {}",
+        if value == "panic" { "panics the kernel" } else { "kills the thread" }
+    );
     Ok(())
 }
 

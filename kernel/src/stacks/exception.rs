@@ -15,8 +15,7 @@ pub fn init_cpu(cpu: usize) -> Vec<(Ist, u64)> {
     let mut tops = Vec::new();
     for d in &ESTACKS {
         let (bottom, top) = estack_range(cpu, d.kind);
-        paging::map_new_pages(bottom, d.size, paging::KERNEL_DATA)
-            .expect("out of memory mapping exception stacks");
+        paging::map_new_pages(bottom, d.size, paging::KERNEL_DATA).expect("out of memory mapping exception stacks");
         if let Some(ist) = d.ist {
             tops.push((ist, top));
         }
@@ -96,8 +95,20 @@ pub mod ktests {
     }
 
     pub fn gates_name_their_ist() -> KResult {
-        for (vector, want) in [(1u8, Ist::DB as u8), (2, Ist::NMI as u8), (3, Ist::DB as u8), (8, Ist::DF as u8), (18, Ist::MCE as u8), (13, 0), (14, 0)] {
-            kcheck!(idt::gate_ist(vector) == want, "vector {vector} gate has IST {}, want {want}", idt::gate_ist(vector));
+        for (vector, want) in [
+            (1u8, Ist::DB as u8),
+            (2, Ist::NMI as u8),
+            (3, Ist::DB as u8),
+            (8, Ist::DF as u8),
+            (18, Ist::MCE as u8),
+            (13, 0),
+            (14, 0),
+        ] {
+            kcheck!(
+                idt::gate_ist(vector) == want,
+                "vector {vector} gate has IST {}, want {want}",
+                idt::gate_ist(vector)
+            );
         }
         Ok(())
     }
@@ -114,8 +125,10 @@ pub mod ktests {
                 });
                 let flags = paging::translate(va).map(|(_, f)| f);
                 if on_stack {
-                    kcheck!(flags.is_some_and(|f| f.contains(F::PRESENT | F::WRITABLE | F::NO_EXECUTE)),
-                        "stack page {va:#x} mapped as {flags:?}");
+                    kcheck!(
+                        flags.is_some_and(|f| f.contains(F::PRESENT | F::WRITABLE | F::NO_EXECUTE)),
+                        "stack page {va:#x} mapped as {flags:?}"
+                    );
                 } else {
                     kcheck!(flags.is_none(), "guard page {va:#x} is mapped");
                 }

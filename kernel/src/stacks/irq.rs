@@ -67,7 +67,11 @@ pub mod ktests {
         apic::send_self_ipi(KTEST_VECTOR);
         let arrived = (0..100_000_000u64).any(|_| SEEN_COUNT.load(Ordering::SeqCst) != u64::MAX);
         kcheck!(arrived, "self-IPI never arrived");
-        kcheck!(SEEN_COUNT.load(Ordering::SeqCst) == 0, "irq_count in the handler is {}", SEEN_COUNT.load(Ordering::SeqCst) as i64);
+        kcheck!(
+            SEEN_COUNT.load(Ordering::SeqCst) == 0,
+            "irq_count in the handler is {}",
+            SEEN_COUNT.load(Ordering::SeqCst) as i64
+        );
         let (bottom, top) = super::range(cpu.id()).ok_or("no IRQ stack")?;
         let rsp = SEEN_RSP.load(Ordering::SeqCst);
         kcheck!((bottom..top).contains(&rsp), "handler RSP {rsp:#x} not on the IRQ stack");

@@ -186,8 +186,7 @@ pub const DB_STACK_OFFSET: u64 = EStack::DB.offset() - EStack::DB1.offset();
 
 const _: () = assert!(DB_STACK_OFFSET == EXCEPTION_STKSZ + PAGE_SIZE);
 // Shifting DB's top twice must land exactly on the top of the DB2 hole.
-const _: () = assert!(EStack::DB.offset() + EXCEPTION_STKSZ - 2 * DB_STACK_OFFSET
-    == EStack::DB2.offset());
+const _: () = assert!(EStack::DB.offset() + EXCEPTION_STKSZ - 2 * DB_STACK_OFFSET == EStack::DB2.offset());
 const _: () = assert!(CEA_PER_CPU_SIZE <= CEA_STRIDE);
 const _: () = assert!(CPU_ENTRY_AREA_BASE + MAX_CPUS as u64 * CEA_STRIDE <= KERNEL_IMAGE_BASE);
 

@@ -110,9 +110,7 @@ pub fn cached() -> usize {
 }
 
 fn register(bottom: u64) {
-    let slot = LIVE
-        .iter()
-        .find(|s| s.compare_exchange(0, bottom, Ordering::AcqRel, Ordering::Relaxed).is_ok());
+    let slot = LIVE.iter().find(|s| s.compare_exchange(0, bottom, Ordering::AcqRel, Ordering::Relaxed).is_ok());
     assert!(slot.is_some(), "more than MAX_THREAD_STACKS thread stacks");
 }
 
@@ -151,14 +149,16 @@ pub mod ktests {
     /// a third free goes back to the vmap area (unmapped).
     pub fn cache_reuses_two_then_frees_to_vmap() -> KResult {
         drain_cache();
-        let s: Vec<ThreadStack> = (0..3).map(|_| alloc()).collect::<Result<_, _>>().map_err(|e| alloc::format!("{e}"))?;
+        let s: Vec<ThreadStack> =
+            (0..3).map(|_| alloc()).collect::<Result<_, _>>().map_err(|e| alloc::format!("{e}"))?;
         let mut bottoms: Vec<u64> = s.iter().map(|t| t.bottom).collect();
         free(s[0]);
         free(s[1]);
         kcheck!(cached() == 2, "cache holds {} stacks, want 2", cached());
         free(s[2]);
         kcheck!(paging::translate(s[2].bottom).is_none(), "third freed stack still mapped");
-        let again: Vec<ThreadStack> = (0..2).map(|_| alloc()).collect::<Result<_, _>>().map_err(|e| alloc::format!("{e}"))?;
+        let again: Vec<ThreadStack> =
+            (0..2).map(|_| alloc()).collect::<Result<_, _>>().map_err(|e| alloc::format!("{e}"))?;
         let mut got: Vec<u64> = again.iter().map(|t| t.bottom).collect();
         got.sort_unstable();
         bottoms.truncate(2);
@@ -207,7 +207,11 @@ pub mod ktests {
         for t in tasks {
             let (b, top) = (t.stack.bottom, t.stack.top());
             let flags = paging::translate(b).map(|(_, f)| f);
-            kcheck!(flags.is_some_and(|f| f.contains(F::WRITABLE | F::NO_EXECUTE)), "{} stack mapped as {flags:?}", t.name);
+            kcheck!(
+                flags.is_some_and(|f| f.contains(F::WRITABLE | F::NO_EXECUTE)),
+                "{} stack mapped as {flags:?}",
+                t.name
+            );
             kcheck!(paging::translate(b - 8).is_none(), "guard below {}'s stack is mapped", t.name);
             kcheck!(paging::translate(top).is_none(), "gap above {}'s stack is mapped", t.name);
         }

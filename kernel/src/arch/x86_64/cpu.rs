@@ -32,10 +32,7 @@ pub fn stack_pointer() -> u64 {
 /// limit → #GP, whose gate is beyond it too → #DF, likewise → triple fault,
 /// and QEMU (`-no-reboot`) exits without the kernel reporting anything.
 pub fn triple_fault() -> ! {
-    let empty = ::x86_64::structures::DescriptorTablePointer {
-        limit: 0,
-        base: ::x86_64::VirtAddr::zero(),
-    };
+    let empty = ::x86_64::structures::DescriptorTablePointer { limit: 0, base: ::x86_64::VirtAddr::zero() };
     // SAFETY: deliberately fatal; nothing runs after the trap.
     unsafe {
         ::x86_64::instructions::tables::lidt(&empty);

@@ -151,11 +151,7 @@ const DB_TARGETS: [fn(); 4] = [db_target_1, db_target_2, db_target_3, db_target_
 pub fn db_demo(levels: u32, nmi_at_deepest: bool) {
     DB_DEMO_LEVELS.store(levels, Ordering::SeqCst);
     DB_DEMO_NMI.store(nmi_at_deepest, Ordering::SeqCst);
-    println!(
-        "db: arming DR0 on {:#x}; TSS IST[DB] = {:016x}",
-        DB_TARGETS[0] as usize,
-        this_cpu().ist(Ist::DB)
-    );
+    println!("db: arming DR0 on {:#x}; TSS IST[DB] = {:016x}", DB_TARGETS[0] as usize, this_cpu().ist(Ist::DB));
     arm_execute(0, DB_TARGETS[0] as usize as u64);
     DB_TARGETS[0]();
     disarm(0);

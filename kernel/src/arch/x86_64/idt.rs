@@ -44,15 +44,8 @@ const PRESENT: u8 = 0x80;
 const INTERRUPT_GATE: u8 = 0x0e;
 
 impl Gate {
-    const MISSING: Gate = Gate {
-        offset_low: 0,
-        selector: 0,
-        ist: 0,
-        type_attr: 0,
-        offset_mid: 0,
-        offset_high: 0,
-        reserved: 0,
-    };
+    const MISSING: Gate =
+        Gate { offset_low: 0, selector: 0, ist: 0, type_attr: 0, offset_mid: 0, offset_high: 0, reserved: 0 };
 
     fn new(handler: u64, ist: Option<Ist>) -> Gate {
         Gate {

@@ -141,9 +141,8 @@ pub const IRQ_COUNT_OFFSET: usize = offset_of!(PerCpu, irq_count);
 pub const IRQ_STACK_TOP_OFFSET: usize = offset_of!(PerCpu, irq_stack_top);
 
 /// Offset from GS base of TSS IST[DB], which the #DB entry stub shifts.
-pub const TSS_IST_DB_OFFSET: usize = offset_of!(PerCpu, tss)
-    + offset_of!(TaskStateSegment, interrupt_stack_table)
-    + 8 * Ist::DB.tss_slot();
+pub const TSS_IST_DB_OFFSET: usize =
+    offset_of!(PerCpu, tss) + offset_of!(TaskStateSegment, interrupt_stack_table) + 8 * Ist::DB.tss_slot();
 
 /// The area of `cpu` (for display and for bring-up).
 pub fn of(cpu: usize) -> &'static PerCpu {

@@ -212,9 +212,8 @@ fn install_trampoline() -> Result<(), StartError> {
         assert!(len <= PAGE_SIZE, "trampoline larger than a page");
         let dst = phys::phys_to_virt(TRAMPOLINE_PHYS);
         core::ptr::copy_nonoverlapping(start as *const u8, dst, len as usize);
-        let patch = |label: &u8, value: u64| {
-            (dst.add((symbol(label) - start) as usize) as *mut u64).write_unaligned(value)
-        };
+        let patch =
+            |label: &u8, value: u64| (dst.add((symbol(label) - start) as usize) as *mut u64).write_unaligned(value);
         patch(&tristack_trampoline_pml4, pml4_pa);
         patch(&tristack_trampoline_entry, tristack_ap_start64 as *const () as u64);
     }
