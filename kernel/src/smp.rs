@@ -21,9 +21,7 @@ use crate::stacks::layout::{cea_base, MAX_CPUS};
 use crate::sync::IrqMutex;
 use crate::{println, time};
 
-/// Linux's vectors for the two IPIs.
-pub const RESCHEDULE_VECTOR: u8 = 0xfd;
-pub const CALL_FUNCTION_SINGLE_VECTOR: u8 = 0xfb;
+use crate::arch::vectors::{CALL_FUNCTION_SINGLE_VECTOR, RESCHEDULE_VECTOR};
 
 /// A function call request: run `func(arg)`, then count it in `*done`.
 #[derive(Clone, Copy)]

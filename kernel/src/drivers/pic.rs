@@ -15,7 +15,7 @@ const ICW1_INIT: u8 = 0x11;
 const ICW4_8086: u8 = 0x01;
 /// Where the PICs' 16 vectors go if anything ever slips through: just above
 /// the exceptions (the I/O APIC's ISA vectors start at 0x30, as in Linux).
-pub const PIC_VECTOR_BASE: u8 = 0x20;
+use crate::arch::vectors::PIC_VECTOR_BASE;
 
 /// Remap both PICs to PIC_VECTOR_BASE.. and mask every line.
 pub fn remap_and_mask() {

@@ -6,13 +6,10 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use super::cmdline::{self, ArgError};
 use super::commands::{CmdError, CmdResult};
 use crate::arch::regs::Regs;
+use crate::arch::vectors::{BT_IRQ_INNER_VECTOR, BT_IRQ_OUTER_VECTOR, BT_NMI_VECTOR};
 use crate::arch::{apic, cpu, irq, nmi};
 use crate::debug::backtrace::print_trace;
 use crate::{println, sched};
-
-const BT_IRQ_OUTER_VECTOR: u8 = 0x49;
-const BT_IRQ_INNER_VECTOR: u8 = 0x4a;
-const BT_NMI_VECTOR: u8 = 0x4b;
 
 pub fn init() {
     irq::register(BT_IRQ_OUTER_VECTOR, bt_irq_outer, "LAPIC  self-IPI bt-irq (outer)");

@@ -7,25 +7,17 @@ use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use super::cmdline::{self, ArgError};
 use super::commands::{CmdError, CmdResult};
-use crate::arch::irq::{self, LOCAL_TIMER_VECTOR, SPURIOUS_APIC_VECTOR};
+use crate::arch::irq;
 use crate::arch::percpu::{self, this_cpu};
 use crate::arch::regs::Regs;
+use crate::arch::vectors::*;
 use crate::arch::{apic, cpu};
 use crate::smp;
 use crate::softirq::{self, Softirq};
 use crate::stacks::info;
 use crate::{println, sched, time};
 
-/// `irqnest` level k uses vector IRQNEST_BASE + 0x10 * (k - 1): each level a
-/// higher priority class, as real nested interrupts would be.
-const IRQNEST_BASE: u8 = 0x40;
-pub const IRQNEST_MAX: u64 = 8;
-const SOFTIRQ_DEMO_VECTOR: u8 = 0x41;
-const SOFTIRQ_NESTED_VECTOR: u8 = 0x42;
-const IRQ_OVERFLOW_VECTOR: u8 = 0x43;
-const IRQ_STORM_VECTOR: u8 = 0x44;
-const SOFTIRQ_FLOOD_VECTOR: u8 = 0x48;
-// 0x45: the IRQ-stack ktests' probe.
+pub const IRQNEST_MAX: u64 = IRQNEST_LEVELS as u64;
 
 /// Spins to wait for a self-IPI (it arrives within instructions; this only
 /// bounds a broken APIC).
@@ -41,14 +33,14 @@ fn wait_for(flag: &AtomicU32, at_least: u32) -> bool {
 /// Register the demo vectors' handlers and the demo softirqs.
 pub fn init() {
     for level in 0..IRQNEST_MAX as u8 {
-        irq::register(IRQNEST_BASE + 0x10 * level, irqnest_handler, "LAPIC  self-IPI irqnest");
+        irq::register(IRQNEST_VECTOR_BASE + 0x10 * level, irqnest_handler, "LAPIC  self-IPI irqnest");
     }
     irq::register(SOFTIRQ_DEMO_VECTOR, softirq_demo_hard, "LAPIC  self-IPI softirq demo");
     irq::register(SOFTIRQ_NESTED_VECTOR, softirq_demo_nested, "LAPIC  self-IPI softirq nested");
     irq::register(IRQ_OVERFLOW_VECTOR, irq_overflow_handler, "LAPIC  self-IPI irq-overflow");
     irq::register(IRQ_STORM_VECTOR, storm_handler, "LAPIC  self-IPI irq-storm");
-    irq::register(irq::BENCH_SWITCH_VECTOR, bench_handler, "LAPIC  self-IPI bench (IRQ stack)");
-    irq::register(irq::BENCH_NOSWITCH_VECTOR, bench_handler, "LAPIC  self-IPI bench (no switch)");
+    irq::register(BENCH_SWITCH_VECTOR, bench_handler, "LAPIC  self-IPI bench (IRQ stack)");
+    irq::register(BENCH_NOSWITCH_VECTOR, bench_handler, "LAPIC  self-IPI bench (no switch)");
     softirq::open(Softirq::Demo, softirq_demo_soft);
     softirq::open(Softirq::Storm, storm_softirq);
     irq::register(SOFTIRQ_FLOOD_VECTOR, |_| softirq::raise(Softirq::Flood), "LAPIC  self-IPI softirq-flood");
@@ -96,7 +88,7 @@ static NEST_DONE: AtomicU32 = AtomicU32::new(0);
 pub static NEST_COUNT: [AtomicI64; IRQNEST_MAX as usize + 1] = [const { AtomicI64::new(-2) }; IRQNEST_MAX as usize + 1];
 
 fn irqnest_handler(regs: &mut Regs) {
-    let level = u32::from((regs.vector as u8 - IRQNEST_BASE) / 0x10) + 1;
+    let level = u32::from((regs.vector as u8 - IRQNEST_VECTOR_BASE) / 0x10) + 1;
     let (count, here, interrupted) = describe(regs);
     NEST_COUNT[level as usize].store(count, Ordering::SeqCst);
     println!(
@@ -107,7 +99,7 @@ fn irqnest_handler(regs: &mut Regs) {
     if level < NEST_LEVELS.load(Ordering::SeqCst) {
         // Let the next, higher-priority interrupt in while this one runs.
         x86_64::instructions::interrupts::enable();
-        apic::send_self_ipi(IRQNEST_BASE + 0x10 * level as u8);
+        apic::send_self_ipi(IRQNEST_VECTOR_BASE + 0x10 * level as u8);
         let arrived = wait_for(&NEST_DONE, level + 1);
         x86_64::instructions::interrupts::disable();
         if !arrived {
@@ -126,7 +118,7 @@ pub fn irqnest(args: &[&str]) -> CmdResult {
     NEST_DONE.store(0, Ordering::SeqCst);
     DEMO_SP.iter().for_each(|s| s.store(0, Ordering::SeqCst));
     println!("irqnest: in thread context irq_count is {}", this_cpu().irq_count.load(Ordering::SeqCst));
-    apic::send_self_ipi(IRQNEST_BASE);
+    apic::send_self_ipi(IRQNEST_VECTOR_BASE);
     if !wait_for(&NEST_DONE, 1) {
         return Err(CmdError::Failed("the first self-IPI never arrived".into()));
     }
@@ -348,8 +340,7 @@ pub fn bench_irq() -> CmdResult {
     let mut without = Vec::with_capacity(BENCH_IRQ_SAMPLES);
     BENCH_STACK_IRQ.store(0, Ordering::SeqCst);
     for _ in 0..BENCH_IRQ_SAMPLES {
-        for (vector, out) in [(irq::BENCH_NOSWITCH_VECTOR, &mut without), (irq::BENCH_SWITCH_VECTOR, &mut with_switch)]
-        {
+        for (vector, out) in [(BENCH_NOSWITCH_VECTOR, &mut without), (BENCH_SWITCH_VECTOR, &mut with_switch)] {
             let before = BENCH_HITS.load(Ordering::SeqCst);
             let t0 = time::rdtsc();
             apic::send_self_ipi(vector);
@@ -396,12 +387,11 @@ pub fn irqs(args: &[&str]) -> CmdResult {
         }
         println!("{line}  {what}");
     };
-    for v in 32..256 {
+    for v in FIRST_EXTERNAL_VECTOR as usize..256 {
         let total: u64 = cpus.iter().map(|&c| percpu::of(c).irq_counts[v].load(Ordering::Relaxed)).sum();
         // These vectors get Linux's named rows below.
-        let special =
-            [LOCAL_TIMER_VECTOR, SPURIOUS_APIC_VECTOR, smp::RESCHEDULE_VECTOR, smp::CALL_FUNCTION_SINGLE_VECTOR]
-                .contains(&(v as u8));
+        let special = [LOCAL_TIMER_VECTOR, SPURIOUS_APIC_VECTOR, RESCHEDULE_VECTOR, CALL_FUNCTION_SINGLE_VECTOR]
+            .contains(&(v as u8));
         if total > 0 && !special {
             let name = irq::name(v as u8).unwrap_or("unregistered");
             row(&alloc::format!("{v:#04x}"), &|p| p.irq_counts[v].load(Ordering::Relaxed), name);
@@ -410,10 +400,10 @@ pub fn irqs(args: &[&str]) -> CmdResult {
     row("NMI", &|p| p.nmi_count.load(Ordering::Relaxed), "Non-maskable interrupts");
     row("LOC", &|p| p.irq_counts[LOCAL_TIMER_VECTOR as usize].load(Ordering::Relaxed), "Local timer interrupts");
     row("SPU", &|p| p.irq_counts[SPURIOUS_APIC_VECTOR as usize].load(Ordering::Relaxed), "Spurious interrupts");
-    row("RES", &|p| p.irq_counts[smp::RESCHEDULE_VECTOR as usize].load(Ordering::Relaxed), "Rescheduling interrupts");
+    row("RES", &|p| p.irq_counts[RESCHEDULE_VECTOR as usize].load(Ordering::Relaxed), "Rescheduling interrupts");
     row(
         "CAL",
-        &|p| p.irq_counts[smp::CALL_FUNCTION_SINGLE_VECTOR as usize].load(Ordering::Relaxed),
+        &|p| p.irq_counts[CALL_FUNCTION_SINGLE_VECTOR as usize].load(Ordering::Relaxed),
         "Function call interrupts",
     );
     row("TLB", &|p| smp::tlb_shootdowns(p.id()), "TLB shootdowns");

@@ -83,8 +83,7 @@ pub fn bench_ipi() -> CmdResult {
 
 // --- nmi-storm -----------------------------------------------------------------
 
-/// The storm's self-IPI vector (after the `bt-*` demos' 0x49..0x4b).
-const STORM_IRQ_VECTOR: u8 = 0x4c;
+use crate::arch::vectors::NMI_STORM_VECTOR as STORM_IRQ_VECTOR;
 
 static STORM_ACTIVE: AtomicBool = AtomicBool::new(false);
 static STORM_STOP: AtomicBool = AtomicBool::new(false);

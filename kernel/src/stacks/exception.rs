@@ -71,6 +71,7 @@ pub mod ktests {
 
     use x86_64::structures::paging::PageTableFlags as F;
 
+    use crate::arch::vectors::*;
     use crate::arch::{debug, idt, mce, nmi, percpu};
     use crate::kcheck;
     use crate::ktest::KResult;
@@ -96,13 +97,13 @@ pub mod ktests {
 
     pub fn gates_name_their_ist() -> KResult {
         for (vector, want) in [
-            (1u8, Ist::DB as u8),
-            (2, Ist::NMI as u8),
-            (3, Ist::DB as u8),
-            (8, Ist::DF as u8),
-            (18, Ist::MCE as u8),
-            (13, 0),
-            (14, 0),
+            (X86_TRAP_DB, Ist::DB as u8),
+            (X86_TRAP_NMI, Ist::NMI as u8),
+            (X86_TRAP_BP, Ist::DB as u8),
+            (X86_TRAP_DF, Ist::DF as u8),
+            (X86_TRAP_MC, Ist::MCE as u8),
+            (X86_TRAP_GP, 0),
+            (X86_TRAP_PF, 0),
         ] {
             kcheck!(
                 idt::gate_ist(vector) == want,
@@ -140,7 +141,7 @@ pub mod ktests {
     pub fn int3_runs_on_db_stack() -> KResult {
         let cpu = percpu::this_cpu();
         debug::int3();
-        let frame = cpu.handler_rsp[3].load(Ordering::SeqCst);
+        let frame = cpu.handler_rsp[X86_TRAP_BP as usize].load(Ordering::SeqCst);
         kcheck!(in_stack(frame, EStack::DB), "#BP frame {frame:#x} not on the #DB stack");
         let top = estack_range(cpu.id(), EStack::DB).1;
         kcheck!(cpu.ist(Ist::DB) == top, "IST[DB] not restored after #BP");
@@ -160,7 +161,7 @@ pub mod ktests {
 
     pub fn nmi_runs_on_nmi_stack() -> KResult {
         kcheck!(nmi::self_nmi_and_report("ktest"), "no NMI delivered");
-        let frame = percpu::this_cpu().handler_rsp[2].load(Ordering::SeqCst);
+        let frame = percpu::this_cpu().handler_rsp[X86_TRAP_NMI as usize].load(Ordering::SeqCst);
         kcheck!(in_stack(frame, EStack::NMI), "NMI frame {frame:#x} not on the NMI stack");
         Ok(())
     }
@@ -169,14 +170,14 @@ pub mod ktests {
     /// its own CPU (the bug an injected #MC during `mce wait` once hit).
     pub fn handlers_print_while_console_held() -> KResult {
         let cpu = percpu::this_cpu();
-        cpu.handler_rsp[3].store(0, Ordering::SeqCst);
+        cpu.handler_rsp[X86_TRAP_BP as usize].store(0, Ordering::SeqCst);
         let mc = cpu.mce_count.load(Ordering::SeqCst);
         crate::drivers::serial::while_holding_console(|| {
             debug::int3();
             mce::int18();
         });
         kcheck!(cpu.mce_count.load(Ordering::SeqCst) == mc + 1, "#MC handler did not run");
-        kcheck!(cpu.handler_rsp[3].load(Ordering::SeqCst) != 0, "#BP handler did not run");
+        kcheck!(cpu.handler_rsp[X86_TRAP_BP as usize].load(Ordering::SeqCst) != 0, "#BP handler did not run");
         kcheck!(!crate::drivers::serial::console_held(), "console lock left held");
         Ok(())
     }
@@ -187,7 +188,7 @@ pub mod ktests {
         let before = cpu.mce_count.load(Ordering::SeqCst);
         mce::int18();
         kcheck!(cpu.mce_count.load(Ordering::SeqCst) == before + 1, "#MC handler did not run");
-        let frame = cpu.handler_rsp[18].load(Ordering::SeqCst);
+        let frame = cpu.handler_rsp[X86_TRAP_MC as usize].load(Ordering::SeqCst);
         kcheck!(in_stack(frame, EStack::MCE), "#MC frame {frame:#x} not on the #MC stack");
         Ok(())
     }

@@ -43,7 +43,7 @@ pub mod ktests {
     use crate::mm::paging;
     use crate::stacks::layout::PAGE_SIZE;
 
-    const KTEST_VECTOR: u8 = 0x45;
+    use crate::arch::vectors::KTEST_PROBE_VECTOR as KTEST_VECTOR;
     static SEEN_COUNT: AtomicU64 = AtomicU64::new(u64::MAX);
     static SEEN_TOP_WORD: AtomicU64 = AtomicU64::new(0);
     static SEEN_FRAME: AtomicU64 = AtomicU64::new(0);

@@ -129,7 +129,7 @@ pub struct TimerCalibration {
 pub fn calibrate_timer() -> TimerCalibration {
     const MS: u64 = 10;
     write(REG_TIMER_DIVIDE, TIMER_DIVIDE_16);
-    write(REG_LVT_TIMER, LVT_MASKED | u32::from(super::irq::LOCAL_TIMER_VECTOR));
+    write(REG_LVT_TIMER, LVT_MASKED | u32::from(super::vectors::LOCAL_TIMER_VECTOR));
     write(REG_TIMER_INITIAL, u32::MAX);
     // SAFETY: rdtsc only reads the time-stamp counter.
     let tsc0 = unsafe { core::arch::x86_64::_rdtsc() };
@@ -144,7 +144,7 @@ pub fn calibrate_timer() -> TimerCalibration {
 /// Fire LOCAL_TIMER_VECTOR `hz` times a second on this CPU.
 pub fn start_periodic_timer(cal: &TimerCalibration, hz: u64) {
     write(REG_TIMER_DIVIDE, TIMER_DIVIDE_16);
-    write(REG_LVT_TIMER, LVT_PERIODIC | u32::from(super::irq::LOCAL_TIMER_VECTOR));
+    write(REG_LVT_TIMER, LVT_PERIODIC | u32::from(super::vectors::LOCAL_TIMER_VECTOR));
     write(REG_TIMER_INITIAL, (cal.apic_per_ms * 1000 / hz).max(1) as u32);
 }
 

@@ -30,6 +30,7 @@ use core::arch::global_asm;
 
 use super::percpu::{IRQ_COUNT_OFFSET, IRQ_STACK_TOP_OFFSET, TSS_IST_DB_OFFSET};
 use super::regs::{REGS_CS, REGS_RBP, REGS_RIP};
+use super::vectors::{FIRST_EXTERNAL_VECTOR, NR_EXCEPTIONS};
 use crate::stacks::layout::DB_STACK_OFFSET;
 
 global_asm!(
@@ -248,7 +249,7 @@ tristack_exception_stubs:
     irq_exit_to_thread = sym super::irq::irq_exit_to_thread,
     irq_count = const IRQ_COUNT_OFFSET,
     irq_stack_top = const IRQ_STACK_TOP_OFFSET,
-    bench_noswitch_vector = const super::irq::BENCH_NOSWITCH_VECTOR,
+    bench_noswitch_vector = const super::vectors::BENCH_NOSWITCH_VECTOR,
     regs_rip = const REGS_RIP,
     regs_rbp = const REGS_RBP,
     regs_cs = const REGS_CS,
@@ -258,7 +259,7 @@ tristack_exception_stubs:
 
 unsafe extern "C" {
     /// Addresses of the 32 exception stubs, by vector.
-    static tristack_exception_stubs: [u64; 32];
+    static tristack_exception_stubs: [u64; NR_EXCEPTIONS];
     /// The first of 224 16-byte interrupt stubs (vectors 32..256).
     fn tristack_irq_stubs();
     /// `bench irq`'s stub that does not switch stacks.
@@ -275,8 +276,9 @@ const IRQ_STUB_SIZE: u64 = 16;
 
 /// Address of the entry stub of external vector `vector` (32..256).
 pub fn irq_stub(vector: usize) -> u64 {
-    assert!((32..256).contains(&vector));
-    tristack_irq_stubs as *const () as u64 + (vector as u64 - 32) * IRQ_STUB_SIZE
+    let first = FIRST_EXTERNAL_VECTOR as usize;
+    assert!((first..256).contains(&vector));
+    tristack_irq_stubs as *const () as u64 + (vector - first) as u64 * IRQ_STUB_SIZE
 }
 
 /// Address of the entry stub of exception `vector` (0..32).

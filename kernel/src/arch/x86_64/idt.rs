@@ -12,16 +12,17 @@ use ::x86_64::VirtAddr;
 
 use super::entry::{exception_stub, irq_noswitch_stub, irq_stub};
 use super::gdt::KERNEL_CS;
+use super::vectors::*;
 use crate::stacks::layout::Ist;
 
 /// Which IST each exception uses (hardware numbering; 0 = no switch).
 /// #BP shares #DB's stack, as in Linux 5.2–5.7.
 pub const fn ist_of(vector: u8) -> Option<Ist> {
     match vector {
-        1 | 3 => Some(Ist::DB),
-        2 => Some(Ist::NMI),
-        8 => Some(Ist::DF),
-        18 => Some(Ist::MCE),
+        X86_TRAP_DB | X86_TRAP_BP => Some(Ist::DB),
+        X86_TRAP_NMI => Some(Ist::NMI),
+        X86_TRAP_DF => Some(Ist::DF),
+        X86_TRAP_MC => Some(Ist::MCE),
         _ => None,
     }
 }
@@ -71,13 +72,13 @@ static IDT: Idt = Idt(UnsafeCell::new([Gate::MISSING; 256]));
 pub fn init() {
     // SAFETY: no CPU has loaded the IDT yet.
     let idt = unsafe { &mut *IDT.0.get() };
-    for vector in 0..32u8 {
+    for vector in 0..NR_EXCEPTIONS as u8 {
         idt[vector as usize] = Gate::new(exception_stub(vector as usize), ist_of(vector));
     }
-    for vector in 32..256 {
+    for vector in FIRST_EXTERNAL_VECTOR as usize..256 {
         idt[vector] = Gate::new(irq_stub(vector), None);
     }
-    let bench = super::irq::BENCH_NOSWITCH_VECTOR as usize;
+    let bench = BENCH_NOSWITCH_VECTOR as usize;
     idt[bench] = Gate::new(irq_noswitch_stub(), None);
 }
 

@@ -17,10 +17,7 @@ const RED_ACTIVE_LOW: u32 = 1 << 13;
 const RED_LEVEL: u32 = 1 << 15;
 const RED_MASKED: u32 = 1 << 16;
 
-/// Linux `ISA_IRQ_VECTOR(irq)`: ISA IRQs land on 0x30 + irq.
-pub const fn isa_irq_vector(irq: u8) -> u8 {
-    0x30 + irq
-}
+pub use super::vectors::isa_irq_vector;
 
 /// The (first) I/O APIC: its mapped registers and first GSI.
 static BASE: AtomicU64 = AtomicU64::new(0);

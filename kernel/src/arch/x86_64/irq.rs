@@ -8,15 +8,7 @@ use super::apic;
 use super::percpu::this_cpu;
 use super::regs::Regs;
 
-/// Linux's vector for the local APIC timer.
-pub const LOCAL_TIMER_VECTOR: u8 = 0xec;
-/// Linux's spurious-interrupt vector (also programmed into the APIC's SVR).
-pub const SPURIOUS_APIC_VECTOR: u8 = 0xff;
-
-/// `bench irq`: this vector's gate enters through a stub that never switches
-/// to the IRQ stack; BENCH_SWITCH_VECTOR takes the normal path.
-pub const BENCH_NOSWITCH_VECTOR: u8 = 0x46;
-pub const BENCH_SWITCH_VECTOR: u8 = 0x47;
+use super::vectors::{LOCAL_TIMER_VECTOR, SPURIOUS_APIC_VECTOR};
 
 /// A handler for a vector, registered by the code that owns the vector.
 pub type Handler = fn(&mut Regs);

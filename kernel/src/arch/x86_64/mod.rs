@@ -16,6 +16,7 @@ pub mod regs;
 pub mod smpboot;
 pub mod switch;
 pub mod traps;
+pub mod vectors;
 
 /// Bring up this CPU's exception handling: per-CPU area (GS base), its IST
 /// stacks and IRQ stack, GDT and TSS, the shared IDT, the local APIC and

@@ -17,6 +17,7 @@ use core::sync::atomic::Ordering;
 
 use super::percpu::this_cpu;
 use super::regs::Regs;
+use super::vectors::X86_TRAP_NMI;
 use crate::println;
 use crate::stacks::info;
 
@@ -77,8 +78,8 @@ pub fn self_nmi_and_report(who: &str) -> bool {
 /// Print where the last NMI on this CPU ran and what it interrupted.
 pub fn report_last(who: &str) {
     let cpu = this_cpu();
-    let frame = cpu.handler_rsp[2].load(Ordering::SeqCst);
-    let interrupted = cpu.interrupted_rsp[2].load(Ordering::SeqCst);
+    let frame = cpu.handler_rsp[X86_TRAP_NMI as usize].load(Ordering::SeqCst);
+    let interrupted = cpu.interrupted_rsp[X86_TRAP_NMI as usize].load(Ordering::SeqCst);
     println!(
         "{who}: NMI #{} on CPU {} handled on the {} stack (frame {frame:016x}), interrupted RSP {interrupted:016x} on {}",
         cpu.nmi_count.load(Ordering::SeqCst),

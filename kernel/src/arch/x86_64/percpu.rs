@@ -14,6 +14,7 @@ use ::x86_64::structures::gdt::GlobalDescriptorTable;
 use ::x86_64::structures::tss::TaskStateSegment;
 use ::x86_64::VirtAddr;
 
+use super::vectors::NR_EXCEPTIONS;
 use crate::stacks::layout::{Ist, MAX_CPUS, NR_CACHED_STACKS};
 
 /// Entries of a per-CPU GDT: null, (Linux's KERNEL32_CS slot, unused),
@@ -64,9 +65,9 @@ pub struct PerCpu {
     pub db_storm_bad: AtomicU64,
     /// Per vector: the address of the register frame of the last handler run,
     /// i.e. where on which stack it ran (ktests and commands read it).
-    pub handler_rsp: [AtomicU64; 32],
+    pub handler_rsp: [AtomicU64; NR_EXCEPTIONS],
     /// Per vector: the interrupted RSP of the last handler run.
-    pub interrupted_rsp: [AtomicU64; 32],
+    pub interrupted_rsp: [AtomicU64; NR_EXCEPTIONS],
     /// The running task (`sched::Task`), null before the scheduler starts.
     pub current: AtomicU64,
     /// Freed thread stacks kept for reuse (bottoms; 0 = empty slot).
@@ -101,8 +102,8 @@ impl PerCpu {
             db_storm: AtomicBool::new(false),
             db_storm_nests: AtomicU64::new(0),
             db_storm_bad: AtomicU64::new(0),
-            handler_rsp: [const { AtomicU64::new(0) }; 32],
-            interrupted_rsp: [const { AtomicU64::new(0) }; 32],
+            handler_rsp: [const { AtomicU64::new(0) }; NR_EXCEPTIONS],
+            interrupted_rsp: [const { AtomicU64::new(0) }; NR_EXCEPTIONS],
             current: AtomicU64::new(0),
             stack_cache: [const { AtomicU64::new(0) }; NR_CACHED_STACKS],
             irq_counts: [const { AtomicU64::new(0) }; 256],

@@ -3,12 +3,13 @@
 
 use super::percpu;
 use super::regs::{read_cr2, Regs};
+use super::vectors::*;
 use crate::debug::oops::die;
 use crate::println;
 use crate::stacks::info::{self, StackInfo};
 
 /// Linux's names for exceptions 0–31, as printed in `Oops: <name>: ...`.
-pub const EXCEPTION_NAMES: [&str; 32] = [
+pub const EXCEPTION_NAMES: [&str; NR_EXCEPTIONS] = [
     "divide error",
     "debug",
     "nmi",
@@ -48,13 +49,13 @@ pub extern "C" fn exception_dispatch(regs: &mut Regs) {
     if percpu::ready() {
         percpu::this_cpu().note_handler(regs.vector, regs as *const Regs as u64, regs.rsp);
     }
-    match regs.vector {
-        1 => super::debug::handle_db(regs),
-        2 => super::nmi::handle(regs),
-        3 => super::debug::handle_bp(regs),
-        8 => double_fault(regs),
-        14 => page_fault(regs),
-        18 => super::mce::handle(regs),
+    match regs.vector as u8 {
+        X86_TRAP_DB => super::debug::handle_db(regs),
+        X86_TRAP_NMI => super::nmi::handle(regs),
+        X86_TRAP_BP => super::debug::handle_bp(regs),
+        X86_TRAP_DF => double_fault(regs),
+        X86_TRAP_PF => page_fault(regs),
+        X86_TRAP_MC => super::mce::handle(regs),
         v => die(EXCEPTION_NAMES[v as usize], regs),
     }
 }
@@ -118,7 +119,7 @@ pub fn force_double_fault() -> ! {
     // - the division traps; nothing after it runs.
     unsafe {
         core::arch::asm!("mov cr2, {}", in(reg) 0u64, options(nostack));
-        super::idt::set_present(0, false);
+        super::idt::set_present(X86_TRAP_DE, false);
         core::arch::asm!("xor edx, edx", "xor eax, eax", "xor ecx, ecx", "div rcx", out("rax") _, out("rdx") _, out("rcx") _);
     }
     unreachable!("divide by zero returned")

@@ -1,0 +1,129 @@
+//! Every interrupt vector and exception number, by name, in one place
+//! (Linux `arch/x86/include/asm/irq_vectors.h` and `trapnr.h`).
+//!
+//! The vector space, highest first:
+//! ```text
+//!   0xff        SPURIOUS_APIC_VECTOR
+//!   0xfd        RESCHEDULE_VECTOR            \
+//!   0xfb        CALL_FUNCTION_SINGLE_VECTOR   } system vectors: FIRST_SYSTEM_VECTOR..
+//!   0xec        LOCAL_TIMER_VECTOR           /
+//!   0x40..0xbf  demo block: self-IPIs the demos send themselves
+//!   0x30..0x3f  ISA IRQ 0..15 through the I/O APIC (ISA_IRQ_VECTOR(irq))
+//!   0x20..0x2f  the legacy 8259 PICs, remapped here and masked
+//!   0x20        FIRST_EXTERNAL_VECTOR
+//!   0x00..0x1f  exceptions (X86_TRAP_*)
+//! ```
+//! Higher vectors win the local APIC's priority classes (vector / 16), which
+//! is why `irqnest` spreads its levels over one class each.
+//! A vector can still be registered only once (`irq::register` panics).
+
+// --- Exceptions (Linux trapnr.h) ---------------------------------------------
+
+pub const X86_TRAP_DE: u8 = 0;
+pub const X86_TRAP_DB: u8 = 1;
+pub const X86_TRAP_NMI: u8 = 2;
+pub const X86_TRAP_BP: u8 = 3;
+pub const X86_TRAP_UD: u8 = 6;
+pub const X86_TRAP_DF: u8 = 8;
+pub const X86_TRAP_GP: u8 = 13;
+pub const X86_TRAP_PF: u8 = 14;
+pub const X86_TRAP_MC: u8 = 18;
+/// Exceptions occupy vectors 0..NR_EXCEPTIONS.
+pub const NR_EXCEPTIONS: usize = 32;
+
+// --- System vectors -----------------------------------------------------------
+
+/// Also programmed into the local APIC's SVR.
+pub const SPURIOUS_APIC_VECTOR: u8 = 0xff;
+pub const RESCHEDULE_VECTOR: u8 = 0xfd;
+pub const CALL_FUNCTION_SINGLE_VECTOR: u8 = 0xfb;
+pub const LOCAL_TIMER_VECTOR: u8 = 0xec;
+pub const FIRST_SYSTEM_VECTOR: u8 = LOCAL_TIMER_VECTOR;
+
+// --- The demo block: self-IPIs ---------------------------------------------------
+
+pub const FIRST_DEMO_VECTOR: u8 = 0x40;
+pub const LAST_DEMO_VECTOR: u8 = 0xbf;
+/// `irqnest` level k (1-based) uses IRQNEST_VECTOR_BASE + 0x10 * (k - 1): each
+/// level one priority class higher, as real nested interrupts would be.
+pub const IRQNEST_VECTOR_BASE: u8 = 0x40;
+pub const IRQNEST_LEVELS: u8 = 8;
+pub const SOFTIRQ_DEMO_VECTOR: u8 = 0x41;
+pub const SOFTIRQ_NESTED_VECTOR: u8 = 0x42;
+pub const IRQ_OVERFLOW_VECTOR: u8 = 0x43;
+pub const IRQ_STORM_VECTOR: u8 = 0x44;
+/// The IRQ-stack ktests' probe.
+pub const KTEST_PROBE_VECTOR: u8 = 0x45;
+/// `bench irq`: this vector's gate enters through a stub that never switches
+/// to the IRQ stack; BENCH_SWITCH_VECTOR takes the normal path.
+pub const BENCH_NOSWITCH_VECTOR: u8 = 0x46;
+pub const BENCH_SWITCH_VECTOR: u8 = 0x47;
+pub const SOFTIRQ_FLOOD_VECTOR: u8 = 0x48;
+pub const BT_IRQ_OUTER_VECTOR: u8 = 0x49;
+pub const BT_IRQ_INNER_VECTOR: u8 = 0x4a;
+pub const BT_NMI_VECTOR: u8 = 0x4b;
+pub const NMI_STORM_VECTOR: u8 = 0x4c;
+
+// --- Device interrupts --------------------------------------------------------------
+
+/// ISA IRQ 0..15 arrive through the I/O APIC on 0x30..0x3f (Linux `ISA_IRQ_VECTOR`).
+pub const ISA_IRQ_VECTOR_BASE: u8 = 0x30;
+pub const fn isa_irq_vector(irq: u8) -> u8 {
+    ISA_IRQ_VECTOR_BASE + irq
+}
+/// The 8259 PICs' vectors (0x20..0x2f) once remapped; both are masked.
+pub const PIC_VECTOR_BASE: u8 = 0x20;
+pub const FIRST_EXTERNAL_VECTOR: u8 = 0x20;
+
+/// Every fixed vector above the exceptions, with its name, to check below
+/// that none is used twice and each sits in its range.
+const FIXED: [(u8, &str); 16] = [
+    (SPURIOUS_APIC_VECTOR, "spurious"),
+    (RESCHEDULE_VECTOR, "reschedule"),
+    (CALL_FUNCTION_SINGLE_VECTOR, "call function"),
+    (LOCAL_TIMER_VECTOR, "local timer"),
+    (SOFTIRQ_DEMO_VECTOR, "softirq demo"),
+    (SOFTIRQ_NESTED_VECTOR, "softirq nested"),
+    (IRQ_OVERFLOW_VECTOR, "irq-overflow"),
+    (IRQ_STORM_VECTOR, "irq-storm"),
+    (KTEST_PROBE_VECTOR, "ktest probe"),
+    (BENCH_NOSWITCH_VECTOR, "bench no switch"),
+    (BENCH_SWITCH_VECTOR, "bench switch"),
+    (SOFTIRQ_FLOOD_VECTOR, "softirq-flood"),
+    (BT_IRQ_OUTER_VECTOR, "bt-irq outer"),
+    (BT_IRQ_INNER_VECTOR, "bt-irq inner"),
+    (BT_NMI_VECTOR, "bt-nmi"),
+    (NMI_STORM_VECTOR, "nmi-storm"),
+];
+
+/// The irqnest vector of level `level` (1-based).
+pub const fn irqnest_vector(level: u8) -> u8 {
+    IRQNEST_VECTOR_BASE + 0x10 * (level - 1)
+}
+
+const fn check_layout() -> bool {
+    let mut i = 0;
+    while i < FIXED.len() {
+        let v = FIXED[i].0;
+        // Demo vectors stay in their block, system vectors above it.
+        assert!(v >= FIRST_SYSTEM_VECTOR || (v >= FIRST_DEMO_VECTOR && v <= LAST_DEMO_VECTOR));
+        let mut j = i + 1;
+        while j < FIXED.len() {
+            assert!(FIXED[j].0 != v, "a vector is named twice");
+            j += 1;
+        }
+        // No irqnest level may take a fixed vector.
+        let mut level = 1;
+        while level <= IRQNEST_LEVELS {
+            assert!(irqnest_vector(level) != v, "an irqnest level collides with a fixed vector");
+            level += 1;
+        }
+        i += 1;
+    }
+    assert!(irqnest_vector(IRQNEST_LEVELS) <= LAST_DEMO_VECTOR);
+    assert!(isa_irq_vector(15) < FIRST_DEMO_VECTOR);
+    assert!(PIC_VECTOR_BASE + 15 < ISA_IRQ_VECTOR_BASE);
+    assert!(FIRST_EXTERNAL_VECTOR as usize == NR_EXCEPTIONS);
+    true
+}
+const _: () = assert!(check_layout());
