@@ -10,8 +10,6 @@ use crate::{mm, println, shell};
 /// Facts from the bootloader that later code and ktests consult.
 #[derive(Clone, Copy, Debug)]
 pub struct BootFacts {
-    /// The stack the bootloader started us on: [bottom, top).
-    pub boot_stack: (u64, u64),
     /// Where the whole kernel ELF file sits in memory.
     pub kernel_file: (u64, u64),
     /// Offset between link and run-time addresses (0 for our static kernel).
@@ -25,20 +23,15 @@ pub fn facts() -> &'static BootFacts {
     FACTS.get().expect("boot facts recorded first thing in start()")
 }
 
-/// The boot facts, if recorded yet (the oops path may run before).
-pub fn facts_if_ready() -> Option<&'static BootFacts> {
-    FACTS.get()
-}
-
 pub fn start(boot_info: &'static mut BootInfo) -> ! {
     serial::init();
     let stack_bottom = boot_info.kernel_stack_bottom;
     FACTS.call_once(|| BootFacts {
-        boot_stack: (stack_bottom, stack_bottom + boot_info.kernel_stack_len),
         kernel_file: (boot_info.kernel_addr, boot_info.kernel_len),
         kernel_image_offset: boot_info.kernel_image_offset,
         rsdp: boot_info.rsdp_addr.into_option(),
     });
+    crate::stacks::info::set_boot_stack(stack_bottom, stack_bottom + boot_info.kernel_stack_len);
     println!(
         "tristack {} (x86_64, {}) booting",
         env!("CARGO_PKG_VERSION"),
@@ -66,19 +59,10 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
 
     let cal = crate::arch::apic::calibrate_timer();
     crate::time::set_tsc_per_ms(cal.tsc_per_ms);
-    TIMER.call_once(|| cal);
     println!("Timer: local APIC {} counts/ms, TSC {} kHz, HZ={}", cal.apic_per_ms, cal.tsc_per_ms, crate::time::HZ);
     // Off the bootloader's stack for good: the rest runs as pid 1 on a
     // THREAD_SIZE stack, with an idle task behind it.
     crate::sched::start("init", init_main)
-}
-
-static TIMER: Once<crate::arch::apic::TimerCalibration> = Once::new();
-
-/// The boot CPU's timer calibration (every CPU's APIC timer runs at the
-/// same rate under QEMU, as on one-socket hardware).
-pub fn timer_calibration() -> &'static crate::arch::apic::TimerCalibration {
-    TIMER.get().expect("calibrated before the scheduler starts")
 }
 
 /// The kernel's own symbols, from the ELF file the bootloader left in memory.
@@ -146,18 +130,17 @@ fn route_device_interrupts(madt: &crate::drivers::acpi::Madt) {
 
 /// pid 1: start the tick, run the command line, then the shell.
 fn init_main(_: u64) -> i64 {
-    crate::softirq::open(crate::softirq::Softirq::Timer, crate::time::timer_softirq);
-    shell::irq_cmds::init();
-    shell::bt_cmds::init();
+    crate::softirq::open(crate::softirq::Softirq::TIMER, crate::time::timer_softirq);
     crate::smp::init();
-    shell::smp_cmds::init();
+    crate::debug::nmi_backtrace::init();
+    crate::demos::init();
     crate::sched::spawn_on("ksoftirqd/0", crate::softirq::ksoftirqd, 0, crate::sched::Placement::Pinned(0))
         .expect("ksoftirqd stack");
     let madt = read_madt();
     if let Some(madt) = &madt {
         route_device_interrupts(madt);
     }
-    crate::arch::apic::start_periodic_timer(timer_calibration(), crate::time::HZ);
+    crate::arch::apic::start_periodic_timer(crate::time::HZ);
     match &madt {
         Some(madt) => crate::smp::boot_secondary_cpus(madt),
         None => println!("smp: no MADT; running on CPU 0 only"),
@@ -183,12 +166,14 @@ fn init_main(_: u64) -> i64 {
 
 pub mod ktests {
     use crate::kcheck;
-    use crate::ktest::KResult;
+    use crate::ktest::{KResult, KTest};
     use crate::stacks::layout::{region_of, KERNEL_IMAGE_BASE};
+
+    pub static KTESTS: &[KTest] = &[KTest { name: "kernel_runs_at_link_address", run: runs_at_link_address }];
 
     /// The kernel is a static executable: the bootloader loaded it at its link
     /// address, so code addresses are the ELF's (nm/addr2line/gdb need no offset).
-    pub fn runs_at_link_address() -> KResult {
+    fn runs_at_link_address() -> KResult {
         let offset = super::facts().kernel_image_offset;
         kcheck!(offset == 0, "kernel image offset is {offset:#x}, not 0");
         let here = runs_at_link_address as fn() -> KResult as usize as u64;

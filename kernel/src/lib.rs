@@ -20,6 +20,8 @@ pub mod arch;
 #[cfg(target_os = "none")]
 pub mod boot;
 #[cfg(target_os = "none")]
+pub mod demos;
+#[cfg(target_os = "none")]
 pub mod ktest;
 #[cfg(target_os = "none")]
 pub mod sched;

@@ -4,7 +4,8 @@
 //! - Reschedule IPI: "your run queue changed" — the handler does nothing;
 //!   the IRQ exit back to the interrupted thread is where it reschedules.
 //! - Function call IPI: run a function on another CPU, in hard-IRQ context
-//!   on its IRQ stack, and wait until it has run. TLB shoot-down is one.
+//!   on its IRQ stack, and wait until it has run. TLB shoot-down
+//!   (`arch::tlb`) is one.
 //!
 //! Waiting for another CPU with interrupts off would deadlock if that CPU
 //! waits for us the same way, so a waiter with interrupts off runs the calls
@@ -33,8 +34,6 @@ struct Call {
 }
 
 static CALL_QUEUES: [IrqMutex<VecDeque<Call>>; MAX_CPUS] = [const { IrqMutex::new(VecDeque::new()) }; MAX_CPUS];
-/// Per CPU: TLB shoot-downs it has carried out for other CPUs.
-static TLB_SHOOTDOWNS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// Register the IPI handlers (the vectors are shared by every CPU).
 pub fn init() {
@@ -105,31 +104,6 @@ pub fn call_on(cpus: impl Iterator<Item = usize>, func: fn(u64), arg: u64) -> u6
 
 const CALL_TIMEOUT_MS: u64 = 5_000;
 
-/// `tlb-shootdown CPU skip` only: leave the shoot-down out, to show the bug.
-pub static SKIP_SHOOTDOWN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-
-/// Flush `[start, end)` from every other CPU's TLB and wait until they have
-/// (Linux `flush_tlb_kernel_range`); this CPU has flushed already.
-pub fn flush_tlb_kernel_range(start: u64, end: u64) {
-    if SKIP_SHOOTDOWN.load(Ordering::SeqCst) {
-        return;
-    }
-    let range = (start, end);
-    call_on(percpu::online_cpus(), flush_tlb_call, &range as *const (u64, u64) as u64);
-}
-
-fn flush_tlb_call(arg: u64) {
-    // SAFETY: the sender's `(start, end)`, alive while it waits.
-    let (start, end) = unsafe { *(arg as *const (u64, u64)) };
-    crate::arch::cpu::flush_tlb_range(start, end);
-    TLB_SHOOTDOWNS[this_cpu().id()].fetch_add(1, Ordering::Relaxed);
-}
-
-/// TLB shoot-downs `cpu` has carried out.
-pub fn tlb_shootdowns(cpu: usize) -> u64 {
-    TLB_SHOOTDOWNS[cpu].load(Ordering::Relaxed)
-}
-
 // --- Bring-up ---------------------------------------------------------------
 
 /// MADT processors that are not online, and why (for `cpus`).
@@ -190,7 +164,7 @@ pub fn boot_secondary_cpus(madt: &Madt) {
 /// An AP's last step of bring-up (on its idle stack, after `init_cpu`): its
 /// tick, its ksoftirqd, then it becomes its idle task.
 pub fn secondary_start(cpu: usize) -> ! {
-    crate::arch::apic::start_periodic_timer(crate::boot::timer_calibration(), time::HZ);
+    crate::arch::apic::start_periodic_timer(time::HZ);
     crate::sched::spawn_on(
         &alloc::format!("ksoftirqd/{cpu}"),
         crate::softirq::ksoftirqd,
@@ -206,8 +180,11 @@ pub mod ktests {
 
     use crate::arch::percpu::{self, this_cpu};
     use crate::kcheck;
-    use crate::ktest::KResult;
+    use crate::ktest::{KResult, KTest};
     use crate::stacks::layout::MAX_CPUS;
+
+    pub static KTESTS: &[KTest] =
+        &[KTest { name: "call_runs_on_each_cpus_own_irq_stack", run: call_runs_on_each_cpus_own_irq_stack }];
 
     /// Per CPU: the stack pointer its call ran on (0 = did not run), and the
     /// address of the per-CPU area its GS base pointed at.
@@ -222,7 +199,7 @@ pub mod ktests {
 
     /// A function call reaches every other online CPU once, runs in hard-IRQ
     /// context on *that* CPU's IRQ stack, with GS on that CPU's own area.
-    pub fn call_runs_on_each_cpus_own_irq_stack() -> KResult {
+    fn call_runs_on_each_cpus_own_irq_stack() -> KResult {
         SP.iter().chain(AREA.iter()).for_each(|a| a.store(0, Ordering::SeqCst));
         let me = percpu::current_cpu_id();
         let others = percpu::online_cpus().filter(|&c| c != me).count() as u64;

@@ -4,44 +4,83 @@
 //! a hard IRQ arriving meanwhile nests on the IRQ stack without switching.
 //! After `MAX_SOFTIRQ_RESTART` rounds the rest is left to `ksoftirqd/N`.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use x86_64::instructions::interrupts;
 
 use crate::arch::percpu::this_cpu;
 
+/// A softirq number: a bit in the per-CPU pending mask. The kernel's own
+/// are constants; a demo claims one at init (`Claimed`), so the kernel's
+/// list never names a demo.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Softirq {
+pub struct Softirq(u8);
+
+impl Softirq {
     /// The timer tick's deferred work: waking sleepers.
-    Timer = 0,
-    /// The `softirq` demo (Keith Owens' worst case).
-    Demo = 1,
-    /// `irq-storm`'s deferred counting.
-    Storm = 2,
-    /// `softirq-flood`: re-raises itself, to show the hand-off to ksoftirqd.
-    Flood = 3,
-    /// `bt-irq`: the softirq level of its nest.
-    Bt = 4,
+    pub const TIMER: Softirq = Softirq(0);
+    /// The first number `Claimed::claim` hands out.
+    const FIRST_CLAIMABLE: u8 = 1;
 }
 
-const NR_SOFTIRQS: usize = 5;
+const NR_SOFTIRQS: usize = 16;
 /// Rounds at one IRQ exit before the rest is deferred (Linux: 10).
 pub const MAX_SOFTIRQ_RESTART: usize = 10;
 
 static HANDLERS: [AtomicU64; NR_SOFTIRQS] = [const { AtomicU64::new(0) }; NR_SOFTIRQS];
+static NEXT_FREE: AtomicU8 = AtomicU8::new(Softirq::FIRST_CLAIMABLE);
 /// Per CPU: softirq rounds its ksoftirqd ran instead of an IRQ exit.
 pub static DEFERRED_ROUNDS: [AtomicU64; crate::stacks::layout::MAX_CPUS] =
     [const { AtomicU64::new(0) }; crate::stacks::layout::MAX_CPUS];
 
 /// Install the handler of `nr`.
 pub fn open(nr: Softirq, handler: fn()) {
-    HANDLERS[nr as usize].store(handler as usize as u64, Ordering::Release);
+    HANDLERS[nr.0 as usize].store(handler as usize as u64, Ordering::Release);
+}
+
+/// A softirq number owned by code outside the kernel's list (a demo, a
+/// ktest): claimed once, at init, then raised by its owner.
+pub struct Claimed(AtomicU8);
+
+impl Default for Claimed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Claimed {
+    const UNCLAIMED: u8 = u8::MAX;
+
+    pub const fn new() -> Claimed {
+        Claimed(AtomicU8::new(Self::UNCLAIMED))
+    }
+
+    /// Take the next free number for `handler` (a second call keeps the
+    /// number and replaces the handler).
+    pub fn claim(&self, handler: fn()) {
+        let nr = match self.0.load(Ordering::Acquire) {
+            Self::UNCLAIMED => {
+                let nr = NEXT_FREE.fetch_add(1, Ordering::AcqRel);
+                assert!((nr as usize) < NR_SOFTIRQS, "more than {NR_SOFTIRQS} softirqs claimed");
+                self.0.store(nr, Ordering::Release);
+                nr
+            }
+            nr => nr,
+        };
+        open(Softirq(nr), handler);
+    }
+
+    /// Mark it pending on this CPU. Panics if it was never claimed.
+    pub fn raise(&self) {
+        let nr = self.0.load(Ordering::Acquire);
+        assert!(nr != Self::UNCLAIMED, "raising a softirq that was never claimed");
+        raise(Softirq(nr));
+    }
 }
 
 /// Mark `nr` pending on this CPU (from a hard-IRQ handler, usually).
 pub fn raise(nr: Softirq) {
-    this_cpu().softirq_pending.fetch_or(1 << nr as u8, Ordering::SeqCst);
+    this_cpu().softirq_pending.fetch_or(1 << nr.0, Ordering::SeqCst);
 }
 
 /// Run pending softirqs, at most `rounds` times (interrupts off on entry and
@@ -108,9 +147,12 @@ pub mod ktests {
 
     use crate::arch::percpu::this_cpu;
     use crate::kcheck;
-    use crate::ktest::KResult;
+    use crate::ktest::{KResult, KTest};
+
+    pub static KTESTS: &[KTest] = &[KTest { name: "softirq_not_reentered", run: not_reentered_while_running }];
 
     static RUNS: AtomicU64 = AtomicU64::new(0);
+    static COUNT: super::Claimed = super::Claimed::new();
 
     fn count() {
         RUNS.fetch_add(1, Ordering::SeqCst);
@@ -118,20 +160,19 @@ pub mod ktests {
 
     /// An IRQ exit that finds softirq handlers already running on this CPU
     /// (as when one interrupts ksoftirqd) must not run them re-entrantly.
-    pub fn not_reentered_while_running() -> KResult {
-        super::open(super::Softirq::Flood, count);
+    fn not_reentered_while_running() -> KResult {
+        COUNT.claim(count);
         let cpu = this_cpu();
         let result = x86_64::instructions::interrupts::without_interrupts(|| {
             RUNS.store(0, Ordering::SeqCst);
             cpu.in_softirq.store(true, Ordering::SeqCst); // "handlers are running"
-            super::raise(super::Softirq::Flood);
+            COUNT.raise();
             super::run_on_irq_exit();
             let ran_inside = RUNS.load(Ordering::SeqCst);
             cpu.in_softirq.store(false, Ordering::SeqCst);
             super::run_on_irq_exit();
             (ran_inside, RUNS.load(Ordering::SeqCst))
         });
-        crate::shell::irq_cmds::reopen_flood();
         kcheck!(result.0 == 0, "softirq ran re-entrantly ({} runs)", result.0);
         kcheck!(result.1 == 1, "pending softirq did not run afterwards ({} runs)", result.1);
         Ok(())

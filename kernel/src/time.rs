@@ -16,7 +16,7 @@ pub fn tick(cpu: usize) {
     if cpu == 0 {
         JIFFIES.fetch_add(1, Ordering::Relaxed);
     }
-    crate::softirq::raise(crate::softirq::Softirq::Timer);
+    crate::softirq::raise(crate::softirq::Softirq::TIMER);
 }
 
 /// The timer softirq: wake sleepers whose time has come.
@@ -54,4 +54,24 @@ pub fn udelay(us: u64) {
 pub fn rdtsc() -> u64 {
     // SAFETY: rdtsc only reads the time-stamp counter.
     unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// How long to wait for something that arrives within microseconds — a
+/// self-IPI, an NMI, another CPU's answer to an IPI. Only a broken APIC
+/// misses it, so this bound only turns a hang into an error.
+pub const SPIN_WAIT_MS: u64 = 2_000;
+
+/// Spin until `cond` holds or `ms` milliseconds (by the TSC) have passed;
+/// returns whether it held. Works with interrupts off and in NMI context.
+pub fn spin_until(ms: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = rdtsc().saturating_add(tsc_per_ms().max(1).saturating_mul(ms));
+    loop {
+        if cond() {
+            return true;
+        }
+        if rdtsc() > deadline {
+            return cond();
+        }
+        core::hint::spin_loop();
+    }
 }

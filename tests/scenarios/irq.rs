@@ -66,7 +66,7 @@ fn irq_overflow_hits_the_irq_stack_guard_and_oopses() {
     let start = run.line_index("Call Trace:") + 1;
     let n = lines[start..].iter().take_while(|l| l.starts_with(' ')).count();
     let names = symbolized_frames(&lines[start..start + n]);
-    assert!(names.iter().filter(|f| *f == "tristack::shell::irq_cmds::irq_recurse").count() >= 5, "{names:?}");
+    assert!(names.iter().filter(|f| *f == "tristack::demos::irq::irq_recurse").count() >= 5, "{names:?}");
     // An oops in an interrupt cannot be survived by killing a thread.
     run.expect("\nKernel panic - not syncing: Fatal exception in interrupt\n");
 }

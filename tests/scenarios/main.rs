@@ -3,7 +3,7 @@
 
 mod common;
 
-mod backtrace;
+mod backtraces;
 mod foundation;
 mod irq;
 mod ist;

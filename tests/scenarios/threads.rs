@@ -76,7 +76,7 @@ fn overflow_kills_only_the_thread_and_the_shell_carries_on() {
     let start = run.line_index("Call Trace:") + 1;
     let n = lines[start..].iter().take_while(|l| l.starts_with(' ')).count();
     let names = symbolized_frames(&lines[start..start + n]);
-    assert!(names.iter().filter(|f| *f == "tristack::shell::thread_cmds::recurse").count() >= 5, "{names:?}");
+    assert!(names.iter().filter(|f| *f == "tristack::demos::threads::recurse").count() >= 5, "{names:?}");
     assert!(names.contains(&"tristack::sched::thread_main".to_string()), "{names:?}");
     let killed = run.line_index(line_starting(&run, "oops: killed overflow ("));
     // After the oops: the thread was reaped and ps ran in the living shell.

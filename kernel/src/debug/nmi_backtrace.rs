@@ -93,12 +93,18 @@ pub fn trigger_all_cpu_backtrace(stop: bool) -> u64 {
     missing
 }
 
+/// Hook this module into the NMI handler (Linux registers
+/// `nmi_cpu_backtrace_handler` the same way).
+pub fn init() {
+    crate::arch::nmi::register_nmi_handler(nmi_cpu_backtrace);
+}
+
 /// From the NMI handler: if this CPU owes a backtrace, print it (and park,
-/// if the kernel is dying). Returns whether it did.
-pub fn nmi_cpu_backtrace() -> bool {
+/// if the kernel is dying).
+fn nmi_cpu_backtrace(_: &crate::arch::regs::Regs) {
     let me = percpu::current_cpu_id();
     if PENDING.load(Ordering::SeqCst) & (1 << me) == 0 {
-        return false;
+        return;
     }
     while PRINT_LOCK.compare_exchange(0, me as u64 + 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
         core::hint::spin_loop();
@@ -115,5 +121,4 @@ pub fn nmi_cpu_backtrace() -> bool {
         // No IRET: NMIs stay blocked, interrupts are off. This CPU is done.
         crate::arch::cpu::halt_forever();
     }
-    true
 }

@@ -6,10 +6,18 @@ use x86_64::structures::paging::PageTableFlags as F;
 use super::vmalloc;
 use super::{paging, phys};
 use crate::kcheck;
-use crate::ktest::KResult;
+use crate::ktest::{KResult, KTest};
 use crate::stacks::layout::{DIRECT_MAP_BASE, PAGE_SIZE, THREAD_SIZE};
 
-pub fn direct_map_covers_ram() -> KResult {
+pub static KTESTS: &[KTest] = &[
+    KTest { name: "direct_map_covers_ram", run: direct_map_covers_ram },
+    KTest { name: "frames_alloc_free", run: frames_alloc_free },
+    KTest { name: "heap_alloc_free", run: heap_alloc_free },
+    KTest { name: "vmap_map_touch_free", run: vmap_map_touch_free },
+    KTest { name: "vmap_thread_size_aligned", run: vmap_thread_size_aligned },
+];
+
+fn direct_map_covers_ram() -> KResult {
     let frame = phys::alloc_frame().ok_or("no frame")?;
     let pa = frame.start_address().as_u64();
     let walked = paging::translate(DIRECT_MAP_BASE + pa).map(|(p, _)| p.as_u64());
@@ -18,7 +26,7 @@ pub fn direct_map_covers_ram() -> KResult {
     Ok(())
 }
 
-pub fn frames_alloc_free() -> KResult {
+fn frames_alloc_free() -> KResult {
     let (_, before) = phys::counts();
     let frames: Vec<_> = (0..32).filter_map(|_| phys::alloc_frame()).collect();
     kcheck!(frames.len() == 32, "got {} of 32 frames", frames.len());
@@ -35,7 +43,7 @@ pub fn frames_alloc_free() -> KResult {
     Ok(())
 }
 
-pub fn heap_alloc_free() -> KResult {
+fn heap_alloc_free() -> KResult {
     let (_, used_before) = super::heap_usage();
     let v: Vec<u64> = (0..16384).collect();
     kcheck!(v.iter().sum::<u64>() == 16383 * 16384 / 2, "heap memory does not hold values");
@@ -47,7 +55,7 @@ pub fn heap_alloc_free() -> KResult {
 
 /// Map, touch and free a guarded range; prove by walking the page tables
 /// that the pages were mapped RW+NX, the guards never, and nothing after.
-pub fn vmap_map_touch_free() -> KResult {
+fn vmap_map_touch_free() -> KResult {
     const PAGES: u64 = 4;
     let guards = vmalloc::ONE_PAGE_GUARDS;
     // The first cycle may allocate page-table frames that stay; measure the second.
@@ -88,7 +96,7 @@ pub fn vmap_map_touch_free() -> KResult {
 
 /// Thread stacks need THREAD_SIZE alignment (so a stack never straddles the
 /// boundary that masking would assume) and a guard page right below.
-pub fn vmap_thread_size_aligned() -> KResult {
+fn vmap_thread_size_aligned() -> KResult {
     let g = vmalloc::ONE_PAGE_GUARDS;
     let a = vmalloc::vmalloc_guarded(THREAD_SIZE, THREAD_SIZE, g).map_err(|e| alloc::format!("{e}"))?;
     let b = vmalloc::vmalloc_guarded(THREAD_SIZE, THREAD_SIZE, g).map_err(|e| alloc::format!("{e}"))?;

@@ -1,4 +1,5 @@
-//! The command table. Each command: name, usage, one help line, handler.
+//! What a command is (name, usage, one help line, handler) and the shell's
+//! built-ins; the demos export the rest (`demos::COMMANDS`).
 
 use alloc::string::String;
 
@@ -31,56 +32,35 @@ pub struct Spec {
     pub run: fn(&[&str]) -> CmdResult,
 }
 
-pub static COMMANDS: &[Spec] = &[
+pub static BUILTINS: &[Spec] = &[
     Spec { name: "help", usage: "[COMMAND]", help: "list commands, or show one", run: help },
     Spec { name: "echo", usage: "[WORD...]", help: "print the words", run: echo },
     Spec { name: "meminfo", usage: "", help: "free/used frames, heap and vmap area usage", run: meminfo },
-    Spec { name: "ktest", usage: "[FILTER]", help: "run the in-kernel tests (names containing FILTER)", run: ktest_cmd },
-    Spec { name: "ps", usage: "", help: "tasks (sysrq-t shape) with free stack bytes; per-CPU IST stack high-water marks", run: super::thread_cmds::ps },
-    Spec { name: "spawn", usage: "N", help: "start N worker threads (yield/sleep loops with a checksum)", run: super::thread_cmds::spawn },
-    Spec { name: "sleep", usage: "MS", help: "sleep MS milliseconds (the shell thread blocks; others run)", run: super::thread_cmds::sleep },
-    Spec { name: "overflow", usage: "", help: "a thread recurses into its guard page: #DF, oops, the thread dies, the system carries on", run: super::thread_cmds::overflow },
-    Spec { name: "overrun", usage: "", help: "a thread overwrites its STACK_END_MAGIC: caught at the next switch", run: super::thread_cmds::overrun },
-    Spec { name: "threads-stress", usage: "N M", help: "N threads x M switches: checksums, and no frames or vmap space leaked", run: super::thread_cmds::threads_stress },
-    Spec { name: "bench", usage: "switch|spawn|irq|ipi", help: "cycles (min, median): context-switch round trip / spawn+join / self-IPI with and without the IRQ-stack switch / cross-CPU function call", run: super::thread_cmds::bench },
-    Spec { name: "irqs", usage: "", help: "/proc/interrupts-style counts per vector and CPU, nesting depth", run: super::irq_cmds::irqs },
-    Spec { name: "irqnest", usage: "N", help: "N nested self-IPIs: level 1 switches to the IRQ stack, deeper levels stay", run: super::irq_cmds::irqnest },
-    Spec { name: "softirq", usage: "", help: "hard IRQ -> softirq -> nested hard IRQ, all on the IRQ stack", run: super::irq_cmds::softirq_cmd },
-    Spec { name: "softirq-flood", usage: "N", help: "a softirq that re-raises itself N times: 10 rounds at the IRQ exit, the rest in ksoftirqd", run: super::irq_cmds::softirq_flood },
-    Spec { name: "irq-storm", usage: "N", help: "N self-IPIs while threads switch: none lost, checksums intact", run: super::irq_cmds::irq_storm },
-    Spec { name: "irq-overflow", usage: "", help: "an IRQ handler recurses into the IRQ stack's guard page: #DF, oops", run: super::irq_cmds::irq_overflow },
-    Spec { name: "bt", usage: "[PID]", help: "backtrace of the shell, or of a sleeping thread from its saved frame", run: super::bt_cmds::bt },
-    Spec { name: "bt-irq", usage: "", help: "backtrace from a hard IRQ nested in a softirq of a hard IRQ: <IRQ> markers", run: super::bt_cmds::bt_irq },
-    Spec { name: "bt-nmi", usage: "", help: "backtrace from an NMI that interrupted an IRQ handler: <NMI>, <IRQ>, task", run: super::bt_cmds::bt_nmi },
-    Spec { name: "stale", usage: "", help: "leave a stale return address on the stack; the trace prints it with '? '", run: super::bt_cmds::stale },
-    Spec { name: "cpus", usage: "", help: "each CPU: APIC id, online, its IRQ stack and IST stack tops (from its live TSS), current task", run: super::smp_cmds::cpus },
-    Spec { name: "bt-all", usage: "", help: "this CPU's backtrace, then every other CPU's, taken by NMI (sysrq-l)", run: super::smp_cmds::bt_all },
-    Spec { name: "nmi-storm", usage: "SECONDS", help: "NMIs to every other CPU while they run self-IPIs, switches and nested #DB; every count must add up", run: super::smp_cmds::nmi_storm },
-    Spec { name: "tlb-shootdown", usage: "CPU [skip]", help: "free a page another CPU reads: its next read faults (skip: no shoot-down, it reads freed memory)", run: super::smp_cmds::tlb_shootdown },
-    Spec { name: "oops=panic", usage: "", help: "setting: an oops in a thread panics the kernel (default oops=kill kills the thread)", run: |_| super::thread_cmds::set_oops("panic") },
-    Spec { name: "oops=kill", usage: "", help: "setting: an oops in a thread kills only that thread", run: |_| super::thread_cmds::set_oops("kill") },
-    Spec { name: "stacks", usage: "", help: "every stack of every CPU, read from the live TSS and page tables", run: super::stack_cmds::stacks },
-    Spec { name: "int3", usage: "", help: "breakpoint instruction: #BP on the #DB stack", run: super::stack_cmds::int3 },
-    Spec { name: "db", usage: "N [nmi]", help: "N=1..3 nested #DB: #DB, #DB1, then the DB2 hole; nmi: self-NMI at the deepest level", run: super::stack_cmds::db },
-    Spec { name: "watch", usage: "", help: "data-write hardware breakpoint (DR0, DR7 RW=01) hit once", run: super::stack_cmds::watch },
-    Spec { name: "nmi", usage: "[wait]", help: "self-NMI through the local APIC: runs on the NMI stack; wait: for one from the QEMU monitor", run: super::stack_cmds::nmi },
-    Spec { name: "mce", usage: "[wait]", help: "#MC by int $18 on the MCE stack; wait: for a real one (QEMU monitor `mce`)", run: super::stack_cmds::mce },
-    Spec { name: "doublefault", usage: "", help: "force a #DF that is not an overflow (oops)", run: super::stack_cmds::doublefault },
-    Spec { name: "nested-oops", usage: "", help: "fault inside the oops printer: the recursion guard prints one line and stops", run: super::stack_cmds::nested_oops },
+    Spec {
+        name: "ktest",
+        usage: "[FILTER]",
+        help: "run the in-kernel tests (names containing FILTER)",
+        run: ktest_cmd,
+    },
     Spec { name: "panic", usage: "[MESSAGE...]", help: "Rust panic: the panic path, then failure", run: panic_cmd },
     Spec { name: "triple-fault", usage: "", help: "load an empty IDT and trap: the CPU resets", run: triple_fault },
     Spec { name: "fail", usage: "", help: "end the boot reporting failure (runner status 1)", run: fail },
     Spec { name: "poweroff", usage: "", help: "end the boot reporting success (runner status 0)", run: poweroff },
 ];
 
+/// Every command: the built-ins, then the demos' table.
+pub fn all() -> impl Iterator<Item = &'static Spec> {
+    BUILTINS.iter().chain(crate::demos::COMMANDS)
+}
+
 pub fn find(name: &str) -> Option<&'static Spec> {
-    COMMANDS.iter().find(|c| c.name == name)
+    all().find(|c| c.name == name)
 }
 
 /// "help, echo, ..." for error messages.
 pub fn names() -> String {
     let mut s = String::new();
-    for (i, c) in COMMANDS.iter().enumerate() {
+    for (i, c) in all().enumerate() {
         if i > 0 {
             s.push_str(", ");
         }
@@ -95,7 +75,7 @@ fn help(args: &[&str]) -> CmdResult {
         println!("  {:<24} {}", left.trim_end(), c.help);
     };
     match args {
-        [] => COMMANDS.iter().for_each(show),
+        [] => all().for_each(show),
         [name] => show(
             find(name).ok_or_else(|| ArgError(alloc::format!("help: no command '{name}'; commands: {}", names())))?,
         ),

@@ -1,23 +1,15 @@
-//! The serial shell: every demo is a command, run from the kernel command
-//! line (`;`-separated) or typed at the `tristack> ` prompt.
+//! The serial shell: command-line parsing, the line editor, the REPL and
+//! the built-in commands. Every demo is a command too (`demos::COMMANDS`),
+//! run from the kernel command line (`;`-separated) or typed at the
+//! `tristack> ` prompt.
 
 pub mod cmdline;
 pub mod line;
 
 #[cfg(target_os = "none")]
-pub mod bt_cmds;
-#[cfg(target_os = "none")]
-mod commands;
-#[cfg(target_os = "none")]
-pub mod irq_cmds;
+pub mod commands;
 #[cfg(target_os = "none")]
 mod repl;
-#[cfg(target_os = "none")]
-pub mod smp_cmds;
-#[cfg(target_os = "none")]
-mod stack_cmds;
-#[cfg(target_os = "none")]
-mod thread_cmds;
 
 #[cfg(target_os = "none")]
 pub use repl::{interactive, run_command_line};

@@ -74,16 +74,26 @@ pub mod ktests {
     use crate::arch::vectors::*;
     use crate::arch::{debug, idt, mce, nmi, percpu};
     use crate::kcheck;
-    use crate::ktest::KResult;
+    use crate::ktest::{KResult, KTest};
     use crate::mm::paging;
     use crate::stacks::layout::{cea_base, estack_range, EStack, Ist, CEA_PER_CPU_SIZE, ESTACKS, PAGE_SIZE};
+
+    pub static KTESTS: &[KTest] = &[
+        KTest { name: "ist_slots_point_at_stack_tops", run: ist_slots_point_at_stack_tops },
+        KTest { name: "gates_name_their_ist", run: gates_name_their_ist },
+        KTest { name: "estack_pages_nx_guards_unmapped", run: stack_pages_nx_and_guards_unmapped },
+        KTest { name: "int3_runs_on_db_stack", run: int3_runs_on_db_stack },
+        KTest { name: "nmi_runs_on_nmi_stack", run: nmi_runs_on_nmi_stack },
+        KTest { name: "mce_runs_on_mce_stack", run: mce_runs_on_mce_stack },
+        KTest { name: "handlers_print_while_console_held", run: handlers_print_while_console_held },
+    ];
 
     fn in_stack(addr: u64, kind: EStack) -> bool {
         let (bottom, top) = estack_range(percpu::this_cpu().id(), kind);
         (bottom..top).contains(&addr)
     }
 
-    pub fn ist_slots_point_at_stack_tops() -> KResult {
+    fn ist_slots_point_at_stack_tops() -> KResult {
         for cpu in percpu::online_cpus() {
             for d in ESTACKS.iter().filter(|d| d.ist.is_some()) {
                 let ist = d.ist.unwrap();
@@ -95,7 +105,7 @@ pub mod ktests {
         Ok(())
     }
 
-    pub fn gates_name_their_ist() -> KResult {
+    fn gates_name_their_ist() -> KResult {
         for (vector, want) in [
             (X86_TRAP_DB, Ist::DB as u8),
             (X86_TRAP_NMI, Ist::NMI as u8),
@@ -116,7 +126,7 @@ pub mod ktests {
 
     /// Walk the page tables over each CPU's whole entry area: stack pages
     /// mapped RW+NX, every other page (guards, the DB2 hole) unmapped.
-    pub fn stack_pages_nx_and_guards_unmapped() -> KResult {
+    fn stack_pages_nx_and_guards_unmapped() -> KResult {
         for cpu in percpu::online_cpus() {
             let base = cea_base(cpu);
             for va in (base..base + CEA_PER_CPU_SIZE).step_by(PAGE_SIZE as usize) {
@@ -138,7 +148,7 @@ pub mod ktests {
         Ok(())
     }
 
-    pub fn int3_runs_on_db_stack() -> KResult {
+    fn int3_runs_on_db_stack() -> KResult {
         let cpu = percpu::this_cpu();
         debug::int3();
         let frame = cpu.handler_rsp[X86_TRAP_BP as usize].load(Ordering::SeqCst);
@@ -148,18 +158,7 @@ pub mod ktests {
         Ok(())
     }
 
-    pub fn nested_db_uses_db_then_db1() -> KResult {
-        debug::db_demo(2, false);
-        let l1 = debug::DB_LEVEL_FRAME[1].load(Ordering::SeqCst);
-        let l2 = debug::DB_LEVEL_FRAME[2].load(Ordering::SeqCst);
-        kcheck!(in_stack(l1, EStack::DB), "level 1 frame {l1:#x} not on #DB");
-        kcheck!(in_stack(l2, EStack::DB1), "level 2 frame {l2:#x} not on #DB1");
-        let top = estack_range(percpu::this_cpu().id(), EStack::DB).1;
-        kcheck!(percpu::this_cpu().ist(Ist::DB) == top, "IST[DB] not restored after nesting");
-        Ok(())
-    }
-
-    pub fn nmi_runs_on_nmi_stack() -> KResult {
+    fn nmi_runs_on_nmi_stack() -> KResult {
         kcheck!(nmi::self_nmi_and_report("ktest"), "no NMI delivered");
         let frame = percpu::this_cpu().handler_rsp[X86_TRAP_NMI as usize].load(Ordering::SeqCst);
         kcheck!(in_stack(frame, EStack::NMI), "NMI frame {frame:#x} not on the NMI stack");
@@ -168,7 +167,7 @@ pub mod ktests {
 
     /// A handler that prints must not deadlock when it interrupted a print on
     /// its own CPU (the bug an injected #MC during `mce wait` once hit).
-    pub fn handlers_print_while_console_held() -> KResult {
+    fn handlers_print_while_console_held() -> KResult {
         let cpu = percpu::this_cpu();
         cpu.handler_rsp[X86_TRAP_BP as usize].store(0, Ordering::SeqCst);
         let mc = cpu.mce_count.load(Ordering::SeqCst);
@@ -182,7 +181,7 @@ pub mod ktests {
         Ok(())
     }
 
-    pub fn mce_runs_on_mce_stack() -> KResult {
+    fn mce_runs_on_mce_stack() -> KResult {
         kcheck!(mce::banks_enabled().is_some(), "no MCA (QEMU should run with -cpu max)");
         let cpu = percpu::this_cpu();
         let before = cpu.mce_count.load(Ordering::SeqCst);

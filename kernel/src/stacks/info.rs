@@ -1,11 +1,23 @@
 //! `stack_info`: which stack an address is on (Linux `get_stack_info`).
 //!
 //! Used by the #DF/#PF handlers (whose guard page was hit?), by handlers that
-//! report where they ran, by the oops and by the backtrace. Stacks known so
-//! far: the boot task's stack and every CPU's exception stacks; thread and
-//! IRQ stacks join with their issues.
+//! report where they ran, by the oops and by the backtrace. It knows every
+//! stack: each CPU's exception and IRQ stacks, every thread stack, and the
+//! bootloader's stack the boot code starts on.
+
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::stacks::layout::{classify_cea, estack_range, CeaPart, EStack, PAGE_SIZE};
+
+/// The bootloader's stack, [bottom, top), which boot runs on until the
+/// scheduler starts (0, 0: not recorded yet).
+static BOOT_STACK: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Record the stack the bootloader started the kernel on (boot does, first thing).
+pub fn set_boot_stack(bottom: u64, top: u64) {
+    BOOT_STACK[0].store(bottom, Ordering::Relaxed);
+    BOOT_STACK[1].store(top, Ordering::Release);
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StackKind {
@@ -42,7 +54,9 @@ impl StackInfo {
 }
 
 fn boot_task_stack() -> Option<StackInfo> {
-    let (bottom, top) = crate::boot::facts_if_ready()?.boot_stack;
+    let top = BOOT_STACK[1].load(Ordering::Acquire);
+    let bottom = BOOT_STACK[0].load(Ordering::Relaxed);
+    (top != 0).then_some(())?;
     Some(StackInfo { kind: StackKind::Task, cpu: 0, bottom, top })
 }
 

@@ -39,11 +39,16 @@ pub mod ktests {
     use crate::arch::regs::Regs;
     use crate::arch::{apic, irq, percpu};
     use crate::kcheck;
-    use crate::ktest::KResult;
+    use crate::ktest::{KResult, KTest};
     use crate::mm::paging;
     use crate::stacks::layout::PAGE_SIZE;
 
     use crate::arch::vectors::KTEST_PROBE_VECTOR as KTEST_VECTOR;
+
+    pub static KTESTS: &[KTest] = &[
+        KTest { name: "irq_first_level_switches_and_links_back", run: first_level_switches_and_links_back },
+        KTest { name: "irq_stack_guards_unmapped", run: irq_stack_guards_unmapped },
+    ];
     static SEEN_COUNT: AtomicU64 = AtomicU64::new(u64::MAX);
     static SEEN_TOP_WORD: AtomicU64 = AtomicU64::new(0);
     static SEEN_FRAME: AtomicU64 = AtomicU64::new(0);
@@ -59,7 +64,7 @@ pub mod ktests {
 
     /// irq_count is -1 in a thread and 0 in a first-level handler, which runs
     /// on the IRQ stack with the interrupted RSP (= its frame) in the top word.
-    pub fn first_level_switches_and_links_back() -> KResult {
+    fn first_level_switches_and_links_back() -> KResult {
         let cpu = percpu::this_cpu();
         kcheck!(cpu.irq_count.load(Ordering::SeqCst) == -1, "irq_count in thread context is not -1");
         irq::register(KTEST_VECTOR, probe, "LAPIC  self-IPI ktest probe");
@@ -83,18 +88,7 @@ pub mod ktests {
         Ok(())
     }
 
-    /// irq_count is 1 in a nested handler, which stays on the IRQ stack.
-    pub fn nested_level_counts_one_and_stays() -> KResult {
-        use crate::shell::irq_cmds::NEST_COUNT;
-        NEST_COUNT[1].store(-2, Ordering::SeqCst);
-        NEST_COUNT[2].store(-2, Ordering::SeqCst);
-        crate::shell::irq_cmds::irqnest(&["2"]).map_err(|_| "irqnest 2 failed")?;
-        let (a, b) = (NEST_COUNT[1].load(Ordering::SeqCst), NEST_COUNT[2].load(Ordering::SeqCst));
-        kcheck!((a, b) == (0, 1), "irq_count at levels 1, 2: {a}, {b}");
-        Ok(())
-    }
-
-    pub fn irq_stack_guards_unmapped() -> KResult {
+    fn irq_stack_guards_unmapped() -> KResult {
         for cpu in percpu::online_cpus() {
             let (bottom, top) = super::range(cpu).ok_or("no IRQ stack")?;
             for va in (bottom..top).step_by(PAGE_SIZE as usize) {

@@ -142,12 +142,20 @@ pub mod ktests {
 
     use super::*;
     use crate::kcheck;
-    use crate::ktest::KResult;
+    use crate::ktest::{KResult, KTest};
     use crate::mm::paging;
+
+    pub static KTESTS: &[KTest] = &[
+        KTest { name: "thread_stack_layout_magic_guards", run: layout_magic_alignment_and_guards },
+        KTest { name: "thread_stack_cache_reuse", run: cache_reuses_two_then_frees_to_vmap },
+        KTest { name: "thread_stack_zeroed_on_reuse", run: reused_stack_is_zeroed_with_magic },
+        KTest { name: "guard_below_every_thread_stack", run: guard_below_every_thread_stack },
+        KTest { name: "current_is_per_cpu", run: current_is_per_cpu_and_owns_rsp },
+    ];
 
     /// Two frees fill the cache, two allocations take the same stacks back,
     /// a third free goes back to the vmap area (unmapped).
-    pub fn cache_reuses_two_then_frees_to_vmap() -> KResult {
+    fn cache_reuses_two_then_frees_to_vmap() -> KResult {
         drain_cache();
         let s: Vec<ThreadStack> =
             (0..3).map(|_| alloc()).collect::<Result<_, _>>().map_err(|e| alloc::format!("{e}"))?;
@@ -169,7 +177,7 @@ pub mod ktests {
         Ok(())
     }
 
-    pub fn reused_stack_is_zeroed_with_magic() -> KResult {
+    fn reused_stack_is_zeroed_with_magic() -> KResult {
         drain_cache();
         let s = alloc().map_err(|e| alloc::format!("{e}"))?;
         // SAFETY: our own fresh stack.
@@ -184,7 +192,7 @@ pub mod ktests {
         Ok(())
     }
 
-    pub fn layout_magic_alignment_and_guards() -> KResult {
+    fn layout_magic_alignment_and_guards() -> KResult {
         let s = alloc().map_err(|e| alloc::format!("{e}"))?;
         let result = (|| {
             kcheck!(s.bottom % THREAD_SIZE == 0, "stack {:#x} not THREAD_SIZE-aligned", s.bottom);
@@ -201,7 +209,7 @@ pub mod ktests {
 
     /// Every live thread stack: mapped RW+NX, guard page below unmapped,
     /// the page above unmapped too (the gap).
-    pub fn guard_below_every_thread_stack() -> KResult {
+    fn guard_below_every_thread_stack() -> KResult {
         let tasks = crate::sched::snapshot();
         kcheck!(tasks.len() >= 2, "expected idle and init at least");
         for t in tasks {
@@ -219,7 +227,7 @@ pub mod ktests {
     }
 
     /// `current` comes from the per-CPU area, and we run on its stack.
-    pub fn current_is_per_cpu_and_owns_rsp() -> KResult {
+    fn current_is_per_cpu_and_owns_rsp() -> KResult {
         let cur = crate::sched::current().ok_or("no current task")?;
         let rsp = crate::arch::cpu::stack_pointer();
         kcheck!(cur.pid == crate::sched::INIT_PID, "ktests run in init, current is pid {}", cur.pid);

@@ -125,7 +125,12 @@ pub struct TimerCalibration {
     pub tsc_per_ms: u64,
 }
 
-/// Measure the APIC timer (divide by 16) and the TSC against 10 ms of PIT.
+/// The boot CPU's calibration; every CPU's APIC timer runs at the same rate
+/// under QEMU, as on one-socket hardware.
+static CALIBRATION: spin::Once<TimerCalibration> = spin::Once::new();
+
+/// Measure the APIC timer (divide by 16) and the TSC against 10 ms of PIT
+/// (once, on the boot CPU; `start_periodic_timer` uses it on every CPU).
 pub fn calibrate_timer() -> TimerCalibration {
     const MS: u64 = 10;
     write(REG_TIMER_DIVIDE, TIMER_DIVIDE_16);
@@ -138,11 +143,12 @@ pub fn calibrate_timer() -> TimerCalibration {
     // SAFETY: as above.
     let tsc1 = unsafe { core::arch::x86_64::_rdtsc() };
     write(REG_TIMER_INITIAL, 0);
-    TimerCalibration { apic_per_ms: u64::from(counted) / MS, tsc_per_ms: (tsc1 - tsc0) / MS }
+    *CALIBRATION.call_once(|| TimerCalibration { apic_per_ms: u64::from(counted) / MS, tsc_per_ms: (tsc1 - tsc0) / MS })
 }
 
 /// Fire LOCAL_TIMER_VECTOR `hz` times a second on this CPU.
-pub fn start_periodic_timer(cal: &TimerCalibration, hz: u64) {
+pub fn start_periodic_timer(hz: u64) {
+    let cal = CALIBRATION.get().expect("calibrate_timer ran on the boot CPU");
     write(REG_TIMER_DIVIDE, TIMER_DIVIDE_16);
     write(REG_LVT_TIMER, LVT_PERIODIC | u32::from(super::vectors::LOCAL_TIMER_VECTOR));
     write(REG_TIMER_INITIAL, (cal.apic_per_ms * 1000 / hz).max(1) as u32);

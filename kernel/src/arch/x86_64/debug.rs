@@ -1,18 +1,19 @@
-//! #DB and #BP: the debug registers DR0–DR3/DR6/DR7, their handlers, and the
-//! demonstrations that make the #DB stacks visible (`int3`, `db N`, `watch`).
+//! #DB and #BP: the debug registers DR0–DR3/DR6/DR7 and the two handlers.
+//! Whoever arms a breakpoint registers a hook that claims its events
+//! (`demos::ist` for `db N` and `watch`, `demos::nmi_storm` for its nests).
 //!
 //! Both vectors run on the #DB IST stack; the entry stub shifts TSS IST[DB]
 //! down by `DB_STACK_OFFSET` while a handler runs, so a #DB raised inside the
 //! handler lands on DB1, and one more on the unmapped DB2 hole.
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::percpu::this_cpu;
 use super::regs::{Regs, RFLAGS_RF};
 use crate::println;
 use crate::stacks::info;
-use crate::stacks::layout::{estack_range, EStack, Ist};
+use crate::stacks::layout::Ist;
 
 /// Read debug register `n` (0–3, 6, 7).
 pub fn read_dr(n: u8) -> u64 {
@@ -114,58 +115,57 @@ pub fn show_if_in_use() {
     println!("DR3: {:016x} DR6: {:016x} DR7: {:016x}", read_dr(3), read_dr(6), dr7);
 }
 
-// --- The demonstrations ------------------------------------------------------
+// --- The handlers -----------------------------------------------------------------
 
-/// Levels of the running `db N` demo (0: none).
-static DB_DEMO_LEVELS: AtomicU32 = AtomicU32::new(0);
-/// Whether the deepest `db` level sends itself an NMI.
-static DB_DEMO_NMI: AtomicBool = AtomicBool::new(false);
-/// Frame address of each `db` level's handler, for ktests (index = level).
-pub static DB_LEVEL_FRAME: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
-/// The word `watch` writes under a data breakpoint.
-static WATCHED: AtomicU64 = AtomicU64::new(0);
-
-// One distinct function per level: each is the execute-breakpoint target of
-// its level. Distinct bodies keep the compiler from merging them.
-#[inline(never)]
-fn db_target_1() {
-    WATCHED.fetch_add(0, Ordering::SeqCst);
-}
-#[inline(never)]
-fn db_target_2() {
-    WATCHED.fetch_add(0, Ordering::Relaxed);
-}
-#[inline(never)]
-fn db_target_3() {
-    WATCHED.fetch_or(0, Ordering::SeqCst);
-}
-#[inline(never)]
-fn db_target_4() {
-    WATCHED.fetch_or(0, Ordering::Relaxed);
-}
-const DB_TARGETS: [fn(); 4] = [db_target_1, db_target_2, db_target_3, db_target_4];
-
-/// `db N`: level 1's #DB fires on an execute breakpoint; each level's handler
-/// arms the next level's breakpoint and calls its target, nesting one #DB
-/// deeper: #DB → #DB1 → (third) a push into the DB2 hole.
-pub fn db_demo(levels: u32, nmi_at_deepest: bool) {
-    DB_DEMO_LEVELS.store(levels, Ordering::SeqCst);
-    DB_DEMO_NMI.store(nmi_at_deepest, Ordering::SeqCst);
-    println!("db: arming DR0 on {:#x}; TSS IST[DB] = {:016x}", DB_TARGETS[0] as usize, this_cpu().ist(Ist::DB));
-    arm_execute(0, DB_TARGETS[0] as usize as u64);
-    DB_TARGETS[0]();
-    disarm(0);
-    DB_DEMO_LEVELS.store(0, Ordering::SeqCst);
-    println!("db: back from level 1; TSS IST[DB] = {:016x}", this_cpu().ist(Ist::DB));
+/// What a #DB or #BP hook is told (Linux passes the same through
+/// `notify_die(DIE_DEBUG / DIE_INT3, ...)`).
+#[derive(Clone, Copy, Debug)]
+pub struct DebugEvent {
+    /// #DB (a debug register fired, or single-step) or #BP (`int3`).
+    pub kind: DebugKind,
+    /// DR6 as read on entry (#DB only; 0 for #BP).
+    pub dr6: u64,
+    /// The breakpoint slot (0–3) that fired, if one did; it is disarmed already.
+    pub slot: Option<u8>,
+    /// #DB handlers running on this CPU, this one included (#BP does not count).
+    pub depth: u32,
+    /// Address of the register frame: which stack the handler runs on.
+    pub frame: u64,
 }
 
-/// `watch`: a data-write breakpoint on a word, then a write to it.
-pub fn watch_demo(value: u64) {
-    let addr = WATCHED.as_ptr() as u64;
-    println!("watch: arming DR0 for writes to {addr:#x}");
-    arm_write(0, addr);
-    WATCHED.store(value, Ordering::SeqCst);
-    disarm(0);
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DebugKind {
+    Db,
+    Bp,
+}
+
+/// Code that owns a breakpoint (Linux `register_die_notifier`: kprobes,
+/// kgdb). Runs on the #DB stack; returns true if the event was its own.
+pub type DebugHook = fn(&mut Regs, &DebugEvent) -> bool;
+
+static DEBUG_HOOKS: [AtomicUsize; MAX_DEBUG_HOOKS] = [const { AtomicUsize::new(0) }; MAX_DEBUG_HOOKS];
+const MAX_DEBUG_HOOKS: usize = 8;
+
+/// Offer every #DB and #BP to `hook` first (registering twice is a no-op).
+pub fn register_debug_hook(hook: DebugHook) {
+    let addr = hook as usize;
+    for slot in &DEBUG_HOOKS {
+        match slot.compare_exchange(0, addr, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(existing) if existing == addr => return,
+            Err(_) => continue,
+        }
+    }
+    panic!("more than {MAX_DEBUG_HOOKS} debug hooks registered");
+}
+
+/// Whether some hook claimed `event`.
+fn run_hooks(regs: &mut Regs, event: &DebugEvent) -> bool {
+    DEBUG_HOOKS.iter().any(|slot| {
+        let h = slot.load(Ordering::Acquire);
+        // SAFETY: only `register_debug_hook` stores here, always a `DebugHook`.
+        h != 0 && unsafe { core::mem::transmute::<usize, DebugHook>(h) }(regs, event)
+    })
 }
 
 pub fn handle_db(regs: &mut Regs) {
@@ -175,44 +175,12 @@ pub fn handle_db(regs: &mut Regs) {
     let depth = cpu.db_depth.fetch_add(1, Ordering::SeqCst) + 1;
     let frame = regs as *const Regs as u64;
     let slot = (dr6 & DR6_HITS).trailing_zeros() as u8;
-    if slot < 4 {
+    let slot = (slot < 4).then_some(slot);
+    if let Some(slot) = slot {
         disarm(slot);
     }
-    if cpu.db_storm.load(Ordering::Relaxed) && slot < 4 && regs.rip == storm_db_target as *const () as u64 {
-        storm_db_level_1(cpu, frame);
-        regs.rflags |= RFLAGS_RF;
-        cpu.db_depth.fetch_sub(1, Ordering::SeqCst);
-        return;
-    }
-    let levels = DB_DEMO_LEVELS.load(Ordering::SeqCst);
-    let target = |l: u32| DB_TARGETS[l as usize - 1] as usize as u64;
-    if slot < 4 && levels >= depth && depth >= 1 && regs.rip == target(depth) {
-        if let Some(f) = DB_LEVEL_FRAME.get(depth as usize) {
-            f.store(frame, Ordering::SeqCst);
-        }
-        println!(
-            "db: level {depth}: #DB on the {} stack (frame {frame:016x}), interrupted RSP on {}; TSS IST[DB] now {:016x}",
-            info::name_of(frame),
-            info::name_of(regs.rsp),
-            cpu.ist(Ist::DB)
-        );
-        if depth < levels {
-            let next = depth as u8; // slot of the next level
-            arm_execute(next, target(depth + 1));
-            DB_TARGETS[depth as usize]();
-            disarm(next);
-        } else if DB_DEMO_NMI.load(Ordering::SeqCst) {
-            super::nmi::self_nmi_and_report("db");
-        }
-    } else if slot < 4 && read_dr(slot) == WATCHED.as_ptr() as u64 {
-        println!(
-            "watch: write to {:#x} by RIP {:016x}, value now {}; #DB ran on the {} stack",
-            read_dr(slot),
-            regs.rip,
-            WATCHED.load(Ordering::SeqCst),
-            info::name_of(frame)
-        );
-    } else {
+    let event = DebugEvent { kind: DebugKind::Db, dr6, slot, depth, frame };
+    if !run_hooks(regs, &event) {
         println!("#DB: DR6 {dr6:#x} at RIP {:016x} on the {} stack", regs.rip, info::name_of(frame));
     }
     // An instruction breakpoint would fire again on return without RF.
@@ -220,52 +188,12 @@ pub fn handle_db(regs: &mut Regs) {
     cpu.db_depth.fetch_sub(1, Ordering::SeqCst);
 }
 
-// --- The quiet nested #DB of `nmi-storm` ------------------------------------
-
-/// The execute-breakpoint target of `storm_db_once`.
-#[inline(never)]
-fn storm_db_target() {
-    WATCHED.fetch_and(u64::MAX, Ordering::SeqCst);
-}
-
-/// Level 1 of the storm's nest, on the #DB stack: check where we are, then
-/// `int3`, which nests one #DB stack down (IST[DB] is shifted).
-fn storm_db_level_1(cpu: &super::percpu::PerCpu, frame: u64) {
-    let (bottom, top) = estack_range(cpu.id(), EStack::DB);
-    if !(bottom..top).contains(&frame) {
-        cpu.db_storm_bad.fetch_add(1, Ordering::Relaxed);
-    }
-    int3();
-}
-
-/// `#BP` inside `storm_db_level_1`: must run on #DB1 and have interrupted #DB.
-fn storm_bp_level_2(cpu: &super::percpu::PerCpu, frame: u64, interrupted: u64) {
-    let id = cpu.id();
-    let on = |kind: EStack, addr: u64| {
-        let (bottom, top) = estack_range(id, kind);
-        (bottom..top).contains(&addr)
-    };
-    if on(EStack::DB1, frame) && on(EStack::DB, interrupted) {
-        cpu.db_storm_nests.fetch_add(1, Ordering::Relaxed);
-    } else {
-        cpu.db_storm_bad.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// One two-level nest (#DB, then #BP on #DB1) without printing; counted in
-/// this CPU's `db_storm_nests` / `db_storm_bad`. The caller sets `db_storm`.
-pub fn storm_db_once() {
-    arm_execute(0, storm_db_target as *const () as u64);
-    storm_db_target();
-    disarm(0);
-}
-
 /// `int3` lands here, on the #DB stack (RIP already points past the int3).
 pub fn handle_bp(regs: &mut Regs) {
     let frame = regs as *const Regs as u64;
-    let cpu = this_cpu();
-    if cpu.db_storm.load(Ordering::Relaxed) && cpu.db_depth.load(Ordering::Relaxed) == 1 {
-        storm_bp_level_2(cpu, frame, regs.rsp);
+    let depth = this_cpu().db_depth.load(Ordering::Relaxed);
+    let event = DebugEvent { kind: DebugKind::Bp, dr6: 0, slot: None, depth, frame };
+    if run_hooks(regs, &event) {
         return;
     }
     println!(
@@ -288,7 +216,6 @@ pub fn int3() {
 pub fn reset_after_oops(cpu: &super::percpu::PerCpu) {
     write_dr(7, 0);
     write_dr(6, 0);
-    DB_DEMO_LEVELS.store(0, Ordering::SeqCst);
     cpu.db_depth.store(0, Ordering::SeqCst);
     let (_, top) = crate::stacks::layout::estack_range(cpu.id(), crate::stacks::layout::EStack::DB);
     // SAFETY: this CPU's own TSS, and no #DB handler is running on it.

@@ -15,6 +15,7 @@ pub mod percpu;
 pub mod regs;
 pub mod smpboot;
 pub mod switch;
+pub mod tlb;
 pub mod traps;
 pub mod vectors;
 

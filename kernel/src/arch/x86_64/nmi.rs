@@ -9,17 +9,43 @@
 //! - the handler disables hardware breakpoints for its duration (no #DB;
 //!   Linux `local_db_save`), and there is no `int3` in it;
 //! - it touches only per-CPU atomics: no locks, no allocation (no #PF);
-//!   it prints only when asked for a backtrace (`bt-nmi`, `bt-all`, a dying
-//!   CPU), and the console writes through for its own CPU;
+//!   its registered handlers print only when asked for a backtrace (`bt-nmi`,
+//!   `bt-all`, a dying CPU), and the console writes through for its own CPU;
 //! - a bug that faults in it anyway ends in an oops, which never IRETs.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::percpu::this_cpu;
 use super::regs::Regs;
 use super::vectors::X86_TRAP_NMI;
 use crate::println;
 use crate::stacks::info;
+use crate::time::{spin_until, SPIN_WAIT_MS};
+
+/// Code that wants to see every NMI on every CPU (Linux
+/// `register_nmi_handler(NMI_LOCAL, ...)`): NMI backtraces, the `bt-nmi` and
+/// `nmi-storm` demos. It runs on the NMI stack with breakpoints off and must
+/// take no lock another context of this CPU could hold, and never fault.
+pub type NmiHandler = fn(&Regs);
+
+/// Registered handlers as function addresses (0: free slot). Atomics, so the
+/// NMI path reads them without a lock.
+static NMI_HANDLERS: [AtomicUsize; MAX_NMI_HANDLERS] = [const { AtomicUsize::new(0) }; MAX_NMI_HANDLERS];
+const MAX_NMI_HANDLERS: usize = 8;
+
+/// Add `handler` to the handlers every NMI runs (in registration order).
+/// Registering the same handler twice is a no-op.
+pub fn register_nmi_handler(handler: NmiHandler) {
+    let addr = handler as usize;
+    for slot in &NMI_HANDLERS {
+        match slot.compare_exchange(0, addr, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(existing) if existing == addr => return,
+            Err(_) => continue,
+        }
+    }
+    panic!("more than {MAX_NMI_HANDLERS} NMI handlers registered");
+}
 
 pub fn handle(regs: &mut Regs) {
     let dr7 = super::debug::disable_all();
@@ -32,14 +58,14 @@ pub fn handle(regs: &mut Regs) {
     if (bottom..top).contains(&regs.rsp) {
         cpu.nmi_stack_reentered.fetch_add(1, Ordering::SeqCst);
     }
-    crate::shell::smp_cmds::nmi_storm_hit(regs);
-    // `bt-nmi` only: print a backtrace from NMI context (see there why that
-    // is safe in that demo).
-    if crate::shell::bt_cmds::NMI_BACKTRACE.load(Ordering::SeqCst) {
-        crate::shell::bt_cmds::nmi_backtrace();
+    for slot in &NMI_HANDLERS {
+        let h = slot.load(Ordering::Acquire);
+        if h != 0 {
+            // SAFETY: only `register_nmi_handler` stores here, always an `NmiHandler`.
+            let handler = unsafe { core::mem::transmute::<usize, NmiHandler>(h) };
+            handler(regs);
+        }
     }
-    // `bt-all`, or another CPU dying: print this CPU's trace (and park).
-    crate::debug::nmi_backtrace::nmi_cpu_backtrace();
     super::debug::restore_all(dr7);
 }
 
@@ -48,28 +74,16 @@ pub fn self_nmi_quiet() -> bool {
     let cpu = this_cpu();
     let before = cpu.nmi_count.load(Ordering::SeqCst);
     super::apic::send_nmi_to_self();
-    (0..NMI_WAIT_SPINS).any(|_| cpu.nmi_count.load(Ordering::SeqCst) != before)
+    spin_until(SPIN_WAIT_MS, || cpu.nmi_count.load(Ordering::SeqCst) != before)
 }
-
-/// Loop iterations to wait for a self-NMI (it arrives within a few
-/// instructions under TCG and KVM; this only bounds a broken APIC).
-const NMI_WAIT_SPINS: u64 = 100_000_000;
 
 /// Send this CPU an NMI through the local APIC, wait for it, and report
 /// where its handler ran and what it interrupted (printing happens here,
 /// outside NMI context).
 pub fn self_nmi_and_report(who: &str) -> bool {
-    let cpu = this_cpu();
-    let before = cpu.nmi_count.load(Ordering::SeqCst);
-    super::apic::send_nmi_to_self();
-    let mut spins = 0;
-    while cpu.nmi_count.load(Ordering::SeqCst) == before {
-        spins += 1;
-        if spins == NMI_WAIT_SPINS {
-            println!("{who}: no NMI arrived (local APIC not delivering?)");
-            return false;
-        }
-        core::hint::spin_loop();
+    if !self_nmi_quiet() {
+        println!("{who}: no NMI arrived (local APIC not delivering?)");
+        return false;
     }
     report_last(who);
     true

@@ -58,11 +58,6 @@ pub struct PerCpu {
     pub mce_count: AtomicU64,
     /// Nesting depth of #DB/#BP handlers right now.
     pub db_depth: AtomicU32,
-    /// `nmi-storm`'s quiet nested #DB is running on this CPU; its nests that
-    /// landed on the right stacks, and those that did not.
-    pub db_storm: AtomicBool,
-    pub db_storm_nests: AtomicU64,
-    pub db_storm_bad: AtomicU64,
     /// Per vector: the address of the register frame of the last handler run,
     /// i.e. where on which stack it ran (ktests and commands read it).
     pub handler_rsp: [AtomicU64; NR_EXCEPTIONS],
@@ -99,9 +94,6 @@ impl PerCpu {
             nmi_stack_reentered: AtomicU64::new(0),
             mce_count: AtomicU64::new(0),
             db_depth: AtomicU32::new(0),
-            db_storm: AtomicBool::new(false),
-            db_storm_nests: AtomicU64::new(0),
-            db_storm_bad: AtomicU64::new(0),
             handler_rsp: [const { AtomicU64::new(0) }; NR_EXCEPTIONS],
             interrupted_rsp: [const { AtomicU64::new(0) }; NR_EXCEPTIONS],
             current: AtomicU64::new(0),

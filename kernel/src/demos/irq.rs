@@ -5,29 +5,23 @@ use alloc::vec::Vec;
 use core::hint::black_box;
 use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
-use super::cmdline::{self, ArgError};
-use super::commands::{CmdError, CmdResult};
 use crate::arch::irq;
 use crate::arch::percpu::{self, this_cpu};
 use crate::arch::regs::Regs;
 use crate::arch::vectors::*;
 use crate::arch::{apic, cpu};
-use crate::smp;
-use crate::softirq::{self, Softirq};
+use crate::shell::cmdline::{self, ArgError};
+use crate::shell::commands::{CmdError, CmdResult};
+use crate::softirq::{self, Claimed};
 use crate::stacks::info;
+use crate::time::{spin_until, SPIN_WAIT_MS};
 use crate::{println, sched, time};
 
 pub const IRQNEST_MAX: u64 = IRQNEST_LEVELS as u64;
 
-/// Spins to wait for a self-IPI (it arrives within instructions; this only
-/// bounds a broken APIC).
-const IPI_WAIT_SPINS: u64 = 100_000_000;
-
+/// Wait for a self-IPI's handler to move `flag` to at least `at_least`.
 fn wait_for(flag: &AtomicU32, at_least: u32) -> bool {
-    (0..IPI_WAIT_SPINS).any(|_| {
-        core::hint::spin_loop();
-        flag.load(Ordering::SeqCst) >= at_least
-    })
+    spin_until(SPIN_WAIT_MS, || flag.load(Ordering::SeqCst) >= at_least)
 }
 
 /// Register the demo vectors' handlers and the demo softirqs.
@@ -39,13 +33,17 @@ pub fn init() {
     irq::register(SOFTIRQ_NESTED_VECTOR, softirq_demo_nested, "LAPIC  self-IPI softirq nested");
     irq::register(IRQ_OVERFLOW_VECTOR, irq_overflow_handler, "LAPIC  self-IPI irq-overflow");
     irq::register(IRQ_STORM_VECTOR, storm_handler, "LAPIC  self-IPI irq-storm");
-    irq::register(BENCH_SWITCH_VECTOR, bench_handler, "LAPIC  self-IPI bench (IRQ stack)");
-    irq::register(BENCH_NOSWITCH_VECTOR, bench_handler, "LAPIC  self-IPI bench (no switch)");
-    softirq::open(Softirq::Demo, softirq_demo_soft);
-    softirq::open(Softirq::Storm, storm_softirq);
-    irq::register(SOFTIRQ_FLOOD_VECTOR, |_| softirq::raise(Softirq::Flood), "LAPIC  self-IPI softirq-flood");
-    softirq::open(Softirq::Flood, flood_softirq);
+    DEMO_SOFTIRQ.claim(softirq_demo_soft);
+    STORM_SOFTIRQ.claim(storm_softirq);
+    irq::register(SOFTIRQ_FLOOD_VECTOR, |_| FLOOD_SOFTIRQ.raise(), "LAPIC  self-IPI softirq-flood");
+    FLOOD_SOFTIRQ.claim(flood_softirq);
 }
+
+/// The demos' softirqs: `softirq`'s (Keith Owens' worst case), `irq-storm`'s
+/// deferred counting, and `softirq-flood`'s, which re-raises itself.
+static DEMO_SOFTIRQ: Claimed = Claimed::new();
+static STORM_SOFTIRQ: Claimed = Claimed::new();
+static FLOOD_SOFTIRQ: Claimed = Claimed::new();
 
 /// Where the code calling this runs, and how the entry code got there.
 /// Also notes the stack pointer in `DEMO_SP` (see `ran_on_own_irq_stack`).
@@ -84,8 +82,8 @@ fn ran_on_own_irq_stack(cmd: &str) -> CmdResult {
 
 static NEST_LEVELS: AtomicU32 = AtomicU32::new(0);
 static NEST_DONE: AtomicU32 = AtomicU32::new(0);
-/// Per level: irq_count seen by the handler (ktests read it).
-pub static NEST_COUNT: [AtomicI64; IRQNEST_MAX as usize + 1] = [const { AtomicI64::new(-2) }; IRQNEST_MAX as usize + 1];
+/// Per level: irq_count seen by the handler (the ktest reads it).
+static NEST_COUNT: [AtomicI64; IRQNEST_MAX as usize + 1] = [const { AtomicI64::new(-2) }; IRQNEST_MAX as usize + 1];
 
 fn irqnest_handler(regs: &mut Regs) {
     let level = u32::from((regs.vector as u8 - IRQNEST_VECTOR_BASE) / 0x10) + 1;
@@ -133,7 +131,7 @@ static SOFTIRQ_STEP: AtomicU32 = AtomicU32::new(0);
 fn softirq_demo_hard(regs: &mut Regs) {
     let (count, here, interrupted) = describe(regs);
     println!("softirq: 1. hard IRQ {:#04x}: irq_count {count}, on the {here} stack, frame saved on {interrupted}; raising the softirq", regs.vector);
-    softirq::raise(Softirq::Demo);
+    DEMO_SOFTIRQ.raise();
     SOFTIRQ_STEP.store(1, Ordering::SeqCst);
 }
 
@@ -182,11 +180,6 @@ static FLOOD_LEFT: AtomicU64 = AtomicU64::new(0);
 static FLOOD_AT_EXIT: AtomicU64 = AtomicU64::new(0);
 static FLOOD_IN_KSOFTIRQD: AtomicU64 = AtomicU64::new(0);
 
-/// Give the flood softirq back to `softirq-flood` (a ktest borrows it).
-pub fn reopen_flood() {
-    softirq::open(Softirq::Flood, flood_softirq);
-}
-
 fn flood_softirq() {
     let in_irq = this_cpu().irq_count.load(Ordering::SeqCst) >= 0;
     let in_ksoftirqd = sched::current().is_some_and(|t| t.name.starts_with("ksoftirqd/"));
@@ -196,7 +189,7 @@ fn flood_softirq() {
         (false, false) => 0,
     };
     if FLOOD_LEFT.fetch_sub(1, Ordering::SeqCst) > 1 {
-        softirq::raise(Softirq::Flood);
+        FLOOD_SOFTIRQ.raise();
     }
 }
 
@@ -266,7 +259,7 @@ fn storm_handler(regs: &mut Regs) {
     if info::name_of(cpu::stack_pointer()) != "IRQ" || (regs.rflags & (1 << 9)) == 0 {
         STORM_BAD_STACK.fetch_add(1, Ordering::Relaxed);
     }
-    softirq::raise(Softirq::Storm);
+    STORM_SOFTIRQ.raise();
 }
 
 fn storm_softirq() {
@@ -296,13 +289,13 @@ pub fn irq_storm(args: &[&str]) -> CmdResult {
     let sender = sched::spawn("irq-storm", storm_sender, n).map_err(fail)?;
     // Threads switching meanwhile, with checksums (threads-stress's body).
     let switchers: Vec<_> = (0..4)
-        .map(|i| sched::spawn(&alloc::format!("storm-switch-{i}"), super::thread_cmds::stress_thread, i | (2000 << 8)))
+        .map(|i| sched::spawn(&alloc::format!("storm-switch-{i}"), super::threads::stress_thread, i | (2000 << 8)))
         .collect::<Result<_, _>>()
         .map_err(fail)?;
     let _ = sched::join(sender);
     let mut bad = 0;
     for (i, pid) in switchers.into_iter().enumerate() {
-        if sched::join(pid) != Ok(sched::Ended::Exited(0)) || !super::thread_cmds::stress_ok(i, 2000) {
+        if sched::join(pid) != Ok(sched::Ended::Exited(0)) || !super::threads::stress_ok(i, 2000) {
             bad += 1;
         }
     }
@@ -317,55 +310,6 @@ pub fn irq_storm(args: &[&str]) -> CmdResult {
         return Err(CmdError::Failed("interrupts lost or misplaced, or checksums wrong".into()));
     }
     println!("irq-storm: ok, none lost");
-    Ok(())
-}
-
-// --- bench irq -----------------------------------------------------------------
-
-static BENCH_HITS: AtomicU32 = AtomicU32::new(0);
-static BENCH_STACK_IRQ: AtomicU32 = AtomicU32::new(0);
-
-fn bench_handler(_regs: &mut Regs) {
-    if info::name_of(cpu::stack_pointer()) == "IRQ" {
-        BENCH_STACK_IRQ.fetch_add(1, Ordering::Relaxed);
-    }
-    BENCH_HITS.fetch_add(1, Ordering::SeqCst);
-}
-
-const BENCH_IRQ_SAMPLES: usize = 2000;
-
-/// Self-IPI round trips through both stubs, alternating, same boot.
-pub fn bench_irq() -> CmdResult {
-    let mut with_switch = Vec::with_capacity(BENCH_IRQ_SAMPLES);
-    let mut without = Vec::with_capacity(BENCH_IRQ_SAMPLES);
-    BENCH_STACK_IRQ.store(0, Ordering::SeqCst);
-    for _ in 0..BENCH_IRQ_SAMPLES {
-        for (vector, out) in [(BENCH_NOSWITCH_VECTOR, &mut without), (BENCH_SWITCH_VECTOR, &mut with_switch)] {
-            let before = BENCH_HITS.load(Ordering::SeqCst);
-            let t0 = time::rdtsc();
-            apic::send_self_ipi(vector);
-            if !wait_for(&BENCH_HITS, before + 1) {
-                return Err(CmdError::Failed(alloc::format!("self-IPI {vector:#x} never arrived")));
-            }
-            out.push(time::rdtsc() - t0);
-        }
-    }
-    let median = |v: &mut Vec<u64>| {
-        v.sort_unstable();
-        (v[0], v[v.len() / 2])
-    };
-    let (smin, smed) = median(&mut with_switch);
-    let (nmin, nmed) = median(&mut without);
-    println!("bench irq: self-IPI round trip via the IRQ stack: min {smin} cycles, median {smed} cycles ({BENCH_IRQ_SAMPLES} samples)");
-    println!("bench irq: same, no stack switch:                 min {nmin} cycles, median {nmed} cycles ({BENCH_IRQ_SAMPLES} samples)");
-    println!(
-        "bench irq: median ratio switch/no-switch {}.{:03}; handlers that ran on the IRQ stack: {} of {} (TSC {} kHz)",
-        smed / nmed.max(1),
-        (smed % nmed.max(1)) * 1000 / nmed.max(1),
-        BENCH_STACK_IRQ.load(Ordering::SeqCst),
-        2 * BENCH_IRQ_SAMPLES,
-        time::tsc_per_ms()
-    );
     Ok(())
 }
 
@@ -406,7 +350,7 @@ pub fn irqs(args: &[&str]) -> CmdResult {
         &|p| p.irq_counts[CALL_FUNCTION_SINGLE_VECTOR as usize].load(Ordering::Relaxed),
         "Function call interrupts",
     );
-    row("TLB", &|p| smp::tlb_shootdowns(p.id()), "TLB shootdowns");
+    row("TLB", &|p| crate::arch::tlb::tlb_shootdowns(p.id()), "TLB shootdowns");
     row("MCE", &|p| p.mce_count.load(Ordering::Relaxed), "Machine check exceptions");
     for &c in &cpus {
         let p = percpu::of(c);
@@ -418,4 +362,24 @@ pub fn irqs(args: &[&str]) -> CmdResult {
         );
     }
     Ok(())
+}
+
+pub mod ktests {
+    use core::sync::atomic::Ordering;
+
+    use super::NEST_COUNT;
+    use crate::kcheck;
+    use crate::ktest::{KResult, KTest};
+
+    pub static KTESTS: &[KTest] = &[KTest { name: "irq_nested_level_stays", run: nested_level_counts_one_and_stays }];
+
+    /// irq_count is 1 in a nested handler, which stays on the IRQ stack.
+    fn nested_level_counts_one_and_stays() -> KResult {
+        NEST_COUNT[1].store(-2, Ordering::SeqCst);
+        NEST_COUNT[2].store(-2, Ordering::SeqCst);
+        super::irqnest(&["2"]).map_err(|_| "irqnest 2 failed")?;
+        let (a, b) = (NEST_COUNT[1].load(Ordering::SeqCst), NEST_COUNT[2].load(Ordering::SeqCst));
+        kcheck!((a, b) == (0, 1), "irq_count at levels 1, 2: {a}, {b}");
+        Ok(())
+    }
 }

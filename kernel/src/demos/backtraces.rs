@@ -1,22 +1,28 @@
-//! Backtrace commands: `bt`, `bt PID`, `bt-irq`, `bt-nmi`, `stale`.
+//! Backtraces across every stack (docs/backtraces.md): `bt`, `bt PID`,
+//! `bt-irq`, `bt-nmi`, `stale`.
 
 use core::hint::black_box;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use super::cmdline::{self, ArgError};
-use super::commands::{CmdError, CmdResult};
 use crate::arch::regs::Regs;
 use crate::arch::vectors::{BT_IRQ_INNER_VECTOR, BT_IRQ_OUTER_VECTOR, BT_NMI_VECTOR};
 use crate::arch::{apic, cpu, irq, nmi};
 use crate::debug::backtrace::print_trace;
+use crate::shell::cmdline::{self, ArgError};
+use crate::shell::commands::{CmdError, CmdResult};
+use crate::time::{spin_until, SPIN_WAIT_MS};
 use crate::{println, sched};
 
 pub fn init() {
     irq::register(BT_IRQ_OUTER_VECTOR, bt_irq_outer, "LAPIC  self-IPI bt-irq (outer)");
     irq::register(BT_IRQ_INNER_VECTOR, bt_irq_inner, "LAPIC  self-IPI bt-irq (inner)");
     irq::register(BT_NMI_VECTOR, bt_nmi_irq, "LAPIC  self-IPI bt-nmi");
-    crate::softirq::open(crate::softirq::Softirq::Bt, bt_softirq);
+    BT_SOFTIRQ.claim(bt_softirq);
+    nmi::register_nmi_handler(bt_nmi_handler);
 }
+
+/// The softirq level of `bt-irq`'s nest.
+static BT_SOFTIRQ: crate::softirq::Claimed = crate::softirq::Claimed::new();
 
 /// Print the trace of the code calling this (its caller's frames on).
 #[inline(never)]
@@ -55,7 +61,7 @@ pub fn bt(args: &[&str]) -> CmdResult {
 static BT_STEP: AtomicU32 = AtomicU32::new(0);
 
 fn bt_irq_outer(_: &mut Regs) {
-    crate::softirq::raise(crate::softirq::Softirq::Bt);
+    BT_SOFTIRQ.raise();
 }
 
 fn bt_softirq() {
@@ -78,7 +84,7 @@ pub fn bt_irq(args: &[&str]) -> CmdResult {
     cmdline::no_args("bt-irq", args)?;
     BT_STEP.store(1, Ordering::SeqCst);
     apic::send_self_ipi(BT_IRQ_OUTER_VECTOR);
-    let done = (0..100_000_000u64).any(|_| BT_STEP.load(Ordering::SeqCst) >= 2);
+    let done = spin_until(SPIN_WAIT_MS, || BT_STEP.load(Ordering::SeqCst) >= 2);
     BT_STEP.store(0, Ordering::SeqCst);
     if done {
         Ok(())
@@ -89,8 +95,8 @@ pub fn bt_irq(args: &[&str]) -> CmdResult {
 
 // --- bt-nmi: an NMI interrupting an IRQ handler -----------------------------
 
-/// Set while the `bt-nmi` demo wants the NMI handler to print its trace.
-pub static NMI_BACKTRACE: AtomicBool = AtomicBool::new(false);
+/// Set while the `bt-nmi` demo wants its NMI handler to print its trace.
+static NMI_BACKTRACE: AtomicBool = AtomicBool::new(false);
 static BT_NMI_DONE: AtomicBool = AtomicBool::new(false);
 
 fn bt_nmi_irq(_: &mut Regs) {
@@ -101,10 +107,13 @@ fn bt_nmi_irq(_: &mut Regs) {
     BT_NMI_DONE.store(true, Ordering::SeqCst);
 }
 
-/// Called by the NMI handler when `NMI_BACKTRACE` is set. Allowed to print:
-/// the interrupted IRQ handler holds no lock (it is spinning), the console
-/// writes through for its own CPU, and the unwinder allocates nothing.
-pub fn nmi_backtrace() {
+/// Runs on every NMI; prints only while `NMI_BACKTRACE` is set. Allowed to
+/// print: the interrupted IRQ handler holds no lock (it is spinning), the
+/// console writes through for its own CPU, and the unwinder allocates nothing.
+fn bt_nmi_handler(_: &Regs) {
+    if !NMI_BACKTRACE.load(Ordering::SeqCst) {
+        return;
+    }
     println!("bt-nmi: NMI backtrace for cpu {}", crate::arch::percpu::current_cpu_id());
     trace_here();
 }
@@ -114,7 +123,7 @@ pub fn bt_nmi(args: &[&str]) -> CmdResult {
     BT_NMI_DONE.store(false, Ordering::SeqCst);
     NMI_BACKTRACE.store(true, Ordering::SeqCst);
     apic::send_self_ipi(BT_NMI_VECTOR);
-    let done = (0..100_000_000u64).any(|_| BT_NMI_DONE.load(Ordering::SeqCst));
+    let done = spin_until(SPIN_WAIT_MS, || BT_NMI_DONE.load(Ordering::SeqCst));
     NMI_BACKTRACE.store(false, Ordering::SeqCst);
     if done {
         Ok(())

@@ -20,10 +20,14 @@ fn bt_irq_brackets_the_irq_stack_and_ends_in_the_task() {
     let names = symbolized_frames(&trace);
     let pos = |n: &str| names.iter().position(|x| x == n).unwrap_or_else(|| panic!("{n} not in {names:?}"));
     // Inner hard IRQ, the softirq it nested in, the outer IRQ's exit, then the thread.
-    assert!(pos("tristack::shell::bt_cmds::bt_irq_inner") < pos("tristack::shell::bt_cmds::bt_softirq"), "{names:?}");
-    assert!(pos("tristack::shell::bt_cmds::bt_softirq") < pos("tristack::softirq::run_rounds"), "{names:?}");
     assert!(
-        at(&trace, " </IRQ>") < trace.iter().position(|l| l.starts_with(" tristack::shell::bt_cmds::bt_irq+")).unwrap(),
+        pos("tristack::demos::backtraces::bt_irq_inner") < pos("tristack::demos::backtraces::bt_softirq"),
+        "{names:?}"
+    );
+    assert!(pos("tristack::demos::backtraces::bt_softirq") < pos("tristack::softirq::run_rounds"), "{names:?}");
+    assert!(
+        at(&trace, " </IRQ>")
+            < trace.iter().position(|l| l.starts_with(" tristack::demos::backtraces::bt_irq+")).unwrap(),
         "{trace:#?}"
     );
     assert_eq!(names.last().map(String::as_str), Some("tristack_thread_start"), "{names:?}");
@@ -37,10 +41,10 @@ fn bt_nmi_shows_nmi_then_irq_then_the_task() {
     let (nmi, end_nmi, irq, end_irq) =
         (at(&trace, " <NMI>"), at(&trace, " </NMI>"), at(&trace, " <IRQ>"), at(&trace, " </IRQ>"));
     assert!(nmi == 0 && nmi < end_nmi && end_nmi < irq && irq < end_irq, "{trace:#?}");
-    let handler = trace.iter().position(|l| l.starts_with(" tristack::shell::bt_cmds::bt_nmi_irq+")).unwrap();
+    let handler = trace.iter().position(|l| l.starts_with(" tristack::demos::backtraces::bt_nmi_irq+")).unwrap();
     assert!(irq < handler && handler < end_irq, "the IRQ handler is inside <IRQ>: {trace:#?}");
     let names = symbolized_frames(&trace);
-    assert!(names.contains(&"tristack::shell::bt_cmds::bt_nmi".to_string()), "{names:?}");
+    assert!(names.contains(&"tristack::demos::backtraces::bt_nmi".to_string()), "{names:?}");
 }
 
 #[test]
@@ -50,13 +54,13 @@ fn stale_return_addresses_get_a_question_mark() {
     let trace = trace_after(&run, "tristack> stale");
     let stale: Vec<&&str> = trace.iter().filter(|l| l.contains("stale_marker")).collect();
     assert!(
-        !stale.is_empty() && stale.iter().all(|l| l.starts_with(" ? tristack::shell::bt_cmds::stale_marker+0x1/")),
+        !stale.is_empty() && stale.iter().all(|l| l.starts_with(" ? tristack::demos::backtraces::stale_marker+0x1/")),
         "{trace:#?}"
     );
     // The proven chain still runs through the command to the thread's start.
     let names = symbolized_frames(&trace);
-    assert!(names.starts_with(&["tristack::shell::bt_cmds::deep_trace".to_string()]), "{names:?}");
-    assert!(names.contains(&"tristack::shell::bt_cmds::stale".to_string()), "{names:?}");
+    assert!(names.starts_with(&["tristack::demos::backtraces::deep_trace".to_string()]), "{names:?}");
+    assert!(names.contains(&"tristack::demos::backtraces::stale".to_string()), "{names:?}");
 }
 
 #[test]

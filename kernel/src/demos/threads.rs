@@ -1,15 +1,15 @@
-//! Commands about threads and their stacks: `ps`, `spawn`, `sleep`,
-//! `overflow`, `overrun`, `threads-stress`, `bench`. Each thread body here is a demo.
+//! Threads on their 16 KiB guarded stacks (docs/threads.md): `ps`, `spawn`,
+//! `sleep`, `overflow`, `overrun`, `threads-stress`, `bench`, `oops=`.
 
 use alloc::vec::Vec;
 use core::hint::black_box;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::cmdline::{self, ArgError};
-use super::commands::{CmdError, CmdResult};
 use crate::arch::percpu;
 use crate::mm::{phys, vmalloc};
 use crate::sched::{self, Ended, State};
+use crate::shell::cmdline::{self, ArgError};
+use crate::shell::commands::{CmdError, CmdResult};
 use crate::stacks::layout::{estack_range, ESTACKS};
 use crate::stacks::{thread, usage};
 use crate::{println, time};
@@ -257,73 +257,6 @@ pub fn threads_stress(args: &[&str]) -> CmdResult {
     }
     println!("threads-stress: ok, nothing leaked");
     Ok(())
-}
-
-// --- bench ------------------------------------------------------------------------
-
-const BENCH_SAMPLES: usize = 2000;
-const SPAWN_SAMPLES: usize = 300;
-static PINGPONG_RUN: AtomicU64 = AtomicU64::new(0);
-
-fn partner(_: u64) -> i64 {
-    while PINGPONG_RUN.load(Ordering::SeqCst) != 0 {
-        sched::yield_now();
-    }
-    0
-}
-
-fn noop(_: u64) -> i64 {
-    0
-}
-
-pub fn report(what: &str, mut samples: Vec<u64>) {
-    samples.sort_unstable();
-    println!(
-        "bench {what}: min {} cycles, median {} cycles ({} samples, TSC {} kHz)",
-        samples[0],
-        samples[samples.len() / 2],
-        samples.len(),
-        time::tsc_per_ms()
-    );
-}
-
-pub fn bench(args: &[&str]) -> CmdResult {
-    let fail = |e: crate::mm::vmap::VmapError| CmdError::Failed(alloc::format!("{e}"));
-    match args {
-        ["switch"] => {
-            PINGPONG_RUN.store(1, Ordering::SeqCst);
-            // On this CPU: the round trip is two switches here, not two CPUs.
-            let here = sched::Placement::Pinned(percpu::current_cpu_id());
-            let pid = sched::spawn_on("bench-partner", partner, 0, here).map_err(fail)?;
-            sched::yield_now(); // let the partner reach its loop
-            let samples = (0..BENCH_SAMPLES)
-                .map(|_| {
-                    let t0 = time::rdtsc();
-                    sched::yield_now(); // to the partner and back: two switches
-                    time::rdtsc() - t0
-                })
-                .collect();
-            PINGPONG_RUN.store(0, Ordering::SeqCst);
-            let _ = sched::join(pid);
-            report("switch (yield round trip = 2 context switches)", samples);
-            Ok(())
-        }
-        ["spawn"] => {
-            let mut samples = Vec::new();
-            for _ in 0..SPAWN_SAMPLES {
-                let t0 = time::rdtsc();
-                let pid = sched::spawn_on("bench-noop", noop, 0, sched::Placement::Pinned(percpu::current_cpu_id()))
-                    .map_err(fail)?;
-                let _ = sched::join(pid);
-                samples.push(time::rdtsc() - t0);
-            }
-            report("spawn (spawn + run + exit + join, stack from the cache)", samples);
-            Ok(())
-        }
-        ["irq"] => super::irq_cmds::bench_irq(),
-        ["ipi"] => super::smp_cmds::bench_ipi(),
-        _ => Err(ArgError("bench: usage: bench switch|spawn|irq|ipi".into()).into()),
-    }
 }
 
 /// `oops=panic` / `oops=kill`: what an oops in a thread does (Linux

@@ -1,0 +1,65 @@
+//! The demonstrations: every shell command that shows a stack at work, one
+//! file per chapter of `docs/` (with its scenario tests in
+//! `tests/scenarios/<chapter>.rs`). Linux keeps its crash demos apart in the
+//! same way (`drivers/misc/lkdtm`): demos call the mechanisms, and a
+//! mechanism reaches a demo only through a hook the demo registered (an NMI
+//! handler, a #DB hook, a claimed softirq, an interrupt vector).
+
+pub mod backtraces;
+pub mod bench;
+pub mod irq;
+pub mod ist;
+pub mod nmi_storm;
+pub mod smp;
+pub mod threads;
+
+use crate::ktest::KTest;
+use crate::shell::commands::Spec;
+
+/// Register every demo's vectors, softirqs and hooks (from init, once).
+pub fn init() {
+    ist::init();
+    irq::init();
+    backtraces::init();
+    bench::init();
+    nmi_storm::init();
+}
+
+/// The demos' ktests (the runner collects these with the mechanisms').
+pub static KTESTS: &[&[KTest]] = &[ist::ktests::KTESTS, irq::ktests::KTESTS];
+
+/// The demo commands, by chapter; the shell adds its built-ins.
+#[rustfmt::skip]
+pub static COMMANDS: &[Spec] = &[
+    Spec { name: "ps", usage: "", help: "tasks (sysrq-t shape) with free stack bytes; per-CPU IST stack high-water marks", run: threads::ps },
+    Spec { name: "spawn", usage: "N", help: "start N worker threads (yield/sleep loops with a checksum)", run: threads::spawn },
+    Spec { name: "sleep", usage: "MS", help: "sleep MS milliseconds (the shell thread blocks; others run)", run: threads::sleep },
+    Spec { name: "overflow", usage: "", help: "a thread recurses into its guard page: #DF, oops, the thread dies, the system carries on", run: threads::overflow },
+    Spec { name: "overrun", usage: "", help: "a thread overwrites its STACK_END_MAGIC: caught at the next switch", run: threads::overrun },
+    Spec { name: "threads-stress", usage: "N M", help: "N threads x M switches: checksums, and no frames or vmap space leaked", run: threads::threads_stress },
+    Spec { name: "bench", usage: "switch|spawn|irq|ipi", help: "cycles (min, median): context-switch round trip / spawn+join / self-IPI with and without the IRQ-stack switch / cross-CPU function call", run: bench::bench },
+    Spec { name: "irqs", usage: "", help: "/proc/interrupts-style counts per vector and CPU, nesting depth", run: irq::irqs },
+    Spec { name: "irqnest", usage: "N", help: "N nested self-IPIs: level 1 switches to the IRQ stack, deeper levels stay", run: irq::irqnest },
+    Spec { name: "softirq", usage: "", help: "hard IRQ -> softirq -> nested hard IRQ, all on the IRQ stack", run: irq::softirq_cmd },
+    Spec { name: "softirq-flood", usage: "N", help: "a softirq that re-raises itself N times: 10 rounds at the IRQ exit, the rest in ksoftirqd", run: irq::softirq_flood },
+    Spec { name: "irq-storm", usage: "N", help: "N self-IPIs while threads switch: none lost, checksums intact", run: irq::irq_storm },
+    Spec { name: "irq-overflow", usage: "", help: "an IRQ handler recurses into the IRQ stack's guard page: #DF, oops", run: irq::irq_overflow },
+    Spec { name: "bt", usage: "[PID]", help: "backtrace of the shell, or of a sleeping thread from its saved frame", run: backtraces::bt },
+    Spec { name: "bt-irq", usage: "", help: "backtrace from a hard IRQ nested in a softirq of a hard IRQ: <IRQ> markers", run: backtraces::bt_irq },
+    Spec { name: "bt-nmi", usage: "", help: "backtrace from an NMI that interrupted an IRQ handler: <NMI>, <IRQ>, task", run: backtraces::bt_nmi },
+    Spec { name: "stale", usage: "", help: "leave a stale return address on the stack; the trace prints it with '? '", run: backtraces::stale },
+    Spec { name: "cpus", usage: "", help: "each CPU: APIC id, online, its IRQ stack and IST stack tops (from its live TSS), current task", run: smp::cpus },
+    Spec { name: "bt-all", usage: "", help: "this CPU's backtrace, then every other CPU's, taken by NMI (sysrq-l)", run: smp::bt_all },
+    Spec { name: "nmi-storm", usage: "SECONDS", help: "NMIs to every other CPU while they run self-IPIs, switches and nested #DB; every count must add up", run: nmi_storm::nmi_storm },
+    Spec { name: "tlb-shootdown", usage: "CPU [skip]", help: "free a page another CPU reads: its next read faults (skip: no shoot-down, it reads freed memory)", run: smp::tlb_shootdown },
+    Spec { name: "oops=panic", usage: "", help: "setting: an oops in a thread panics the kernel (default oops=kill kills the thread)", run: |_| threads::set_oops("panic") },
+    Spec { name: "oops=kill", usage: "", help: "setting: an oops in a thread kills only that thread", run: |_| threads::set_oops("kill") },
+    Spec { name: "stacks", usage: "", help: "every stack of every CPU, read from the live TSS and page tables", run: ist::stacks },
+    Spec { name: "int3", usage: "", help: "breakpoint instruction: #BP on the #DB stack", run: ist::int3 },
+    Spec { name: "db", usage: "N [nmi]", help: "N=1..3 nested #DB: #DB, #DB1, then the DB2 hole; nmi: self-NMI at the deepest level", run: ist::db },
+    Spec { name: "watch", usage: "", help: "data-write hardware breakpoint (DR0, DR7 RW=01) hit once", run: ist::watch },
+    Spec { name: "nmi", usage: "[wait]", help: "self-NMI through the local APIC: runs on the NMI stack; wait: for one from the QEMU monitor", run: ist::nmi },
+    Spec { name: "mce", usage: "[wait]", help: "#MC by int $18 on the MCE stack; wait: for a real one (QEMU monitor `mce`)", run: ist::mce },
+    Spec { name: "doublefault", usage: "", help: "force a #DF that is not an overflow (oops)", run: ist::doublefault },
+    Spec { name: "nested-oops", usage: "", help: "fault inside the oops printer: the recursion guard prints one line and stops", run: ist::nested_oops },
+];

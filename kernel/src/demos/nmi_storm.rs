@@ -1,0 +1,416 @@
+//! `nmi-storm SECONDS` (docs/smp.md): one CPU NMIs every other CPU as fast
+//! as they take them, while each of those runs self-IPIs, context switches
+//! and two-level nested #DBs; then every count must add up. It proves the
+//! NMI stack is never re-entered while live, wherever the NMI lands.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::arch::debug::{self, DebugEvent, DebugKind};
+use crate::arch::percpu::{self, this_cpu};
+use crate::arch::regs::Regs;
+use crate::arch::vectors::NMI_STORM_VECTOR;
+use crate::arch::{apic, irq, nmi};
+use crate::sched::{self, Ended, Placement};
+use crate::shell::cmdline::{self, ArgError};
+use crate::shell::commands::{CmdError, CmdResult};
+use crate::stacks::layout::{estack_range, EStack, Ist, MAX_CPUS};
+use crate::time::{self, spin_until, SPIN_WAIT_MS};
+use crate::{println, smp};
+
+static STORM_ACTIVE: AtomicBool = AtomicBool::new(false);
+static STORM_STOP: AtomicBool = AtomicBool::new(false);
+/// Per CPU: storm self-IPIs handled, and those that ran off the IRQ stack.
+static STORM_IRQS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static STORM_IRQS_MISPLACED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Per CPU: the storm's quiet nested #DB is running there; its nests that
+/// landed on the right stacks, and those that did not.
+static DB_STORM: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+static DB_STORM_NESTS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static DB_STORM_BAD: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Where the storm's NMIs landed, per CPU: what the interrupted RSP was on,
+/// and whether RIP was inside the context switch or the IRQ entry code.
+#[derive(Clone, Copy)]
+#[repr(usize)]
+enum Landed {
+    Task,
+    IrqStack,
+    DbStack,
+    Db1Stack,
+    SwitchTo,
+    IrqEntry,
+}
+const LANDED_NAMES: [&str; 6] =
+    ["task stack", "IRQ stack", "#DB stack", "#DB1 stack", "in switch_to", "in IRQ entry code"];
+static LANDED: [[AtomicU64; 6]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; 6] }; MAX_CPUS];
+
+/// The storm's self-IPI vector, its NMI handler and its #DB hook.
+pub fn init() {
+    irq::register(NMI_STORM_VECTOR, storm_irq, "LAPIC  self-IPI nmi-storm");
+    nmi::register_nmi_handler(nmi_storm_hit);
+    debug::register_debug_hook(storm_db_hook);
+}
+
+fn storm_irq(_: &mut Regs) {
+    let cpu = this_cpu().id();
+    let sp = crate::arch::cpu::stack_pointer();
+    if !crate::stacks::irq::range(cpu).is_some_and(|(b, t)| (b..t).contains(&sp)) {
+        STORM_IRQS_MISPLACED[cpu].fetch_add(1, Ordering::Relaxed);
+    }
+    STORM_IRQS[cpu].fetch_add(1, Ordering::SeqCst);
+}
+
+/// From the NMI handler while a storm runs: note where this NMI landed.
+/// Atomics and reads of fixed tables only (NMI context).
+fn nmi_storm_hit(regs: &Regs) {
+    if !STORM_ACTIVE.load(Ordering::Relaxed) {
+        return;
+    }
+    let cpu = this_cpu().id();
+    let within = |(b, t): (u64, u64)| (b..t).contains(&regs.rsp);
+    let on = if within(estack_range(cpu, EStack::DB)) {
+        Landed::DbStack
+    } else if within(estack_range(cpu, EStack::DB1)) {
+        Landed::Db1Stack
+    } else if crate::stacks::irq::range(cpu).is_some_and(within) {
+        Landed::IrqStack
+    } else {
+        Landed::Task
+    };
+    LANDED[cpu][on as usize].fetch_add(1, Ordering::Relaxed);
+    if let Some(r) = crate::debug::symbols::resolve(regs.rip) {
+        let name = r.symbol.name.as_str();
+        if name.starts_with("tristack_switch_to") {
+            LANDED[cpu][Landed::SwitchTo as usize].fetch_add(1, Ordering::Relaxed);
+        } else if name == "tristack_irq_common" || name == "tristack_irq_stubs" {
+            LANDED[cpu][Landed::IrqEntry as usize].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+// --- The quiet nested #DB: #DB on the #DB stack, then #BP on #DB1 ----------------
+
+/// What the breakpoint target touches (a body the compiler cannot drop).
+static STORM_DB_WORD: AtomicU64 = AtomicU64::new(0);
+
+/// The execute-breakpoint target of `storm_db_once`.
+#[inline(never)]
+fn storm_db_target() {
+    STORM_DB_WORD.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One two-level nest without printing, counted in this CPU's
+/// `DB_STORM_NESTS` / `DB_STORM_BAD`. The caller sets `DB_STORM`.
+fn storm_db_once() {
+    debug::arm_execute(0, storm_db_target as *const () as u64);
+    storm_db_target();
+    debug::disarm(0);
+}
+
+fn on(cpu: usize, kind: EStack, addr: u64) -> bool {
+    let (bottom, top) = estack_range(cpu, kind);
+    (bottom..top).contains(&addr)
+}
+
+/// Level 1 (#DB on the storm target): must run on #DB; then `int3`, which
+/// nests one #DB stack down (IST[DB] is shifted). Level 2 (#BP inside
+/// level 1): must run on #DB1 and have interrupted #DB.
+fn storm_db_hook(regs: &mut Regs, ev: &DebugEvent) -> bool {
+    let cpu = this_cpu().id();
+    if !DB_STORM[cpu].load(Ordering::Relaxed) {
+        return false;
+    }
+    match ev.kind {
+        DebugKind::Db if ev.slot.is_some() && regs.rip == storm_db_target as *const () as u64 => {
+            if !on(cpu, EStack::DB, ev.frame) {
+                DB_STORM_BAD[cpu].fetch_add(1, Ordering::Relaxed);
+            }
+            debug::int3();
+            true
+        }
+        DebugKind::Bp if ev.depth == 1 => {
+            if on(cpu, EStack::DB1, ev.frame) && on(cpu, EStack::DB, regs.rsp) {
+                DB_STORM_NESTS[cpu].fetch_add(1, Ordering::Relaxed);
+            } else {
+                DB_STORM_BAD[cpu].fetch_add(1, Ordering::Relaxed);
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+// --- The workers ---------------------------------------------------------------------
+
+/// What a storm worker does, and its results.
+struct Work {
+    kind: WorkKind,
+    /// Self-IPIs sent / switches made / #DB nests run.
+    done: AtomicU64,
+    /// Checksum mismatches, lost self-IPIs.
+    bad: AtomicU64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WorkKind {
+    Irqs,
+    Switch,
+    Db,
+}
+
+fn mix(acc: u64, i: u64) -> u64 {
+    (acc ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).rotate_left(17).wrapping_add(i)
+}
+
+fn storm_worker(arg: u64) -> i64 {
+    // SAFETY: `nmi_storm` keeps every `Work` alive until it has joined us.
+    let work = unsafe { &*(arg as *const Work) };
+    let cpu = this_cpu();
+    match work.kind {
+        WorkKind::Irqs => {
+            while !STORM_STOP.load(Ordering::Relaxed) {
+                let before = STORM_IRQS[cpu.id()].load(Ordering::SeqCst);
+                apic::send_self_ipi(NMI_STORM_VECTOR);
+                // Interrupts are on: the IPI is taken before we get here,
+                // unless an NMI or another IRQ delays it a little.
+                let arrived = spin_until(SPIN_WAIT_MS, || STORM_IRQS[cpu.id()].load(Ordering::SeqCst) != before);
+                if !arrived {
+                    work.bad.fetch_add(1, Ordering::Relaxed);
+                }
+                work.done.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        WorkKind::Switch => {
+            // A checksum in registers and on the stack across every switch,
+            // recomputed at the end.
+            let mut acc = arg;
+            let mut i = 0;
+            while !STORM_STOP.load(Ordering::Relaxed) {
+                acc = mix(acc, i);
+                i += 1;
+                sched::yield_now();
+            }
+            let expect = (0..i).fold(arg, mix);
+            if acc != expect {
+                work.bad.fetch_add(1, Ordering::Relaxed);
+            }
+            work.done.store(i, Ordering::Relaxed);
+        }
+        WorkKind::Db => {
+            DB_STORM[cpu.id()].store(true, Ordering::SeqCst);
+            let top = cpu.ist(Ist::DB);
+            while !STORM_STOP.load(Ordering::Relaxed) {
+                storm_db_once();
+                // Back from the nest: IST[DB] must be unshifted again.
+                if cpu.ist(Ist::DB) != top {
+                    work.bad.fetch_add(1, Ordering::Relaxed);
+                }
+                work.done.fetch_add(1, Ordering::Relaxed);
+                if work.done.load(Ordering::Relaxed) % 16 == 0 {
+                    sched::yield_now();
+                }
+            }
+            DB_STORM[cpu.id()].store(false, Ordering::SeqCst);
+        }
+    }
+    0
+}
+
+// --- The command, in steps --------------------------------------------------------
+
+/// `nmi-storm SECONDS`.
+pub fn nmi_storm(args: &[&str]) -> CmdResult {
+    let [secs] = args else {
+        return Err(ArgError("nmi-storm: usage: nmi-storm SECONDS (1 to 600)".into()).into());
+    };
+    let secs = cmdline::number("nmi-storm", "SECONDS", secs, 1..=600)?;
+    let me = this_cpu().id();
+    let targets: Vec<usize> = percpu::online_cpus().filter(|&c| c != me).collect();
+    if targets.is_empty() {
+        return Err(CmdError::Failed("needs at least 2 CPUs (boot with --smp 2 or more)".into()));
+    }
+    if STORM_ACTIVE.swap(true, Ordering::SeqCst) {
+        return Err(CmdError::Failed("a storm is already running".into()));
+    }
+    let result = storm(me, &targets, secs);
+    STORM_ACTIVE.store(false, Ordering::SeqCst);
+    result
+}
+
+/// Per-target counters read before and after the storm.
+struct Counters {
+    nmis: Vec<u64>,
+    irqs: Vec<u64>,
+    nests: Vec<u64>,
+    db_bad: Vec<u64>,
+    /// NMI stack re-entries summed over every online CPU.
+    reentered: u64,
+}
+
+impl Counters {
+    fn read(targets: &[usize]) -> Counters {
+        let per = |f: &dyn Fn(usize) -> u64| targets.iter().map(|&c| f(c)).collect();
+        Counters {
+            nmis: per(&|c| percpu::of(c).nmi_count.load(Ordering::SeqCst)),
+            irqs: per(&|c| STORM_IRQS[c].load(Ordering::SeqCst)),
+            nests: per(&|c| DB_STORM_NESTS[c].load(Ordering::SeqCst)),
+            db_bad: per(&|c| DB_STORM_BAD[c].load(Ordering::SeqCst)),
+            reentered: percpu::online_cpus().map(|c| percpu::of(c).nmi_stack_reentered.load(Ordering::SeqCst)).sum(),
+        }
+    }
+
+    /// What happened between `before` and now.
+    fn since(before: &Counters, targets: &[usize]) -> Counters {
+        let now = Counters::read(targets);
+        let d = |a: &[u64], b: &[u64]| a.iter().zip(b).map(|(x, y)| x - y).collect();
+        Counters {
+            nmis: d(&now.nmis, &before.nmis),
+            irqs: d(&now.irqs, &before.irqs),
+            nests: d(&now.nests, &before.nests),
+            db_bad: d(&now.db_bad, &before.db_bad),
+            reentered: now.reentered - before.reentered,
+        }
+    }
+}
+
+fn storm(me: usize, targets: &[usize], secs: u64) -> CmdResult {
+    STORM_STOP.store(false, Ordering::SeqCst);
+    for c in 0..MAX_CPUS {
+        LANDED[c].iter().for_each(|a| a.store(0, Ordering::Relaxed));
+        STORM_IRQS_MISPLACED[c].store(0, Ordering::Relaxed);
+    }
+    let before = Counters::read(targets);
+    let (works, pids) = start_workers(targets)?;
+    println!(
+        "nmi-storm: CPU {me} sends NMIs to CPUs {:?} for {secs} s; each runs {} workers (self-IPIs, 2 switchers, nested #DB)",
+        targets,
+        WORKER_KINDS.len()
+    );
+    let (sent, lost) = send_nmis(targets, secs);
+    STORM_STOP.store(true, Ordering::SeqCst);
+    let exits_bad = pids.into_iter().filter(|&pid| sched::join(pid) != Ok(Ended::Exited(0))).count();
+    let delta = Counters::since(&before, targets);
+    report(targets, &works, &delta, sent, lost, exits_bad)
+}
+
+/// Per target: one self-IPI sender, two switchers, one nested-#DB loop.
+const WORKER_KINDS: [WorkKind; 4] = [WorkKind::Irqs, WorkKind::Switch, WorkKind::Switch, WorkKind::Db];
+
+/// Start the workers pinned to their CPUs; on failure stop those started.
+fn start_workers(targets: &[usize]) -> Result<(Vec<Box<Work>>, Vec<sched::Pid>), CmdError> {
+    let mut works = Vec::new();
+    let mut pids = Vec::new();
+    for &c in targets {
+        for kind in WORKER_KINDS {
+            let work = Box::new(Work { kind, done: AtomicU64::new(0), bad: AtomicU64::new(0) });
+            let name = match kind {
+                WorkKind::Irqs => alloc::format!("storm-irq/{c}"),
+                WorkKind::Switch => alloc::format!("storm-sw/{c}"),
+                WorkKind::Db => alloc::format!("storm-db/{c}"),
+            };
+            match sched::spawn_on(&name, storm_worker, &*work as *const Work as u64, Placement::Pinned(c)) {
+                Ok(pid) => pids.push(pid),
+                Err(e) => {
+                    STORM_STOP.store(true, Ordering::SeqCst);
+                    pids.iter().for_each(|&p| {
+                        let _ = sched::join(p);
+                    });
+                    return Err(CmdError::Failed(alloc::format!("cannot start a worker: {e}")));
+                }
+            }
+            works.push(work);
+        }
+    }
+    Ok((works, pids))
+}
+
+/// The sender: NMI every target, wait until each has taken it, repeat for
+/// `secs`. Returns (sent, lost).
+fn send_nmis(targets: &[usize], secs: u64) -> (u64, u64) {
+    let mut sent = 0u64;
+    let mut lost = 0u64;
+    let end = time::rdtsc() + time::tsc_per_ms() * 1000 * secs;
+    while time::rdtsc() < end {
+        let before: Vec<u64> = targets.iter().map(|&c| percpu::of(c).nmi_count.load(Ordering::SeqCst)).collect();
+        for &c in targets {
+            smp::send_nmi(c);
+            sent += 1;
+        }
+        for (i, &c) in targets.iter().enumerate() {
+            if !spin_until(1000, || percpu::of(c).nmi_count.load(Ordering::SeqCst) != before[i]) {
+                lost += 1;
+            }
+        }
+        if sent % (64 * targets.len() as u64) == 0 {
+            // Let this CPU's own threads (the shell's tick work) run too.
+            sched::yield_now();
+        }
+    }
+    (sent, lost)
+}
+
+/// Print every count and check that they add up.
+fn report(targets: &[usize], works: &[Box<Work>], d: &Counters, sent: u64, lost: u64, exits_bad: usize) -> CmdResult {
+    let sum = |kind: WorkKind, f: &dyn Fn(&Work) -> u64| -> u64 {
+        works.iter().filter(|w| w.kind == kind).map(|w| f(w)).sum()
+    };
+    let ipis_sent = sum(WorkKind::Irqs, &|w| w.done.load(Ordering::Relaxed));
+    let ipis_lost = sum(WorkKind::Irqs, &|w| w.bad.load(Ordering::Relaxed));
+    let switches = sum(WorkKind::Switch, &|w| w.done.load(Ordering::Relaxed));
+    let checksums_bad = sum(WorkKind::Switch, &|w| w.bad.load(Ordering::Relaxed));
+    let db_loops = sum(WorkKind::Db, &|w| w.done.load(Ordering::Relaxed));
+    let ist_db_bad = sum(WorkKind::Db, &|w| w.bad.load(Ordering::Relaxed));
+    let handled: u64 = d.nmis.iter().sum();
+    let irqs_handled: u64 = d.irqs.iter().sum();
+    let nests_total: u64 = d.nests.iter().sum();
+    let db_bad: u64 = d.db_bad.iter().sum();
+    let misplaced: u64 = targets.iter().map(|&c| STORM_IRQS_MISPLACED[c].load(Ordering::SeqCst)).sum();
+
+    println!("nmi-storm: NMIs sent {sent}, delivered {handled}, lost {lost}");
+    for (i, &c) in targets.iter().enumerate() {
+        let landed: Vec<String> = LANDED_NAMES
+            .iter()
+            .enumerate()
+            .map(|(k, name)| alloc::format!("{name} {}", LANDED[c][k].load(Ordering::Relaxed)))
+            .collect();
+        println!(
+            "nmi-storm: CPU {c}: {} NMIs ({}), {} self-IPIs, {} #DB nests",
+            d.nmis[i],
+            landed.join(", "),
+            d.irqs[i],
+            d.nests[i]
+        );
+    }
+    println!(
+        "nmi-storm: self-IPIs sent {ipis_sent}, handled {irqs_handled} ({misplaced} off the IRQ stack), lost {ipis_lost}"
+    );
+    println!("nmi-storm: switches {switches}, checksums bad {checksums_bad}");
+    println!(
+        "nmi-storm: nested #DB {db_loops} runs, {nests_total} on the right stacks, {db_bad} wrong, IST[DB] left shifted {ist_db_bad}"
+    );
+    println!(
+        "nmi-storm: NMI stack re-entered while live: {}; workers that did not exit cleanly: {exits_bad}",
+        d.reentered
+    );
+    let ok = handled == sent
+        && lost == 0
+        && ipis_sent == irqs_handled
+        && ipis_lost == 0
+        && misplaced == 0
+        && checksums_bad == 0
+        && nests_total == db_loops
+        && db_bad == 0
+        && ist_db_bad == 0
+        && d.reentered == 0
+        && exits_bad == 0
+        && switches > 0
+        && db_loops > 0;
+    if !ok {
+        return Err(CmdError::Failed("a count did not add up (see above)".into()));
+    }
+    println!("nmi-storm: ok, every count adds up");
+    Ok(())
+}
