@@ -26,7 +26,7 @@ pub struct KTest {
 /// kind of stack, then what is built on them. Each module declares its own
 /// `KTESTS` next to the code it tests; this list only collects them.
 fn all() -> impl Iterator<Item = &'static KTest> {
-    let mechanisms: [&[KTest]; 7] = [
+    let mechanisms: [&[KTest]; 8] = [
         crate::boot::ktests::KTESTS,
         crate::mm::ktests::KTESTS,
         crate::stacks::exception::ktests::KTESTS,
@@ -34,6 +34,7 @@ fn all() -> impl Iterator<Item = &'static KTest> {
         crate::stacks::irq::ktests::KTESTS,
         crate::softirq::ktests::KTESTS,
         crate::smp::ktests::KTESTS,
+        crate::sched::ktests::KTESTS,
     ];
     mechanisms.into_iter().chain(crate::demos::KTESTS.iter().copied()).flatten()
 }

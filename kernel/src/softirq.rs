@@ -9,6 +9,8 @@ use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use x86_64::instructions::interrupts;
 
 use crate::arch::percpu::this_cpu;
+use crate::sched::WaitQueue;
+use crate::stacks::layout::MAX_CPUS;
 
 /// A softirq number: a bit in the per-CPU pending mask. The kernel's own
 /// are constants; a demo claims one at init (`Claimed`), so the kernel's
@@ -30,8 +32,7 @@ pub const MAX_SOFTIRQ_RESTART: usize = 10;
 static HANDLERS: [AtomicU64; NR_SOFTIRQS] = [const { AtomicU64::new(0) }; NR_SOFTIRQS];
 static NEXT_FREE: AtomicU8 = AtomicU8::new(Softirq::FIRST_CLAIMABLE);
 /// Per CPU: softirq rounds its ksoftirqd ran instead of an IRQ exit.
-pub static DEFERRED_ROUNDS: [AtomicU64; crate::stacks::layout::MAX_CPUS] =
-    [const { AtomicU64::new(0) }; crate::stacks::layout::MAX_CPUS];
+pub static DEFERRED_ROUNDS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// Install the handler of `nr`.
 pub fn open(nr: Softirq, handler: fn()) {
@@ -120,21 +121,19 @@ fn run_rounds_inner(cpu: &crate::arch::percpu::PerCpu, rounds: usize) -> bool {
 /// Outermost IRQ exit (interrupts off, on the IRQ stack).
 pub fn run_on_irq_exit() {
     if run_rounds(MAX_SOFTIRQ_RESTART) {
-        crate::sched::wake_up(ksoftirqd_key(this_cpu().id()));
+        KSOFTIRQD_WAIT[this_cpu().id()].wake_up();
     }
 }
 
-/// Wait key of CPU `cpu`'s ksoftirqd.
-fn ksoftirqd_key(cpu: usize) -> u64 {
-    0x5e_0000_0000 + cpu as u64
-}
+/// Where each CPU's ksoftirqd sleeps.
+static KSOFTIRQD_WAIT: [WaitQueue; MAX_CPUS] = [const { WaitQueue::new("ksoftirqd") }; MAX_CPUS];
 
 /// `ksoftirqd/N`: runs what the IRQ exit left over, in thread context, on
 /// CPU N (it is pinned there; `cpu` is N).
 pub fn ksoftirqd(cpu: u64) -> i64 {
-    let key = ksoftirqd_key(cpu as usize);
+    let wait = &KSOFTIRQD_WAIT[cpu as usize];
     loop {
-        crate::sched::wait_until(key, || this_cpu().softirq_pending.load(Ordering::SeqCst) != 0);
+        wait.wait_until(|| this_cpu().softirq_pending.load(Ordering::SeqCst) != 0);
         interrupts::disable();
         DEFERRED_ROUNDS[this_cpu().id()].fetch_add(1, Ordering::Relaxed);
         run_rounds(1);

@@ -8,28 +8,71 @@
 //! page tables, vmap area, heap, scheduler) is one of these.
 
 use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use x86_64::instructions::interrupts;
 
+use crate::arch::percpu::current_cpu_id;
+
 pub struct IrqMutex<T> {
     inner: spin::Mutex<T>,
+    /// CPU id + 1 of the holder (0: free), so a path that must not wait for
+    /// its own CPU (the oops path) can tell "held here" from "held elsewhere".
+    owner: AtomicUsize,
+}
+
+/// Who holds a lock that `lock_bounded` could not take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// This CPU: it was interrupted inside the critical section, which will
+    /// never finish if we wait for it.
+    ByThisCpu,
+    /// Another CPU held it for the whole wait.
+    ByCpu(usize),
 }
 
 pub struct IrqMutexGuard<'a, T> {
     guard: Option<spin::MutexGuard<'a, T>>,
+    owner: &'a AtomicUsize,
     /// Whether interrupts were on before `lock`, to restore on drop.
     were_enabled: bool,
 }
 
 impl<T> IrqMutex<T> {
     pub const fn new(value: T) -> Self {
-        IrqMutex { inner: spin::Mutex::new(value) }
+        IrqMutex { inner: spin::Mutex::new(value), owner: AtomicUsize::new(0) }
+    }
+
+    fn guard<'a>(&'a self, guard: spin::MutexGuard<'a, T>, were_enabled: bool) -> IrqMutexGuard<'a, T> {
+        self.owner.store(current_cpu_id() + 1, Ordering::Relaxed);
+        IrqMutexGuard { guard: Some(guard), owner: &self.owner, were_enabled }
     }
 
     pub fn lock(&self) -> IrqMutexGuard<'_, T> {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
-        IrqMutexGuard { guard: Some(self.inner.lock()), were_enabled }
+        let guard = self.inner.lock();
+        self.guard(guard, were_enabled)
+    }
+
+    /// The lock, waiting at most `ms` for another CPU to release it; never
+    /// waits when this CPU holds it (for paths that cannot return to the
+    /// holder: the oops path).
+    pub fn lock_bounded(&self, ms: u64) -> Result<IrqMutexGuard<'_, T>, Held> {
+        let me = current_cpu_id() + 1;
+        let mut guard = None;
+        crate::time::spin_until(ms, || {
+            if let Some(g) = self.try_lock() {
+                guard = Some(g);
+                return true;
+            }
+            // Held by this CPU: waiting would never end.
+            self.owner.load(Ordering::Relaxed) == me
+        });
+        guard.ok_or_else(|| match self.owner.load(Ordering::Relaxed) {
+            o if o == me => Held::ByThisCpu,
+            o => Held::ByCpu(o.saturating_sub(1)),
+        })
     }
 
     /// The lock if free (for paths that must not wait: the oops printer).
@@ -37,7 +80,7 @@ impl<T> IrqMutex<T> {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
         match self.inner.try_lock() {
-            Some(g) => Some(IrqMutexGuard { guard: Some(g), were_enabled }),
+            Some(g) => Some(self.guard(g, were_enabled)),
             None => {
                 if were_enabled {
                     interrupts::enable();
@@ -63,6 +106,7 @@ impl<T> DerefMut for IrqMutexGuard<'_, T> {
 
 impl<T> Drop for IrqMutexGuard<'_, T> {
     fn drop(&mut self) {
+        self.owner.store(0, Ordering::Relaxed);
         drop(self.guard.take()); // unlock first, then allow interrupts
         if self.were_enabled {
             interrupts::enable();

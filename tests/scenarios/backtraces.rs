@@ -72,7 +72,7 @@ fn bt_pid_walks_a_sleeping_thread_from_its_saved_frame() {
     let names = symbolized_frames(&trace);
     let pos = |n: &str| names.iter().position(|x| x.starts_with(n)).unwrap_or_else(|| panic!("{n} not in {names:?}"));
     // (wait_until is generic and inlined: it shows in schedule_with's name.)
-    assert!(pos("tristack::sched::schedule_with") < pos("tristack::softirq::ksoftirqd"), "{names:?}");
+    assert!(pos("tristack::sched::runqueue::schedule_with") < pos("tristack::softirq::ksoftirqd"), "{names:?}");
     assert!(pos("tristack::softirq::ksoftirqd") < pos("tristack::sched::thread_main"), "{names:?}");
     run.expect("error: bt: no sleeping or runnable task with pid 99");
 }

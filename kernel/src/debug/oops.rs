@@ -69,11 +69,39 @@ pub fn die(what: &str, regs: &Regs) -> ! {
     println!("---[ end trace {:016x} ]---", oops_id());
     // A thread's oops kills the thread (the system carries on); in init,
     // idle, an interrupt, or with oops=panic the kernel panics.
-    let reason = crate::sched::kill_current_after_oops();
+    let reason = kill_or_reason();
     println!("Kernel panic - not syncing: {reason}");
     super::nmi_backtrace::trigger_all_cpu_backtrace(true);
     println!("---[ end Kernel panic - not syncing: {reason} ]---");
     exit(ExitCode::Failure)
+}
+
+/// `oops=panic` (Linux `panic_on_oops`).
+static PANIC_ON_OOPS: AtomicBool = AtomicBool::new(false);
+
+/// What an oops in a thread does: panic the kernel (true) or kill the thread.
+pub fn set_panic_on_oops(on: bool) {
+    PANIC_ON_OOPS.store(on, Ordering::SeqCst);
+}
+
+/// The oops policy (Linux `oops_end` / `make_task_dead`): kill the current
+/// thread and carry on, or return why the whole kernel must panic.
+fn kill_or_reason() -> alloc::string::String {
+    if PANIC_ON_OOPS.load(Ordering::SeqCst) {
+        return "Fatal exception".into();
+    }
+    let Some(cur) = crate::sched::current() else { return "Fatal exception".into() };
+    if percpu::this_cpu().irq_count.load(Ordering::SeqCst) >= 0 {
+        return "Fatal exception in interrupt".into();
+    }
+    match cur.pid {
+        0 => return "Attempted to kill the idle task!".into(),
+        crate::sched::INIT_PID => return "Attempted to kill init! exitcode=0x0000000b".into(),
+        _ => {}
+    }
+    // Returns only if it could not kill (a scheduler lock it cannot get).
+    let why = crate::sched::kill_current();
+    alloc::format!("Fatal exception ({why})")
 }
 
 /// `CPU: n PID: p Comm: name` (Linux `dump_stack_print_info`), for the

@@ -263,8 +263,8 @@ pub fn threads_stress(args: &[&str]) -> CmdResult {
 /// `panic_on_oops`).
 pub fn set_oops(value: &str) -> CmdResult {
     match value {
-        "panic" => sched::set_panic_on_oops(true),
-        "kill" => sched::set_panic_on_oops(false),
+        "panic" => crate::debug::oops::set_panic_on_oops(true),
+        "kill" => crate::debug::oops::set_panic_on_oops(false),
         other => return Err(ArgError(alloc::format!("oops={other}: valid values are oops=panic and oops=kill")).into()),
     }
     println!(

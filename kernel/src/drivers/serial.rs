@@ -95,8 +95,8 @@ static INPUT: crate::sync::IrqMutex<alloc::collections::VecDeque<u8>> =
     crate::sync::IrqMutex::new(alloc::collections::VecDeque::new());
 /// Set once the receive interrupt is routed.
 static IRQ_DRIVEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-/// Wait key of "input arrived".
-const INPUT_KEY: u64 = 0x5e71_0000_0000;
+/// Where a reader sleeps until input arrives.
+static INPUT_WAIT: crate::sched::WaitQueue = crate::sched::WaitQueue::new("ttyS0 input");
 /// Bytes the receive interrupt has taken from the UART.
 pub static RECEIVED_BY_IRQ: AtomicU64 = AtomicU64::new(0);
 /// Most bytes kept; more are dropped (the shell reads far faster).
@@ -113,7 +113,7 @@ pub fn receive_irq() {
         }
     }
     drop(q);
-    crate::sched::wake_up(INPUT_KEY);
+    INPUT_WAIT.wake_up();
 }
 
 pub fn set_irq_driven() {
@@ -137,7 +137,7 @@ pub fn read_byte() -> u8 {
             return b;
         }
         if IRQ_DRIVEN.load(Ordering::SeqCst) {
-            crate::sched::wait_until(INPUT_KEY, || !INPUT.lock().is_empty());
+            INPUT_WAIT.wait_until(|| !INPUT.lock().is_empty());
         } else {
             crate::sched::sleep_ms(1);
         }

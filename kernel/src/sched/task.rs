@@ -3,7 +3,7 @@
 //! from masking RSP (which mixed stack sizes would break).
 
 use alloc::string::String;
-use core::sync::atomic::AtomicBool;
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use crate::stacks::thread::ThreadStack;
 
@@ -13,6 +13,7 @@ pub type Pid = u32;
 pub const COMM_LEN: usize = 15;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum State {
     Running,
     Runnable,
@@ -33,6 +34,35 @@ impl State {
             State::Dead => 'X',
         }
     }
+
+    /// Ended: exited or killed, waiting to be reaped.
+    pub fn ended(self) -> bool {
+        matches!(self, State::Zombie | State::Dead)
+    }
+
+    fn from_u8(v: u8) -> State {
+        [State::Running, State::Runnable, State::Sleeping, State::Zombie, State::Dead][v as usize]
+    }
+}
+
+/// A task's state, readable without a lock (a joiner on another CPU polls
+/// it); changed only under the run-queue lock of the task's CPU, or by the
+/// task itself while it runs. Release/Acquire: a joiner that sees an ended
+/// state also sees the exit code written before it.
+pub struct StateCell(AtomicU8);
+
+impl StateCell {
+    fn new(s: State) -> Self {
+        StateCell(AtomicU8::new(s as u8))
+    }
+
+    pub fn get(&self) -> State {
+        State::from_u8(self.0.load(Ordering::Acquire))
+    }
+
+    pub fn set(&self, s: State) {
+        self.0.store(s as u8, Ordering::Release);
+    }
 }
 
 pub struct Task {
@@ -42,7 +72,7 @@ pub struct Task {
     pub stack: ThreadStack,
     /// RSP saved by `switch_to` while the task is not running.
     pub saved_rsp: u64,
-    pub state: State,
+    pub state: StateCell,
     /// The CPU whose run queue it is on / it last ran on. Tasks never
     /// migrate once placed, so only that CPU ever switches to them.
     pub cpu: usize,
@@ -55,8 +85,8 @@ pub struct Task {
     pub exit_code: i64,
     /// Jiffies at which a sleeping task wakes (0: no timeout).
     pub wake_at: u64,
-    /// Wait-queue key a sleeping task waits on (0: none).
-    pub waiting_on: u64,
+    /// What a sleeping task waits for.
+    pub waiting_on: Option<super::wait::WaitKey>,
 }
 
 impl Task {
@@ -76,13 +106,13 @@ impl Task {
             parent,
             stack,
             saved_rsp,
-            state: State::Runnable,
+            state: StateCell::new(State::Runnable),
             cpu,
             pinned,
             on_cpu: AtomicBool::new(false),
             exit_code: 0,
             wake_at: 0,
-            waiting_on: 0,
+            waiting_on: None,
         }
     }
 }

@@ -1,0 +1,247 @@
+//! Per-CPU run queues and the switch (Linux `kernel/sched/core.c`:
+//! `struct rq`, `__schedule`, `finish_task_switch`).
+//!
+//! Locks, and the one order they are taken in:
+//! 1. `TASKS` (Linux `tasklist_lock`): the pid table, parents, pid numbers;
+//! 2. `RQ[cpu]` (Linux `rq->lock`), one per CPU: its queue of runnable
+//!    tasks, its idle task, its timed sleepers, and the `state`,
+//!    `wake_at` and `waiting_on` of every task placed on that CPU.
+//!
+//! Tasks never migrate, so `schedule` takes only its own CPU's lock. Code
+//! that holds an `RQ` lock never takes `TASKS`.
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use x86_64::instructions::interrupts;
+
+use super::task::{Pid, State, Task};
+use super::wait::WaitKey;
+use crate::arch::percpu::{self, this_cpu};
+use crate::arch::switch;
+use crate::stacks::layout::MAX_CPUS;
+use crate::sync::IrqMutex;
+
+/// A task on a run queue. Tasks are boxed and never move; one is freed only
+/// when reaped, after it ended and left every queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct TaskRef(*mut Task);
+
+// SAFETY: a TaskRef is only dereferenced under the lock of the queue that
+// holds it (or by the task's own CPU), never after the task is reaped.
+unsafe impl Send for TaskRef {}
+
+impl TaskRef {
+    pub(super) fn of(task: &mut Task) -> TaskRef {
+        TaskRef(task)
+    }
+
+    /// # Safety
+    /// The caller holds the run-queue lock of the task's CPU (or is that
+    /// task), and the task is not reaped meanwhile.
+    pub(super) unsafe fn get(self) -> &'static mut Task {
+        // SAFETY: per the contract.
+        unsafe { &mut *self.0 }
+    }
+}
+
+pub(super) struct TaskList {
+    pub(super) tasks: BTreeMap<Pid, Box<Task>>,
+    pub(super) next_pid: Pid,
+}
+
+pub(super) static TASKS: IrqMutex<TaskList> =
+    IrqMutex::new(TaskList { tasks: BTreeMap::new(), next_pid: super::INIT_PID });
+
+pub(super) struct RunQueue {
+    /// Runnable tasks of this CPU, in order; a task is here iff Runnable.
+    queue: VecDeque<TaskRef>,
+    /// This CPU's idle task (pid 0, as in Linux), run when `queue` is empty.
+    pub(super) idle: Option<Box<Task>>,
+    /// Sleepers with a timeout (`sleep_ms`), woken by this CPU's tick.
+    pub(super) timed: Vec<TaskRef>,
+    pub(super) switches: u64,
+}
+
+pub(super) static RQ: [IrqMutex<RunQueue>; MAX_CPUS] =
+    [const { IrqMutex::new(RunQueue { queue: VecDeque::new(), idle: None, timed: Vec::new(), switches: 0 }) };
+        MAX_CPUS];
+
+impl RunQueue {
+    /// Make `task` (placed on this queue's CPU) runnable and queue it.
+    pub(super) fn make_runnable(&mut self, task: &mut Task) {
+        if matches!(task.state.get(), State::Runnable | State::Running) || task.state.get().ended() {
+            return;
+        }
+        task.wake_at = 0;
+        task.waiting_on = None;
+        task.state.set(State::Runnable);
+        self.timed.retain(|&t| t != TaskRef::of(task));
+        self.queue.push_back(TaskRef::of(task));
+    }
+
+    /// Queue a task that was just created (state Runnable already).
+    pub(super) fn enqueue_new(&mut self, task: &mut Task) {
+        self.queue.push_back(TaskRef::of(task));
+    }
+
+    /// Take the next runnable task off the queue (or the idle task), mark it
+    /// running and make it this CPU's `current`.
+    pub(super) fn switch_in_next(&mut self) -> &'static mut Task {
+        let next = match self.queue.pop_front() {
+            // SAFETY: queued tasks are alive and ours (we hold the lock).
+            Some(t) => unsafe { t.get() },
+            None => {
+                let idle: &mut Task = self.idle.as_mut().expect("idle task");
+                // SAFETY: the idle task is boxed in this queue and never freed.
+                unsafe { TaskRef::of(idle).get() }
+            }
+        };
+        next.state.set(State::Running);
+        next.on_cpu.store(true, Ordering::Release);
+        this_cpu().current.store(next as *const Task as u64, Ordering::Release);
+        crate::arch::gdt::set_rsp0(next.stack.top());
+        next
+    }
+
+    /// Wake this CPU's timed sleepers whose time has come.
+    pub(super) fn wake_timed(&mut self, now: u64) {
+        let due: Vec<TaskRef> = self
+            .timed
+            .iter()
+            .copied()
+            // SAFETY: timed sleepers are alive and ours (we hold the lock).
+            .filter(|t| unsafe { t.get() }.wake_at <= now)
+            .collect();
+        for t in due {
+            // SAFETY: as above.
+            self.make_runnable(unsafe { t.get() });
+        }
+    }
+}
+
+/// Lock the run queue of `cpu`.
+pub(super) fn rq(cpu: usize) -> crate::sync::IrqMutexGuard<'static, RunQueue> {
+    RQ[cpu].lock()
+}
+
+/// The running task of this CPU, mutable: only its own CPU changes it,
+/// under that CPU's run-queue lock.
+pub(super) fn current_mut() -> &'static mut Task {
+    let p = this_cpu().current.load(Ordering::Acquire) as *mut Task;
+    // SAFETY: `current` points at a boxed task that is not reaped while it runs.
+    unsafe { p.as_mut() }.expect("scheduler not started on this CPU")
+}
+
+/// Wake every task waiting on `key`, on whichever CPU it sleeps (Linux
+/// `wake_up`): TASKS, then each sleeper's run-queue lock.
+pub(super) fn wake_up_key(key: WaitKey) {
+    let me = percpu::current_cpu_id();
+    let mut kick = 0u64;
+    let mut tasks = TASKS.lock();
+    for t in tasks.tasks.values_mut() {
+        if t.state.get() != State::Sleeping {
+            continue;
+        }
+        let mut q = rq(t.cpu);
+        // Re-checked under the lock that guards them.
+        if t.state.get() == State::Sleeping && t.waiting_on == Some(key) {
+            q.make_runnable(t);
+            if t.cpu != me {
+                kick |= 1 << t.cpu;
+            }
+        }
+    }
+    drop(tasks);
+    (0..MAX_CPUS).filter(|c| kick & (1 << c) != 0).for_each(crate::smp::send_reschedule);
+}
+
+/// The task just switched in finishes the switch (Linux
+/// `finish_task_switch`): if the previous task ended, wake whoever joins
+/// it; then its stack is no longer in use on this CPU, so it may be freed.
+pub(super) fn finish_switch() {
+    let prev = this_cpu().switching_from.swap(0, Ordering::AcqRel) as *const Task;
+    // SAFETY: set just before the switch to a task that cannot be reaped
+    // while `on_cpu` is set, which only the store below clears.
+    if let Some(prev) = unsafe { prev.as_ref() } {
+        if prev.state.get().ended() {
+            wake_up_key(WaitKey::Exit(prev.pid));
+        }
+        prev.on_cpu.store(false, Ordering::Release);
+    }
+}
+
+/// Switch to the next runnable task (or idle), putting the current one back
+/// in the queue if it is still running.
+pub fn schedule() {
+    schedule_with(|_, _| true);
+}
+
+/// Under this CPU's run-queue lock, let `prepare` change the current task's
+/// state (e.g. to Sleeping); it returns false to cancel the switch. Then
+/// switch. Doing both under one lock is what makes sleeping free of lost
+/// wake-ups. `prepare` must not take `TASKS` or a run-queue lock.
+pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bool) {
+    let were_enabled = interrupts::are_enabled();
+    interrupts::disable();
+    let prev = current_mut();
+    // Checked on every switch away (Linux `schedule_debug`).
+    if !prev.stack.end_magic_ok() {
+        super::exit::stack_end_corrupted(prev);
+    }
+    let (prev_slot, next_rsp) = {
+        let mut q = rq(this_cpu().id());
+        if !prepare(&mut q, prev) {
+            drop(q);
+            if were_enabled {
+                interrupts::enable();
+            }
+            return;
+        }
+        if prev.state.get() == State::Running {
+            prev.state.set(State::Runnable);
+            if prev.pid != 0 {
+                q.enqueue_new(prev);
+            }
+        }
+        let next = q.switch_in_next();
+        if core::ptr::eq(next, prev) {
+            drop(q);
+            if were_enabled {
+                interrupts::enable();
+            }
+            return;
+        }
+        q.switches += 1;
+        this_cpu().switching_from.store(prev as *const Task as u64, Ordering::Release);
+        (&mut prev.saved_rsp as *mut u64, next.saved_rsp)
+        // The lock is released here; interrupts stay off until we run again.
+    };
+    // SAFETY: interrupts are off; next's frame was saved by switch_to or
+    // built by initial_frame on its live stack.
+    unsafe { switch::switch_to(prev_slot, next_rsp) };
+    // Running again, possibly much later: finish whichever switch brought us here.
+    finish_switch();
+    if were_enabled {
+        interrupts::enable();
+    }
+}
+
+/// Give the CPU to the next runnable task.
+pub fn yield_now() {
+    schedule();
+}
+
+/// The way back from an interrupt to a thread: preempt it (time slice: one tick).
+pub fn preempt_on_irq_exit() {
+    if percpu::ready() && this_cpu().current.load(Ordering::Acquire) != 0 {
+        schedule();
+    }
+}
+
+/// Context switches so far, on every CPU.
+pub fn switches() -> u64 {
+    percpu::online_cpus().map(|c| rq(c).switches).sum()
+}

@@ -1,0 +1,71 @@
+//! A copy of every task for `ps`, `stacks` and `bt PID`, taken under the
+//! task list lock (Linux walks the task list under RCU for sysrq-t).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use super::runqueue::{rq, TASKS};
+use super::task::{Pid, State, Task};
+use crate::arch::percpu::this_cpu;
+use crate::arch::switch;
+use crate::stacks::layout::MAX_CPUS;
+use crate::stacks::thread;
+
+/// A snapshot of one task for `ps` and `stacks`.
+pub struct TaskInfo {
+    pub pid: Pid,
+    pub name: String,
+    pub parent: Pid,
+    pub state: State,
+    pub cpu: usize,
+    /// Where a task that is not running will resume.
+    pub saved_pc: Option<u64>,
+    pub stack: thread::ThreadStack,
+    pub stack_free: u64,
+}
+
+fn info(t: &Task) -> TaskInfo {
+    let state = t.state.get();
+    TaskInfo {
+        pid: t.pid,
+        name: t.name.clone(),
+        parent: t.parent,
+        state,
+        cpu: t.cpu,
+        // SAFETY: a task that is not running has a switch frame at saved_rsp.
+        saved_pc: (state != State::Running && !t.on_cpu.load(Ordering::Acquire))
+            .then(|| unsafe { switch::saved_pc(t.saved_rsp) }),
+        stack: t.stack,
+        stack_free: t.stack.not_used(),
+    }
+}
+
+/// Every task: each CPU's idle task, then the others by pid. Each is read
+/// under its CPU's run-queue lock, so none switches while it is copied.
+pub fn snapshot() -> Vec<TaskInfo> {
+    let tasks = TASKS.lock();
+    let mut all: Vec<TaskInfo> = (0..MAX_CPUS).filter_map(|c| rq(c).idle.as_deref().map(info)).collect();
+    all.extend(tasks.tasks.values().map(|t| {
+        let _q = rq(t.cpu);
+        info(t)
+    }));
+    all
+}
+
+/// A task that is not running: its name, saved RSP and the address of the
+/// RBP slot in its switch frame (a frame record for the unwinder).
+pub fn saved_context(pid: Pid) -> Option<(String, u64, u64)> {
+    let tasks = TASKS.lock();
+    let cpu = tasks.tasks.get(&pid).map_or(this_cpu().id(), |t| t.cpu);
+    let q = rq(cpu);
+    let t = match tasks.tasks.get(&pid) {
+        Some(t) => &**t,
+        None if pid == 0 => q.idle.as_deref()?,
+        None => return None,
+    };
+    (t.state.get() != State::Running && !t.on_cpu.load(Ordering::Acquire)).then(|| {
+        let rbp_slot = t.saved_rsp + 8 * (switch::SWITCH_FRAME_WORDS as u64 - 1);
+        (t.name.clone(), t.saved_rsp, rbp_slot)
+    })
+}
