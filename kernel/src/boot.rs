@@ -3,8 +3,8 @@
 use bootloader_api::BootInfo;
 use spin::Once;
 
+use crate::drivers::fw_cfg;
 use crate::drivers::qemu_exit::{exit, ExitCode};
-use crate::drivers::{fw_cfg, serial};
 use crate::{mm, println, shell};
 
 /// Facts from the bootloader that later code and ktests consult.
@@ -24,7 +24,7 @@ pub fn facts() -> &'static BootFacts {
 }
 
 pub fn start(boot_info: &'static mut BootInfo) -> ! {
-    serial::init();
+    crate::console::init();
     let stack_bottom = boot_info.kernel_stack_bottom;
     FACTS.call_once(|| BootFacts {
         kernel_file: (boot_info.kernel_addr, boot_info.kernel_len),
@@ -85,7 +85,7 @@ const COM1_IRQ: u8 = 4;
 fn pit_irq(_: &mut crate::arch::regs::Regs) {}
 
 fn com1_irq(_: &mut crate::arch::regs::Regs) {
-    serial::receive_irq();
+    crate::console::receive_irq();
 }
 
 /// The ACPI MADT: processors and I/O APICs.
@@ -125,7 +125,7 @@ fn route_device_interrupts(madt: &crate::drivers::acpi::Madt) {
         println!("IO-APIC: ISA IRQ {irq_line} -> GSI {} -> vector {vector:#04x} ({name})", route.gsi);
     }
     println!("IO-APIC: id {} at {:#x}, {inputs} inputs, GSI base {}", first.id, first.address, first.gsi_base);
-    serial::set_irq_driven();
+    crate::console::set_irq_driven();
 }
 
 /// pid 1: start the tick, run the command line, then the shell.

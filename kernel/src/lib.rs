@@ -9,6 +9,8 @@
 
 extern crate alloc;
 
+#[cfg(target_os = "none")]
+pub mod console;
 pub mod debug;
 pub mod drivers;
 pub mod mm;

@@ -72,7 +72,7 @@ fn four_cpus_each_with_their_own_stacks_and_every_demo_on_an_ap() {
     let rows = stack_rows(&run);
     let kinds = ["IRQ", "#DF", "NMI", "#DB1", "#DB", "#MC"];
     let mut spans = Vec::new();
-    for cpu in 0..4 {
+    for (cpu, w) in cpus.iter().enumerate().take(4) {
         for kind in kinds {
             let r = row(&rows, cpu, kind);
             let (glo, ghi) = r.guard.unwrap_or_else(|| panic!("CPU {cpu} {kind}: guard mapped: {r:?}"));
@@ -80,7 +80,6 @@ fn four_cpus_each_with_their_own_stacks_and_every_demo_on_an_ap() {
             spans.push((glo, r.top, cpu, kind));
         }
         // The TSS tops `cpus` read agree with the stacks table.
-        let w = &cpus[cpu];
         assert_eq!(hex(w[3]), row(&rows, cpu, "IRQ").top, "{run}");
         for (col, kind) in [(4, "#DF"), (5, "NMI"), (6, "#DB"), (7, "#MC")] {
             assert_eq!(hex(w[col]), row(&rows, cpu, kind).top, "CPU {cpu} {kind}:\n{run}");
@@ -298,7 +297,7 @@ fn db2_hole_and_irq_overflow_on_aps_hit_their_own_guards() {
     assert!(bug.ends_with(&format!("(stack is {:016x}..{:016x})", irq1.bottom, irq1.top - 1)), "{bug}");
     let who = run.kernel_lines()[run.line_index("Oops: stack guard page: 0000 [#2] SMP") + 1];
     assert!(who.starts_with("CPU: 1 PID: "), "{who}");
-    let exc = run.kernel_lines().into_iter().filter(|l| l.starts_with("Exception stack: #DF ")).last().unwrap();
+    let exc = run.kernel_lines().into_iter().rfind(|l| l.starts_with("Exception stack: #DF ")).unwrap();
     assert!(within(row(&rows, 1, "#DF"), hex_after(exc, "frame at ")), "{exc}");
     let sending = run.line_index("Sending NMI from CPU 1 to CPUs 0,2-3:");
     let end = run.line_index("---[ end Kernel panic - not syncing: Fatal exception in interrupt ]---");

@@ -30,7 +30,7 @@ impl super::unwind::Walker for KernelWalker {
         use crate::arch::gdt::KERNEL_CS;
         use crate::arch::regs::REGS_RIP;
         let Some(stack) = crate::stacks::info::stack_of(slot) else { return false };
-        let readable = |a: u64| a % 8 == 0 && a >= stack.bottom && a + 8 <= stack.top;
+        let readable = |a: u64| a.is_multiple_of(8) && a >= stack.bottom && a + 8 <= stack.top;
         // A hardware frame: RIP, then CS = __KERNEL_CS, then RFLAGS (bit 1
         // always set, nothing above bit 21).
         let hw_frame = |rip_slot: u64| {

@@ -6,8 +6,8 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use super::backtrace::print_trace;
 use crate::arch::percpu;
 use crate::arch::regs::{show_regs, Regs};
+use crate::console;
 use crate::drivers::qemu_exit::{exit, ExitCode};
-use crate::drivers::serial;
 use crate::println;
 use crate::stacks::info;
 
@@ -43,7 +43,7 @@ pub fn die_lock() -> bool {
 /// Print the oops for `regs`, then kill the thread or end the boot with failure.
 pub fn die(what: &str, regs: &Regs) -> ! {
     ::x86_64::instructions::interrupts::disable();
-    serial::unlock_for_dying_cpu();
+    console::unlock_for_dying_cpu();
     if !die_lock() {
         println!("Oops: {what} at RIP {:016x} inside the oops path; stopping", regs.rip);
         exit(ExitCode::Failure);

@@ -6,8 +6,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::backtrace::print_trace;
 use crate::arch::cpu;
+use crate::console;
 use crate::drivers::qemu_exit::{exit, ExitCode};
-use crate::drivers::serial;
 use crate::println;
 
 /// CPU id + 1 of the panicking CPU (0: none).
@@ -16,7 +16,7 @@ static PANICKING: AtomicU64 = AtomicU64::new(0);
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     ::x86_64::instructions::interrupts::disable();
-    serial::unlock_for_dying_cpu();
+    console::unlock_for_dying_cpu();
     let me = crate::arch::percpu::current_cpu_id() as u64 + 1;
     match PANICKING.compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst) {
         Ok(_) => {}

@@ -90,7 +90,8 @@ pub fn unwind(walker: &impl Walker, rsp: u64, rbp: u64, mut emit: impl FnMut(Lin
         if marked {
             emit(Line::Enter(stack.name));
         }
-        let in_stack = |a: u64| a % 8 == 0 && a >= stack.bottom && a.checked_add(8).is_some_and(|e| e <= stack.top);
+        let in_stack =
+            |a: u64| a.is_multiple_of(8) && a >= stack.bottom && a.checked_add(8).is_some_and(|e| e <= stack.top);
         let mut slot = sp.next_multiple_of(8);
         while in_stack(slot) {
             let word = walker.read(slot);
@@ -144,7 +145,7 @@ mod tests {
         }
         fn read(&self, addr: u64) -> u64 {
             self.reads.set(self.reads.get() + 1);
-            assert!(addr % 8 == 0, "unaligned read {addr:#x}");
+            assert!(addr.is_multiple_of(8), "unaligned read {addr:#x}");
             assert!(
                 self.stacks.iter().any(|s| addr >= s.bottom && addr + 8 <= s.top),
                 "read outside every stack: {addr:#x}"

@@ -269,7 +269,7 @@ fn storm_softirq() {
 fn storm_sender(n: u64) -> i64 {
     for _ in 0..n {
         apic::send_self_ipi(IRQ_STORM_VECTOR);
-        if STORM_HARD.load(Ordering::Relaxed) % 64 == 0 {
+        if STORM_HARD.load(Ordering::Relaxed).is_multiple_of(64) {
             sched::yield_now();
         }
     }

@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::arch::debug::{self, DebugEvent, DebugKind};
 use crate::arch::regs::Regs;
 use crate::arch::{mce, nmi, percpu, traps};
-use crate::drivers::serial;
+use crate::console;
 use crate::mm::paging;
 use crate::println;
 use crate::shell::cmdline::{self, ArgError};
@@ -96,7 +96,7 @@ fn wait_for(counter: &AtomicU64, announce: &str) -> CmdResult {
     let before = counter.load(Ordering::SeqCst);
     println!("{announce}; Ctrl-C cancels");
     while counter.load(Ordering::SeqCst) == before {
-        if serial::try_read_byte() == Some(0x03) {
+        if console::try_read_byte() == Some(0x03) {
             return Err(CmdError::Failed("cancelled".into()));
         }
         core::hint::spin_loop();

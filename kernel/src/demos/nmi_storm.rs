@@ -300,6 +300,7 @@ fn storm(me: usize, targets: &[usize], secs: u64) -> CmdResult {
 const WORKER_KINDS: [WorkKind; 4] = [WorkKind::Irqs, WorkKind::Switch, WorkKind::Switch, WorkKind::Db];
 
 /// Start the workers pinned to their CPUs; on failure stop those started.
+#[allow(clippy::vec_box, reason = "each worker holds its Work's address; a Vec<Work> would move them as it grows")]
 fn start_workers(targets: &[usize]) -> Result<(Vec<Box<Work>>, Vec<sched::Pid>), CmdError> {
     let mut works = Vec::new();
     let mut pids = Vec::new();
@@ -344,7 +345,7 @@ fn send_nmis(targets: &[usize], secs: u64) -> (u64, u64) {
                 lost += 1;
             }
         }
-        if sent % (64 * targets.len() as u64) == 0 {
+        if sent.is_multiple_of(64 * targets.len() as u64) {
             // Let this CPU's own threads (the shell's tick work) run too.
             sched::yield_now();
         }

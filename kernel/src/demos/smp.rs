@@ -62,7 +62,7 @@ static TLB_READY: AtomicBool = AtomicBool::new(false);
 static TLB_FREED: AtomicBool = AtomicBool::new(false);
 /// The value the reader saw after the free (if it saw one at all).
 static TLB_STALE_READ: AtomicU64 = AtomicU64::new(0);
-const TLB_MAGIC: u64 = 0x7_1b5_5700d;
+const TLB_MAGIC: u64 = 0x0007_1b55_700d;
 
 fn tlb_reader(_: u64) -> i64 {
     let p = TLB_PAGE.load(Ordering::SeqCst) as *const u64;

@@ -1,4 +1,4 @@
-//! Devices and firmware: the serial console, ACPI tables, QEMU's fw_cfg and
+//! Devices and firmware: the COM1 UART, ACPI tables, QEMU's fw_cfg and
 //! isa-debug-exit, the PIT (calibration) and the legacy PICs (masked).
 
 #[cfg(target_os = "none")]
@@ -11,4 +11,4 @@ pub mod pit;
 #[cfg(target_os = "none")]
 pub mod qemu_exit;
 #[cfg(target_os = "none")]
-pub mod serial;
+pub mod uart;

@@ -36,9 +36,14 @@ fn with_table<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {
     f(&mut table)
 }
 
+/// A page could not be mapped: no frame for it or for a page table, or
+/// the address was mapped already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapError;
+
 /// Map the page at `va` to `frame`. Fails if `va` is already mapped or a
 /// page-table frame cannot be allocated.
-pub fn map(va: u64, frame: PhysFrame<Size4KiB>, flags: PageTableFlags) -> Result<(), ()> {
+pub fn map(va: u64, frame: PhysFrame<Size4KiB>, flags: PageTableFlags) -> Result<(), MapError> {
     let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
     with_table(|t| {
         // SAFETY: callers map fresh, owned frames into ranges they reserved
@@ -50,7 +55,7 @@ pub fn map(va: u64, frame: PhysFrame<Size4KiB>, flags: PageTableFlags) -> Result
             }
             Err(MapToError::FrameAllocationFailed)
             | Err(MapToError::PageAlreadyMapped(_))
-            | Err(MapToError::ParentEntryHugePage) => Err(()),
+            | Err(MapToError::ParentEntryHugePage) => Err(MapError),
         }
     })
 }
@@ -83,21 +88,21 @@ pub const KERNEL_DATA: PageTableFlags = PageTableFlags::PRESENT
 /// Back `[start, start + size)` with fresh frames, zeroed before they are
 /// mapped (a new stack never shows an old owner's data, and stack-usage
 /// accounting counts untouched zero words). On failure nothing stays mapped.
-pub fn map_new_pages(start: u64, size: u64, flags: PageTableFlags) -> Result<(), ()> {
+pub fn map_new_pages(start: u64, size: u64, flags: PageTableFlags) -> Result<(), MapError> {
     for offset in (0..size).step_by(PAGE_SIZE as usize) {
-        let mapped = phys::alloc_frame().ok_or(()).and_then(|frame| {
+        let mapped = phys::alloc_frame().ok_or(MapError).and_then(|frame| {
             // SAFETY: the frame is fresh from the allocator, so nothing else
             // refers to it; the direct map makes it writable here.
             unsafe {
                 core::ptr::write_bytes(phys::phys_to_virt(frame.start_address().as_u64()), 0, PAGE_SIZE as usize)
             };
-            map(start + offset, frame, flags).inspect_err(|()| {
+            map(start + offset, frame, flags).inspect_err(|_| {
                 let _ = phys::free_frame(frame);
             })
         });
         if mapped.is_err() {
             unmap_and_free(start, offset);
-            return Err(());
+            return Err(MapError);
         }
     }
     Ok(())
@@ -118,7 +123,7 @@ pub fn unmap_range(start: u64, size: u64) -> alloc::vec::Vec<PhysFrame<Size4KiB>
 }
 
 /// Map `size` bytes of device memory at physical `pa` to `va`, uncached.
-pub fn map_mmio(va: u64, pa: u64, size: u64) -> Result<(), ()> {
+pub fn map_mmio(va: u64, pa: u64, size: u64) -> Result<(), MapError> {
     let flags = KERNEL_DATA | PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH;
     for offset in (0..size).step_by(PAGE_SIZE as usize) {
         let frame = PhysFrame::containing_address(PhysAddr::new(pa + offset));

@@ -42,7 +42,7 @@ pub fn init(regions: &MemoryRegions) {
     }
     let usable = || {
         regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable).map(|r| {
-            let start = r.start.max(LOW_MEMORY_END).next_multiple_of(PAGE_SIZE) / PAGE_SIZE;
+            let start = r.start.max(LOW_MEMORY_END).div_ceil(PAGE_SIZE);
             let end = r.end / PAGE_SIZE;
             start..end.max(start)
         })

@@ -63,7 +63,7 @@ pub fn vfree(start: u64) -> Result<(), VmapError> {
 pub fn ioremap(pa: u64, size: u64) -> Result<u64, VmapError> {
     let mut space = SPACE.lock();
     let range = space.alloc(size, PAGE_SIZE, PAGE_SIZE, PAGE_SIZE)?;
-    paging::map_mmio(range.start, pa, size).map_err(|()| VmapError::OutOfMemory)?;
+    paging::map_mmio(range.start, pa, size).map_err(|_| VmapError::OutOfMemory)?;
     Ok(range.start)
 }
 

@@ -95,7 +95,7 @@ impl VmapSpace {
     /// Reserve `size` bytes aligned to `align`, with unmapped guards of
     /// `guard_below` and `guard_above` bytes around them. First fit.
     pub fn alloc(&mut self, size: u64, align: u64, guard_below: u64, guard_above: u64) -> Result<VmRange, VmapError> {
-        let page_granular = |v: u64| v % PAGE_SIZE == 0;
+        let page_granular = |v: u64| v.is_multiple_of(PAGE_SIZE);
         if size == 0
             || !page_granular(size)
             || !page_granular(guard_below)

@@ -7,7 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::arch::percpu;
-use crate::drivers::serial;
+use crate::console;
 use crate::{print, println, sched};
 
 pub const PROMPT: &str = "tristack> ";
@@ -120,8 +120,8 @@ pub fn interactive() -> ! {
     print!("{PROMPT}");
     loop {
         // Sleeps until the COM1 receive interrupt brings a byte.
-        let byte = serial::read_byte();
-        match editor.feed(byte, serial::write_bytes) {
+        let byte = console::read_byte();
+        match editor.feed(byte, console::write_bytes) {
             Event::None => continue,
             Event::Cancelled => {}
             Event::Line(line) => match cmdline::parse(line.as_bytes()) {

@@ -171,13 +171,13 @@ pub mod ktests {
         let cpu = percpu::this_cpu();
         cpu.handler_rsp[X86_TRAP_BP as usize].store(0, Ordering::SeqCst);
         let mc = cpu.mce_count.load(Ordering::SeqCst);
-        crate::drivers::serial::while_holding_console(|| {
+        crate::console::while_holding_console(|| {
             debug::int3();
             mce::int18();
         });
         kcheck!(cpu.mce_count.load(Ordering::SeqCst) == mc + 1, "#MC handler did not run");
         kcheck!(cpu.handler_rsp[X86_TRAP_BP as usize].load(Ordering::SeqCst) != 0, "#BP handler did not run");
-        kcheck!(!crate::drivers::serial::console_held(), "console lock left held");
+        kcheck!(!crate::console::console_held(), "console lock left held");
         Ok(())
     }
 

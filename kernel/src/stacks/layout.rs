@@ -77,7 +77,7 @@ const fn regions_ordered_and_disjoint() -> bool {
 // The bootloader's dynamic mappings must never land inside a range we manage.
 const _: () = assert!(regions_ordered_and_disjoint(), "memory map regions overlap");
 // Stacks are allocated whole pages at a time, guards are one page.
-const _: () = assert!(THREAD_SIZE % PAGE_SIZE == 0 && EXCEPTION_STKSZ % PAGE_SIZE == 0);
+const _: () = assert!(THREAD_SIZE.is_multiple_of(PAGE_SIZE) && EXCEPTION_STKSZ.is_multiple_of(PAGE_SIZE));
 
 // --- Per-CPU limits ------------------------------------------------------------
 
@@ -89,7 +89,7 @@ pub const MAX_CPUS: usize = 64;
 /// 0x8000 is Linux's old `trampoline_base` choice, free once the BIOS
 /// bootloader is done (the memory map must say it is usable RAM).
 pub const TRAMPOLINE_PHYS: u64 = 0x8000;
-const _: () = assert!(TRAMPOLINE_PHYS % PAGE_SIZE == 0 && TRAMPOLINE_PHYS < 0x10_0000);
+const _: () = assert!(TRAMPOLINE_PHYS.is_multiple_of(PAGE_SIZE) && TRAMPOLINE_PHYS < 0x10_0000);
 
 // --- The cpu entry area: exception (IST) stacks ----------------------------------
 

@@ -75,8 +75,8 @@ pub fn init() {
     for vector in 0..NR_EXCEPTIONS as u8 {
         idt[vector as usize] = Gate::new(exception_stub(vector as usize), ist_of(vector));
     }
-    for vector in FIRST_EXTERNAL_VECTOR as usize..256 {
-        idt[vector] = Gate::new(irq_stub(vector), None);
+    for (vector, gate) in idt.iter_mut().enumerate().skip(FIRST_EXTERNAL_VECTOR as usize) {
+        *gate = Gate::new(irq_stub(vector), None);
     }
     let bench = BENCH_NOSWITCH_VECTOR as usize;
     idt[bench] = Gate::new(irq_noswitch_stub(), None);

@@ -40,7 +40,7 @@ pub struct Regs {
 // Soundness: the entry stubs call Rust with RSP 16-byte aligned only because
 // the frame (with vector and error code) is a multiple of 16 bytes plus the
 // 8 the CPU's alignment leaves: 22 words = 176 bytes, 16 * 11.
-const _: () = assert!(size_of::<Regs>() % 16 == 0);
+const _: () = assert!(size_of::<Regs>().is_multiple_of(16));
 // The stubs hard-code nothing: they take these offsets as `const` operands.
 pub const REGS_RBP: usize = offset_of!(Regs, rbp);
 pub const REGS_RIP: usize = offset_of!(Regs, rip);

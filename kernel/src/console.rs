@@ -1,4 +1,6 @@
-//! The serial console on COM1 (a 16550 UART): `print!`/`println!` and polled input.
+//! The console: `print!`/`println!` through one lock, the dying CPU's way
+//! past that lock, and input (by COM1's receive interrupt, else polled).
+//! The UART itself is `drivers::uart`.
 //!
 //! The console lock records which CPU holds it. An exception handler that
 //! interrupts a print on the *same* CPU (an #MC or #DB in the middle of a
@@ -15,7 +17,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use uart_16550::SerialPort;
 
-const COM1: u16 = 0x3f8;
+use crate::drivers::uart::{self, Raw};
+
 const NO_OWNER: u64 = u64::MAX;
 
 struct Console {
@@ -30,8 +33,8 @@ struct Console {
 unsafe impl Sync for Console {}
 
 static CONSOLE: Console = Console {
-    // SAFETY: 0x3f8 is COM1 on every PC QEMU emulates, and only this static drives it.
-    port: UnsafeCell::new(unsafe { SerialPort::new(COM1) }),
+    // SAFETY: only this static drives COM1.
+    port: UnsafeCell::new(unsafe { uart::com1() }),
     owner: AtomicU64::new(NO_OWNER),
 };
 
@@ -57,18 +60,6 @@ fn with_port<R>(f: impl FnOnce(&mut SerialPort) -> R) -> R {
 
 pub fn init() {
     with_port(|p| p.init());
-}
-
-/// Writes bytes unchanged (no translation of backspace or newline).
-struct Raw<'a>(&'a mut SerialPort);
-
-impl Write for Raw<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
-            self.0.send_raw(b);
-        }
-        Ok(())
-    }
 }
 
 #[doc(hidden)]
@@ -187,7 +178,7 @@ pub unsafe fn force_unlock() {
 
 #[macro_export]
 macro_rules! print {
-    ($($arg:tt)*) => ($crate::drivers::serial::_print(format_args!($($arg)*)));
+    ($($arg:tt)*) => ($crate::console::_print(format_args!($($arg)*)));
 }
 
 #[macro_export]
