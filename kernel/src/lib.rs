@@ -35,3 +35,6 @@ pub mod softirq;
 pub mod sync;
 #[cfg(target_os = "none")]
 pub mod time;
+
+#[cfg(test)]
+mod layering;

@@ -1,6 +1,6 @@
 //! #DB and #BP: the debug registers DR0–DR3/DR6/DR7 and the two handlers.
 //! Whoever arms a breakpoint registers a hook that claims its events
-//! (`demos::ist` for `db N` and `watch`, `demos::nmi_storm` for its nests).
+//! (the `db N` and `watch` demos, and `nmi-storm` for its nests).
 //!
 //! Both vectors run on the #DB IST stack; the entry stub shifts TSS IST[DB]
 //! down by `DB_STACK_OFFSET` while a handler runs, so a #DB raised inside the
