@@ -35,6 +35,8 @@ use crate::stacks::layout::DB_STACK_OFFSET;
 
 global_asm!(
     r#"
+// RSP -= 120: the 15 general registers, RAX pushed first (highest), R15
+// last (lowest), so RSP then points at a `Regs` (Linux `PUSH_REGS`).
 .macro SAVE_REGS
     push rax
     push rbx
@@ -53,6 +55,8 @@ global_asm!(
     push r15
 .endm
 
+// RSP += 120: the reverse of SAVE_REGS (Linux `POP_REGS`); RSP then points
+// at the vector word the stub pushed.
 .macro RESTORE_REGS
     pop r15
     pop r14
@@ -214,8 +218,11 @@ IRQ_COMMON tristack_irq_common, 1
 
 // `bench irq` only: the same path minus the stack switch (irq_count is still
 // counted), so the difference between the two is what the switch costs.
+// RSP: as tristack_irq_common nested — everything stays on the
+// interrupted stack (&Regs - 32 at the call). No Linux counterpart.
 IRQ_COMMON tristack_irq_noswitch_common, 0
 .global tristack_irq_noswitch_stub
+// BENCH_NOSWITCH_VECTOR's gate. RSP -= 16: dummy error code, vector.
 tristack_irq_noswitch_stub:
     push 0
     push {bench_noswitch_vector}

@@ -34,7 +34,9 @@ tristack_switch_to:
 
 .global tristack_switch_to_abandon
 // rdi = next.saved_rsp. The current stack is never used again (a thread
-// killed by an oops, the bootloader's stack at boot).
+// killed by an oops, the bootloader's stack at boot). RSP := next's saved
+// RSP, += 48 (pops) + 8 (ret); nothing is saved for the stack left behind.
+// Linux: the tail of `__switch_to_asm`; `do_task_dead` never returns either.
 tristack_switch_to_abandon:
     mov rsp, rdi
     pop r15
