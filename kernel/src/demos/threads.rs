@@ -3,7 +3,7 @@
 
 use alloc::vec::Vec;
 use core::hint::black_box;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::percpu;
 use crate::mm::{phys, vmalloc};
@@ -178,11 +178,13 @@ pub fn overrun(args: &[&str]) -> CmdResult {
 /// Per-thread results of `threads-stress` (index = arg).
 static STRESS_SWITCHES: AtomicU64 = AtomicU64::new(0);
 static STRESS_RESULT: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
-
-/// Whether stress thread `index` (run for `switches`) left the right checksum.
 /// The CPU each stress thread ran on (tasks never migrate).
 static STRESS_CPU: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+/// The start gate: stress threads begin switching only once all of them
+/// exist, so they overlap (and spread over the CPUs) however fast each is.
+static STRESS_GO: AtomicBool = AtomicBool::new(true);
 
+/// Whether stress thread `index` (run for `switches`) left the right checksum.
 pub fn stress_ok(index: usize, switches: u64) -> bool {
     STRESS_RESULT[index].load(Ordering::SeqCst) == (0..switches).fold(index as u64, |a, j| mix(a, j, index as u64))
 }
@@ -190,6 +192,9 @@ pub fn stress_ok(index: usize, switches: u64) -> bool {
 /// Yields `arg >> 8` times folding a checksum; stores it at index `arg & 0xff`.
 pub fn stress_thread(arg: u64) -> i64 {
     let (index, switches) = (arg & 0xff, arg >> 8);
+    while !STRESS_GO.load(Ordering::SeqCst) {
+        sched::yield_now();
+    }
     let mut acc = index;
     for i in 0..switches {
         acc = mix(acc, i, index);
@@ -216,10 +221,17 @@ pub fn threads_stress(args: &[&str]) -> CmdResult {
     STRESS_SWITCHES.store(0, Ordering::SeqCst);
     let t0 = time::rdtsc();
     let mut pids = Vec::new();
-    for i in 0..n {
-        let pid = sched::spawn(&alloc::format!("stress-{i}"), stress_thread, i | (m << 8))
-            .map_err(|e| CmdError::Failed(alloc::format!("{e}")))?;
-        pids.push(pid);
+    STRESS_GO.store(false, Ordering::SeqCst);
+    let spawned = (0..n).try_for_each(|i| -> Result<(), crate::mm::vmap::VmapError> {
+        pids.push(sched::spawn(&alloc::format!("stress-{i}"), stress_thread, i | (m << 8))?);
+        Ok(())
+    });
+    STRESS_GO.store(true, Ordering::SeqCst);
+    if let Err(e) = spawned {
+        pids.into_iter().for_each(|pid| {
+            let _ = sched::join(pid);
+        });
+        return Err(CmdError::Failed(alloc::format!("{e}")));
     }
     let mut bad = Vec::new();
     for (i, pid) in pids.into_iter().enumerate() {
