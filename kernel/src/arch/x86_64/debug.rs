@@ -7,13 +7,14 @@
 //! handler lands on DB1, and one more on the unmapped DB2 hole.
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::Ordering;
 
 use super::percpu::this_cpu;
 use super::regs::{Regs, RFLAGS_RF};
 use crate::println;
 use crate::stacks::info;
 use crate::stacks::layout::Ist;
+use crate::sync::FnSlots;
 
 /// Read debug register `n` (0–3, 6, 7).
 pub fn read_dr(n: u8) -> u64 {
@@ -143,29 +144,17 @@ pub enum DebugKind {
 /// kgdb). Runs on the #DB stack; returns true if the event was its own.
 pub type DebugHook = fn(&mut Regs, &DebugEvent) -> bool;
 
-static DEBUG_HOOKS: [AtomicUsize; MAX_DEBUG_HOOKS] = [const { AtomicUsize::new(0) }; MAX_DEBUG_HOOKS];
-const MAX_DEBUG_HOOKS: usize = 8;
+// SAFETY: DebugHook is a function pointer type.
+static DEBUG_HOOKS: FnSlots<DebugHook, 8> = unsafe { FnSlots::new() };
 
 /// Offer every #DB and #BP to `hook` first (registering twice is a no-op).
 pub fn register_debug_hook(hook: DebugHook) {
-    let addr = hook as usize;
-    for slot in &DEBUG_HOOKS {
-        match slot.compare_exchange(0, addr, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return,
-            Err(existing) if existing == addr => return,
-            Err(_) => continue,
-        }
-    }
-    panic!("more than {MAX_DEBUG_HOOKS} debug hooks registered");
+    DEBUG_HOOKS.register(hook);
 }
 
 /// Whether some hook claimed `event`.
 fn run_hooks(regs: &mut Regs, event: &DebugEvent) -> bool {
-    DEBUG_HOOKS.iter().any(|slot| {
-        let h = slot.load(Ordering::Acquire);
-        // SAFETY: only `register_debug_hook` stores here, always a `DebugHook`.
-        h != 0 && unsafe { core::mem::transmute::<usize, DebugHook>(h) }(regs, event)
-    })
+    DEBUG_HOOKS.iter().any(|hook| hook(regs, event))
 }
 
 pub fn handle_db(regs: &mut Regs) {

@@ -13,13 +13,14 @@
 //!   `bt-all`, a dying CPU), and the console writes through for its own CPU;
 //! - a bug that faults in it anyway ends in an oops, which never IRETs.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::Ordering;
 
 use super::percpu::this_cpu;
 use super::regs::Regs;
 use super::vectors::X86_TRAP_NMI;
 use crate::println;
 use crate::stacks::info;
+use crate::sync::FnSlots;
 use crate::time::{spin_until, SPIN_WAIT_MS};
 
 /// Code that wants to see every NMI on every CPU (Linux
@@ -28,23 +29,13 @@ use crate::time::{spin_until, SPIN_WAIT_MS};
 /// take no lock another context of this CPU could hold, and never fault.
 pub type NmiHandler = fn(&Regs);
 
-/// Registered handlers as function addresses (0: free slot). Atomics, so the
-/// NMI path reads them without a lock.
-static NMI_HANDLERS: [AtomicUsize; MAX_NMI_HANDLERS] = [const { AtomicUsize::new(0) }; MAX_NMI_HANDLERS];
-const MAX_NMI_HANDLERS: usize = 8;
+// SAFETY: NmiHandler is a function pointer type.
+static NMI_HANDLERS: FnSlots<NmiHandler, 8> = unsafe { FnSlots::new() };
 
 /// Add `handler` to the handlers every NMI runs (in registration order).
 /// Registering the same handler twice is a no-op.
 pub fn register_nmi_handler(handler: NmiHandler) {
-    let addr = handler as usize;
-    for slot in &NMI_HANDLERS {
-        match slot.compare_exchange(0, addr, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return,
-            Err(existing) if existing == addr => return,
-            Err(_) => continue,
-        }
-    }
-    panic!("more than {MAX_NMI_HANDLERS} NMI handlers registered");
+    NMI_HANDLERS.register(handler);
 }
 
 pub fn handle(regs: &mut Regs) {
@@ -58,14 +49,7 @@ pub fn handle(regs: &mut Regs) {
     if (bottom..top).contains(&regs.rsp) {
         cpu.nmi_stack_reentered.fetch_add(1, Ordering::SeqCst);
     }
-    for slot in &NMI_HANDLERS {
-        let h = slot.load(Ordering::Acquire);
-        if h != 0 {
-            // SAFETY: only `register_nmi_handler` stores here, always an `NmiHandler`.
-            let handler = unsafe { core::mem::transmute::<usize, NmiHandler>(h) };
-            handler(regs);
-        }
-    }
+    NMI_HANDLERS.iter().for_each(|handler| handler(regs));
     super::debug::restore_all(dr7);
 }
 
