@@ -22,27 +22,12 @@ pub struct KTest {
     pub run: fn() -> KResult,
 }
 
-/// Every module's ktests, in the order they run: memory first, then each
-/// kind of stack, then what is built on them. Each module declares its own
-/// `KTESTS` next to the code it tests; this list only collects them.
-fn all() -> impl Iterator<Item = &'static KTest> {
-    let mechanisms: [&[KTest]; 8] = [
-        crate::boot::ktests::KTESTS,
-        crate::mm::ktests::KTESTS,
-        crate::stacks::exception::ktests::KTESTS,
-        crate::stacks::thread::ktests::KTESTS,
-        crate::stacks::irq::ktests::KTESTS,
-        crate::softirq::ktests::KTESTS,
-        crate::smp::ktests::KTESTS,
-        crate::sched::ktests::KTESTS,
-    ];
-    mechanisms.into_iter().chain(crate::demos::KTESTS.iter().copied()).flatten()
-}
-
-/// Run the tests whose name contains `filter`; returns (passed, failed).
-pub fn run(filter: Option<&str>) -> (usize, usize) {
+/// Run the tests of `suites` whose name contains `filter`; returns (passed,
+/// failed). The caller (the `ktest` command) lists the suites, so this
+/// runner names no module above it.
+pub fn run(suites: &[&[KTest]], filter: Option<&str>) -> (usize, usize) {
     let (mut passed, mut failed) = (0, 0);
-    for t in all().filter(|t| filter.is_none_or(|f| t.name.contains(f))) {
+    for t in suites.iter().copied().flatten().filter(|t| filter.is_none_or(|f| t.name.contains(f))) {
         // The verdict comes after the run, so whatever the test printed
         // (demos do) never splits the verdict line.
         match (t.run)() {
