@@ -152,20 +152,17 @@ pub fn console_held() -> bool {
 /// a garbled line beats a silent hang.
 pub fn unlock_for_dying_cpu() {
     let me = crate::arch::percpu::current_cpu_id() as u64;
-    let deadline = crate::time::rdtsc() + crate::time::tsc_per_ms().max(1) * 100;
-    loop {
-        let owner = CONSOLE.owner.load(Ordering::Acquire);
-        if owner == NO_OWNER {
-            return;
-        }
-        if owner == me || crate::time::rdtsc() > deadline {
-            // SAFETY: see above; this CPU never returns to the interrupted print.
-            unsafe { force_unlock() };
-            return;
-        }
-        core::hint::spin_loop();
+    // Free, or held by this CPU (it will never finish): stop waiting.
+    let owner = || CONSOLE.owner.load(Ordering::Acquire);
+    crate::time::spin_until(DYING_CPU_WAIT_MS, || owner() == NO_OWNER || owner() == me);
+    if owner() != NO_OWNER {
+        // SAFETY: see above; this CPU never returns to the interrupted print.
+        unsafe { force_unlock() };
     }
 }
+
+/// How long a dying CPU lets another CPU finish its line.
+const DYING_CPU_WAIT_MS: u64 = 100;
 
 /// Break the console lock so a dying CPU can print.
 ///

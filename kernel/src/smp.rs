@@ -85,19 +85,18 @@ pub fn call_on(cpus: impl Iterator<Item = usize>, func: fn(u64), arg: u64) -> u6
         apic::send_ipi(apic_id_of(cpu), CALL_FUNCTION_SINGLE_VECTOR);
         sent += 1;
     }
-    let deadline = time::rdtsc() + time::tsc_per_ms().max(1) * CALL_TIMEOUT_MS;
-    while done.load(Ordering::Acquire) < sent {
+    let all_ran = time::spin_until(CALL_TIMEOUT_MS, || {
         if !::x86_64::instructions::interrupts::are_enabled() {
             run_queued_calls();
         }
-        if time::rdtsc() > deadline {
-            // Never return while a CPU may still write `done` on our stack.
-            panic!(
-                "smp: {} of {sent} CPUs did not run a function call within {CALL_TIMEOUT_MS} ms",
-                sent - done.load(Ordering::Acquire)
-            );
-        }
-        core::hint::spin_loop();
+        done.load(Ordering::Acquire) >= sent
+    });
+    if !all_ran {
+        // Never return while a CPU may still write `done` on our stack.
+        panic!(
+            "smp: {} of {sent} CPUs did not run a function call within {CALL_TIMEOUT_MS} ms",
+            sent - done.load(Ordering::Acquire)
+        );
     }
     sent
 }

@@ -82,10 +82,7 @@ pub fn trigger_all_cpu_backtrace(stop: bool) -> u64 {
     for c in (0..64).filter(|c| mask & (1 << c) != 0) {
         smp::send_nmi(c);
     }
-    let deadline = time::rdtsc() + time::tsc_per_ms().max(1) * WAIT_MS;
-    while PENDING.load(Ordering::SeqCst) & mask != 0 && time::rdtsc() < deadline {
-        core::hint::spin_loop();
-    }
+    time::spin_until(WAIT_MS, || PENDING.load(Ordering::SeqCst) & mask == 0);
     let missing = PENDING.fetch_and(!mask, Ordering::SeqCst) & mask;
     if missing != 0 {
         println!("NMI backtrace: CPUs {} did not answer within {WAIT_MS} ms", CpuList(missing));

@@ -70,7 +70,8 @@ pub mod ktests {
         irq::register(KTEST_VECTOR, probe, "LAPIC  self-IPI ktest probe");
         SEEN_COUNT.store(u64::MAX, Ordering::SeqCst);
         apic::send_self_ipi(KTEST_VECTOR);
-        let arrived = (0..100_000_000u64).any(|_| SEEN_COUNT.load(Ordering::SeqCst) != u64::MAX);
+        let arrived =
+            crate::time::spin_until(crate::time::SPIN_WAIT_MS, || SEEN_COUNT.load(Ordering::SeqCst) != u64::MAX);
         kcheck!(arrived, "self-IPI never arrived");
         kcheck!(
             SEEN_COUNT.load(Ordering::SeqCst) == 0,
