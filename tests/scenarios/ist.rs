@@ -209,6 +209,20 @@ fn doublefault_that_is_not_an_overflow() {
 }
 
 #[test]
+fn a_survived_doublefault_on_an_ap_gives_the_de_gate_back() {
+    // The IDT is shared: the gate `doublefault` removes must be present
+    // again once its thread is killed, on every CPU.
+    // Typed at the prompt: a failed command there returns to the prompt.
+    let timeout = TIMEOUT_SECS.to_string();
+    let typed = "doublefault --cpu 1\rktest exception_gates_present\rpoweroff\r";
+    let run = runner_steps(&["--timeout", &timeout], None, vec![("tristack> ", Action::Type(typed.into()))]);
+    run.expect_status(0);
+    run.expect("Oops: double fault: 0000 [#1] SMP");
+    run.expect("error: doublefault: its thread on CPU 1 (doublefault/1, pid ");
+    run.expect("ktest exception_gates_present ... ok\n1 passed, 0 failed\n");
+}
+
+#[test]
 fn an_nmi_injected_from_the_monitor_runs_on_the_nmi_stack() {
     let timeout = TIMEOUT_SECS.to_string();
     let run = runner_steps(

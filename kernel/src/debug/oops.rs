@@ -122,6 +122,7 @@ pub fn recovered() {
     // breakpoints armed.
     let cpu = percpu::this_cpu();
     crate::arch::debug::reset_after_oops(cpu);
+    crate::arch::traps::restore_after_oops();
     DIE_LOCK.store(0, Ordering::Release);
 }
 

@@ -81,6 +81,7 @@ pub mod ktests {
     pub static KTESTS: &[KTest] = &[
         KTest { name: "ist_slots_point_at_stack_tops", run: ist_slots_point_at_stack_tops },
         KTest { name: "gates_name_their_ist", run: gates_name_their_ist },
+        KTest { name: "exception_gates_present", run: exception_gates_present },
         KTest { name: "estack_pages_nx_guards_unmapped", run: stack_pages_nx_and_guards_unmapped },
         KTest { name: "int3_runs_on_db_stack", run: int3_runs_on_db_stack },
         KTest { name: "nmi_runs_on_nmi_stack", run: nmi_runs_on_nmi_stack },
@@ -120,6 +121,15 @@ pub mod ktests {
                 "vector {vector} gate has IST {}, want {want}",
                 idt::gate_ist(vector)
             );
+        }
+        Ok(())
+    }
+
+    /// Every exception gate is present (a survived `doublefault` must give
+    /// #DE's back: the IDT is shared by every CPU).
+    fn exception_gates_present() -> KResult {
+        for vector in 0..NR_EXCEPTIONS as u8 {
+            kcheck!(idt::gate_present(vector), "exception {vector}'s gate is not present");
         }
         Ok(())
     }

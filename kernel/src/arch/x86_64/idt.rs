@@ -98,6 +98,12 @@ pub fn gate_ist(vector: u8) -> u8 {
     unsafe { (*IDT.0.get())[vector as usize].ist & 7 }
 }
 
+/// Whether `vector`'s gate is present (ktests).
+pub fn gate_present(vector: u8) -> bool {
+    // SAFETY: a read of one byte of the static table.
+    unsafe { (*IDT.0.get())[vector as usize].type_attr & PRESENT != 0 }
+}
+
 /// Mark a gate present or not (the `doublefault` demo removes #DE's gate so
 /// that a divide error raises #NP while delivering it: a double fault).
 ///
