@@ -21,6 +21,21 @@ pub struct IrqMutex<T> {
     owner: AtomicUsize,
 }
 
+/// Count a spin lock taken on this CPU (interrupts are off: no migration
+/// until it is released). The oops path reads the count.
+pub fn note_lock_taken() {
+    if crate::arch::percpu::ready() {
+        crate::arch::percpu::this_cpu().locks_held.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The lock counted by `note_lock_taken` is released.
+pub fn note_lock_released() {
+    if crate::arch::percpu::ready() {
+        crate::arch::percpu::this_cpu().locks_held.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Who holds a lock that `lock_bounded` could not take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Held {
@@ -45,6 +60,7 @@ impl<T> IrqMutex<T> {
 
     fn guard<'a>(&'a self, guard: spin::MutexGuard<'a, T>, were_enabled: bool) -> IrqMutexGuard<'a, T> {
         self.owner.store(current_cpu_id() + 1, Ordering::Relaxed);
+        note_lock_taken();
         IrqMutexGuard { guard: Some(guard), owner: &self.owner, were_enabled }
     }
 
@@ -108,6 +124,7 @@ impl<T> Drop for IrqMutexGuard<'_, T> {
     fn drop(&mut self) {
         self.owner.store(0, Ordering::Relaxed);
         drop(self.guard.take()); // unlock first, then allow interrupts
+        note_lock_released();
         if self.were_enabled {
             interrupts::enable();
         }

@@ -196,6 +196,27 @@ fn an_injected_machine_check_is_reported_per_bank_and_resumed() {
 }
 
 #[test]
+fn a_machine_check_without_ripv_in_a_thread_panics_instead_of_killing_it() {
+    // #MC context is interrupt context (Linux nmi_enter): the oops cannot be
+    // survived by killing the thread that happened to run on CPU 1.
+    let timeout = TIMEOUT_SECS.to_string();
+    let run = runner_steps(
+        &["--timeout", &timeout],
+        Some(b"mce wait --cpu 1; poweroff"),
+        vec![(
+            "mce: waiting for machine check (QEMU monitor: mce ...); Ctrl-C cancels\n",
+            Action::Monitor("mce 1 1 0xb200000000000000 0x4 0x1234 0x0".into()),
+        )],
+    );
+    run.expect_status(1);
+    run.expect("mce: CPU 1: MCG_STATUS 0x4: RIPV clear, cannot resume\n");
+    let oops = run.line_index("Oops: machine check: 0000 [#1] SMP");
+    assert!(run.kernel_lines()[oops + 1].starts_with("CPU: 1 PID: "), "{run}");
+    run.expect("\nKernel panic - not syncing: Fatal exception in interrupt\n");
+    run.expect_not("oops: killed");
+}
+
+#[test]
 fn doublefault_that_is_not_an_overflow() {
     let run = boot("doublefault");
     run.expect_status(1);

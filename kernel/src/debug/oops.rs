@@ -84,24 +84,57 @@ pub fn set_panic_on_oops(on: bool) {
     PANIC_ON_OOPS.store(on, Ordering::SeqCst);
 }
 
-/// The oops policy (Linux `oops_end` / `make_task_dead`): kill the current
-/// thread and carry on, or return why the whole kernel must panic.
-fn kill_or_reason() -> alloc::string::String {
-    if PANIC_ON_OOPS.load(Ordering::SeqCst) {
-        return "Fatal exception".into();
+/// Why an oops panics instead of killing the thread (printed after
+/// `Kernel panic - not syncing: `). Nothing here allocates: the oops may
+/// come from inside the allocator.
+enum PanicReason {
+    Fatal,
+    InInterrupt,
+    KillIdle,
+    KillInit,
+    LocksHeld(u32),
+    CannotKill(crate::sched::KillError),
+}
+
+impl core::fmt::Display for PanicReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PanicReason::Fatal => f.write_str("Fatal exception"),
+            PanicReason::InInterrupt => f.write_str("Fatal exception in interrupt"),
+            PanicReason::KillIdle => f.write_str("Attempted to kill the idle task!"),
+            PanicReason::KillInit => f.write_str("Attempted to kill init! exitcode=0x0000000b"),
+            PanicReason::LocksHeld(n) => write!(f, "Fatal exception (oops with {n} spin lock(s) held)"),
+            PanicReason::CannotKill(why) => write!(f, "Fatal exception ({why})"),
+        }
     }
-    let Some(cur) = crate::sched::current() else { return "Fatal exception".into() };
-    if percpu::this_cpu().irq_count.load(Ordering::SeqCst) >= 0 {
-        return "Fatal exception in interrupt".into();
+}
+
+/// The oops policy (Linux `oops_end` / `make_task_dead`): kill the current
+/// thread and carry on (never returns), or return why the kernel must
+/// panic. Interrupt context — hard IRQ, softirq, NMI, #MC (Linux
+/// `in_interrupt()`) — and a held spin lock cannot be left by killing a
+/// thread.
+fn kill_or_reason() -> PanicReason {
+    if PANIC_ON_OOPS.load(Ordering::SeqCst) {
+        return PanicReason::Fatal;
+    }
+    let Some(cur) = crate::sched::current() else { return PanicReason::Fatal };
+    let cpu = percpu::this_cpu();
+    if cpu.irq_count.load(Ordering::SeqCst) >= 0
+        || cpu.nmi_depth.load(Ordering::SeqCst) > 0
+        || cpu.in_softirq.load(Ordering::SeqCst)
+    {
+        return PanicReason::InInterrupt;
     }
     match cur.pid {
-        0 => return "Attempted to kill the idle task!".into(),
-        crate::sched::INIT_PID => return "Attempted to kill init! exitcode=0x0000000b".into(),
+        0 => return PanicReason::KillIdle,
+        crate::sched::INIT_PID => return PanicReason::KillInit,
         _ => {}
     }
-    // Returns only if it could not kill (a scheduler lock it cannot get).
-    let why = crate::sched::kill_current();
-    alloc::format!("Fatal exception ({why})")
+    match cpu.locks_held.load(Ordering::SeqCst) {
+        0 => PanicReason::CannotKill(crate::sched::kill_current()),
+        n => PanicReason::LocksHeld(n),
+    }
 }
 
 /// `CPU: n PID: p Comm: name` (Linux `dump_stack_print_info`), for the

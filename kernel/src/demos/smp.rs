@@ -42,6 +42,28 @@ pub fn cpus(args: &[&str]) -> CmdResult {
     Ok(())
 }
 
+/// `chatter MS`: a thread prints a line in a loop for MS milliseconds, so
+/// that another CPU's NMI (`bt-all`) or a panic finds the console taken.
+pub fn chatter(args: &[&str]) -> CmdResult {
+    let [ms] = args else {
+        return Err(ArgError("chatter: usage: chatter MS (1 to 60000)".into()).into());
+    };
+    let ms = cmdline::number("chatter", "MS", ms, 1..=60_000)?;
+    let pid = sched::spawn("chatter", chatter_thread, ms).map_err(|e| CmdError::Failed(alloc::format!("{e}")))?;
+    println!("chatter: pid {pid} prints for {ms} ms");
+    Ok(())
+}
+
+fn chatter_thread(ms: u64) -> i64 {
+    let end = crate::time::rdtsc() + crate::time::tsc_per_ms() * ms;
+    let mut n = 0u64;
+    while crate::time::rdtsc() < end {
+        n += 1;
+        println!("chatter: line {n} from CPU {}", this_cpu().id());
+    }
+    0
+}
+
 /// `bt-all`: this CPU's backtrace, then every other CPU's, taken by NMI
 /// (Linux sysrq-l, `trigger_all_cpu_backtrace`).
 pub fn bt_all(args: &[&str]) -> CmdResult {

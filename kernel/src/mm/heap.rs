@@ -5,6 +5,8 @@
 use core::alloc::{GlobalAlloc, Layout};
 
 use linked_list_allocator::LockedHeap;
+
+use crate::sync::{note_lock_released, note_lock_taken};
 use x86_64::instructions::interrupts::without_interrupts;
 
 use super::phys;
@@ -14,18 +16,29 @@ use crate::stacks::layout::PAGE_SIZE;
 pub const HEAP_SIZE: u64 = 4 << 20;
 
 /// The heap's lock is a plain spin lock; taking it with interrupts off keeps
-/// a preempted thread from holding it while another one spins (see `sync`).
+/// a preempted thread from holding it while another one spins (see `sync`),
+/// and it is counted as held (an oops inside the allocator must panic: the
+/// kill path would otherwise leave it locked).
 struct IrqSafeHeap(LockedHeap);
 
 // SAFETY: forwards to `LockedHeap`, only adding interrupt masking.
 unsafe impl GlobalAlloc for IrqSafeHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract is passed on unchanged.
-        without_interrupts(|| unsafe { self.0.alloc(layout) })
+        without_interrupts(|| {
+            note_lock_taken();
+            // SAFETY: the caller's contract is passed on unchanged.
+            let p = unsafe { self.0.alloc(layout) };
+            note_lock_released();
+            p
+        })
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract is passed on unchanged.
-        without_interrupts(|| unsafe { self.0.dealloc(ptr, layout) })
+        without_interrupts(|| {
+            note_lock_taken();
+            // SAFETY: the caller's contract is passed on unchanged.
+            unsafe { self.0.dealloc(ptr, layout) };
+            note_lock_released();
+        })
     }
 }
 

@@ -65,11 +65,23 @@ fn lock_for_kill<T>(lock: &'static IrqMutex<T>) -> Result<IrqMutexGuard<'static,
     lock.lock_bounded(KILL_LOCK_WAIT_MS)
 }
 
-/// Why the oops path could not kill the current thread.
-fn held(what: &str, held: Held) -> alloc::string::String {
-    match held {
-        Held::ByThisCpu => alloc::format!("{what} held by this CPU"),
-        Held::ByCpu(c) => alloc::format!("{what} held by CPU {c} for {KILL_LOCK_WAIT_MS} ms"),
+/// Why the oops path could not kill the current thread: a scheduler lock
+/// it could not take. Printed without allocating.
+#[derive(Clone, Copy, Debug)]
+pub struct KillError {
+    lock: &'static str,
+    cpu: usize,
+    held: Held,
+}
+
+impl core::fmt::Display for KillError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.held {
+            Held::ByThisCpu => write!(f, "{} lock of CPU {} held by this CPU", self.lock, self.cpu),
+            Held::ByCpu(c) => {
+                write!(f, "{} lock of CPU {} held by CPU {c} for {KILL_LOCK_WAIT_MS} ms", self.lock, self.cpu)
+            }
+        }
     }
 }
 
@@ -78,16 +90,17 @@ fn held(what: &str, held: Held) -> alloc::string::String {
 /// to its next task, never coming back. Another CPU holding a scheduler
 /// lock is waited for (a moment, normally); this CPU holding one means the
 /// oops hit inside the scheduler: that is returned as the reason to panic.
-pub fn kill_current() -> alloc::string::String {
+/// Allocates nothing.
+pub fn kill_current() -> KillError {
     let cpu = this_cpu().id();
     let cur = current_mut();
     match lock_for_kill(&TASKS) {
         Ok(mut tasks) => reparent_children(&mut tasks, cur.pid),
-        Err(h) => return held("task list lock", h),
+        Err(held) => return KillError { lock: "task list", cpu, held },
     }
     let mut q = match lock_for_kill(&super::runqueue::RQ[cpu]) {
         Ok(q) => q,
-        Err(h) => return held(&alloc::format!("CPU {cpu}'s run-queue lock"), h),
+        Err(held) => return KillError { lock: "run-queue", cpu, held },
     };
     cur.exit_code = -11; // as if by SIGSEGV
     cur.state.set(State::Dead);

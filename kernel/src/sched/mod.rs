@@ -23,7 +23,7 @@ mod wait;
 use alloc::boxed::Box;
 use core::sync::atomic::Ordering;
 
-pub use exit::{exit, join, kill_current, ktests, reap_children, Ended, JoinError};
+pub use exit::{exit, join, kill_current, ktests, reap_children, Ended, JoinError, KillError};
 pub use runqueue::{preempt_on_irq_exit, schedule, switches, yield_now};
 use runqueue::{rq, TASKS};
 pub use snapshot::{saved_context, snapshot, TaskInfo};

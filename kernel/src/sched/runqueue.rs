@@ -87,8 +87,10 @@ impl RunQueue {
         self.queue.push_back(TaskRef::of(task));
     }
 
-    /// Take the next runnable task off the queue (or the idle task), mark it
-    /// running and make it this CPU's `current`.
+    /// Take the next runnable task off the queue (or the idle task) and mark
+    /// it running; it becomes this CPU's `current` in `finish_switch`, once
+    /// RSP is on its stack (until then NMI traces name the task whose stack
+    /// they walk).
     pub(super) fn switch_in_next(&mut self) -> &'static mut Task {
         let next = match self.queue.pop_front() {
             // SAFETY: queued tasks are alive and ours (we hold the lock).
@@ -101,7 +103,7 @@ impl RunQueue {
         };
         next.state.set(State::Running);
         next.on_cpu.store(true, Ordering::Release);
-        this_cpu().current.store(next as *const Task as u64, Ordering::Release);
+        this_cpu().switching_to.store(next as *const Task as u64, Ordering::Release);
         crate::arch::gdt::set_rsp0(next.stack.top());
         next
     }
@@ -158,10 +160,15 @@ pub(super) fn wake_up_key(key: WaitKey) {
     (0..MAX_CPUS).filter(|c| kick & (1 << c) != 0).for_each(crate::smp::send_reschedule);
 }
 
-/// The task just switched in finishes the switch (Linux
-/// `finish_task_switch`): if the previous task ended, wake whoever joins
-/// it; then its stack is no longer in use on this CPU, so it may be freed.
+/// The task just switched in finishes the switch (Linux `__switch_to` and
+/// `finish_task_switch`): it becomes `current`; if the previous task
+/// ended, wake whoever joins it; then the previous stack is no longer in
+/// use on this CPU, so it may be freed.
 pub(super) fn finish_switch() {
+    let next = this_cpu().switching_to.swap(0, Ordering::AcqRel);
+    if next != 0 {
+        this_cpu().current.store(next, Ordering::Release);
+    }
     let prev = this_cpu().switching_from.swap(0, Ordering::AcqRel) as *const Task;
     // SAFETY: set just before the switch to a task that cannot be reaped
     // while `on_cpu` is set, which only the store below clears.
@@ -208,6 +215,7 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
         }
         let next = q.switch_in_next();
         if core::ptr::eq(next, prev) {
+            this_cpu().switching_to.store(0, Ordering::Relaxed);
             drop(q);
             if were_enabled {
                 interrupts::enable();

@@ -86,6 +86,8 @@ pub fn banks_enabled() -> Option<u32> {
 pub fn handle(regs: &mut Regs) {
     let cpu = this_cpu();
     cpu.mce_count.fetch_add(1, Ordering::SeqCst);
+    // #MC context, as NMI (Linux `do_machine_check` calls `nmi_enter`).
+    cpu.nmi_depth.fetch_add(1, Ordering::SeqCst);
     let frame = regs as *const Regs as u64;
     let mcg_status = if supported() { rdmsr(MSR_MCG_STATUS) } else { 0 };
     let mut valid = 0;
@@ -114,6 +116,7 @@ pub fn handle(regs: &mut Regs) {
              a software int $18, {valid} valid banks",
             cpu.id()
         );
+        cpu.nmi_depth.fetch_sub(1, Ordering::SeqCst);
         return;
     }
     wrmsr(MSR_MCG_STATUS, 0);
@@ -126,6 +129,7 @@ pub fn handle(regs: &mut Regs) {
         cpu.id(),
         regs.rip
     );
+    cpu.nmi_depth.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// Raise #MC in software (`int $18`): the handler runs on the MCE stack and

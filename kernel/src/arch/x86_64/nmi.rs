@@ -41,6 +41,7 @@ pub fn register_nmi_handler(handler: NmiHandler) {
 pub fn handle(regs: &mut Regs) {
     let dr7 = super::debug::disable_all();
     let cpu = this_cpu();
+    cpu.nmi_depth.fetch_add(1, Ordering::SeqCst);
     cpu.nmi_count.fetch_add(1, Ordering::SeqCst);
     // The NMI stack must never be re-entered while live: if the interrupted
     // RSP is on it, the CPU has just overwritten a live frame. Counted, so
@@ -50,6 +51,7 @@ pub fn handle(regs: &mut Regs) {
         cpu.nmi_stack_reentered.fetch_add(1, Ordering::SeqCst);
     }
     NMI_HANDLERS.iter().for_each(|handler| handler(regs));
+    cpu.nmi_depth.fetch_sub(1, Ordering::SeqCst);
     super::debug::restore_all(dr7);
 }
 

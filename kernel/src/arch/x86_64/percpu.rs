@@ -56,6 +56,15 @@ pub struct PerCpu {
     pub nmi_stack_reentered: AtomicU64,
     /// Machine checks handled on this CPU (real or `int $18`).
     pub mce_count: AtomicU64,
+    /// NMI and #MC handlers running on this CPU (Linux's NMI bits of
+    /// `preempt_count`, set by `nmi_enter`): an oops here cannot kill a thread.
+    pub nmi_depth: AtomicU32,
+    /// `IrqMutex`es (and the heap lock) this CPU holds: an oops with one held
+    /// cannot kill the thread either, as the lock would never be released.
+    pub locks_held: AtomicU32,
+    /// The task being switched to; `finish_switch` makes it `current` once
+    /// RSP is on its stack (Linux `__switch_to`).
+    pub switching_to: AtomicU64,
     /// Nesting depth of #DB/#BP handlers right now.
     pub db_depth: AtomicU32,
     /// Per vector: the address of the register frame of the last handler run,
@@ -93,6 +102,9 @@ impl PerCpu {
             nmi_count: AtomicU64::new(0),
             nmi_stack_reentered: AtomicU64::new(0),
             mce_count: AtomicU64::new(0),
+            nmi_depth: AtomicU32::new(0),
+            locks_held: AtomicU32::new(0),
+            switching_to: AtomicU64::new(0),
             db_depth: AtomicU32::new(0),
             handler_rsp: [const { AtomicU64::new(0) }; NR_EXCEPTIONS],
             interrupted_rsp: [const { AtomicU64::new(0) }; NR_EXCEPTIONS],
