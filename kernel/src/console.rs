@@ -13,7 +13,7 @@
 
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use uart_16550::SerialPort;
 
@@ -48,14 +48,67 @@ fn with_port<R>(f: impl FnOnce(&mut SerialPort) -> R) -> R {
     // Interrupts off while holding it: a thread preempted mid-print would
     // otherwise leave the lock "owned by this CPU" for the next thread.
     x86_64::instructions::interrupts::without_interrupts(|| {
-        while CONSOLE.owner.compare_exchange(NO_OWNER, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            core::hint::spin_loop();
+        let take = || CONSOLE.owner.compare_exchange(NO_OWNER, me, Ordering::Acquire, Ordering::Relaxed).is_ok();
+        let mut locked = take();
+        if !locked && must_not_wait() {
+            crate::time::spin_until(BOUNDED_WAIT_MS, || {
+                locked = take();
+                locked || holder_stuck()
+            });
+        } else if !locked {
+            // Normal context: wait for the holder, however long.
+            while !take() {
+                core::hint::spin_loop();
+            }
+            locked = true;
+        }
+        if !locked {
+            // NMI or dying context, and the holder cannot finish (it is in
+            // an NMI itself, or parked) or did not within the bound: write
+            // through. A garbled line beats a hang (Linux busts console
+            // locks on panic; its NMIs never take them).
+            // SAFETY: the holder is suspended or gone; at worst bytes interleave.
+            return f(unsafe { &mut *CONSOLE.port.get() });
         }
         // SAFETY: we own the console until the store below.
         let r = f(unsafe { &mut *CONSOLE.port.get() });
         CONSOLE.owner.store(NO_OWNER, Ordering::Release);
         r
     })
+}
+
+/// Set once the kernel is dying (panic, fatal oops): from then on no wait
+/// for the console is unbounded (Linux `oops_in_progress`).
+static BUSTED: AtomicBool = AtomicBool::new(false);
+/// How long an NMI or a dying CPU waits for another CPU's line.
+const BOUNDED_WAIT_MS: u64 = 50;
+
+/// NMI context (another CPU's print may be the one this NMI interrupted,
+/// or be stuck behind this CPU's NMI work) or a dying kernel.
+fn must_not_wait() -> bool {
+    BUSTED.load(Ordering::Relaxed)
+        || (crate::arch::percpu::ready() && crate::arch::percpu::this_cpu().nmi_depth.load(Ordering::Relaxed) > 0)
+}
+
+/// The console's holder is in an NMI handler: its print is suspended until
+/// that NMI returns, which may wait on us.
+fn holder_stuck() -> bool {
+    let owner = CONSOLE.owner.load(Ordering::Acquire);
+    owner != NO_OWNER
+        && (owner as usize) < crate::stacks::layout::MAX_CPUS
+        && crate::arch::percpu::of(owner as usize).nmi_depth.load(Ordering::Relaxed) > 0
+}
+
+/// The kernel is dying: bound every later console wait on every CPU.
+pub fn bust() {
+    BUSTED.store(true, Ordering::SeqCst);
+}
+
+/// A CPU that parks for good (stopped by a dying CPU) lets go of the
+/// console if the print it interrupted held it.
+pub fn release_if_mine() {
+    let me = crate::arch::percpu::current_cpu_id() as u64;
+    let _ = CONSOLE.owner.compare_exchange(me, NO_OWNER, Ordering::AcqRel, Ordering::Relaxed);
 }
 
 pub fn init() {

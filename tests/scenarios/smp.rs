@@ -306,3 +306,33 @@ fn db2_hole_and_irq_overflow_on_aps_hit_their_own_guards() {
         assert!(sending < at && at < end, "{run}");
     }
 }
+
+/// A panic while another CPU is in the middle of a `println!`: that CPU is
+/// stopped by NMI holding the console lock, and the dying CPU must still
+/// print its end marker (it used to spin on the lock until the timeout).
+#[test]
+fn a_panic_while_another_cpu_prints_still_ends_with_the_end_marker() {
+    let run = boot_smp(2, "chatter 4000; sleep 20; panic");
+    run.expect_status(1);
+    run.expect("chatter: line ");
+    run.expect("Sending NMI from CPU 0 to CPUs 1:");
+    // The NMI may cut CPU 1's line: look for the text, not a whole line.
+    run.expect("NMI backtrace for cpu 1");
+    run.expect("---[ end Kernel panic - not syncing: panic command ]---");
+}
+
+/// `bt-all` five times while CPU 1 prints in a loop, on three CPUs: CPU 2's
+/// NMI may hold the NMI print lock and need the console that CPU 1's
+/// interrupted print holds, while CPU 1's NMI waits for the print lock
+/// (it used to deadlock every time).
+#[test]
+fn bt_all_while_another_cpu_prints_does_not_deadlock() {
+    let run = boot_smp(3, "chatter 4000; sleep 20; bt-all; bt-all; bt-all; bt-all; bt-all; poweroff");
+    run.expect_status(0);
+    // Every round ended (the requester's own lines are never cut: it is not
+    // in NMI context), and every CPU answered every round. The NMI lines
+    // themselves may be cut by a write-through, so only some are counted.
+    assert_eq!(run.serial.matches("\nSending NMI from CPU 0 to CPUs 1-2:\n").count(), 5, "{run}");
+    run.expect_not("did not answer");
+    run.expect("NMI backtrace for cpu 1").expect("NMI backtrace for cpu 2");
+}

@@ -115,7 +115,9 @@ fn nmi_cpu_backtrace(_: &crate::arch::regs::Regs) {
     let stop = STOP.load(Ordering::SeqCst);
     PENDING.fetch_and(!(1 << me), Ordering::SeqCst);
     if stop {
-        // No IRET: NMIs stay blocked, interrupts are off. This CPU is done.
+        // No IRET: NMIs stay blocked, interrupts are off. This CPU is done;
+        // the print it interrupted never finishes.
+        crate::console::release_if_mine();
         crate::arch::cpu::halt_forever();
     }
 }

@@ -70,6 +70,7 @@ pub fn die(what: &str, regs: &Regs) -> ! {
     // A thread's oops kills the thread (the system carries on); in init,
     // idle, an interrupt, or with oops=panic the kernel panics.
     let reason = kill_or_reason();
+    crate::console::bust();
     println!("Kernel panic - not syncing: {reason}");
     super::nmi_backtrace::trigger_all_cpu_backtrace(true);
     println!("---[ end Kernel panic - not syncing: {reason} ]---");

@@ -17,6 +17,7 @@ static PANICKING: AtomicU64 = AtomicU64::new(0);
 fn panic(info: &PanicInfo) -> ! {
     ::x86_64::instructions::interrupts::disable();
     console::unlock_for_dying_cpu();
+    console::bust();
     let me = crate::arch::percpu::current_cpu_id() as u64 + 1;
     match PANICKING.compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst) {
         Ok(_) => {}

@@ -25,6 +25,8 @@
 //! #DB and #BP take `debug_common`, which also shifts TSS IST[DB] down by
 //! `DB_STACK_OFFSET` around the handler (Linux 5.2–5.7 `paranoid_entry` with
 //! `shift_ist`), so a #DB inside the handler lands on the next stack down.
+//! Linux shifts only for #DB: its #BP has no IST at all. tristack gives #BP
+//! the #DB stack and the same shift (see `idt::ist_of`).
 
 use core::arch::global_asm;
 

@@ -16,7 +16,10 @@ use super::vectors::*;
 use crate::stacks::layout::Ist;
 
 /// Which IST each exception uses (hardware numbering; 0 = no switch).
-/// #BP shares #DB's stack, as in Linux 5.2–5.7.
+/// #BP shares #DB's stack here. This differs from Linux 5.2–5.7, whose
+/// `int3` gate has no IST (`idtentry int3 ... create_gap=1`; `ist_idts[]`
+/// lists DB, NMI, DF and MC only): tristack's `int3` inside a #DB handler
+/// nests onto #DB1 like a second #DB (docs/ist.md).
 pub const fn ist_of(vector: u8) -> Option<Ist> {
     match vector {
         X86_TRAP_DB | X86_TRAP_BP => Some(Ist::DB),
