@@ -142,13 +142,16 @@ pub fn ksoftirqd(cpu: u64) -> i64 {
 }
 
 pub mod ktests {
-    use core::sync::atomic::{AtomicU64, Ordering};
+    use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     use crate::arch::percpu::this_cpu;
     use crate::kcheck;
     use crate::ktest::{KResult, KTest};
 
-    pub static KTESTS: &[KTest] = &[KTest { name: "softirq_not_reentered", run: not_reentered_while_running }];
+    pub static KTESTS: &[KTest] = &[
+        KTest { name: "softirq_not_reentered", run: not_reentered_while_running },
+        KTest { name: "softirq_in_ksoftirqd_not_preempted", run: ksoftirqd_handler_is_not_preempted },
+    ];
 
     static RUNS: AtomicU64 = AtomicU64::new(0);
     static COUNT: super::Claimed = super::Claimed::new();
@@ -174,6 +177,56 @@ pub mod ktests {
         });
         kcheck!(result.0 == 0, "softirq ran re-entrantly ({} runs)", result.0);
         kcheck!(result.1 == 1, "pending softirq did not run afterwards ({} runs)", result.1);
+        Ok(())
+    }
+
+    /// Set while `slow` spins inside ksoftirqd.
+    static IN_SLOW: AtomicBool = AtomicBool::new(false);
+    /// `slow` has spun inside ksoftirqd once.
+    static SLOW_DONE: AtomicBool = AtomicBool::new(false);
+    static SLOW: super::Claimed = super::Claimed::new();
+
+    /// Re-raises itself until it runs in ksoftirqd (the IRQ exit runs at
+    /// most MAX_SOFTIRQ_RESTART rounds), then spins there, interrupts on,
+    /// across several timer ticks.
+    fn slow() {
+        if SLOW_DONE.load(Ordering::SeqCst) {
+            return;
+        }
+        if !crate::sched::current().is_some_and(|t| t.name.starts_with("ksoftirqd/")) {
+            SLOW.raise();
+            return;
+        }
+        IN_SLOW.store(true, Ordering::SeqCst);
+        let until = crate::time::jiffies() + 3;
+        while crate::time::jiffies() < until {
+            core::hint::spin_loop();
+        }
+        IN_SLOW.store(false, Ordering::SeqCst);
+        SLOW_DONE.store(true, Ordering::SeqCst);
+    }
+
+    /// Softirq handlers run in ksoftirqd are softirq context (Linux
+    /// `SOFTIRQ_OFFSET`): a timer tick meanwhile must not switch to another
+    /// thread, which would then run with this CPU's `in_softirq` set. This
+    /// thread stays runnable on the same CPU and looks whether it ever runs
+    /// while the handler is in the middle of its spin.
+    fn ksoftirqd_handler_is_not_preempted() -> KResult {
+        SLOW.claim(slow);
+        SLOW_DONE.store(false, Ordering::SeqCst);
+        let cpu = this_cpu().id();
+        x86_64::instructions::interrupts::without_interrupts(|| SLOW.raise());
+        let mut ran_inside = 0u64;
+        let done = crate::time::spin_until(5_000, || {
+            if IN_SLOW.load(Ordering::SeqCst) {
+                ran_inside += 1;
+            }
+            crate::sched::yield_now();
+            SLOW_DONE.load(Ordering::SeqCst)
+        });
+        kcheck!(done, "the softirq never ran in ksoftirqd/{cpu}");
+        kcheck!(this_cpu().id() == cpu, "moved CPUs");
+        kcheck!(ran_inside == 0, "this thread ran {ran_inside} times while ksoftirqd/{cpu} was inside a handler");
         Ok(())
     }
 }

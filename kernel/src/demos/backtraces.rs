@@ -39,12 +39,13 @@ pub fn bt(args: &[&str]) -> CmdResult {
         [pid] => {
             let pid = cmdline::number("bt", "PID", pid, 0..=u64::from(u32::MAX))? as u32;
             // Interrupts off: the task must not run while its stack is read.
+            // (A task on another CPU can still run: its stack stays pinned.)
             x86_64::instructions::interrupts::without_interrupts(|| match sched::saved_context(pid) {
-                Some((name, rsp, rbp_slot)) => {
-                    println!("bt: {name} ({pid}), sleeping:");
+                Some(ctx) => {
+                    println!("bt: {} ({pid}), sleeping:", ctx.name);
                     // The switch frame is a frame record: [rbp_slot] = the
                     // caller's RBP, [rbp_slot + 8] = where it resumes.
-                    print_trace(rsp, rbp_slot);
+                    print_trace(ctx.saved_rsp, ctx.rbp_slot);
                     Ok(())
                 }
                 None => Err(CmdError::Failed(alloc::format!(

@@ -154,7 +154,15 @@ pub fn join(pid: Pid) -> Result<Ended, JoinError> {
     while target.on_cpu.load(Ordering::Acquire) {
         core::hint::spin_loop();
     }
-    let task = TASKS.lock().tasks.remove(&pid).expect("only its joiner reaps a task");
+    // Nobody may be walking its stack (`bt PID` pins it, under TASKS).
+    let task = loop {
+        let mut tasks = TASKS.lock();
+        if target.stack_pins.load(Ordering::Acquire) == 0 {
+            break tasks.tasks.remove(&pid).expect("only its joiner reaps a task");
+        }
+        drop(tasks);
+        super::yield_now();
+    };
     let how = if task.state.get() == State::Dead { Ended::Killed } else { Ended::Exited(task.exit_code) };
     thread::free(task.stack);
     Ok(how)
@@ -199,10 +207,10 @@ pub mod ktests {
     use crate::sched::{spawn_on, Placement};
     use crate::time::spin_until;
 
-    pub static KTESTS: &[KTest] = &[KTest {
-        name: "oops_waits_for_a_sched_lock_held_elsewhere",
-        run: oops_waits_for_a_sched_lock_held_elsewhere,
-    }];
+    pub static KTESTS: &[KTest] = &[
+        KTest { name: "oops_waits_for_a_sched_lock_held_elsewhere", run: oops_waits_for_a_sched_lock_held_elsewhere },
+        KTest { name: "a_pinned_stack_is_not_reaped", run: a_pinned_stack_is_not_reaped },
+    ];
 
     /// Rounds in a row that must all pass.
     const ROUNDS: usize = 20;
@@ -251,6 +259,56 @@ pub mod ktests {
             kcheck!(forced, "round {round}: the oops never waited for the {what} lock");
             kcheck!(ended == Ok(Ended::Killed), "round {round} ({what} lock): victim ended {ended:?}");
         }
+        Ok(())
+    }
+
+    static GO: AtomicBool = AtomicBool::new(false);
+    static JOINED: AtomicBool = AtomicBool::new(false);
+    static SLEEPER: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+    fn sleeper(_: u64) -> i64 {
+        while !GO.load(Ordering::SeqCst) {
+            crate::sched::sleep_ms(1);
+        }
+        0
+    }
+
+    fn joiner(_: u64) -> i64 {
+        let ended = join(SLEEPER.load(Ordering::SeqCst));
+        JOINED.store(true, Ordering::SeqCst);
+        i64::from(ended != Ok(Ended::Exited(0)))
+    }
+
+    /// `bt PID` pins the stack it walks (Linux `try_get_task_stack`): while
+    /// a reader holds a task's saved context, the task may run and exit,
+    /// but its joiner must not reap it (and free its stack) until the
+    /// reader lets go.
+    fn a_pinned_stack_is_not_reaped() -> KResult {
+        GO.store(false, Ordering::SeqCst);
+        JOINED.store(false, Ordering::SeqCst);
+        let fail = |e| alloc::format!("{e}");
+        let t = crate::sched::spawn("pin-sleeper", sleeper, 0).map_err(fail)?;
+        SLEEPER.store(t, Ordering::SeqCst);
+        let mut ctx = None;
+        kcheck!(
+            spin_until(5_000, || {
+                ctx = crate::sched::saved_context(t);
+                ctx.is_some()
+            }),
+            "the sleeper never slept"
+        );
+        let j = crate::sched::spawn("pin-joiner", joiner, 0).map_err(fail)?;
+        GO.store(true, Ordering::SeqCst);
+        // Give the sleeper time to exit and the joiner time to try.
+        crate::sched::sleep_ms(50);
+        let ended = crate::sched::snapshot().iter().find(|i| i.pid == t).map(|i| i.state);
+        let joined_while_pinned = JOINED.load(Ordering::SeqCst);
+        drop(ctx);
+        let joiner_ok = join(j);
+        kcheck!(ended == Some(crate::sched::State::Zombie), "the sleeper did not exit while pinned: {ended:?}");
+        kcheck!(!joined_while_pinned, "the sleeper was reaped while its stack was pinned");
+        kcheck!(joiner_ok == Ok(Ended::Exited(0)), "joiner ended {joiner_ok:?}");
+        kcheck!(JOINED.load(Ordering::SeqCst), "the joiner never reaped the sleeper");
         Ok(())
     }
 }

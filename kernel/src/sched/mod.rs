@@ -26,7 +26,7 @@ use core::sync::atomic::Ordering;
 pub use exit::{exit, join, kill_current, ktests, reap_children, Ended, JoinError, KillError};
 pub use runqueue::{preempt_on_irq_exit, schedule, switches, yield_now};
 use runqueue::{rq, TASKS};
-pub use snapshot::{saved_context, snapshot, TaskInfo};
+pub use snapshot::{saved_context, snapshot, SavedContext, TaskInfo};
 pub use task::{Pid, State, Task};
 pub use wait::{sleep_ms, timer_tick, WaitQueue};
 use x86_64::instructions::interrupts;

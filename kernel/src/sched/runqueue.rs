@@ -198,6 +198,20 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
     if !prev.stack.end_magic_ok() {
         super::exit::stack_end_corrupted(prev);
     }
+    if in_atomic() {
+        // Linux prints this and carries on; switching here would run
+        // another thread inside this context, so tristack does not switch.
+        crate::println!(
+            "BUG: scheduling while atomic: {}/{}/cpu {}; not switching",
+            prev.name,
+            prev.pid,
+            this_cpu().id()
+        );
+        if were_enabled {
+            interrupts::enable();
+        }
+        return;
+    }
     let (prev_slot, next_rsp) = {
         let mut q = rq(this_cpu().id());
         if !prepare(&mut q, prev) {
@@ -243,10 +257,22 @@ pub fn yield_now() {
 }
 
 /// The way back from an interrupt to a thread: preempt it (time slice: one tick).
+/// Not while the interrupted thread runs softirq handlers (ksoftirqd):
+/// softirq context is not preemptible (Linux `SOFTIRQ_OFFSET` in
+/// `preempt_count`), or another thread would run with `in_softirq` set.
 pub fn preempt_on_irq_exit() {
-    if percpu::ready() && this_cpu().current.load(Ordering::Acquire) != 0 {
+    if percpu::ready() && this_cpu().current.load(Ordering::Acquire) != 0 && !in_atomic() {
         schedule();
     }
+}
+
+/// Softirq, NMI or #MC context, or a spin lock held: no switch may happen
+/// here (Linux `in_atomic()`; hard-IRQ context never reaches `schedule`).
+fn in_atomic() -> bool {
+    let cpu = this_cpu();
+    cpu.in_softirq.load(Ordering::Relaxed)
+        || cpu.nmi_depth.load(Ordering::Relaxed) > 0
+        || cpu.locks_held.load(Ordering::Relaxed) > 0
 }
 
 /// Context switches so far, on every CPU.

@@ -53,9 +53,27 @@ pub fn snapshot() -> Vec<TaskInfo> {
     all
 }
 
-/// A task that is not running: its name, saved RSP and the address of the
-/// RBP slot in its switch frame (a frame record for the unwinder).
-pub fn saved_context(pid: Pid) -> Option<(String, u64, u64)> {
+/// A task that is not running, with its stack pinned (Linux
+/// `try_get_task_stack`) until this is dropped: `join` does not free the
+/// stack meanwhile, even if the task runs, exits and is reaped on another
+/// CPU while its stack is being walked.
+pub struct SavedContext {
+    pub name: String,
+    pub saved_rsp: u64,
+    /// The RBP slot of its switch frame: a frame record for the unwinder.
+    pub rbp_slot: u64,
+    task: *const Task,
+}
+
+impl Drop for SavedContext {
+    fn drop(&mut self) {
+        // SAFETY: a pinned task is not freed before its pins are dropped.
+        unsafe { &*self.task }.stack_pins.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// The saved context of task `pid` if it is not running, its stack pinned.
+pub fn saved_context(pid: Pid) -> Option<SavedContext> {
     let tasks = TASKS.lock();
     let cpu = tasks.tasks.get(&pid).map_or(this_cpu().id(), |t| t.cpu);
     let q = rq(cpu);
@@ -65,7 +83,13 @@ pub fn saved_context(pid: Pid) -> Option<(String, u64, u64)> {
         None => return None,
     };
     (t.state.get() != State::Running && !t.on_cpu.load(Ordering::Acquire)).then(|| {
-        let rbp_slot = t.saved_rsp + 8 * (switch::SWITCH_FRAME_WORDS as u64 - 1);
-        (t.name.clone(), t.saved_rsp, rbp_slot)
+        // Under TASKS: `join` removes a task under it only when unpinned.
+        t.stack_pins.fetch_add(1, Ordering::Acquire);
+        SavedContext {
+            name: t.name.clone(),
+            saved_rsp: t.saved_rsp,
+            rbp_slot: t.saved_rsp + 8 * (switch::SWITCH_FRAME_WORDS as u64 - 1),
+            task: t,
+        }
     })
 }

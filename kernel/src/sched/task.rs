@@ -3,7 +3,7 @@
 //! from masking RSP (which mixed stack sizes would break).
 
 use alloc::string::String;
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 
 use crate::stacks::thread::ThreadStack;
 
@@ -82,6 +82,9 @@ pub struct Task {
     /// until the next task has finished switching away from it (Linux
     /// `task_struct.on_cpu`). Its stack must not be freed before then.
     pub on_cpu: AtomicBool,
+    /// Readers walking this task's stack from another task (`bt PID`, Linux
+    /// `try_get_task_stack`): the stack is not freed while any remain.
+    pub stack_pins: AtomicU32,
     pub exit_code: i64,
     /// Jiffies at which a sleeping task wakes (0: no timeout).
     pub wake_at: u64,
@@ -110,6 +113,7 @@ impl Task {
             cpu,
             pinned,
             on_cpu: AtomicBool::new(false),
+            stack_pins: AtomicU32::new(0),
             exit_code: 0,
             wake_at: 0,
             waiting_on: None,

@@ -5,10 +5,20 @@
 //! live state back for the `stacks` command.
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::percpu;
 use crate::mm::paging;
-use crate::stacks::layout::{estack_range, EStack, Ist, DB_STACK_OFFSET, ESTACKS, PAGE_SIZE};
+use crate::stacks::layout::{estack_range, EStack, Ist, DB_STACK_OFFSET, ESTACKS, MAX_CPUS, PAGE_SIZE};
+
+/// Per CPU: its exception stacks are mapped (the cpu entry area of a CPU
+/// that never came up has no pages, and must not be walked).
+static MAPPED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// Whether `cpu`'s exception stacks exist.
+pub fn mapped(cpu: usize) -> bool {
+    cpu < MAX_CPUS && MAPPED[cpu].load(Ordering::Acquire)
+}
 
 /// Map `cpu`'s exception stacks (zeroed, RW, NX); returns each IST's top for the TSS.
 pub fn init_cpu(cpu: usize) -> Vec<(Ist, u64)> {
@@ -20,6 +30,7 @@ pub fn init_cpu(cpu: usize) -> Vec<(Ist, u64)> {
             tops.push((ist, top));
         }
     }
+    MAPPED[cpu].store(true, Ordering::Release);
     tops
 }
 
@@ -76,12 +87,13 @@ pub mod ktests {
     use crate::kcheck;
     use crate::ktest::{KResult, KTest};
     use crate::mm::paging;
-    use crate::stacks::layout::{cea_base, estack_range, EStack, Ist, CEA_PER_CPU_SIZE, ESTACKS, PAGE_SIZE};
+    use crate::stacks::layout::{cea_base, estack_range, EStack, Ist, CEA_PER_CPU_SIZE, ESTACKS, MAX_CPUS, PAGE_SIZE};
 
     pub static KTESTS: &[KTest] = &[
         KTest { name: "ist_slots_point_at_stack_tops", run: ist_slots_point_at_stack_tops },
         KTest { name: "gates_name_their_ist", run: gates_name_their_ist },
         KTest { name: "exception_gates_present", run: exception_gates_present },
+        KTest { name: "cea_of_absent_cpu_is_no_stack", run: cea_of_absent_cpu_is_no_stack },
         KTest { name: "estack_pages_nx_guards_unmapped", run: stack_pages_nx_and_guards_unmapped },
         KTest { name: "int3_runs_on_db_stack", run: int3_runs_on_db_stack },
         KTest { name: "nmi_runs_on_nmi_stack", run: nmi_runs_on_nmi_stack },
@@ -122,6 +134,18 @@ pub mod ktests {
                 idt::gate_ist(vector)
             );
         }
+        Ok(())
+    }
+
+    /// The cpu entry area of a CPU that never came up is on no stack: an
+    /// unwinder must not walk its unmapped pages.
+    fn cea_of_absent_cpu_is_no_stack() -> KResult {
+        let absent = MAX_CPUS - 1;
+        kcheck!(!percpu::is_online(absent), "CPU {absent} is online");
+        let (bottom, top) = estack_range(absent, EStack::DF);
+        kcheck!(paging::translate(bottom).is_none(), "CPU {absent}'s #DF stack is mapped");
+        let on = crate::stacks::info::stack_of(top - 8).map(|s| s.name());
+        kcheck!(on.is_none(), "an address in CPU {absent}'s absent #DF stack is said to be on {on:?}");
         Ok(())
     }
 

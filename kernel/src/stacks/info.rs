@@ -79,7 +79,7 @@ fn irq_stacks() -> impl Iterator<Item = StackInfo> {
 /// The stack that holds `addr`.
 pub fn stack_of(addr: u64) -> Option<StackInfo> {
     if let Some((cpu, kind, CeaPart::Stack)) = classify_cea(addr) {
-        return Some(exception_stack(cpu, kind));
+        return crate::stacks::exception::mapped(cpu).then(|| exception_stack(cpu, kind));
     }
     if let Some(s) = irq_stacks().find(|s| s.contains(addr)) {
         return Some(s);
@@ -94,7 +94,7 @@ pub fn stack_of(addr: u64) -> Option<StackInfo> {
 /// an overflow of that stack. For the DB2 hole the stack has size 0.
 pub fn guard_hit(addr: u64) -> Option<StackInfo> {
     if let Some((cpu, kind, CeaPart::GuardBelow)) = classify_cea(addr) {
-        return Some(exception_stack(cpu, kind));
+        return crate::stacks::exception::mapped(cpu).then(|| exception_stack(cpu, kind));
     }
     if let Some(s) = irq_stacks().find(|s| (s.bottom - PAGE_SIZE..s.bottom).contains(&addr)) {
         return Some(s);

@@ -119,7 +119,10 @@ pub fn handle(regs: &mut Regs) {
         cpu.nmi_depth.fetch_sub(1, Ordering::SeqCst);
         return;
     }
-    wrmsr(MSR_MCG_STATUS, 0);
+    // MCIP stays set until the very end (Linux clears MCG_STATUS last in
+    // `do_machine_check`): while it is set a second #MC shuts the CPU down
+    // cleanly instead of starting over at the same IST top and overwriting
+    // this live frame. The dying path never clears it.
     if mcg_status & MCG_STATUS_RIPV == 0 {
         println!("mce: CPU {}: MCG_STATUS {mcg_status:#x}: RIPV clear, cannot resume", cpu.id());
         die("machine check", regs);
@@ -130,6 +133,7 @@ pub fn handle(regs: &mut Regs) {
         regs.rip
     );
     cpu.nmi_depth.fetch_sub(1, Ordering::SeqCst);
+    wrmsr(MSR_MCG_STATUS, 0);
 }
 
 /// Raise #MC in software (`int $18`): the handler runs on the MCE stack and
