@@ -3,6 +3,8 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use x86_64::instructions::interrupts::without_interrupts;
+
 use crate::arch::debug::{self, DebugEvent, DebugKind};
 use crate::arch::regs::Regs;
 use crate::arch::{mce, nmi, percpu, traps};
@@ -184,9 +186,13 @@ fn db_demo(levels: u32, nmi_at_deepest: bool) {
     DB_DEMO_LEVELS.store(levels, Ordering::SeqCst);
     DB_DEMO_NMI.store(nmi_at_deepest, Ordering::SeqCst);
     println!("db: arming DR0 on {:#x}; TSS IST[DB] = {:016x}", db_target(1), percpu::this_cpu().ist(Ist::DB));
-    debug::arm_execute(0, db_target(1));
-    DB_TARGETS[0]();
-    debug::disarm(0);
+    // The debug registers are per CPU, not per thread: stay on this CPU's
+    // thread while armed, or another thread could hit the breakpoint.
+    without_interrupts(|| {
+        debug::arm_execute(0, db_target(1));
+        DB_TARGETS[0]();
+        debug::disarm(0);
+    });
     DB_DEMO_LEVELS.store(0, Ordering::SeqCst);
     println!("db: back from level 1; TSS IST[DB] = {:016x}", percpu::this_cpu().ist(Ist::DB));
 }
@@ -195,9 +201,11 @@ fn db_demo(levels: u32, nmi_at_deepest: bool) {
 fn watch_demo(value: u64) {
     let addr = WATCHED.as_ptr() as u64;
     println!("watch: arming DR0 for writes to {addr:#x}");
-    debug::arm_write(0, addr);
-    WATCHED.store(value, Ordering::SeqCst);
-    debug::disarm(0);
+    without_interrupts(|| {
+        debug::arm_write(0, addr);
+        WATCHED.store(value, Ordering::SeqCst);
+        debug::disarm(0);
+    });
 }
 
 /// Claims the #DBs of `db N` (on its targets) and of `watch` (on WATCHED).

@@ -105,9 +105,12 @@ fn storm_db_target() {
 /// One two-level nest without printing, counted in this CPU's
 /// `DB_STORM_NESTS` / `DB_STORM_BAD`. The caller sets `DB_STORM`.
 fn storm_db_once() {
-    debug::arm_execute(0, storm_db_target as *const () as u64);
-    storm_db_target();
-    debug::disarm(0);
+    // Not preemptible while armed: the debug registers belong to the CPU.
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        debug::arm_execute(0, storm_db_target as *const () as u64);
+        storm_db_target();
+        debug::disarm(0);
+    });
 }
 
 fn on(cpu: usize, kind: EStack, addr: u64) -> bool {
