@@ -216,6 +216,17 @@ fn a_machine_check_without_ripv_in_a_thread_panics_instead_of_killing_it() {
     run.expect_not("oops: killed");
 }
 
+/// An #MC inside an NMI handler while a second NMI is pending: the #MC must
+/// not return with IRET (which unblocks NMIs), or the pending NMI starts
+/// over on the live NMI stack (before the fix: a jump to 0x1 and a panic).
+#[test]
+fn an_mce_inside_an_nmi_does_not_let_the_next_nmi_in() {
+    let run = boot("nmi-mce; nmi-mce --cpu 1; poweroff");
+    run.expect_status(0);
+    assert_eq!(run.serial.matches("nmi-mce: 2 NMIs ran; NMI stack re-entered while live: 0\n").count(), 2, "{run}");
+    run.expect("mce: CPU 1: #MC handler ran on the #MC stack");
+}
+
 #[test]
 fn doublefault_that_is_not_an_overflow() {
     let run = boot("doublefault");

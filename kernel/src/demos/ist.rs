@@ -144,6 +144,45 @@ pub fn nested_oops(args: &[&str]) -> CmdResult {
 
 pub fn init() {
     debug::register_debug_hook(db_hook);
+    nmi::register_nmi_handler(nmi_mce_hook);
+}
+
+// --- nmi-mce: an #MC inside an NMI handler, another NMI pending -------------------
+
+/// CPU id + 1 that the next NMI there should run the experiment (0: none).
+static NMI_MCE_ARMED: AtomicU64 = AtomicU64::new(0);
+
+/// In the NMI handler: make a second NMI pending (NMIs are blocked until
+/// this one IRETs), then raise #MC. If the #MC's return unblocked NMIs, the
+/// pending one would start at once on the NMI stack this handler still uses.
+fn nmi_mce_hook(_: &Regs) {
+    let me = percpu::this_cpu().id() as u64 + 1;
+    if NMI_MCE_ARMED.compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+        crate::arch::apic::send_nmi_to_self();
+        mce::int18();
+    }
+}
+
+/// `nmi-mce`: the experiment above; both NMIs must run, one after the other.
+pub fn nmi_mce(args: &[&str]) -> CmdResult {
+    cmdline::no_args("nmi-mce", args)?;
+    if mce::banks_enabled().is_none() {
+        return Err(CmdError::Failed("this CPU has no machine-check architecture (use -cpu max)".into()));
+    }
+    let cpu = percpu::this_cpu();
+    let (nmis, reentered) = (cpu.nmi_count.load(Ordering::SeqCst), cpu.nmi_stack_reentered.load(Ordering::SeqCst));
+    NMI_MCE_ARMED.store(cpu.id() as u64 + 1, Ordering::SeqCst);
+    println!("nmi-mce: self-NMI; its handler makes a second NMI pending, then raises #MC (int $18)");
+    crate::arch::apic::send_nmi_to_self();
+    let both = crate::time::spin_until(crate::time::SPIN_WAIT_MS, || cpu.nmi_count.load(Ordering::SeqCst) >= nmis + 2);
+    let again = cpu.nmi_stack_reentered.load(Ordering::SeqCst) - reentered;
+    let ran = cpu.nmi_count.load(Ordering::SeqCst) - nmis;
+    println!("nmi-mce: {ran} NMIs ran; NMI stack re-entered while live: {again}");
+    if !both || again != 0 {
+        return Err(CmdError::Failed("the #MC's return let the pending NMI in on the live NMI stack".into()));
+    }
+    println!("nmi-mce: ok, the pending NMI waited for the first to finish");
+    Ok(())
 }
 
 /// Levels of the running `db N` demo (0: none).

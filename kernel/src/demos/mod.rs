@@ -61,6 +61,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "watch", usage: "", help: "data-write hardware breakpoint (DR0, DR7 RW=01) hit once", run: ist::watch },
     Spec { name: "nmi", usage: "[wait]", help: "self-NMI through the local APIC: runs on the NMI stack; wait: for one from the QEMU monitor", run: ist::nmi },
     Spec { name: "mce", usage: "[wait]", help: "#MC by int $18 on the MCE stack; wait: for a real one (QEMU monitor `mce`)", run: ist::mce },
+    Spec { name: "nmi-mce", usage: "", help: "an #MC inside an NMI handler with another NMI pending: the #MC returns without IRET", run: ist::nmi_mce },
     Spec { name: "doublefault", usage: "", help: "force a #DF that is not an overflow (oops)", run: ist::doublefault },
     Spec { name: "nested-oops", usage: "", help: "fault inside the oops printer: the recursion guard prints one line and stops", run: ist::nested_oops },
 ];

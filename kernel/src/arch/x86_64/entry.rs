@@ -30,7 +30,7 @@
 
 use core::arch::global_asm;
 
-use super::percpu::{IRQ_COUNT_OFFSET, IRQ_STACK_TOP_OFFSET, TSS_IST_DB_OFFSET};
+use super::percpu::{IRQ_COUNT_OFFSET, IRQ_STACK_TOP_OFFSET, NMI_DEPTH_OFFSET, TSS_IST_DB_OFFSET};
 use super::regs::{REGS_CS, REGS_RBP, REGS_RIP};
 use super::vectors::{FIRST_EXTERNAL_VECTOR, NR_EXCEPTIONS};
 use crate::stacks::layout::DB_STACK_OFFSET;
@@ -99,7 +99,8 @@ tristack_exc_\vector:
 .section .text.entry, "ax"
 
 // Every exception but #DB/#BP (Linux `idtentry` + `error_entry`).
-// RSP -= 120 (registers) + 16 (fake frame); all restored before iretq.
+// RSP -= 120 (registers) + 16 (fake frame); all restored before iretq (or,
+// back into an NMI handler, before the IRET-less return below).
 tristack_exception_common:
     SAVE_REGS
     cld
@@ -109,7 +110,34 @@ tristack_exception_common:
     add rsp, 16
     RESTORE_REGS
     add rsp, 16                     // vector, error code
+    cmp dword ptr gs:[{nmi_depth}], 0
+    jne 3f
     iretq
+// Returning into an NMI handler (an #MC inside an NMI): IRET would unblock
+// NMIs while the NMI stack is still live, and a pending NMI would start
+// over at its IST top, on the live frame. Linux avoids that with its
+// nested-NMI protocol (`repeat_nmi`); tristack returns without IRET, which
+// a same-privilege return allows: RIP, RFLAGS, RBX and RAX go just below
+// the interrupted RSP (this kernel has no red zone), then
+// RSP := that - 32; pop rax; pop rbx; popfq; ret — RSP ends where the
+// exception found it. Frame here: [rsp] RIP, CS, RFLAGS, RSP, SS.
+3:
+    push rbx
+    push rax
+    mov rax, [rsp + 16 + 24]        // the interrupted RSP
+    mov rbx, [rsp + 16]             // RIP
+    mov [rax - 8], rbx
+    mov rbx, [rsp + 16 + 16]        // RFLAGS
+    mov [rax - 16], rbx
+    mov rbx, [rsp + 8]              // the caller's RBX
+    mov [rax - 24], rbx
+    mov rbx, [rsp]                  // the caller's RAX
+    mov [rax - 32], rbx
+    lea rsp, [rax - 32]
+    pop rax
+    pop rbx
+    popfq
+    ret
 .type tristack_exception_common, @function
 .size tristack_exception_common, . - tristack_exception_common
 
@@ -257,6 +285,7 @@ tristack_exception_stubs:
     irq_dispatch = sym super::irq::irq_dispatch,
     irq_exit_to_thread = sym super::irq::irq_exit_to_thread,
     irq_count = const IRQ_COUNT_OFFSET,
+    nmi_depth = const NMI_DEPTH_OFFSET,
     irq_stack_top = const IRQ_STACK_TOP_OFFSET,
     bench_noswitch_vector = const super::vectors::BENCH_NOSWITCH_VECTOR,
     regs_rip = const REGS_RIP,

@@ -144,6 +144,9 @@ static AREAS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
 /// Offsets from GS base of the fields the interrupt entry code uses.
 pub const IRQ_COUNT_OFFSET: usize = offset_of!(PerCpu, irq_count);
 pub const IRQ_STACK_TOP_OFFSET: usize = offset_of!(PerCpu, irq_stack_top);
+/// NMI/#MC handlers running: the exception exit path returns without IRET
+/// into an NMI handler.
+pub const NMI_DEPTH_OFFSET: usize = offset_of!(PerCpu, nmi_depth);
 
 /// Offset from GS base of TSS IST[DB], which the #DB entry stub shifts.
 pub const TSS_IST_DB_OFFSET: usize =
