@@ -21,7 +21,8 @@ pub enum WaitKey {
 /// A wait queue head (Linux `wait_queue_head_t`): sleepers are found by
 /// their key, so the queue itself is just a named address.
 pub struct WaitQueue {
-    /// For debugging (`waiting_on` of a task prints it).
+    /// Names the queue for a reader in gdb; it also gives every queue a
+    /// size, so two statics never share the address that is their key.
     pub name: &'static str,
 }
 
