@@ -16,6 +16,7 @@ pub mod drivers;
 pub mod mm;
 pub mod shell;
 pub mod stacks;
+pub mod user;
 
 #[cfg(target_os = "none")]
 pub mod arch;

@@ -12,6 +12,7 @@ pub mod ist;
 pub mod nmi_storm;
 pub mod smp;
 pub mod threads;
+pub mod user;
 
 use crate::ktest::KTest;
 use crate::shell::commands::Spec;
@@ -63,5 +64,10 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "mce", usage: "[wait]", help: "#MC by int $18 on the MCE stack; wait: for a real one (QEMU monitor `mce`)", run: ist::mce },
     Spec { name: "nmi-mce", usage: "", help: "an #MC inside an NMI handler with another NMI pending: the #MC returns without IRET", run: ist::nmi_mce },
     Spec { name: "doublefault", usage: "", help: "force a #DF that is not an overflow (oops)", run: ist::doublefault },
+    Spec { name: "run", usage: "[--bg] PROG [ARGS]", help: "run a user program in a new process (ring 3); --bg: do not wait", run: user::run },
+    Spec { name: "kill", usage: "PID", help: "end a user process at its next return to user mode, and reap it", run: user::kill },
+    Spec { name: "userstate", usage: "", help: "per CPU: syscalls, returns by SYSRET/IRET, frames moved off IST stacks, return-to-user check violations", run: user::userstate },
+    Spec { name: "hardening", usage: "[KNOB on|off]", help: "randomize_kstack_offset and stackleak (both on by default)", run: user::hardening },
+    Spec { name: "kstack-offset", usage: "[N]", help: "N syscalls: how many distinct random kernel stack offsets, and their range", run: user::kstack_offset },
     Spec { name: "nested-oops", usage: "", help: "fault inside the oops printer: the recursion guard prints one line and stops", run: ist::nested_oops },
 ];

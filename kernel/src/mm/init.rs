@@ -9,6 +9,7 @@ pub fn init(boot_info: &BootInfo) {
     let offset = boot_info.physical_memory_offset.into_option();
     assert_eq!(offset, Some(DIRECT_MAP_BASE), "bootloader did not put the direct map where asked");
     phys::init(&boot_info.memory_regions);
+    super::paging::init();
     heap::init();
 }
 

@@ -5,6 +5,8 @@ pub mod frame;
 pub mod vmap;
 
 #[cfg(target_os = "none")]
+pub mod address_space;
+#[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
 mod init;

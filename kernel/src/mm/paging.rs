@@ -1,8 +1,13 @@
 //! The kernel's page tables, reached through the direct map.
 //!
-//! One set of page tables serves every CPU. All changes go through the lock
-//! below; TLB entries are invalidated on this CPU here, on the others by the
-//! caller (`vmalloc::vfree` shoots them down before freeing anything).
+//! The kernel half (top-level entries 256..512) is one set of tables shared
+//! by every CPU and every address space: `init` fills all 256 top-level
+//! entries once, so a process's table (`address_space`) copies them at
+//! creation and sees every later kernel mapping (a new thread stack) at
+//! once. All kernel changes go through the lock below, on the kernel's own
+//! table (the boot CR3), whichever CR3 is loaded; TLB entries are
+//! invalidated on this CPU here, on the others by the caller
+//! (`vmalloc::vfree` shoots them down before freeing anything).
 
 use crate::sync::IrqMutex as Mutex;
 use x86_64::registers::control::Cr3;
@@ -13,10 +18,42 @@ use x86_64::structures::paging::{
 use x86_64::{PhysAddr, VirtAddr};
 
 use super::phys;
-use crate::stacks::layout::{DIRECT_MAP_BASE, PAGE_SIZE};
+use crate::stacks::layout::{DIRECT_MAP_BASE, KERNEL_PML4_FIRST, PAGE_SIZE};
 
 static LOCK: Mutex<()> = Mutex::new(());
 
+/// Physical address of the kernel's top-level table (the boot CR3).
+static KERNEL_ROOT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The kernel's top-level table (what kernel threads run on; the source
+/// of every address space's kernel half).
+pub fn kernel_root() -> u64 {
+    KERNEL_ROOT.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Record the boot page table as the kernel's and give every kernel-half
+/// top-level entry a table, so that no later kernel mapping ever adds a
+/// top-level entry (which address spaces copied earlier would miss).
+/// Returns how many tables it added.
+pub fn init() -> usize {
+    let (root, _) = Cr3::read();
+    let root = root.start_address().as_u64();
+    KERNEL_ROOT.store(root, core::sync::atomic::Ordering::Relaxed);
+    // SAFETY: the live top-level table, through the direct map; boot is
+    // single-threaded and nothing else edits it yet.
+    let table = unsafe { &mut *(phys::phys_to_virt(root) as *mut PageTable) };
+    let mut added = 0;
+    for entry in table.iter_mut().skip(KERNEL_PML4_FIRST) {
+        if entry.is_unused() {
+            let frame = phys::alloc_frame().expect("frames for the kernel half's tables");
+            // SAFETY: a fresh frame, written through the direct map.
+            unsafe { core::ptr::write_bytes(phys::phys_to_virt(frame.start_address().as_u64()), 0, PAGE_SIZE as usize) };
+            entry.set_frame(frame, PageTableFlags::PRESENT | PageTableFlags::WRITABLE);
+            added += 1;
+        }
+    }
+    added
+}
 struct Frames;
 
 // SAFETY: `phys::alloc_frame` returns each free frame at most once.
@@ -28,10 +65,10 @@ unsafe impl FrameAllocator<Size4KiB> for Frames {
 
 fn with_table<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {
     let _guard = LOCK.lock();
-    let (root, _) = Cr3::read();
-    let root = phys::phys_to_virt(root.start_address().as_u64()) as *mut PageTable;
-    // SAFETY: CR3 holds the live top-level table; the direct map covers all
-    // physical memory at DIRECT_MAP_BASE; LOCK makes this the only mutable view.
+    let root = phys::phys_to_virt(kernel_root()) as *mut PageTable;
+    // SAFETY: the kernel's top-level table (its kernel half is what every
+    // CR3 shares); the direct map covers all physical memory at
+    // DIRECT_MAP_BASE; LOCK makes this the only mutable view of that half.
     let mut table = unsafe { OffsetPageTable::new(&mut *root, VirtAddr::new(DIRECT_MAP_BASE)) };
     f(&mut table)
 }

@@ -21,6 +21,7 @@ mod task;
 mod wait;
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
 pub use exit::{exit, join, kill_current, ktests, reap_children, Ended, JoinError, KillError};
@@ -29,10 +30,12 @@ use runqueue::{rq, TASKS};
 pub use snapshot::{saved_context, snapshot, SavedContext, TaskInfo};
 pub use task::{Pid, State, Task};
 pub use wait::{sleep_ms, timer_tick, WaitQueue};
+use wait::wake_sleeper;
 use x86_64::instructions::interrupts;
 
 use crate::arch::percpu::{self, this_cpu};
 use crate::arch::switch;
+use crate::mm::address_space::AddressSpace;
 use crate::mm::vmap::VmapError;
 use crate::stacks::layout::MAX_CPUS;
 use crate::stacks::thread;
@@ -62,11 +65,18 @@ fn new_task(
     arg: u64,
     cpu: usize,
     pinned: bool,
+    mm: Option<Arc<AddressSpace>>,
 ) -> Result<Box<Task>, VmapError> {
     let stack = thread::alloc()?;
+    // A user thread's stack keeps its top REGS_SIZE bytes for the frame of
+    // every entry from user mode (Linux `task_pt_regs`); the thread starts
+    // below it.
+    let reserved = if mm.is_some() { crate::arch::regs::REGS_SIZE as u64 } else { 0 };
     // SAFETY: the stack was just allocated for this task and is mapped.
-    let saved_rsp = unsafe { switch::initial_frame(stack.top(), entry as usize as u64, arg) };
-    Ok(Box::new(Task::new(pid, name, parent, stack, saved_rsp, cpu, pinned)))
+    let saved_rsp = unsafe { switch::initial_frame(stack.top() - reserved, entry as usize as u64, arg) };
+    let mut task = Box::new(Task::new(pid, name, parent, stack, saved_rsp, cpu, pinned));
+    task.mm = mm;
+    Ok(task)
 }
 
 /// Start scheduling on the boot CPU: an idle task, and `first` as pid 1
@@ -74,8 +84,8 @@ fn new_task(
 /// is abandoned.
 pub fn start(first_name: &str, first: Entry) -> ! {
     let cpu = this_cpu().id();
-    let idle = new_task(0, &alloc::format!("swapper/{cpu}"), 0, idle_main, 0, cpu, true).expect("idle stack");
-    let init = new_task(INIT_PID, first_name, 0, first, 0, cpu, false).expect("init stack");
+    let idle = new_task(0, &alloc::format!("swapper/{cpu}"), 0, idle_main, 0, cpu, true, None).expect("idle stack");
+    let init = new_task(INIT_PID, first_name, 0, first, 0, cpu, false, None).expect("init stack");
     init.state.set(State::Running);
     init.on_cpu.store(true, Ordering::Relaxed);
     let rsp = init.saved_rsp;
@@ -87,7 +97,7 @@ pub fn start(first_name: &str, first: Entry) -> ! {
         tasks.tasks.insert(INIT_PID, init);
         rq(cpu).idle = Some(idle);
         this_cpu().current.store(init_ptr, Ordering::Release);
-        crate::arch::gdt::set_rsp0(top);
+        crate::arch::gdt::set_top_of_stack(top);
     }
     this_cpu().online.store(true, Ordering::Release);
     interrupts::disable();
@@ -118,7 +128,7 @@ fn idle_main(_: u64) -> i64 {
 /// stack, which the AP starts on (Linux: the idle task's stack is the AP's
 /// boot stack).
 pub fn create_idle(cpu: usize) -> Result<u64, VmapError> {
-    let idle = new_task(0, &alloc::format!("swapper/{cpu}"), 0, idle_main, 0, cpu, true)?;
+    let idle = new_task(0, &alloc::format!("swapper/{cpu}"), 0, idle_main, 0, cpu, true, None)?;
     let top = idle.stack.top();
     rq(cpu).idle = Some(idle);
     Ok(top)
@@ -133,7 +143,7 @@ pub fn run_idle(cpu: usize) -> ! {
         idle.state.set(State::Running);
         idle.on_cpu.store(true, Ordering::Relaxed);
         this_cpu().current.store(&**idle as *const Task as u64, Ordering::Release);
-        crate::arch::gdt::set_rsp0(idle.stack.top());
+        crate::arch::gdt::set_top_of_stack(idle.stack.top());
     }
     this_cpu().online.store(true, Ordering::Release);
     idle_main(0);
@@ -166,6 +176,28 @@ pub fn spawn(name: &str, entry: Entry, arg: u64) -> Result<Pid, VmapError> {
 
 /// `spawn` with an explicit placement.
 pub fn spawn_on(name: &str, entry: Entry, arg: u64, placement: Placement) -> Result<Pid, VmapError> {
+    spawn_task(name, entry, arg, placement, None)
+}
+
+/// A thread of a user process: runs `entry(arg)` in the kernel on its own
+/// thread stack, with `mm` loaded, until `entry` enters user mode.
+pub fn spawn_user(
+    name: &str,
+    mm: Arc<AddressSpace>,
+    entry: Entry,
+    arg: u64,
+    placement: Placement,
+) -> Result<Pid, VmapError> {
+    spawn_task(name, entry, arg, placement, Some(mm))
+}
+
+fn spawn_task(
+    name: &str,
+    entry: Entry,
+    arg: u64,
+    placement: Placement,
+    mm: Option<Arc<AddressSpace>>,
+) -> Result<Pid, VmapError> {
     let parent = current();
     let placement = match (placement, parent) {
         (Placement::Any, Some(p)) if p.pinned && p.pid != 0 => Placement::Pinned(p.cpu),
@@ -177,7 +209,7 @@ pub fn spawn_on(name: &str, entry: Entry, arg: u64, placement: Placement) -> Res
     };
     let pinned = matches!(placement, Placement::Pinned(_));
     // The stack is allocated outside every scheduler lock; the pid is set below.
-    let mut task = new_task(0, name, parent.map_or(0, |t| t.pid), entry, arg, cpu, pinned)?;
+    let mut task = new_task(0, name, parent.map_or(0, |t| t.pid), entry, arg, cpu, pinned, mm)?;
     let mut tasks = TASKS.lock();
     let pid = tasks.next_pid;
     tasks.next_pid = pid + 1;
@@ -189,4 +221,50 @@ pub fn spawn_on(name: &str, entry: Entry, arg: u64, placement: Placement) -> Res
         crate::smp::send_reschedule(cpu);
     }
     Ok(pid)
+}
+
+/// Bottom of the running thread's stack (None before the scheduler runs).
+pub fn current_stack_bottom() -> Option<u64> {
+    current().map(|t| t.stack.bottom)
+}
+
+/// Why `kill` refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KillPidError {
+    NoSuchTask,
+    /// Kernel threads cannot be killed (Linux ignores SIGKILL to them).
+    KernelThread,
+}
+
+/// `kill PID` (Linux `SIGKILL`): a user thread ends at its next return to
+/// user mode — at once if it sleeps (it is woken), within a tick if it
+/// runs in user mode (the timer interrupt's return takes it).
+pub fn kill(pid: Pid) -> Result<(), KillPidError> {
+    let tasks = TASKS.lock();
+    let task = tasks.tasks.get(&pid).ok_or(KillPidError::NoSuchTask)?;
+    if !task.is_user() {
+        return Err(KillPidError::KernelThread);
+    }
+    task.kill_pending.store(true, Ordering::SeqCst);
+    drop(tasks);
+    wake_sleeper(pid);
+    Ok(())
+}
+
+/// Whether the running thread was asked to die (`kill`).
+pub fn kill_pending() -> bool {
+    current().is_some_and(|t| t.kill_pending.load(Ordering::SeqCst))
+}
+
+/// Set the running thread's user breakpoint (0: none) and apply it now.
+pub fn set_user_watch(addr: u64) {
+    if let Some(t) = current() {
+        let were = interrupts::are_enabled();
+        interrupts::disable();
+        t.user_watch.store(addr, Ordering::Relaxed);
+        crate::arch::debug::switch_user_watch(addr);
+        if were {
+            interrupts::enable();
+        }
+    }
 }

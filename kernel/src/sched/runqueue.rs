@@ -104,7 +104,12 @@ impl RunQueue {
         next.state.set(State::Running);
         next.on_cpu.store(true, Ordering::Release);
         this_cpu().switching_to.store(next as *const Task as u64, Ordering::Release);
-        crate::arch::gdt::set_rsp0(next.stack.top());
+        crate::arch::gdt::set_top_of_stack(next.stack.top());
+        // The next task's address space (a user process's, or the kernel's
+        // for a kernel thread; the kernel half is the same in both, so this
+        // stack and every other stays mapped across the write).
+        crate::arch::switch::switch_mm(next.cr3());
+        crate::arch::debug::switch_user_watch(next.user_watch.load(Ordering::Relaxed));
         next
     }
 

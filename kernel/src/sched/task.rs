@@ -3,7 +3,10 @@
 //! from masking RSP (which mixed stack sizes would break).
 
 use alloc::string::String;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+use crate::mm::address_space::AddressSpace;
 
 use crate::stacks::thread::ThreadStack;
 
@@ -90,9 +93,30 @@ pub struct Task {
     pub wake_at: u64,
     /// What a sleeping task waits for.
     pub waiting_on: Option<super::wait::WaitKey>,
+    /// The address space of a user thread's process (None: a kernel
+    /// thread, which runs on the kernel's own page table). Its CR3 is
+    /// loaded when the task is switched in.
+    pub mm: Option<Arc<AddressSpace>>,
+    /// `kill PID`: the thread ends at its next return to user mode (Linux
+    /// `SIGKILL` delivered in `exit_to_user_mode_loop`).
+    pub kill_pending: AtomicBool,
+    /// A user data breakpoint of this thread (`watch` syscall; 0 = none):
+    /// debug registers belong to the CPU, so it is armed only while the
+    /// thread runs (Linux switches `thread.ptrace_bps` the same way).
+    pub user_watch: AtomicU64,
 }
 
 impl Task {
+    /// Runs user code (has an address space).
+    pub fn is_user(&self) -> bool {
+        self.mm.is_some()
+    }
+
+    /// The CR3 this task runs on.
+    pub fn cr3(&self) -> u64 {
+        self.mm.as_ref().map_or_else(crate::mm::paging::kernel_root, |mm| mm.cr3())
+    }
+
     pub fn new(
         pid: Pid,
         name: &str,
@@ -117,6 +141,9 @@ impl Task {
             exit_code: 0,
             wake_at: 0,
             waiting_on: None,
+            mm: None,
+            kill_pending: AtomicBool::new(false),
+            user_watch: AtomicU64::new(0),
         }
     }
 }

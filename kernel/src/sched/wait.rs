@@ -85,3 +85,21 @@ pub fn timer_tick(now: u64) {
     }
     rq(this_cpu().id()).wake_timed(now);
 }
+
+/// Wake task `pid` if it sleeps, whatever it waits for (a kill interrupts
+/// any sleep, as a fatal signal does in Linux).
+pub(super) fn wake_sleeper(pid: Pid) {
+    let mut tasks = super::runqueue::TASKS.lock();
+    let Some(t) = tasks.tasks.get_mut(&pid) else { return };
+    let cpu = t.cpu;
+    // Re-checked under the lock that guards the state.
+    let mut q = rq(cpu);
+    if t.state.get() == State::Sleeping {
+        q.make_runnable(t);
+    }
+    drop(q);
+    drop(tasks);
+    if cpu != this_cpu().id() {
+        crate::smp::send_reschedule(cpu);
+    }
+}

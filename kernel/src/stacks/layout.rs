@@ -22,6 +22,26 @@ pub const MAX_THREAD_STACKS: usize = 1024;
 
 // --- The virtual memory map --------------------------------------------------
 
+/// User space of the current process: program text from 4 MiB (Linux's
+/// non-PIE base) up to `USER_TOP`. Never mapped for the kernel's own use.
+pub const USER_TEXT_BASE: u64 = 0x40_0000;
+/// One past the highest user address: Linux `TASK_SIZE_MAX`, 2^47 minus a
+/// page. The last canonical page stays unmapped so that a `syscall` at the
+/// very end of user space cannot leave a non-canonical return RIP in RCX.
+pub const USER_TOP: u64 = (1 << 47) - PAGE_SIZE;
+/// Each process's user stack, just below `USER_TOP`; the page under it is
+/// never mapped (the user stack's guard page).
+pub const USER_STACK_SIZE: u64 = 16 * PAGE_SIZE;
+pub const USER_STACK_TOP: u64 = USER_TOP;
+pub const USER_STACK_BOTTOM: u64 = USER_STACK_TOP - USER_STACK_SIZE;
+/// Programs may place segments only in `[USER_TEXT_BASE, USER_SEGMENTS_END)`:
+/// below the stack's guard page.
+pub const USER_SEGMENTS_END: u64 = USER_STACK_BOTTOM - PAGE_SIZE;
+/// Top-level page-table entries 256..512 map the kernel half; every address
+/// space shares them (copied from the kernel's table, which fills all of them
+/// at boot so later kernel mappings appear everywhere at once).
+pub const KERNEL_PML4_FIRST: usize = 256;
+
 /// Direct map of all physical memory (Linux `page_offset_base`, unrandomised).
 pub const DIRECT_MAP_BASE: u64 = 0xffff_8880_0000_0000;
 /// Size reserved for the direct map: 64 TiB, as in Linux's 4-level map.
@@ -54,7 +74,8 @@ pub struct Region {
 }
 
 /// The virtual memory map, lowest address first.
-pub const MEMORY_MAP: [Region; 5] = [
+pub const MEMORY_MAP: [Region; 6] = [
+    Region { name: "user space", start: USER_TEXT_BASE, end: USER_TOP },
     Region { name: "direct map", start: DIRECT_MAP_BASE, end: DIRECT_MAP_BASE + DIRECT_MAP_SIZE },
     Region { name: "vmap area", start: VMAP_BASE, end: VMAP_BASE + VMAP_SIZE },
     Region { name: "bootloader", start: BOOTLOADER_DYNAMIC_START, end: BOOTLOADER_DYNAMIC_END },
@@ -76,6 +97,9 @@ const fn regions_ordered_and_disjoint() -> bool {
 
 // The bootloader's dynamic mappings must never land inside a range we manage.
 const _: () = assert!(regions_ordered_and_disjoint(), "memory map regions overlap");
+// User space is the lower half, below the kernel's first shared PML4 entry.
+const _: () = assert!(USER_TEXT_BASE < USER_SEGMENTS_END && USER_TOP < (KERNEL_PML4_FIRST as u64) << 39);
+const _: () = assert!(USER_STACK_SIZE.is_multiple_of(PAGE_SIZE) && USER_TEXT_BASE.is_multiple_of(PAGE_SIZE));
 // Stacks are allocated whole pages at a time, guards are one page.
 const _: () = assert!(THREAD_SIZE.is_multiple_of(PAGE_SIZE) && EXCEPTION_STKSZ.is_multiple_of(PAGE_SIZE));
 

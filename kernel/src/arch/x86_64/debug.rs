@@ -106,6 +106,20 @@ pub fn restore_all(dr7: u64) {
     }
 }
 
+/// The slot user data breakpoints use (`watch` syscall); the kernel's own
+/// demos use slot 0 and arm only with interrupts off, never across a switch.
+pub const USER_WATCH_SLOT: u8 = 3;
+
+/// On a switch: arm the incoming thread's user breakpoint, or disarm the
+/// slot if it has none (debug registers are per CPU, breakpoints per thread).
+pub fn switch_user_watch(addr: u64) {
+    if addr != 0 {
+        arm_write(USER_WATCH_SLOT, addr);
+    } else if read_dr(7) & dr7_enable(USER_WATCH_SLOT) != 0 {
+        disarm(USER_WATCH_SLOT);
+    }
+}
+
 /// DR lines of the oops register block, only when breakpoints are armed.
 pub fn show_if_in_use() {
     let dr7 = read_dr(7);
@@ -169,7 +183,13 @@ pub fn handle_db(regs: &mut Regs) {
         disarm(slot);
     }
     let event = DebugEvent { kind: DebugKind::Db, dr6, slot, depth, frame };
-    if !run_hooks(regs, &event) {
+    if regs.from_user() {
+        // A user breakpoint is one-shot: the thread's watch is cleared.
+        if slot == Some(USER_WATCH_SLOT) {
+            crate::sched::set_user_watch(0);
+        }
+        crate::user::fault::debug_trap(regs, "#DB (data breakpoint)", frame);
+    } else if !run_hooks(regs, &event) {
         println!("#DB: DR6 {dr6:#x} at RIP {:016x} on the {} stack", regs.rip, info::name_of(frame));
     }
     // An instruction breakpoint would fire again on return without RF.
@@ -181,6 +201,10 @@ pub fn handle_db(regs: &mut Regs) {
 pub fn handle_bp(regs: &mut Regs) {
     let frame = regs as *const Regs as u64;
     let depth = this_cpu().db_depth.load(Ordering::Relaxed);
+    if regs.from_user() {
+        crate::user::fault::debug_trap(regs, "int3", frame);
+        return;
+    }
     let event = DebugEvent { kind: DebugKind::Bp, dr6: 0, slot: None, depth, frame };
     if run_hooks(regs, &event) {
         return;

@@ -27,11 +27,23 @@
 //! `shift_ist`), so a #DB inside the handler lands on the next stack down.
 //! Linux shifts only for #DB: its #BP has no IST at all. tristack gives #BP
 //! the #DB stack and the same shift (see `idt::ist_of`).
+//!
+//! From user mode (saved CS has RPL 3; Linux `error_entry`'s user branch):
+//! `swapgs` first, then `sync_regs` moves the frame to the top of the
+//! thread stack if it is not there already (NMI, #DB, #BP and #MC arrived on
+//! their IST stacks); the handler runs there, in process context, and the
+//! way out is `tristack_return_to_user` (exit work, checks, `swapgs`,
+//! `iretq`). NMI, #DB, #BP, #MC and #DF can also arrive in kernel mode with
+//! the *user* GS base loaded (between the exit path's `swapgs` and its
+//! `iretq`/`sysretq`), so their kernel branch reads `MSR_GS_BASE` instead of
+//! trusting CS (Linux `paranoid_entry`). #DF never moves: its frame stays on
+//! its IST stack even from user mode (Linux `idtentry_df`).
 
 use core::arch::global_asm;
 
 use super::percpu::{IRQ_COUNT_OFFSET, IRQ_STACK_TOP_OFFSET, NMI_DEPTH_OFFSET, TSS_IST_DB_OFFSET};
 use super::regs::{REGS_CS, REGS_RBP, REGS_RIP};
+use super::usermode::MSR_GS_BASE;
 use super::vectors::{FIRST_EXTERNAL_VECTOR, NR_EXCEPTIONS};
 use crate::stacks::layout::DB_STACK_OFFSET;
 
@@ -96,20 +108,79 @@ tristack_exc_\vector:
     jmp \common
 .endm
 
+// Linux `paranoid_entry`'s GS decision: a kernel GS base is negative (a
+// kernel address); anything else is the user's, so swap, and remember in
+// EBX (callee-saved: it survives the handler) to swap back on exit.
+.macro PARANOID_GS
+    mov ecx, {msr_gs_base}
+    rdmsr
+    xor ebx, ebx
+    test edx, edx
+    js 7f
+    swapgs
+    mov ebx, 1
+7:
+.endm
+
 .section .text.entry, "ax"
 
-// Every exception but #DB/#BP (Linux `idtentry` + `error_entry`).
-// RSP -= 120 (registers) + 16 (fake frame); all restored before iretq (or,
-// back into an NMI handler, before the IRET-less return below).
+// Every exception from user mode, whatever its stub (Linux `error_entry`
+// user branch + `sync_regs`). RSP = &Regs, on the thread stack (the CPU
+// loaded RSP0) or on an IST stack. swapgs; RSP := the frame's copy at the
+// thread stack top (a no-op move if it is there already); a zero fake frame
+// ends the frame chain (user RBP/RIP are not kernel frames); the handler;
+// then the way back to user mode.
+tristack_exception_from_user:
+    swapgs
+    mov rdi, rsp
+    call {sync_regs}
+    mov rsp, rax
+    push 0
+    push 0
+    mov rbp, rsp
+    lea rdi, [rsp + 16]
+    call {dispatch}
+    add rsp, 16
+    jmp tristack_return_to_user
+.type tristack_exception_from_user, @function
+.size tristack_exception_from_user, . - tristack_exception_from_user
+
+// The way back to user mode from an exception or interrupt (Linux
+// `irqentry_exit_to_user_mode` + `swapgs_restore_regs_and_return_to_usermode`).
+// RSP = &Regs at the top of the thread stack; exit work and checks in
+// Rust, then RSP += 120 + 16 and iretq pops the last 40 bytes: the thread
+// stack is empty again.
+.global tristack_return_to_user
+tristack_return_to_user:
+    mov rdi, rsp
+    call {exit_to_user_mode}
+.global tristack_restore_and_iret_to_user
+tristack_restore_and_iret_to_user:
+    RESTORE_REGS
+    add rsp, 16
+    swapgs
+.global tristack_iret_to_user
+tristack_iret_to_user:
+    iretq
+.type tristack_return_to_user, @function
+.size tristack_return_to_user, . - tristack_return_to_user
+
+// Every exception but #DB/#BP and the paranoid ones (Linux `idtentry` +
+// `error_entry`). From user mode: above. From kernel mode: RSP -= 120
+// (registers) + 16 (fake frame); all restored before iretq (or, back into
+// an NMI handler, before the IRET-less return below).
 tristack_exception_common:
     SAVE_REGS
     cld
+    test byte ptr [rsp + {regs_cs}], 3
+    jnz tristack_exception_from_user
     LINK_FRAME
     lea rdi, [rsp + 16]
     call {dispatch}
     add rsp, 16
     RESTORE_REGS
     add rsp, 16                     // vector, error code
+tristack_exception_return_to_kernel:
     cmp dword ptr gs:[{nmi_depth}], 0
     jne 3f
     iretq
@@ -141,25 +212,65 @@ tristack_exception_common:
 .type tristack_exception_common, @function
 .size tristack_exception_common, . - tristack_exception_common
 
-// #DB and #BP (Linux `idtentry_mce_db` / `paranoid_entry` with shift_ist).
-// Same frame as above; additionally, when the CPU was in kernel mode,
-// TSS IST[DB] moves down one stack for the handler's lifetime, so a nested
-// #DB lands on DB1 and a third on the unmapped DB2 hole.
-tristack_debug_common:
+// NMI and #MC (Linux `asm_exc_nmi` / `idtentry_mce_db`), on their IST
+// stacks. From user mode: moved to the thread stack (above). From kernel
+// mode: the paranoid GS check, the handler on the IST stack, GS swapped
+// back if it was the user's; into an NMI handler without IRET.
+tristack_paranoid_common:
     SAVE_REGS
     cld
-    test qword ptr [rsp + {regs_cs}], 3
-    jnz 1f
-    sub qword ptr gs:[{tss_ist_db}], {db_stack_offset}
-1:
+    test byte ptr [rsp + {regs_cs}], 3
+    jnz tristack_exception_from_user
+// #DF enters here: kernel or user, it stays on its IST stack.
+tristack_paranoid_kernel:
+    PARANOID_GS
     LINK_FRAME
     lea rdi, [rsp + 16]
     call {dispatch}
     add rsp, 16
-    test qword ptr [rsp + {regs_cs}], 3
-    jnz 2f
+    test ebx, ebx
+    jnz 4f
+    RESTORE_REGS
+    add rsp, 16
+    jmp tristack_exception_return_to_kernel
+// Interrupted with the user GS base in kernel mode: no NMI handler below us.
+4:
+    swapgs
+    RESTORE_REGS
+    add rsp, 16
+    iretq
+.type tristack_paranoid_common, @function
+.size tristack_paranoid_common, . - tristack_paranoid_common
+
+// #DF (Linux `idtentry_df`): always paranoid, never moved.
+tristack_df_common:
+    SAVE_REGS
+    cld
+    jmp tristack_paranoid_kernel
+.type tristack_df_common, @function
+.size tristack_df_common, . - tristack_df_common
+
+// #DB and #BP (Linux `idtentry_mce_db` / `paranoid_entry` with shift_ist).
+// From user mode: moved to the thread stack (above), no shift. From kernel
+// mode: same frame as above; additionally TSS IST[DB] moves down one stack
+// for the handler's lifetime, so a nested #DB lands on DB1 and a third on
+// the unmapped DB2 hole.
+tristack_debug_common:
+    SAVE_REGS
+    cld
+    test byte ptr [rsp + {regs_cs}], 3
+    jnz tristack_exception_from_user
+    PARANOID_GS
+    sub qword ptr gs:[{tss_ist_db}], {db_stack_offset}
+    LINK_FRAME
+    lea rdi, [rsp + 16]
+    call {dispatch}
+    add rsp, 16
     add qword ptr gs:[{tss_ist_db}], {db_stack_offset}
-2:
+    test ebx, ebx
+    jz 5f
+    swapgs
+5:
     RESTORE_REGS
     add rsp, 16
     iretq
@@ -168,13 +279,13 @@ tristack_debug_common:
 
 STUB 0, 0, tristack_exception_common
 STUB 1, 0, tristack_debug_common
-STUB 2, 0, tristack_exception_common
+STUB 2, 0, tristack_paranoid_common
 STUB 3, 0, tristack_debug_common
 STUB 4, 0, tristack_exception_common
 STUB 5, 0, tristack_exception_common
 STUB 6, 0, tristack_exception_common
 STUB 7, 0, tristack_exception_common
-STUB 8, 1, tristack_exception_common
+STUB 8, 1, tristack_df_common
 STUB 9, 0, tristack_exception_common
 STUB 10, 1, tristack_exception_common
 STUB 11, 1, tristack_exception_common
@@ -184,7 +295,7 @@ STUB 14, 1, tristack_exception_common
 STUB 15, 0, tristack_exception_common
 STUB 16, 0, tristack_exception_common
 STUB 17, 1, tristack_exception_common
-STUB 18, 0, tristack_exception_common
+STUB 18, 0, tristack_paranoid_common
 STUB 19, 0, tristack_exception_common
 STUB 20, 0, tristack_exception_common
 STUB 21, 1, tristack_exception_common
@@ -210,12 +321,19 @@ STUB 31, 0, tristack_exception_common
 //   3. fake frame into the interrupted code (as LINK_FRAME), call Rust.
 //   4. `pop rsp` (back via the backlink), `decl irq_count`; if it is -1
 //      again we are back on a thread's stack: the place to preempt.
+// From user mode the CPU already switched to the thread stack (RSP0), and
+// `swapgs` comes first (before any gs: access) and last; the way out is
+// `tristack_return_to_user`. The handler still runs on the IRQ stack.
 // First level: RSP = irq top -> top-8 (saved RSP) -> top-16 (backlink)
 // -> top-32 (fake frame). Nested: RSP = &Regs - 32.
 .macro IRQ_COMMON name, switch
 \name:
     SAVE_REGS
     cld
+    test byte ptr [rsp + {regs_cs}], 3
+    jz 8f
+    swapgs
+8:
     mov rsi, rsp
     inc qword ptr gs:[{irq_count}]
 .if \switch
@@ -236,6 +354,8 @@ STUB 31, 0, tristack_exception_common
     jns 2f
     mov rdi, rsp
     call {irq_exit_to_thread}
+    test byte ptr [rsp + {regs_cs}], 3
+    jnz tristack_return_to_user
 2:
     RESTORE_REGS
     add rsp, 16
@@ -284,6 +404,9 @@ tristack_exception_stubs:
     dispatch = sym super::traps::exception_dispatch,
     irq_dispatch = sym super::irq::irq_dispatch,
     irq_exit_to_thread = sym super::irq::irq_exit_to_thread,
+    sync_regs = sym super::usermode::sync_regs,
+    exit_to_user_mode = sym super::usermode::exit_to_user_mode,
+    msr_gs_base = const MSR_GS_BASE,
     irq_count = const IRQ_COUNT_OFFSET,
     nmi_depth = const NMI_DEPTH_OFFSET,
     irq_stack_top = const IRQ_STACK_TOP_OFFSET,

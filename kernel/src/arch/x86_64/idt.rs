@@ -46,6 +46,15 @@ struct Gate {
 
 const PRESENT: u8 = 0x80;
 const INTERRUPT_GATE: u8 = 0x0e;
+/// DPL 3: user code may raise the vector with `int N` (Linux `SYSG`: only
+/// `int3` and `into`). Every other gate is DPL 0, so `int 0x20` from user
+/// mode is a #GP, not a fake timer interrupt.
+const DPL3: u8 = 3 << 5;
+
+/// Vectors user code may raise itself.
+const fn user_may_raise(vector: u8) -> bool {
+    matches!(vector, X86_TRAP_BP | X86_TRAP_OF)
+}
 
 impl Gate {
     const MISSING: Gate =
@@ -77,6 +86,9 @@ pub fn init() {
     let idt = unsafe { &mut *IDT.0.get() };
     for vector in 0..NR_EXCEPTIONS as u8 {
         idt[vector as usize] = Gate::new(exception_stub(vector as usize), ist_of(vector));
+        if user_may_raise(vector) {
+            idt[vector as usize].type_attr |= DPL3;
+        }
     }
     for (vector, gate) in idt.iter_mut().enumerate().skip(FIRST_EXTERNAL_VECTOR as usize) {
         *gate = Gate::new(irq_stub(vector), None);

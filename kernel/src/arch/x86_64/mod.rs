@@ -15,7 +15,9 @@ pub mod percpu;
 pub mod regs;
 pub mod smpboot;
 pub mod switch;
+pub mod syscall;
 pub mod tlb;
+pub mod usermode;
 pub mod traps;
 pub mod vectors;
 
@@ -36,4 +38,5 @@ pub fn init_cpu(cpu: usize) {
     apic::init();
     percpu::this_cpu().apic_id.store(apic::id(), core::sync::atomic::Ordering::Relaxed);
     mce::init();
+    syscall::init();
 }

@@ -18,8 +18,9 @@ use super::vectors::NR_EXCEPTIONS;
 use crate::stacks::layout::{Ist, MAX_CPUS, NR_CACHED_STACKS};
 
 /// Entries of a per-CPU GDT: null, (Linux's KERNEL32_CS slot, unused),
-/// kernel code 0x10, kernel data 0x18, TSS (two slots).
-pub const GDT_ENTRIES: usize = 6;
+/// kernel code 0x10, kernel data 0x18, user32 code 0x23, user data 0x2b,
+/// user code 0x33, TSS (two slots).
+pub const GDT_ENTRIES: usize = 9;
 
 #[repr(C, align(64))]
 pub struct PerCpu {
@@ -78,6 +79,31 @@ pub struct PerCpu {
     pub stack_cache: [AtomicU64; NR_CACHED_STACKS],
     /// Interrupts taken, per vector (external vectors 32..256).
     pub irq_counts: [AtomicU64; 256],
+    /// The running thread's stack top (Linux `cpu_current_top_of_stack`):
+    /// the syscall entry's RSP; equal to TSS RSP0.
+    pub top_of_stack: AtomicU64,
+    /// The user RSP while the syscall entry builds its frame (Linux
+    /// `cpu_tss_rw.sp2` scratch).
+    pub user_rsp_scratch: AtomicU64,
+    /// Linux `kstack_offset`: mixed with the TSC at every return to user;
+    /// its low 10 bits move the next syscall's frames down.
+    pub kstack_offset: AtomicU32,
+    /// Entry and exit counts across the user boundary.
+    pub user: UserCounters,
+}
+
+/// What crossed the user/kernel boundary on one CPU (`userstate`).
+pub struct UserCounters {
+    pub syscalls: AtomicU64,
+    /// Returns to user mode, by instruction.
+    pub sysret: AtomicU64,
+    pub iret: AtomicU64,
+    /// Returns to user whose state broke the rule "kernel stack empty, no
+    /// IRQ or IST stack live" (must stay 0).
+    pub violations: AtomicU64,
+    /// Entries from user mode that arrived on an IST stack and were moved
+    /// to the thread stack (`sync_regs`).
+    pub moved_off_ist: AtomicU64,
 }
 
 // SAFETY: the UnsafeCell fields are written only by their own CPU (during
@@ -111,6 +137,16 @@ impl PerCpu {
             current: AtomicU64::new(0),
             stack_cache: [const { AtomicU64::new(0) }; NR_CACHED_STACKS],
             irq_counts: [const { AtomicU64::new(0) }; 256],
+            top_of_stack: AtomicU64::new(0),
+            user_rsp_scratch: AtomicU64::new(0),
+            kstack_offset: AtomicU32::new(0),
+            user: UserCounters {
+                syscalls: AtomicU64::new(0),
+                sysret: AtomicU64::new(0),
+                iret: AtomicU64::new(0),
+                violations: AtomicU64::new(0),
+                moved_off_ist: AtomicU64::new(0),
+            },
         }
     }
 
@@ -147,6 +183,11 @@ pub const IRQ_STACK_TOP_OFFSET: usize = offset_of!(PerCpu, irq_stack_top);
 /// NMI/#MC handlers running: the exception exit path returns without IRET
 /// into an NMI handler.
 pub const NMI_DEPTH_OFFSET: usize = offset_of!(PerCpu, nmi_depth);
+
+/// The syscall entry's stack and scratch slot, and the random offset.
+pub const TOP_OF_STACK_OFFSET: usize = offset_of!(PerCpu, top_of_stack);
+pub const USER_RSP_SCRATCH_OFFSET: usize = offset_of!(PerCpu, user_rsp_scratch);
+pub const KSTACK_OFFSET_OFFSET: usize = offset_of!(PerCpu, kstack_offset);
 
 /// Offset from GS base of TSS IST[DB], which the #DB entry stub shifts.
 pub const TSS_IST_DB_OFFSET: usize =

@@ -45,6 +45,10 @@ const _: () = assert!(size_of::<Regs>().is_multiple_of(16));
 pub const REGS_RBP: usize = offset_of!(Regs, rbp);
 pub const REGS_RIP: usize = offset_of!(Regs, rip);
 pub const REGS_CS: usize = offset_of!(Regs, cs);
+pub const REGS_RAX: usize = offset_of!(Regs, rax);
+/// Bytes of a register frame: what an entry from user mode puts at the top
+/// of the thread stack (Linux `sizeof(struct pt_regs)` + our vector word).
+pub const REGS_SIZE: usize = size_of::<Regs>();
 
 /// RFLAGS.RF: resume without re-triggering an instruction breakpoint.
 pub const RFLAGS_RF: u64 = 1 << 16;
@@ -53,6 +57,11 @@ impl Regs {
     /// Interrupted code ran in kernel mode (CPL 0).
     pub fn from_kernel(&self) -> bool {
         self.cs & 3 == 0
+    }
+
+    /// Interrupted code ran in user mode (CPL 3; Linux `user_mode(regs)`).
+    pub fn from_user(&self) -> bool {
+        self.cs & 3 == 3
     }
 }
 

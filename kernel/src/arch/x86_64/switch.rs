@@ -74,6 +74,17 @@ unsafe extern "C" {
     fn tristack_thread_start();
 }
 
+/// Load `cr3` unless it is loaded already (Linux `switch_mm_irqs_off`,
+/// without PCIDs or lazy TLB: a kernel thread gets the kernel's table).
+/// Writing CR3 flushes every non-global TLB entry: the user half's.
+pub fn switch_mm(cr3: u64) {
+    if super::regs::read_cr3() & !0xfff != cr3 {
+        // SAFETY: `cr3` is a top-level table whose kernel half is the
+        // kernel's own, so the code, stack and data in use stay mapped.
+        unsafe { core::arch::asm!("mov cr3, {}", in(reg) cr3, options(nostack, preserves_flags)) };
+    }
+}
+
 /// Save the current context into `*prev_rsp`, resume the one saved at `next_rsp`.
 ///
 /// # Safety

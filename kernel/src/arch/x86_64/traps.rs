@@ -58,6 +58,8 @@ pub extern "C" fn exception_dispatch(regs: &mut Regs) {
         X86_TRAP_DF => double_fault(regs),
         X86_TRAP_PF => page_fault(regs),
         X86_TRAP_MC => super::mce::handle(regs),
+        // A fault in user code ends the process (Linux `do_trap` sends a signal).
+        v if regs.from_user() => crate::user::fault::trap(regs, EXCEPTION_NAMES[v as usize]),
         v => die(EXCEPTION_NAMES[v as usize], regs),
     }
 }
@@ -92,6 +94,11 @@ fn double_fault(regs: &Regs) -> ! {
 /// and the #PF frame goes onto the (healthy) DB1 stack instead.
 fn page_fault(regs: &Regs) -> ! {
     let cr2 = read_cr2();
+    if regs.from_user() {
+        // A user #PF (a bad pointer, or the user stack's guard page): no
+        // demand paging here, every user page is mapped at load.
+        crate::user::fault::segfault(regs, cr2);
+    }
     if let Some(stack) = info::guard_hit(cr2) {
         stack_overflow(stack, cr2, regs);
     }

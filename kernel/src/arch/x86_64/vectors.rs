@@ -23,6 +23,7 @@ pub const X86_TRAP_DE: u8 = 0;
 pub const X86_TRAP_DB: u8 = 1;
 pub const X86_TRAP_NMI: u8 = 2;
 pub const X86_TRAP_BP: u8 = 3;
+pub const X86_TRAP_OF: u8 = 4;
 pub const X86_TRAP_UD: u8 = 6;
 pub const X86_TRAP_DF: u8 = 8;
 pub const X86_TRAP_GP: u8 = 13;
@@ -30,6 +31,9 @@ pub const X86_TRAP_PF: u8 = 14;
 pub const X86_TRAP_MC: u8 = 18;
 /// Exceptions occupy vectors 0..NR_EXCEPTIONS.
 pub const NR_EXCEPTIONS: usize = 32;
+/// The vector word of a syscall's register frame: no IDT vector (those are
+/// 0..256), so a frame says whether a syscall or an interrupt built it.
+pub const SYSCALL_FRAME: u64 = 256;
 
 // --- System vectors -----------------------------------------------------------
 

@@ -1,0 +1,201 @@
+//! The user/kernel boundary in Rust (Linux `arch/x86/entry/common.c`,
+//! `traps.c:sync_regs`, `randomize_kstack.h`, `stackleak.c`): moving a
+//! frame off an IST stack, the work and checks of every return to user
+//! mode, the two hardenings of the thread stack, and the first entry into
+//! a new program. The assembly is in `entry.rs` and `syscall.rs`.
+
+use core::mem::size_of;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use super::percpu::this_cpu;
+use super::regs::Regs;
+use super::vectors::X86_TRAP_NMI;
+use crate::stacks::layout::{estack_range, EStack};
+
+/// `MSR_GS_BASE`: the paranoid entries read it to learn whose GS is loaded.
+pub const MSR_GS_BASE: u32 = 0xc000_0101;
+
+/// Linux `STACKLEAK_POISON` (-0xBEEF): what erased thread stack holds.
+pub const STACKLEAK_POISON: u64 = (-0xBEEFi64) as u64;
+
+/// Per-syscall random stack offset (Linux `randomize_kstack_offset=on`).
+static RANDOMIZE_KSTACK_OFFSET: AtomicBool = AtomicBool::new(true);
+/// Erase the used thread stack on every return to user (Linux STACKLEAK).
+static STACKLEAK: AtomicBool = AtomicBool::new(true);
+
+pub fn set_randomize_kstack_offset(on: bool) {
+    RANDOMIZE_KSTACK_OFFSET.store(on, Ordering::SeqCst);
+    if !on {
+        for cpu in super::percpu::online_cpus() {
+            super::percpu::of(cpu).kstack_offset.store(0, Ordering::SeqCst);
+        }
+    }
+}
+pub fn randomize_kstack_offset() -> bool {
+    RANDOMIZE_KSTACK_OFFSET.load(Ordering::Relaxed)
+}
+pub fn set_stackleak(on: bool) {
+    STACKLEAK.store(on, Ordering::SeqCst);
+}
+pub fn stackleak() -> bool {
+    STACKLEAK.load(Ordering::Relaxed)
+}
+
+/// Where a frame from user mode belongs: the top of the running thread's stack.
+fn user_frame_slot() -> *mut Regs {
+    (this_cpu().top_of_stack.load(Ordering::Relaxed) - size_of::<Regs>() as u64) as *mut Regs
+}
+
+/// Linux `sync_regs`: an exception from user mode that arrived on an IST
+/// stack moves its frame to the thread stack, where the handler then runs
+/// as ordinary process context (it may sleep or schedule; the IST stack is
+/// free again at once). Called by the entry with the frame's address;
+/// returns the new one.
+pub extern "C" fn sync_regs(eregs: *mut Regs) -> *mut Regs {
+    let regs = user_frame_slot();
+    if regs != eregs {
+        // SAFETY: the thread stack's top frame slot is dead while its
+        // thread runs in user mode (nothing is live on the stack), and the
+        // IST frame is complete; the two never overlap.
+        unsafe { core::ptr::copy_nonoverlapping(eregs, regs, 1) };
+        this_cpu().user.moved_off_ist.fetch_add(1, Ordering::Relaxed);
+    }
+    regs
+}
+
+/// The way back to user mode from an exception or interrupt (the entry
+/// code's `tristack_return_to_user`; it IRETs afterwards).
+pub extern "C" fn exit_to_user_mode(regs: &mut Regs) {
+    prepare_exit(regs);
+    this_cpu().user.iret.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Everything between the handler and the return instruction (Linux
+/// `exit_to_user_mode_prepare` + `arch_exit_to_user_mode_prepare` +
+/// `stackleak_erase`): pending work (a kill), then, with interrupts off,
+/// the check that nothing stays on any kernel stack, a new random offset,
+/// and erasing what this entry left on the thread stack.
+pub fn prepare_exit(regs: &mut Regs) {
+    // An NMI returns at once (Linux's NMI from user does no exit work: it
+    // must not schedule while NMIs are blocked until its IRET).
+    if regs.vector != u64::from(X86_TRAP_NMI) {
+        crate::user::exit_to_user_mode_work(regs);
+    }
+    ::x86_64::instructions::interrupts::disable();
+    check_user_return(regs);
+    if randomize_kstack_offset() {
+        // Linux `choose_random_kstack_offset(rdtsc())`: ror32(offset, 5) ^ rand.
+        // SAFETY: reading the TSC has no side effects.
+        let tsc = unsafe { core::arch::x86_64::_rdtsc() } as u32;
+        let cpu = this_cpu();
+        let old = cpu.kstack_offset.load(Ordering::Relaxed);
+        cpu.kstack_offset.store(old.rotate_right(5) ^ tsc, Ordering::Relaxed);
+    }
+    if stackleak() {
+        stackleak_erase();
+    }
+}
+
+/// The rule of the user boundary, checked at every return (Linux has it
+/// spread over lockdep and `DEBUG_ENTRY` assertions): the frame being
+/// returned through sits exactly at the thread stack's top (nothing else
+/// is live on it), this CPU is in no interrupt (`irq_count == -1`) and in
+/// no NMI/#MC/#DB handler, and IST[DB] is unshifted. Violations are
+/// counted (must stay 0) and the first few printed.
+fn check_user_return(regs: &Regs) {
+    let cpu = this_cpu();
+    let at_top = regs as *const Regs == user_frame_slot();
+    let irq_count = cpu.irq_count.load(Ordering::Relaxed);
+    let nmi = cpu.nmi_depth.load(Ordering::Relaxed);
+    let db = cpu.db_depth.load(Ordering::Relaxed);
+    let (_, db_top) = estack_range(cpu.id(), EStack::DB);
+    let ist_db = cpu.ist(crate::stacks::layout::Ist::DB);
+    if at_top && irq_count == -1 && nmi == 0 && db == 0 && ist_db == db_top {
+        return;
+    }
+    let n = cpu.user.violations.fetch_add(1, Ordering::Relaxed);
+    if n < 3 {
+        crate::println!(
+            "BUG: return to user with a live kernel stack on CPU {}: frame {:016x} (expected {:016x}), irq_count {irq_count}, nmi {nmi}, db {db}, IST[DB] {ist_db:016x}",
+            cpu.id(),
+            regs as *const Regs as u64,
+            user_frame_slot() as u64
+        );
+    }
+}
+
+/// Fill the part of the thread stack this entry used, below the current
+/// stack pointer, with `STACKLEAK_POISON` (Linux `stackleak_erase`). Linux
+/// learns the lowest point from compiler instrumentation
+/// (`current->lowest_stack`); tristack finds it by scanning up from the
+/// bottom for the first word that is neither zero (never used) nor poison
+/// (erased before): everything below it is clean already.
+#[inline(never)]
+fn stackleak_erase() {
+    let Some(bottom) = crate::sched::current_stack_bottom() else { return };
+    let rsp: u64;
+    // SAFETY: reading RSP.
+    unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
+    // Skip the end-magic word at the very bottom.
+    let mut lowest = bottom + 8;
+    // SAFETY: reads of this thread's own stack, below RSP.
+    while lowest < rsp && matches!(unsafe { (lowest as *const u64).read_volatile() }, 0 | STACKLEAK_POISON) {
+        lowest += 8;
+    }
+    if lowest >= rsp {
+        return;
+    }
+    // SAFETY: [lowest, rsp) is below this function's frame on the current
+    // thread's stack: dead memory. Interrupts are off, and NMI/#MC use IST
+    // stacks, so nothing else writes there meanwhile. `rep stosq` is used
+    // so that no call or spill lands in the range while it is erased.
+    unsafe {
+        core::arch::asm!(
+            "mov rcx, rsp",
+            "sub rcx, rdi",
+            "shr rcx, 3",
+            "rep stosq",
+            inout("rdi") lowest => _,
+            in("rax") STACKLEAK_POISON,
+            out("rcx") _,
+            options(nostack),
+        )
+    };
+}
+
+/// Enter user mode for the first time (Linux `start_thread` +
+/// `ret_from_fork` to user): `regs`, built by the caller at the top of its
+/// own thread stack, becomes the frame the exit path returns through.
+///
+/// # Safety
+/// `regs` is this thread's user frame slot, fully initialised with user
+/// selectors, and everything below it on the stack may be abandoned.
+pub unsafe fn enter_user(regs: *mut Regs) -> ! {
+    debug_assert_eq!(regs, user_frame_slot());
+    ::x86_64::instructions::interrupts::disable();
+    // SAFETY: per the contract: RSP := the frame, then the common exit path
+    // (checks, poison, swapgs, iretq) as after any entry from user mode.
+    unsafe { core::arch::asm!("mov rsp, {}", "jmp tristack_return_to_user", in(reg) regs, options(noreturn)) }
+}
+
+/// The user frame of a thread whose stack tops at `top` (what `enter_user`
+/// expects to be given).
+pub fn frame_slot_of(top: u64) -> *mut Regs {
+    (top - size_of::<Regs>() as u64) as *mut Regs
+}
+
+/// Initial register frame of a new program: RIP at `entry`, RSP at
+/// `user_rsp`, arguments in RDI and RSI, interrupts on, ring 3.
+pub fn user_regs(entry: u64, user_rsp: u64, arg0: u64, arg1: u64) -> Regs {
+    use super::gdt::{USER_CS, USER_DS};
+    Regs {
+        rip: entry,
+        cs: u64::from(USER_CS),
+        rflags: 0x202, // IF and the always-one bit
+        rsp: user_rsp,
+        ss: u64::from(USER_DS),
+        rdi: arg0,
+        rsi: arg1,
+        ..Regs::default()
+    }
+}

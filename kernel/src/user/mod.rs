@@ -1,0 +1,45 @@
+//! User mode (Linux `fs/binfmt_elf.c`, `kernel/fork.c`, `arch/x86/entry/common.c`):
+//! - `abi`: syscall numbers and structures, shared with `ulib`;
+//! - `elf`: the loader's checks (pure);
+//! - `uaccess`: user-pointer range checks (pure);
+//! - `programs`: the embedded user programs;
+//! - `process`: address space + program + thread; `run`;
+//! - `syscall`: the dispatcher and the calls;
+//! - `fault`: user faults end the process with Linux's messages.
+//!
+//! The entry and exit code itself (swapgs, the frame, sync_regs, SYSRET or
+//! IRET, the hardenings) is architecture code: `arch/x86_64/syscall.rs`,
+//! `usermode.rs` and `entry.rs`.
+pub mod abi;
+pub mod elf;
+pub mod programs;
+pub mod uaccess;
+
+#[cfg(target_os = "none")]
+pub mod fault;
+#[cfg(target_os = "none")]
+pub mod process;
+#[cfg(target_os = "none")]
+pub mod syscall;
+
+/// Work before any return to user mode (Linux `exit_to_user_mode_loop`):
+/// a pending kill ends the thread here.
+#[cfg(target_os = "none")]
+pub fn exit_to_user_mode_work(_regs: &mut crate::arch::regs::Regs) {
+    if crate::sched::kill_pending() {
+        crate::sched::exit(-fault::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every embedded program passes the loader's checks.
+    #[test]
+    fn every_embedded_program_is_a_loadable_user_image() {
+        assert!(super::programs::PROGRAMS.len() >= 10);
+        for (name, image) in super::programs::PROGRAMS {
+            let plan = super::elf::plan(image).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(plan.entry >= crate::stacks::layout::USER_TEXT_BASE, "{name}");
+        }
+    }
+}

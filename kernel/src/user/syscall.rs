@@ -1,0 +1,184 @@
+//! The system calls (Linux `arch/x86/entry/syscall_64.c` and the calls
+//! themselves). `dispatch` runs on the caller's thread stack, interrupts
+//! on, below the syscall frame and the random offset. Every user pointer
+//! goes through the address space's checked copies (`-EFAULT` on any
+//! unmapped or non-user byte); unknown numbers get `-ENOSYS`.
+
+use core::hint::black_box;
+
+use super::abi::*;
+use crate::arch::regs::Regs;
+use crate::mm::address_space::AddressSpace;
+use crate::sched;
+
+/// The calling thread's address space (every syscall comes from one).
+fn mm() -> &'static AddressSpace {
+    sched::current().and_then(|t| t.mm.as_deref()).expect("a syscall from a thread without an address space")
+}
+
+/// The current RSP.
+#[inline(always)]
+fn rsp() -> u64 {
+    let rsp: u64;
+    // SAFETY: reading RSP.
+    unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
+    rsp
+}
+
+fn stack_top() -> u64 {
+    sched::current().expect("a running thread").stack.top()
+}
+
+/// Call number `nr` with the caller's registers; returns RAX.
+pub fn dispatch(nr: u64, regs: &mut Regs) -> i64 {
+    let (a, b) = (regs.rdi, regs.rsi);
+    match nr {
+        SYS_WRITE => sys_write(a, b, regs.rdx),
+        SYS_SCHED_YIELD => {
+            sched::yield_now();
+            0
+        }
+        SYS_NANOSLEEP => sys_nanosleep(a),
+        SYS_GETPID => i64::from(sched::current().map_or(0, |t| t.pid)),
+        SYS_EXIT | SYS_EXIT_GROUP => sched::exit(a as i64),
+        SYS_CLOCK_GETTIME => sys_clock_gettime(a, b),
+        SYS_KSTACK_USE => sys_kstack_use(a),
+        SYS_STACK_INFO => (stack_top() - rsp()) as i64,
+        SYS_WATCH => sys_watch(a),
+        SYS_STACKLEAK_PLANT => {
+            stackleak_plant(a);
+            0
+        }
+        SYS_STACKLEAK_FIND => stackleak_find(a),
+        _ => -ENOSYS,
+    }
+}
+
+fn sys_write(fd: u64, buf: u64, len: u64) -> i64 {
+    if fd != 1 && fd != 2 {
+        return -EBADF;
+    }
+    if super::uaccess::user_range(buf, len).is_none() {
+        return -EFAULT;
+    }
+    let mut chunk = [0u8; 256];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(chunk.len() as u64) as usize;
+        if mm().read(buf + done, &mut chunk[..n]).is_err() {
+            // Linux returns what it wrote before the fault, or -EFAULT.
+            return if done > 0 { done as i64 } else { -EFAULT };
+        }
+        crate::print!("{}", alloc::string::String::from_utf8_lossy(&chunk[..n]));
+        done += n as u64;
+    }
+    done as i64
+}
+
+fn read_timespec(addr: u64) -> Result<Timespec, i64> {
+    let mut raw = [0u8; 16];
+    mm().read(addr, &mut raw).map_err(|_| -EFAULT)?;
+    let word = |i: usize| i64::from_le_bytes(raw[i..i + 8].try_into().expect("8 bytes"));
+    Ok(Timespec { tv_sec: word(0), tv_nsec: word(8) })
+}
+
+fn sys_nanosleep(req: u64) -> i64 {
+    let ts = match read_timespec(req) {
+        Ok(ts) => ts,
+        Err(e) => return e,
+    };
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return -EINVAL;
+    }
+    let ms = (ts.tv_sec as u64).saturating_mul(1000) + (ts.tv_nsec as u64).div_ceil(1_000_000);
+    sched::sleep_ms(ms);
+    0
+}
+
+fn sys_clock_gettime(clock: u64, tp: u64) -> i64 {
+    if clock != CLOCK_MONOTONIC {
+        return -EINVAL;
+    }
+    let per_ms = crate::time::tsc_per_ms().max(1);
+    let tsc = crate::time::rdtsc();
+    let ms = tsc / per_ms;
+    let ns = (tsc % per_ms) * 1_000_000 / per_ms;
+    let mut raw = [0u8; 16];
+    raw[..8].copy_from_slice(&((ms / 1000) as i64).to_le_bytes());
+    raw[8..].copy_from_slice(&(((ms % 1000) * 1_000_000 + ns) as i64).to_le_bytes());
+    match mm().write(tp, &raw) {
+        Ok(()) => 0,
+        Err(_) => -EFAULT,
+    }
+}
+
+/// Bytes of stack each level of `kstack_use` takes (about; the compiler
+/// adds its saves).
+const KSTACK_FRAME: usize = 256;
+
+/// Recurse until `want` bytes below `top` are in use; track the deepest.
+#[inline(never)]
+fn kstack_recurse(top: u64, want: u64, deepest: &mut u64) {
+    let frame = black_box([0u8; KSTACK_FRAME]);
+    let depth = top - rsp();
+    *deepest = (*deepest).max(depth);
+    if depth < want {
+        kstack_recurse(top, want, deepest);
+    }
+    black_box(&frame);
+}
+
+/// `kstack_use(bytes)`: past THREAD_SIZE this runs into the guard page —
+/// a kernel stack overflow from a syscall (oops; only this process dies).
+fn sys_kstack_use(bytes: u64) -> i64 {
+    let mut deepest = 0;
+    kstack_recurse(stack_top(), bytes, &mut deepest);
+    deepest as i64
+}
+
+fn sys_watch(addr: u64) -> i64 {
+    if !addr.is_multiple_of(8) {
+        return -EINVAL;
+    }
+    if mm().translate(addr, true).is_none() {
+        return -EFAULT;
+    }
+    sched::set_user_watch(addr);
+    0
+}
+
+/// Bytes of filler between the syscall's frames and the planted secret:
+/// more than the largest random offset, so the next syscall's own frames
+/// (wherever its offset puts them) stay above the secret.
+const PLANT_DEPTH: usize = 1536;
+
+/// A careless syscall: leave `secret` in a local that dies on return.
+#[inline(never)]
+fn stackleak_plant(secret: u64) {
+    let pad = black_box([0u8; PLANT_DEPTH]);
+    plant_here(secret);
+    black_box(&pad);
+}
+
+#[inline(never)]
+fn plant_here(secret: u64) {
+    let words = black_box([secret; 32]);
+    black_box(&words);
+}
+
+/// Scan the dead part of this thread's stack (below this frame) for `secret`.
+#[inline(never)]
+fn stackleak_find(secret: u64) -> i64 {
+    let Some(bottom) = sched::current_stack_bottom() else { return 0 };
+    let below = rsp();
+    let top = stack_top();
+    let mut at = bottom + 8;
+    while at + 8 <= below {
+        // SAFETY: reading this thread's own stack below RSP: mapped, dead.
+        if unsafe { (at as *const u64).read_volatile() } == secret {
+            return (top - at) as i64;
+        }
+        at += 8;
+    }
+    0
+}
