@@ -8,12 +8,12 @@ use std::path::PathBuf;
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let prefix = "CARGO_BIN_FILE_USER_PROGRAMS_";
-    let mut programs: Vec<(String, String)> = std::env::vars()
-        .filter_map(|(k, v)| k.strip_prefix(prefix).map(|name| (name.to_string(), v)))
-        .collect();
+    let mut programs: Vec<(String, String)> =
+        std::env::vars().filter_map(|(k, v)| k.strip_prefix(prefix).map(|name| (name.to_string(), v))).collect();
     programs.sort();
     assert!(!programs.is_empty(), "no user programs: is the artifact dependency missing?");
-    let mut table = String::from("/// Every user program: name and ELF image.\npub static PROGRAMS: &[(&str, &[u8])] = &[\n");
+    let mut table =
+        String::from("/// Every user program: name and ELF image.\npub static PROGRAMS: &[(&str, &[u8])] = &[\n");
     for (name, path) in &programs {
         writeln!(table, "    ({name:?}, include_bytes!({path:?})),").unwrap();
         println!("cargo:rerun-if-changed={path}");

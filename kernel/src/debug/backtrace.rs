@@ -5,13 +5,20 @@
 /// The kernel's view of memory for the unwinder: stacks from `stack_info`,
 /// words read directly (only ever inside those stacks), text from the
 /// symbol table (or, without symbols, the kernel image's range).
-struct KernelWalker;
+struct KernelWalker {
+    /// The top of the last task stack the walk visited: where a frame from
+    /// user mode would be.
+    task_top: core::cell::Cell<Option<u64>>,
+}
 
 impl super::unwind::Walker for KernelWalker {
     fn stack_of(&self, addr: u64) -> Option<super::unwind::Stack> {
         use super::unwind::{Link, Stack};
         use crate::stacks::info::StackKind;
         let s = crate::stacks::info::stack_of(addr)?;
+        if s.kind == StackKind::Task {
+            self.task_top.set(Some(s.top));
+        }
         let link = match s.kind {
             StackKind::Task => Link::None,
             StackKind::Irq => Link::TopWord,
@@ -72,7 +79,8 @@ pub fn print_trace(rsp: u64, rbp: u64) {
         println!(" (RSP {rsp:#x} is on no known stack; no trace)");
         return;
     }
-    unwind(&KernelWalker, rsp, rbp, |line| match line {
+    let walker = KernelWalker { task_top: core::cell::Cell::new(None) };
+    unwind(&walker, rsp, rbp, |line| match line {
         Line::Enter(name) => println!(" <{name}>"),
         Line::Leave(name) => println!(" </{name}>"),
         Line::Ip { addr, reliable } => {
@@ -82,4 +90,12 @@ pub fn print_trace(rsp: u64, rbp: u64) {
             println!(" {}{}", if reliable { "" } else { "? " }, super::symbols::Pb(addr))
         }
     });
+    // The walk ended on a task stack that an entry from user mode tops:
+    // the user registers close the trace, as in Linux.
+    if let Some(top) = walker.task_top.get() {
+        let frame = crate::arch::regs::user_frame_at(top);
+        if let Some(regs) = frame {
+            crate::arch::regs::show_user_regs(&regs);
+        }
+    }
 }

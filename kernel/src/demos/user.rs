@@ -50,7 +50,9 @@ pub fn run(args: &[&str]) -> CmdResult {
         _ => (false, args),
     };
     let [prog, rest @ ..] = args else {
-        return Err(ArgError(alloc::format!("run: usage: run [--bg] PROG [ARGS...]; programs: {}", program_list())).into());
+        return Err(
+            ArgError(alloc::format!("run: usage: run [--bg] PROG [ARGS...]; programs: {}", program_list())).into()
+        );
     };
     start(prog, &rest.join(" "), background)
 }

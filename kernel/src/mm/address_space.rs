@@ -105,9 +105,9 @@ impl AddressSpace {
         mapped.map_err(|e| {
             let _ = phys::free_frame(frame);
             match e {
-                MapToError::FrameAllocationFailed | MapToError::PageAlreadyMapped(_) | MapToError::ParentEntryHugePage => {
-                    MapError
-                }
+                MapToError::FrameAllocationFailed
+                | MapToError::PageAlreadyMapped(_)
+                | MapToError::ParentEntryHugePage => MapError,
             }
         })
     }
@@ -129,7 +129,13 @@ impl AddressSpace {
     }
 
     /// Visit `[va, va + len)` page piece by page piece through the direct map.
-    fn for_each_piece(&self, va: u64, len: usize, write: bool, mut f: impl FnMut(*mut u8, usize, usize)) -> Result<(), Fault> {
+    fn for_each_piece(
+        &self,
+        va: u64,
+        len: usize,
+        write: bool,
+        mut f: impl FnMut(*mut u8, usize, usize),
+    ) -> Result<(), Fault> {
         let end = crate::user::uaccess::user_range(va, len as u64).ok_or(Fault::BadRange)?;
         let mut addr = va;
         let mut done = 0usize;

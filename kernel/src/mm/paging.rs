@@ -47,7 +47,9 @@ pub fn init() -> usize {
         if entry.is_unused() {
             let frame = phys::alloc_frame().expect("frames for the kernel half's tables");
             // SAFETY: a fresh frame, written through the direct map.
-            unsafe { core::ptr::write_bytes(phys::phys_to_virt(frame.start_address().as_u64()), 0, PAGE_SIZE as usize) };
+            unsafe {
+                core::ptr::write_bytes(phys::phys_to_virt(frame.start_address().as_u64()), 0, PAGE_SIZE as usize)
+            };
             entry.set_frame(frame, PageTableFlags::PRESENT | PageTableFlags::WRITABLE);
             added += 1;
         }

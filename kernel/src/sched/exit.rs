@@ -37,7 +37,7 @@ pub fn exit(code: i64) -> ! {
     if !cur.stack.end_magic_ok() {
         stack_end_corrupted(cur);
     }
-    let free = cur.stack.not_used();
+    let free = cur.stack_not_used();
     if LOWEST_STACK_FREE.record(free) {
         println!("{} ({}) used greatest stack depth: {free} bytes left", cur.name, cur.pid);
     }

@@ -29,8 +29,8 @@ pub use runqueue::{preempt_on_irq_exit, schedule, switches, yield_now};
 use runqueue::{rq, TASKS};
 pub use snapshot::{saved_context, snapshot, SavedContext, TaskInfo};
 pub use task::{Pid, State, Task};
-pub use wait::{sleep_ms, timer_tick, WaitQueue};
 use wait::wake_sleeper;
+pub use wait::{sleep_ms, timer_tick, WaitQueue};
 use x86_64::instructions::interrupts;
 
 use crate::arch::percpu::{self, this_cpu};
@@ -57,8 +57,8 @@ pub fn current() -> Option<&'static Task> {
     unsafe { p.as_ref() }
 }
 
+/// A task (pid 0 until its caller numbers it) on a fresh stack.
 fn new_task(
-    pid: Pid,
     name: &str,
     parent: Pid,
     entry: Entry,
@@ -74,7 +74,7 @@ fn new_task(
     let reserved = if mm.is_some() { crate::arch::regs::REGS_SIZE as u64 } else { 0 };
     // SAFETY: the stack was just allocated for this task and is mapped.
     let saved_rsp = unsafe { switch::initial_frame(stack.top() - reserved, entry as usize as u64, arg) };
-    let mut task = Box::new(Task::new(pid, name, parent, stack, saved_rsp, cpu, pinned));
+    let mut task = Box::new(Task::new(0, name, parent, stack, saved_rsp, cpu, pinned));
     task.mm = mm;
     Ok(task)
 }
@@ -84,8 +84,9 @@ fn new_task(
 /// is abandoned.
 pub fn start(first_name: &str, first: Entry) -> ! {
     let cpu = this_cpu().id();
-    let idle = new_task(0, &alloc::format!("swapper/{cpu}"), 0, idle_main, 0, cpu, true, None).expect("idle stack");
-    let init = new_task(INIT_PID, first_name, 0, first, 0, cpu, false, None).expect("init stack");
+    let idle = new_task(&alloc::format!("swapper/{cpu}"), 0, idle_main, 0, cpu, true, None).expect("idle stack");
+    let mut init = new_task(first_name, 0, first, 0, cpu, false, None).expect("init stack");
+    init.pid = INIT_PID;
     init.state.set(State::Running);
     init.on_cpu.store(true, Ordering::Relaxed);
     let rsp = init.saved_rsp;
@@ -128,7 +129,7 @@ fn idle_main(_: u64) -> i64 {
 /// stack, which the AP starts on (Linux: the idle task's stack is the AP's
 /// boot stack).
 pub fn create_idle(cpu: usize) -> Result<u64, VmapError> {
-    let idle = new_task(0, &alloc::format!("swapper/{cpu}"), 0, idle_main, 0, cpu, true, None)?;
+    let idle = new_task(&alloc::format!("swapper/{cpu}"), 0, idle_main, 0, cpu, true, None)?;
     let top = idle.stack.top();
     rq(cpu).idle = Some(idle);
     Ok(top)
@@ -209,7 +210,7 @@ fn spawn_task(
     };
     let pinned = matches!(placement, Placement::Pinned(_));
     // The stack is allocated outside every scheduler lock; the pid is set below.
-    let mut task = new_task(0, name, parent.map_or(0, |t| t.pid), entry, arg, cpu, pinned, mm)?;
+    let mut task = new_task(name, parent.map_or(0, |t| t.pid), entry, arg, cpu, pinned, mm)?;
     let mut tasks = TASKS.lock();
     let pid = tasks.next_pid;
     tasks.next_pid = pid + 1;

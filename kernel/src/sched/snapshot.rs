@@ -37,7 +37,7 @@ fn info(t: &Task) -> TaskInfo {
         saved_pc: (state != State::Running && !t.on_cpu.load(Ordering::Acquire))
             .then(|| unsafe { switch::saved_pc(t.saved_rsp) }),
         stack: t.stack,
-        stack_free: t.stack.not_used(),
+        stack_free: t.stack_not_used(),
     }
 }
 

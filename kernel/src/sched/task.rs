@@ -104,12 +104,22 @@ pub struct Task {
     /// debug registers belong to the CPU, so it is armed only while the
     /// thread runs (Linux switches `thread.ptrace_bps` the same way).
     pub user_watch: AtomicU64,
+    /// The deepest stack address stack erasing found used (u64::MAX: none
+    /// yet); erased words read as unused, this keeps the high-water mark.
+    pub lowest_stack: AtomicU64,
 }
 
 impl Task {
     /// Runs user code (has an address space).
     pub fn is_user(&self) -> bool {
         self.mm.is_some()
+    }
+
+    /// Bytes of its stack never used (Linux `stack_not_used`), counting
+    /// what stack erasing poisoned at its deepest.
+    pub fn stack_not_used(&self) -> u64 {
+        let erased = self.lowest_stack.load(Ordering::Relaxed).saturating_sub(self.stack.bottom + 8);
+        self.stack.not_used().min(erased)
     }
 
     /// The CR3 this task runs on.
@@ -144,6 +154,7 @@ impl Task {
             mm: None,
             kill_pending: AtomicBool::new(false),
             user_watch: AtomicU64::new(0),
+            lowest_stack: AtomicU64::new(u64::MAX),
         }
     }
 }

@@ -3,6 +3,11 @@
 //! Every stack is zero-filled when handed out, and stacks grow down, so the
 //! zero words just above the bottom were never touched: their count is how
 //! close the stack ever came to overflowing. Pure: works on a word slice.
+//!
+//! Stack erasing (Linux STACKLEAK) fills used thread stack with
+//! `STACKLEAK_POISON` on every return to user mode; poison counts as
+//! unused like zero, and the task keeps the deepest point each erase saw
+//! (`Task::stack_not_used`), so the high-water mark survives the erasing.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,8 +20,11 @@ pub fn stack_not_used(words: &[u64]) -> u64 {
 /// Bytes from the bottom of a stack without end magic (IRQ and IST stacks)
 /// that were never written.
 pub fn untouched(words: &[u64]) -> u64 {
-    words.iter().take_while(|&&w| w == 0).count() as u64 * 8
+    words.iter().take_while(|&&w| w == 0 || w == STACKLEAK_POISON).count() as u64 * 8
 }
+
+/// Linux `STACKLEAK_POISON` (-0xBEEF): what erased stack holds.
+pub const STACKLEAK_POISON: u64 = (-0xBEEFi64) as u64;
 
 /// The system-wide low-water mark of free thread stack (Linux `lowest_to_date`
 /// in `check_stack_usage`).
@@ -57,6 +65,8 @@ mod tests {
         stack[100] = 1; // the deepest write
         stack[2000] = 7;
         assert_eq!(stack_not_used(&stack), 99 * 8);
+        stack[100] = STACKLEAK_POISON; // erased: unused again
+        assert_eq!(stack_not_used(&stack), 1999 * 8);
         assert_eq!(untouched(&stack[1..]), 99 * 8);
         assert_eq!(stack_not_used(&[]), 0);
     }

@@ -49,6 +49,22 @@ use crate::stacks::layout::DB_STACK_OFFSET;
 
 global_asm!(
     r#"
+// Linux `STACKLEAK_ERASE`: RSP = &Regs (the user frame at the stack top);
+// fill [stackleak_lowest(), RSP) with STACKLEAK_POISON. Clobbers RAX, RCX,
+// RDI (restored from the frame right after).
+.macro STACKLEAK_ERASE
+    call {stackleak_lowest}
+    test rax, rax
+    jz 9f
+    mov rdi, rax
+    mov rcx, rsp
+    sub rcx, rdi
+    shr rcx, 3
+    mov rax, {poison}
+    rep stosq
+9:
+.endm
+
 // RSP -= 120: the 15 general registers, RAX pushed first (highest), R15
 // last (lowest), so RSP then points at a `Regs` (Linux `PUSH_REGS`).
 .macro SAVE_REGS
@@ -154,6 +170,7 @@ tristack_exception_from_user:
 tristack_return_to_user:
     mov rdi, rsp
     call {exit_to_user_mode}
+    STACKLEAK_ERASE
 .global tristack_restore_and_iret_to_user
 tristack_restore_and_iret_to_user:
     RESTORE_REGS
@@ -406,6 +423,8 @@ tristack_exception_stubs:
     irq_exit_to_thread = sym super::irq::irq_exit_to_thread,
     sync_regs = sym super::usermode::sync_regs,
     exit_to_user_mode = sym super::usermode::exit_to_user_mode,
+    stackleak_lowest = sym super::usermode::stackleak_lowest,
+    poison = const super::usermode::STACKLEAK_POISON,
     msr_gs_base = const MSR_GS_BASE,
     irq_count = const IRQ_COUNT_OFFSET,
     nmi_depth = const NMI_DEPTH_OFFSET,

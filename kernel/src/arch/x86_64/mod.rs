@@ -17,8 +17,8 @@ pub mod smpboot;
 pub mod switch;
 pub mod syscall;
 pub mod tlb;
-pub mod usermode;
 pub mod traps;
+pub mod usermode;
 pub mod vectors;
 
 /// Bring up this CPU's exception handling: per-CPU area (GS base), its IST

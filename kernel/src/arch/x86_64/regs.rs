@@ -111,3 +111,26 @@ pub fn show_regs(r: &Regs) {
     println!("CR2: {:016x} CR3: {:016x} CR4: {:016x}", read_cr2(), read_cr3(), read_cr4());
     super::debug::show_if_in_use();
 }
+
+/// The frame an entry from user mode left at the top of the thread stack
+/// ending at `top`, if that is what is there (user CS and SS in place).
+pub fn user_frame_at(top: u64) -> Option<Regs> {
+    let at = top - REGS_SIZE as u64;
+    // SAFETY: `top` is the top of a mapped task stack (the unwinder's
+    // `stack_of` said so); a frame-sized read inside it.
+    let regs = unsafe { (at as *const Regs).read_volatile() };
+    (regs.cs == u64::from(super::gdt::USER_CS) && regs.ss == u64::from(super::gdt::USER_DS)).then_some(regs)
+}
+
+/// The user registers at the end of a trace that came from user mode
+/// (Linux `show_regs` → `__show_regs` of `task_pt_regs`): `ORIG_RAX` is
+/// the syscall number for a syscall, the error code for an exception.
+pub fn show_user_regs(r: &Regs) {
+    println!("RIP: {:04x}:0x{:x}", r.cs, r.rip);
+    println!("RSP: {:04x}:{:016x} EFLAGS: {:08x} ORIG_RAX: {:016x}", r.ss, r.rsp, r.rflags, r.error_code);
+    println!("RAX: {:016x} RBX: {:016x} RCX: {:016x}", r.rax, r.rbx, r.rcx);
+    println!("RDX: {:016x} RSI: {:016x} RDI: {:016x}", r.rdx, r.rsi, r.rdi);
+    println!("RBP: {:016x} R08: {:016x} R09: {:016x}", r.rbp, r.r8, r.r9);
+    println!("R10: {:016x} R11: {:016x} R12: {:016x}", r.r10, r.r11, r.r12);
+    println!("R13: {:016x} R14: {:016x} R15: {:016x}", r.r13, r.r14, r.r15);
+}

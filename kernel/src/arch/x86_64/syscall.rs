@@ -34,7 +34,8 @@ global_asm!(
 // &Regs = top - 176. A zero fake frame ends the frame chain; then RSP
 // moves down by the random offset (Linux `add_random_kstack_offset`:
 // `kstack_offset & 0x3ff`, 16-aligned) and `do_syscall_64(&Regs)` runs.
-// Back: RSP := &Regs; SYSRET if `do_syscall_64` said it is safe, else IRET.
+// Back: RSP := &Regs; the used stack below it poisoned (STACKLEAK); SYSRET
+// if `do_syscall_64` said it is safe, else IRET.
 tristack_entry_SYSCALL_64:
     swapgs
     mov gs:[{scratch}], rsp
@@ -74,7 +75,19 @@ tristack_entry_SYSCALL_64:
     mov rdi, r12
     call {do_syscall_64}
     mov rsp, r12
-    test al, al
+    movzx r12d, al
+// Linux `STACKLEAK_ERASE_NOCLOBBER`: poison [lowest used, &Regs).
+    call {stackleak_lowest}
+    test rax, rax
+    jz 1f
+    mov rdi, rax
+    mov rcx, rsp
+    sub rcx, rdi
+    shr rcx, 3
+    mov rax, {poison}
+    rep stosq
+1:
+    test r12b, r12b
     jz tristack_restore_and_iret_to_user
 // SYSRET: RCX = RIP and R11 = RFLAGS were checked by do_syscall_64.
     pop r15
@@ -111,6 +124,8 @@ tristack_entry_SYSCALL_64:
     regs_rax = const REGS_RAX,
     enosys = const ENOSYS,
     do_syscall_64 = sym do_syscall_64,
+    stackleak_lowest = sym super::usermode::stackleak_lowest,
+    poison = const super::usermode::STACKLEAK_POISON,
 );
 
 unsafe extern "C" {

@@ -15,8 +15,7 @@ use crate::stacks::layout::{estack_range, EStack};
 /// `MSR_GS_BASE`: the paranoid entries read it to learn whose GS is loaded.
 pub const MSR_GS_BASE: u32 = 0xc000_0101;
 
-/// Linux `STACKLEAK_POISON` (-0xBEEF): what erased thread stack holds.
-pub const STACKLEAK_POISON: u64 = (-0xBEEFi64) as u64;
+pub use crate::stacks::usage::STACKLEAK_POISON;
 
 /// Per-syscall random stack offset (Linux `randomize_kstack_offset=on`).
 static RANDOMIZE_KSTACK_OFFSET: AtomicBool = AtomicBool::new(true);
@@ -51,12 +50,15 @@ fn user_frame_slot() -> *mut Regs {
 /// as ordinary process context (it may sleep or schedule; the IST stack is
 /// free again at once). Called by the entry with the frame's address;
 /// returns the new one.
-pub extern "C" fn sync_regs(eregs: *mut Regs) -> *mut Regs {
+///
+/// # Safety
+/// `eregs` is the complete frame of an entry from user mode (so the
+/// running thread's stack holds nothing live).
+pub unsafe extern "C" fn sync_regs(eregs: *mut Regs) -> *mut Regs {
     let regs = user_frame_slot();
     if regs != eregs {
-        // SAFETY: the thread stack's top frame slot is dead while its
-        // thread runs in user mode (nothing is live on the stack), and the
-        // IST frame is complete; the two never overlap.
+        // SAFETY: per the contract the thread stack's top frame slot is
+        // dead and the frame complete; an IST frame never overlaps it.
         unsafe { core::ptr::copy_nonoverlapping(eregs, regs, 1) };
         this_cpu().user.moved_off_ist.fetch_add(1, Ordering::Relaxed);
     }
@@ -74,7 +76,8 @@ pub extern "C" fn exit_to_user_mode(regs: &mut Regs) {
 /// `exit_to_user_mode_prepare` + `arch_exit_to_user_mode_prepare` +
 /// `stackleak_erase`): pending work (a kill), then, with interrupts off,
 /// the check that nothing stays on any kernel stack, a new random offset,
-/// and erasing what this entry left on the thread stack.
+/// (The erasing of what this entry left on the thread stack follows in the
+/// entry code, once every Rust frame has returned: `STACKLEAK_ERASE`.)
 pub fn prepare_exit(regs: &mut Regs) {
     // An NMI returns at once (Linux's NMI from user does no exit work: it
     // must not schedule while NMIs are blocked until its IRET).
@@ -91,9 +94,6 @@ pub fn prepare_exit(regs: &mut Regs) {
         let old = cpu.kstack_offset.load(Ordering::Relaxed);
         cpu.kstack_offset.store(old.rotate_right(5) ^ tsc, Ordering::Relaxed);
     }
-    if stackleak() {
-        stackleak_erase();
-    }
 }
 
 /// The rule of the user boundary, checked at every return (Linux has it
@@ -104,7 +104,7 @@ pub fn prepare_exit(regs: &mut Regs) {
 /// counted (must stay 0) and the first few printed.
 fn check_user_return(regs: &Regs) {
     let cpu = this_cpu();
-    let at_top = regs as *const Regs == user_frame_slot();
+    let at_top = core::ptr::eq(regs, user_frame_slot());
     let irq_count = cpu.irq_count.load(Ordering::Relaxed);
     let nmi = cpu.nmi_depth.load(Ordering::Relaxed);
     let db = cpu.db_depth.load(Ordering::Relaxed);
@@ -124,15 +124,22 @@ fn check_user_return(regs: &Regs) {
     }
 }
 
-/// Fill the part of the thread stack this entry used, below the current
-/// stack pointer, with `STACKLEAK_POISON` (Linux `stackleak_erase`). Linux
-/// learns the lowest point from compiler instrumentation
+/// Where erasing starts (Linux `stackleak_erase`, called by the exit
+/// path's `STACKLEAK_ERASE` right before it restores the user registers;
+/// the entry code fills `[returned value, RSP)` with `STACKLEAK_POISON`,
+/// RSP then being the user frame itself, so everything this entry left
+/// below its frame is gone). 0: erasing is off.
+///
+/// Linux learns the lowest point from compiler instrumentation
 /// (`current->lowest_stack`); tristack finds it by scanning up from the
 /// bottom for the first word that is neither zero (never used) nor poison
 /// (erased before): everything below it is clean already.
-#[inline(never)]
-fn stackleak_erase() {
-    let Some(bottom) = crate::sched::current_stack_bottom() else { return };
+pub extern "C" fn stackleak_lowest() -> u64 {
+    if !stackleak() {
+        return 0;
+    }
+    let Some(task) = crate::sched::current() else { return 0 };
+    let bottom = task.stack.bottom;
     let rsp: u64;
     // SAFETY: reading RSP.
     unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
@@ -142,25 +149,10 @@ fn stackleak_erase() {
     while lowest < rsp && matches!(unsafe { (lowest as *const u64).read_volatile() }, 0 | STACKLEAK_POISON) {
         lowest += 8;
     }
-    if lowest >= rsp {
-        return;
-    }
-    // SAFETY: [lowest, rsp) is below this function's frame on the current
-    // thread's stack: dead memory. Interrupts are off, and NMI/#MC use IST
-    // stacks, so nothing else writes there meanwhile. `rep stosq` is used
-    // so that no call or spill lands in the range while it is erased.
-    unsafe {
-        core::arch::asm!(
-            "mov rcx, rsp",
-            "sub rcx, rdi",
-            "shr rcx, 3",
-            "rep stosq",
-            inout("rdi") lowest => _,
-            in("rax") STACKLEAK_POISON,
-            out("rcx") _,
-            options(nostack),
-        )
-    };
+    // Keep the high-water mark the poison is about to hide (Linux
+    // STACKLEAK_METRICS `lowest_stack`).
+    task.lowest_stack.fetch_min(lowest, Ordering::Relaxed);
+    lowest
 }
 
 /// Enter user mode for the first time (Linux `start_thread` +
