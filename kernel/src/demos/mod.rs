@@ -24,6 +24,7 @@ pub fn init() {
     backtraces::init();
     bench::init();
     nmi_storm::init();
+    user::init();
 }
 
 /// The demos' ktests (the runner collects these with the mechanisms').
@@ -65,6 +66,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "nmi-mce", usage: "", help: "an #MC inside an NMI handler with another NMI pending: the #MC returns without IRET", run: ist::nmi_mce },
     Spec { name: "doublefault", usage: "", help: "force a #DF that is not an overflow (oops)", run: ist::doublefault },
     Spec { name: "run", usage: "[--bg] PROG [ARGS]", help: "run a user program in a new process (ring 3); --bg: do not wait", run: user::run },
+    Spec { name: "wait", usage: "PID", help: "wait for a background process to end; report its status", run: user::wait },
     Spec { name: "kill", usage: "PID", help: "end a user process at its next return to user mode, and reap it", run: user::kill },
     Spec { name: "userstate", usage: "", help: "per CPU: syscalls, returns by SYSRET/IRET, frames moved off IST stacks, return-to-user check violations", run: user::userstate },
     Spec { name: "hardening", usage: "[KNOB on|off]", help: "randomize_kstack_offset and stackleak (both on by default)", run: user::hardening },

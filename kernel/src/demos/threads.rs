@@ -18,14 +18,21 @@ use crate::{println, time};
 pub fn ps(args: &[&str]) -> CmdResult {
     cmdline::no_args("ps", args)?;
     // Linux 4.18's sysrq-t columns, plus the CPU the task runs or last ran on.
-    println!("  task                        PC stack   pid father            cpu");
+    // `mode`: kthread, or for a user thread whether it is in user mode
+    // right now (its kernel stack then holds nothing) or in the kernel.
+    println!("  task                        PC stack   pid father            cpu mode");
     for t in sched::snapshot() {
         let pc = match (t.state, t.saved_pc) {
             (State::Running, _) | (_, None) => alloc::string::String::from("  running task    "),
             (_, Some(pc)) => alloc::format!(" {pc:016x} "),
         };
+        let mode = match (t.user, t.in_user) {
+            (false, _) => "kthread",
+            (true, true) => "user (kernel stack empty)",
+            (true, false) => "user, in kernel",
+        };
         println!(
-            "{:<15.15} {}{pc}{:5} {:5} {:6} 0x{:08x} {:>3}",
+            "{:<15.15} {}{pc}{:5} {:5} {:6} 0x{:08x} {:>3} {mode}",
             t.name,
             t.state.letter(),
             t.stack_free,

@@ -2,15 +2,17 @@
 //! `kstack-offset`.
 
 use alloc::string::String;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use crate::arch::regs::{Regs, REGS_SIZE};
 use crate::arch::{percpu, usermode};
-use crate::println;
 use crate::sched::{self, Ended, Placement};
 use crate::shell::cmdline::{self, ArgError};
 use crate::shell::commands::{CmdError, CmdResult};
+use crate::stacks::layout::{estack_range, EStack, Ist, MAX_CPUS};
 use crate::user::process::{self, RunError};
 use crate::user::programs;
+use crate::{print, println};
 
 fn program_list() -> String {
     programs::names().collect::<alloc::vec::Vec<_>>().join(", ")
@@ -114,7 +116,80 @@ pub fn hardening(args: &[&str]) -> CmdResult {
     Ok(())
 }
 
-/// `userstate`: what crossed the user boundary on each CPU, and the checks.
+/// What the NMI probe saw on one CPU (written in NMI context, read after).
+struct Probe {
+    /// NMIs from user mode seen.
+    count: AtomicU64,
+    ip: AtomicU64,
+    /// Where the handler's frame was: the stack it ran on.
+    frame: AtomicU64,
+    /// The thread stack's top then.
+    top: AtomicU64,
+    irq_count: AtomicI64,
+    /// #DB handlers running, #DB IST slot shifted (1) or not (0).
+    db_depth: AtomicU64,
+    ist_db_shifted: AtomicU64,
+    /// NMI/#MC handlers running (this NMI's own included).
+    nmi_depth: AtomicU64,
+}
+
+static PROBES: [Probe; MAX_CPUS] = [const {
+    Probe {
+        count: AtomicU64::new(0),
+        ip: AtomicU64::new(0),
+        frame: AtomicU64::new(0),
+        top: AtomicU64::new(0),
+        irq_count: AtomicI64::new(0),
+        db_depth: AtomicU64::new(0),
+        ist_db_shifted: AtomicU64::new(0),
+        nmi_depth: AtomicU64::new(0),
+    }
+}; MAX_CPUS];
+
+/// Register the NMI probe (from `demos::init`).
+pub fn init() {
+    crate::arch::nmi::register_nmi_handler(user_nmi_probe);
+}
+
+/// Every NMI that came from user mode records the CPU's state: what an
+/// NMI from user mode finds is exactly "nothing live on any kernel stack".
+fn user_nmi_probe(regs: &Regs) {
+    if !regs.from_user() {
+        return;
+    }
+    let cpu = percpu::this_cpu();
+    let p = &PROBES[cpu.id()];
+    p.ip.store(regs.rip, Ordering::Relaxed);
+    p.frame.store(regs as *const Regs as u64, Ordering::Relaxed);
+    p.top.store(cpu.top_of_stack.load(Ordering::Relaxed), Ordering::Relaxed);
+    p.irq_count.store(cpu.irq_count.load(Ordering::Relaxed), Ordering::Relaxed);
+    p.db_depth.store(u64::from(cpu.db_depth.load(Ordering::Relaxed)), Ordering::Relaxed);
+    let (_, db_top) = estack_range(cpu.id(), EStack::DB);
+    p.ist_db_shifted.store(u64::from(cpu.ist(Ist::DB) != db_top), Ordering::Relaxed);
+    p.nmi_depth.store(u64::from(cpu.nmi_depth.load(Ordering::Relaxed)), Ordering::Relaxed);
+    p.count.fetch_add(1, Ordering::Release);
+}
+
+/// Print what the probe saw on `cpu`.
+fn show_probe(cpu: usize) {
+    let p = &PROBES[cpu];
+    let frame = p.frame.load(Ordering::Relaxed);
+    let top = p.top.load(Ordering::Relaxed);
+    let only_this_frame = top - frame == REGS_SIZE as u64;
+    println!(
+        "cpu {cpu}: user mode at ip {:#x}; NMI handled on the {} stack ({}); irq_count {}; #DB depth {}, IST[DB] {}; NMI/#MC handlers {} (this one)",
+        p.ip.load(Ordering::Relaxed),
+        crate::stacks::info::name_of(frame),
+        if only_this_frame { "its frame alone at the top: the stack was empty" } else { "NOT at the top" },
+        p.irq_count.load(Ordering::Relaxed),
+        p.db_depth.load(Ordering::Relaxed),
+        if p.ist_db_shifted.load(Ordering::Relaxed) == 0 { "at its top" } else { "SHIFTED" },
+        p.nmi_depth.load(Ordering::Relaxed),
+    );
+}
+
+/// `userstate`: what crossed the user boundary on each CPU, and the checks;
+/// then an NMI to every other CPU running a user thread, to show its state.
 pub fn userstate(args: &[&str]) -> CmdResult {
     cmdline::no_args("userstate", args)?;
     println!("CPU  syscalls   sysret     iret  moved-off-IST  violations");
@@ -129,5 +204,34 @@ pub fn userstate(args: &[&str]) -> CmdResult {
             u.violations.load(Ordering::Relaxed)
         );
     }
+    let me = percpu::this_cpu().id();
+    let users: alloc::vec::Vec<(usize, String, u32)> = sched::snapshot()
+        .into_iter()
+        .filter(|t| t.user && t.state == sched::State::Running && t.cpu != me)
+        .map(|t| (t.cpu, t.name, t.pid))
+        .collect();
+    for (cpu, name, pid) in users {
+        let before = PROBES[cpu].count.load(Ordering::Acquire);
+        crate::smp::send_nmi(cpu);
+        if crate::time::spin_until(100, || PROBES[cpu].count.load(Ordering::Acquire) != before) {
+            print!("{name}[{pid}] ");
+            show_probe(cpu);
+        } else {
+            println!("cpu {cpu}: {name}[{pid}] was in the kernel when the NMI came (no user-mode probe)");
+        }
+    }
     Ok(())
+}
+
+/// `wait PID`: wait for a background process and report how it ended.
+pub fn wait(args: &[&str]) -> CmdResult {
+    let [pid] = args else {
+        return Err(ArgError("wait: usage: wait PID".into()).into());
+    };
+    let pid = cmdline::number("wait", "PID", pid, 1..=u64::from(u32::MAX))? as u32;
+    let name = sched::snapshot().into_iter().find(|t| t.pid == pid).map(|t| t.name);
+    let Some(name) = name else {
+        return Err(ArgError(alloc::format!("wait: no task {pid}")).into());
+    };
+    report(&name, pid, sched::join(pid))
 }

@@ -269,3 +269,10 @@ pub fn set_user_watch(addr: u64) {
         }
     }
 }
+
+/// Mark the running thread as in user mode or not (the entry and exit code).
+pub fn set_in_user(on: bool) {
+    if let Some(t) = current() {
+        t.in_user.store(on, Ordering::Relaxed);
+    }
+}

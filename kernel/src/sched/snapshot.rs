@@ -23,6 +23,10 @@ pub struct TaskInfo {
     pub saved_pc: Option<u64>,
     pub stack: thread::ThreadStack,
     pub stack_free: u64,
+    /// A thread of a user process.
+    pub user: bool,
+    /// Executing user code right now (its kernel stack is empty).
+    pub in_user: bool,
 }
 
 fn info(t: &Task) -> TaskInfo {
@@ -38,6 +42,8 @@ fn info(t: &Task) -> TaskInfo {
             .then(|| unsafe { switch::saved_pc(t.saved_rsp) }),
         stack: t.stack,
         stack_free: t.stack_not_used(),
+        user: t.is_user(),
+        in_user: t.in_user.load(Ordering::Relaxed),
     }
 }
 

@@ -107,6 +107,10 @@ pub struct Task {
     /// The deepest stack address stack erasing found used (u64::MAX: none
     /// yet); erased words read as unused, this keeps the high-water mark.
     pub lowest_stack: AtomicU64,
+    /// Running user code right now: set by the last step of every return to
+    /// user mode, cleared by every entry from it. While set, the thread's
+    /// kernel stack holds nothing live (the next entry starts at its top).
+    pub in_user: AtomicBool,
 }
 
 impl Task {
@@ -155,6 +159,7 @@ impl Task {
             kill_pending: AtomicBool::new(false),
             user_watch: AtomicU64::new(0),
             lowest_stack: AtomicU64::new(u64::MAX),
+            in_user: AtomicBool::new(false),
         }
     }
 }

@@ -49,6 +49,9 @@ fn handler(vector: u8) -> Option<Handler> {
 pub extern "C" fn irq_dispatch(regs: &mut Regs) {
     let cpu = this_cpu();
     let vector = regs.vector as u8;
+    if regs.from_user() {
+        crate::sched::set_in_user(false);
+    }
     cpu.irq_counts[vector as usize].fetch_add(1, Ordering::Relaxed);
     let depth = cpu.irq_count.load(Ordering::Relaxed);
     cpu.irq_max_nest.fetch_max(depth, Ordering::Relaxed);

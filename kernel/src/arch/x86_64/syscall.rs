@@ -183,6 +183,7 @@ pub fn sysret_ok(regs: &Regs) -> bool {
 extern "C" fn do_syscall_64(regs: &mut Regs) -> bool {
     let cpu = this_cpu();
     cpu.user.syscalls.fetch_add(1, Ordering::Relaxed);
+    crate::sched::set_in_user(false);
     ::x86_64::instructions::interrupts::enable();
     let nr = regs.error_code; // orig_ax
     regs.rax = crate::user::syscall::dispatch(nr, regs) as u64;

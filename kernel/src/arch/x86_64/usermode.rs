@@ -55,6 +55,7 @@ fn user_frame_slot() -> *mut Regs {
 /// `eregs` is the complete frame of an entry from user mode (so the
 /// running thread's stack holds nothing live).
 pub unsafe extern "C" fn sync_regs(eregs: *mut Regs) -> *mut Regs {
+    crate::sched::set_in_user(false);
     let regs = user_frame_slot();
     if regs != eregs {
         // SAFETY: per the contract the thread stack's top frame slot is
@@ -94,6 +95,7 @@ pub fn prepare_exit(regs: &mut Regs) {
         let old = cpu.kstack_offset.load(Ordering::Relaxed);
         cpu.kstack_offset.store(old.rotate_right(5) ^ tsc, Ordering::Relaxed);
     }
+    crate::sched::set_in_user(true);
 }
 
 /// The rule of the user boundary, checked at every return (Linux has it
