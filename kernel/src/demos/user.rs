@@ -59,6 +59,37 @@ pub fn run(args: &[&str]) -> CmdResult {
     start(prog, &rest.join(" "), background)
 }
 
+/// `run-many N PROG [ARGS]`: run PROG N times, one after the other, and
+/// print one summary line (process creation and teardown under load).
+pub fn run_many(args: &[&str]) -> CmdResult {
+    let [n, prog, rest @ ..] = args else {
+        return Err(ArgError("run-many: usage: run-many N PROG [ARGS...]".into()).into());
+    };
+    let n = cmdline::number("run-many", "N", n, 1..=100_000)?;
+    let rest = rest.join(" ");
+    let (mut ok, mut failed) = (0u64, 0u64);
+    for _ in 0..n {
+        let pid = match process::run(prog, &rest, Placement::Any) {
+            Ok(pid) => pid,
+            Err(RunError::NoSuchProgram) => {
+                return Err(
+                    ArgError(alloc::format!("run-many: no program '{prog}'; programs: {}", program_list())).into()
+                )
+            }
+            Err(e) => return Err(CmdError::Failed(alloc::format!("run-many: {prog}: {e}"))),
+        };
+        match sched::join(pid) {
+            Ok(Ended::Exited(0)) => ok += 1,
+            _ => failed += 1,
+        }
+    }
+    println!("run-many: {n} runs of {prog}: {ok} exited with status 0, {failed} did not");
+    if failed > 0 {
+        return Err(CmdError::Failed(alloc::format!("run-many: {failed} runs of {prog} failed")));
+    }
+    Ok(())
+}
+
 /// `kill PID`: end a user process at its next return to user mode, wait for it.
 pub fn kill(args: &[&str]) -> CmdResult {
     let [pid] = args else {
@@ -192,15 +223,16 @@ fn show_probe(cpu: usize) {
 /// then an NMI to every other CPU running a user thread, to show its state.
 pub fn userstate(args: &[&str]) -> CmdResult {
     cmdline::no_args("userstate", args)?;
-    println!("CPU  syscalls   sysret     iret  moved-off-IST  violations");
+    println!("CPU  syscalls   sysret     iret  moved-off-IST  user-NMIs  violations");
     for cpu in percpu::online_cpus() {
         let u = &percpu::of(cpu).user;
         println!(
-            "{cpu:>3} {:>9} {:>8} {:>8} {:>14} {:>11}",
+            "{cpu:>3} {:>9} {:>8} {:>8} {:>14} {:>10} {:>11}",
             u.syscalls.load(Ordering::Relaxed),
             u.sysret.load(Ordering::Relaxed),
             u.iret.load(Ordering::Relaxed),
             u.moved_off_ist.load(Ordering::Relaxed),
+            PROBES[cpu].count.load(Ordering::Relaxed),
             u.violations.load(Ordering::Relaxed)
         );
     }
@@ -223,10 +255,24 @@ pub fn userstate(args: &[&str]) -> CmdResult {
     Ok(())
 }
 
-/// `wait PID`: wait for a background process and report how it ended.
+/// `wait [PID]`: wait for a background process (or every user process
+/// this shell started and has not reaped) and report how it ended.
 pub fn wait(args: &[&str]) -> CmdResult {
-    let [pid] = args else {
-        return Err(ArgError("wait: usage: wait PID".into()).into());
+    let me = sched::current().map_or(0, |t| t.pid);
+    let pid = match args {
+        [] => {
+            let mine: alloc::vec::Vec<_> =
+                sched::snapshot().into_iter().filter(|t| t.user && t.parent == me).map(|t| (t.pid, t.name)).collect();
+            if mine.is_empty() {
+                println!("wait: no user processes to wait for");
+            }
+            for (pid, name) in mine {
+                report(&name, pid, sched::join(pid))?;
+            }
+            return Ok(());
+        }
+        [pid] => pid,
+        _ => return Err(ArgError("wait: usage: wait [PID]".into()).into()),
     };
     let pid = cmdline::number("wait", "PID", pid, 1..=u64::from(u32::MAX))? as u32;
     let name = sched::snapshot().into_iter().find(|t| t.pid == pid).map(|t| t.name);

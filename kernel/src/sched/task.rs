@@ -111,6 +111,9 @@ pub struct Task {
     /// user mode, cleared by every entry from it. While set, the thread's
     /// kernel stack holds nothing live (the next entry starts at its top).
     pub in_user: AtomicBool,
+    /// Breakpoints (#BP, #DB) this thread took in user mode; only the first
+    /// few are reported.
+    pub user_traps: AtomicU32,
 }
 
 impl Task {
@@ -160,6 +163,7 @@ impl Task {
             user_watch: AtomicU64::new(0),
             lowest_stack: AtomicU64::new(u64::MAX),
             in_user: AtomicBool::new(false),
+            user_traps: AtomicU32::new(0),
         }
     }
 }

@@ -69,11 +69,21 @@ pub fn trap(regs: &Regs, name: &str) -> ! {
     sched::exit(-signal)
 }
 
+/// Breakpoints per thread that get a line.
+const REPORTED_TRAPS: u32 = 4;
+
 /// `int3` or a data breakpoint from user mode: tristack has no signals or
 /// debuggers, so it reports where the handler ran and lets the program go
 /// on (as a debugger continuing would).
 pub fn debug_trap(regs: &Regs, what: &str, frame: u64) {
     let (comm, pid) = comm_pid();
+    let n = sched::current().map_or(0, |t| t.user_traps.fetch_add(1, core::sync::atomic::Ordering::Relaxed));
+    if n >= REPORTED_TRAPS {
+        if n == REPORTED_TRAPS {
+            println!("{comm}[{pid}]: more breakpoints in user mode; not reporting them");
+        }
+        return;
+    }
     let cpu = crate::arch::percpu::this_cpu();
     println!(
         "{what} from user mode: {comm}[{pid}] ip {:016x}; handled on the {} stack (frame {frame:016x}; {} frames moved off IST stacks on CPU {})",
