@@ -9,3 +9,4 @@ mod irq;
 mod ist;
 mod smp;
 mod threads;
+mod user_mode;

@@ -3,7 +3,8 @@
 
 use crate::common::*;
 
-/// `ps` rows: (name, state, free stack bytes, pid, father, cpu).
+/// `ps` rows: (name, state, free stack bytes, pid, father, cpu); the mode
+/// column after the CPU is left out.
 pub fn ps_rows(run: &Run) -> Vec<(String, char, u64, u32, u32, usize)> {
     run.kernel_lines()
         .into_iter()
@@ -12,9 +13,9 @@ pub fn ps_rows(run: &Run) -> Vec<(String, char, u64, u32, u32, usize)> {
             let name = l[..15].trim_end().to_string();
             let state = l.as_bytes()[16] as char;
             let w: Vec<&str> = l[17..].split_whitespace().collect();
-            let n = w.len();
+            let flags = w.iter().position(|w| *w == "0x00000000").unwrap_or_else(|| panic!("ps row {l:?}"));
             let num = |i: usize| w[i].parse::<u64>().unwrap_or_else(|_| panic!("ps row {l:?}"));
-            (name, state, num(n - 5), num(n - 4) as u32, num(n - 3) as u32, num(n - 1) as usize)
+            (name, state, num(flags - 3), num(flags - 2) as u32, num(flags - 1) as u32, num(flags + 1) as usize)
         })
         .collect()
 }
@@ -23,7 +24,11 @@ pub fn ps_rows(run: &Run) -> Vec<(String, char, u64, u32, u32, usize)> {
 fn spawn_8_then_ps_lists_workers_with_their_free_stack() {
     let run = boot("spawn 8; ps; poweroff");
     run.expect_status(0);
-    run.expect("\n  task                        PC stack   pid father            cpu\n");
+    run.expect("\n  task                        PC stack   pid father            cpu mode\n");
+    assert!(
+        ps_rows(&run).len() >= 10 && lines_starting(&run, "worker-").iter().all(|l| l.ends_with(" kthread")),
+        "{run}"
+    );
     let rows = ps_rows(&run);
     let workers: Vec<_> = rows.iter().filter(|r| r.0.starts_with("worker-")).collect();
     assert_eq!(workers.len(), 8, "{run}");

@@ -201,6 +201,9 @@ fn user_nmi_probe(regs: &Regs) {
     p.count.fetch_add(1, Ordering::Release);
 }
 
+/// NMIs `userstate` sends a CPU before it gives up finding it in user mode.
+const PROBE_TRIES: usize = 5;
+
 /// Print what the probe saw on `cpu`.
 fn show_probe(cpu: usize) {
     let p = &PROBES[cpu];
@@ -243,13 +246,18 @@ pub fn userstate(args: &[&str]) -> CmdResult {
         .map(|t| (t.cpu, t.name, t.pid))
         .collect();
     for (cpu, name, pid) in users {
-        let before = PROBES[cpu].count.load(Ordering::Acquire);
-        crate::smp::send_nmi(cpu);
-        if crate::time::spin_until(100, || PROBES[cpu].count.load(Ordering::Acquire) != before) {
+        // The thread may be in the kernel for a moment (a tick, a syscall):
+        // a few tries, each an NMI that either lands in user mode or not.
+        let landed = (0..PROBE_TRIES).any(|_| {
+            let before = PROBES[cpu].count.load(Ordering::Acquire);
+            crate::smp::send_nmi(cpu);
+            crate::time::spin_until(20, || PROBES[cpu].count.load(Ordering::Acquire) != before)
+        });
+        if landed {
             print!("{name}[{pid}] ");
             show_probe(cpu);
         } else {
-            println!("cpu {cpu}: {name}[{pid}] was in the kernel when the NMI came (no user-mode probe)");
+            println!("cpu {cpu}: {name}[{pid}] was in the kernel for all {PROBE_TRIES} NMIs (no user-mode probe)");
         }
     }
     Ok(())

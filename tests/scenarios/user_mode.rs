@@ -1,0 +1,272 @@
+//! User mode: ring-3 processes, syscalls on the thread stack, IST entries
+//! from user mode moved to the thread stack, the kernel stack empty while
+//! a thread is in user space, user faults, and the two hardenings.
+
+use crate::common::*;
+
+fn boot_smp(cpus: u32, cmdline: &str) -> Run {
+    let (timeout, n) = (TIMEOUT_SECS.to_string(), cpus.to_string());
+    runner(&["--smp", &n, "--timeout", &timeout, "--", cmdline])
+}
+
+/// The user stack's guard page (layout.rs: USER_TOP - USER_STACK_SIZE - one page).
+const USER_TOP: u64 = (1 << 47) - 4096;
+const USER_STACK_GUARD: std::ops::Range<u64> = USER_TOP - 0x10000 - 0x1000..USER_TOP - 0x10000;
+
+/// The number after `key` (decimal) in `line`.
+fn dec_after(line: &str, key: &str) -> i64 {
+    let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key:?} not in {line:?}")) + key.len()..];
+    rest.trim_start().split(|c: char| !c.is_ascii_digit() && c != '-').next().unwrap().parse().unwrap()
+}
+
+/// `userstate` rows: (cpu, syscalls, sysret, iret, moved-off-IST, user NMIs, violations).
+fn userstate_rows(run: &Run, nth: usize) -> Vec<[u64; 7]> {
+    let header = "CPU  syscalls   sysret     iret  moved-off-IST  user-NMIs  violations";
+    let lines = run.kernel_lines();
+    let start = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| **l == header)
+        .nth(nth)
+        .unwrap_or_else(|| panic!("no userstate #{nth}:\n{run}"))
+        .0
+        + 1;
+    lines[start..]
+        .iter()
+        .take_while(|l| l.starts_with("  ") && l.split_whitespace().count() == 7)
+        .map(|l| {
+            let v: Vec<u64> = l.split_whitespace().map(|w| w.parse().unwrap()).collect();
+            [v[0], v[1], v[2], v[3], v[4], v[5], v[6]]
+        })
+        .collect()
+}
+
+/// A program runs in ring 3 with its arguments, its syscalls come back by
+/// SYSRET, and the syscall dispatcher runs on its 16 KiB thread stack just
+/// below the frame (the depth `stack_info` reports is inside the stack).
+#[test]
+fn a_program_runs_in_ring_3_and_its_syscalls_run_on_its_thread_stack() {
+    let word = token("arg");
+    let run = boot(&format!("run hello {word} two; userstate; poweroff"));
+    run.expect_status(0);
+    let hello = line_starting(&run, "hello from user space: pid ");
+    assert!(hello.ends_with(&format!("args '{word} two'")), "{hello}");
+    let pid = dec_after(hello, "pid ");
+    let depth = dec_after(line_starting(&run, "hello: syscalls run "), "syscalls run ");
+    // Below the 176-byte frame and the random offset (< 1 KiB + 16), far from the bottom.
+    assert!((176..4096).contains(&depth), "dispatcher depth {depth}");
+    run.expect(&format!("run: hello[{pid}] exited with status 0"));
+    let rows = userstate_rows(&run, 0);
+    let (syscalls, sysret): (u64, u64) = (rows.iter().map(|r| r[1]).sum(), rows.iter().map(|r| r[2]).sum());
+    // getpid, write x2, stack_info; exit never returns.
+    assert!(syscalls >= 4 && sysret >= 3, "{rows:?}");
+    assert!(rows.iter().all(|r| r[6] == 0), "return-to-user violations: {rows:?}");
+}
+
+/// `int3` and a hardware data breakpoint in user mode arrive on the #DB IST
+/// stack, are moved to the thread stack (sync_regs) and handled there; the
+/// program carries on.
+#[test]
+fn int3_and_a_data_breakpoint_from_user_mode_are_handled_on_the_task_stack() {
+    let run = boot("run int3; run watch; userstate; poweroff");
+    run.expect_status(0);
+    let bp = line_starting(&run, "int3 from user mode: int3[");
+    assert!(bp.contains("; handled on the TASK stack (frame ffffc9"), "{bp}");
+    run.expect("int3: back in user mode after the breakpoint\n");
+    let db = line_starting(&run, "#DB (data breakpoint) from user mode: watch[");
+    assert!(db.contains("; handled on the TASK stack (frame ffffc9"), "{db}");
+    run.expect("watch: the write completed (value 42), back in user mode\n");
+    // The frame sits at the very top of the thread stack: top - 176, and
+    // stacks are 16 KiB aligned blocks, so the offset in the block is fixed.
+    let frame = hex_after(db, "(frame ");
+    assert_eq!(frame % 0x4000, 0x4000 - 176, "frame {frame:#x} not at the top of its stack");
+    let moved: u64 = userstate_rows(&run, 0).iter().map(|r| r[4]).sum();
+    assert!(moved >= 2, "frames moved off IST stacks: {moved}");
+    assert!(lines_starting(&run, "run: int3[").iter().all(|l| l.ends_with("exited with status 0")));
+    assert!(lines_starting(&run, "run: watch[").iter().all(|l| l.ends_with("exited with status 0")));
+}
+
+/// While a CPU spins in user mode: `ps` shows the thread in user mode with
+/// an empty kernel stack; an NMI from another CPU (`userstate`) lands in
+/// user mode and is handled on the thread stack with its frame alone at
+/// the top, irq_count -1 and the #DB stack idle; `bt-all` shows the trace
+/// ending in the user registers; the process then finishes normally.
+#[test]
+fn an_nmi_while_a_cpu_spins_in_user_mode_is_handled_on_the_task_stack_and_the_process_continues() {
+    let run = boot_smp(2, "run --cpu 1 --bg spin 4000; sleep 300; ps; userstate; bt-all; wait; poweroff");
+    run.expect_status(0);
+    let started = line_starting(&run, "run: spin[");
+    let pid = dec_after(started, "spin[");
+    let ps = run.kernel_lines().into_iter().find(|l| l.starts_with("spin ")).unwrap_or_else(|| panic!("{run}"));
+    assert!(ps.ends_with("  1 user (kernel stack empty)"), "{ps}");
+    let probe = line_starting(&run, &format!("spin[{pid}] cpu 1: user mode at ip 0x4"));
+    for part in [
+        "NMI handled on the TASK stack (its frame alone at the top: the stack was empty)",
+        "irq_count -1",
+        "#DB depth 0, IST[DB] at its top",
+        "NMI/#MC handlers 1 (this one)",
+    ] {
+        assert!(probe.contains(part), "{part:?} missing: {probe}");
+    }
+    // bt-all: CPU 1's trace is taken on its task stack and ends at the user frame.
+    let lines = run.kernel_lines();
+    let at = run.line_index("NMI backtrace for cpu 1");
+    assert_eq!(lines[at + 1], format!("CPU: 1 PID: {pid} Comm: spin"));
+    let trace = trace_from(&run, at);
+    assert!(trace.last().unwrap().contains("tristack_exception_from_user"), "{trace:#?}");
+    let after = lines[at..].iter().position(|l| l.starts_with("RIP: 0033:0x4")).expect("user RIP after the trace");
+    assert!(lines[at + after + 1].starts_with("RSP: 002b:00007fff"), "{}", lines[at + after + 1]);
+    run.expect("spin: done after 4000 ms\n").expect(&format!("run: spin[{pid}] exited with status 0"));
+}
+
+/// QEMU's monitor `nmi` reaches the CPU spinning in user mode: the NMI
+/// from user mode is counted there, and the process goes on to finish.
+/// (`nmi` arrives through each CPU's LINT1, which, as in Linux, only the
+/// boot CPU leaves unmasked: so the spinner runs on CPU 0, while the shell
+/// sleeps waiting for input.)
+#[test]
+fn a_monitor_nmi_on_a_cpu_in_user_mode_is_handled_and_the_process_continues() {
+    let timeout = TIMEOUT_SECS.to_string();
+    let run = runner_steps(
+        &["--smp", "2", "--timeout", &timeout],
+        Some(b"run --cpu 0 --bg spin 3000"),
+        vec![
+            ("spinning in user mode", Action::Monitor("nmi".into())),
+            ("", Action::Type(b"userstate\n".to_vec())),
+            ("user-NMIs  violations", Action::Type(b"wait\n".to_vec())),
+            ("exited with status", Action::Type(b"poweroff\n".to_vec())),
+        ],
+    );
+    run.expect_status(0);
+    let cpu0 = userstate_rows(&run, 0).into_iter().find(|r| r[0] == 0).expect("a row for CPU 0");
+    assert!(cpu0[5] >= 1, "no NMI from user mode counted on CPU 0: {cpu0:?}\n{run}");
+    assert!(cpu0[6] == 0, "violations: {cpu0:?}");
+    run.expect("spin: done after 3000 ms\n");
+    let ended = lines_starting(&run, "run: spin[");
+    assert!(ended.last().unwrap().ends_with("exited with status 0"), "{ended:?}");
+}
+
+/// #PF, #UD, #GP and a user stack overflow each print Linux's line and end
+/// only the process; the shell and the next program carry on.
+#[test]
+fn every_user_fault_kind_ends_only_the_process() {
+    let run = boot("run segv; run ud2; run gpf; run ustack-overflow; run hello; poweroff");
+    run.expect_status(0).expect_not("Oops").expect_not("BUG:");
+    let segv = line_starting(&run, "segv[");
+    assert!(segv.contains("]: segfault at 0 ip 0000000000400") && segv.contains(" error 6 in segv[400000+"), "{segv}");
+    let ud2 = line_starting(&run, "traps: ud2[");
+    assert!(ud2.contains("] trap invalid opcode ip:400") && ud2.contains(" error:0 in ud2[400000+"), "{ud2}");
+    let gpf = line_starting(&run, "traps: gpf[");
+    assert!(gpf.contains("] general protection fault ip:400"), "{gpf}");
+    let so = line_starting(&run, "ustack-overflow[");
+    let addr = hex_after(so, "segfault at ");
+    assert!(USER_STACK_GUARD.contains(&addr), "fault at {addr:#x}, not in the user stack guard {USER_STACK_GUARD:x?}");
+    assert!(line_starting(&run, "run: segv[").ends_with("killed by signal 11"));
+    assert!(line_starting(&run, "run: ud2[").ends_with("killed by signal 4"));
+    assert!(line_starting(&run, "run: gpf[").ends_with("killed by signal 11"));
+    assert!(line_starting(&run, "run: ustack-overflow[").ends_with("killed by signal 11"));
+    assert!(line_starting(&run, "run: hello[").ends_with("exited with status 0"));
+}
+
+/// A syscall that recurses past 16 KiB overflows the thread stack: #DF,
+/// an oops whose trace runs from the recursion to the syscall entry and
+/// ends with the user registers; only that process dies.
+#[test]
+fn a_kernel_stack_overflow_from_a_syscall_oopses_and_kills_only_that_process() {
+    let run = boot("run kstack 8000; run kstack 20000; run hello; userstate; poweroff");
+    run.expect_status(0);
+    let ok = line_starting(&run, "kstack: the syscall reached ");
+    assert!((8000..8600).contains(&dec_after(ok, "reached ")), "{ok}");
+    let bug = line_starting(&run, "BUG: TASK stack guard page was hit at ");
+    let oops = run.line_index("Call Trace:");
+    assert!(
+        run.kernel_lines()[..oops].iter().any(|l| l.starts_with("RIP: 0010:tristack::user::syscall::kstack_recurse+")),
+        "{run}"
+    );
+    let trace = trace_from(&run, oops);
+    let frames = symbolized_frames(&trace);
+    let n = frames.len();
+    assert!(n >= 3, "{trace:#?}");
+    assert_eq!(frames[n - 2], "tristack::arch::x86_64::syscall::do_syscall_64", "{trace:#?}");
+    assert_eq!(frames[n - 1], "tristack_entry_SYSCALL_64", "{trace:#?}");
+    let lines = run.kernel_lines();
+    let end = oops + 1 + trace.len();
+    assert!(lines[end].starts_with("RIP: 0033:0x4"), "{}\n{bug}", lines[end]);
+    assert!(lines[end + 1].starts_with("RSP: 002b:00007fff") && lines[end + 1].ends_with("ORIG_RAX: 00000000000003e8"));
+    assert!(lines[end + 2].starts_with("RAX: ffffffffffffffda "), "RAX preset to -ENOSYS: {}", lines[end + 2]);
+    assert!(line_starting(&run, "oops: killed kstack (").contains("stays until it is reaped"));
+    let killed = lines_starting(&run, "run: kstack[");
+    assert!(killed[0].ends_with("exited with status 0") && killed[1].ends_with("killed by an oops"), "{killed:?}");
+    assert!(line_starting(&run, "run: hello[").ends_with("exited with status 0"));
+}
+
+/// Hostile syscalls get errors: -ENOSYS, -EFAULT for null, kernel,
+/// unmapped and wrapping pointers, -EBADF.
+#[test]
+fn bad_syscall_numbers_and_pointers_return_errors() {
+    let run = boot("run badcalls; poweroff");
+    run.expect_status(0).expect("badcalls: 7 of 7 answered as expected\n").expect_not("WRONG");
+    assert!(line_starting(&run, "run: badcalls[").ends_with("exited with status 0"));
+}
+
+/// RANDOMIZE_KSTACK_OFFSET: 1000 syscalls see dozens of distinct depths
+/// within Linux's 10-bit range; switched off, one.
+#[test]
+fn kstack_offset_1000_sees_many_distinct_offsets_within_linuxs_range() {
+    let run = boot("kstack-offset 1000; hardening randomize_kstack_offset off; kstack-offset 300; poweroff");
+    run.expect_status(0);
+    let lines = lines_starting(&run, "kstack-offset: ");
+    let on = lines.iter().find(|l| l.starts_with("kstack-offset: 1000 syscalls")).expect("the 1000-call line");
+    let distinct = dec_after(on, "syscalls, ");
+    let spread = dec_after(on, "(spread ");
+    // x86-64 masks to 10 bits and aligns to 16: at most 65 values, 1024 bytes.
+    assert!((32..=65).contains(&distinct), "{on}");
+    assert!((512..=1024).contains(&spread), "{on}");
+    let off = lines.iter().find(|l| l.starts_with("kstack-offset: 300 syscalls")).expect("the 300-call line");
+    assert!(off.contains(" 1 distinct offsets") && off.contains("(spread 0)"), "{off}");
+}
+
+/// STACKLEAK: with erasing on, what one syscall left on the stack is gone
+/// by the next; off, the next syscall finds it.
+#[test]
+fn stack_erasing_hides_what_a_syscall_left_behind() {
+    let run = boot("run stackleak; hardening stackleak off; run stackleak; poweroff");
+    run.expect_status(0);
+    let found = lines_starting(&run, "stackleak: the next syscall ");
+    assert_eq!(found.len(), 2, "{run}");
+    assert!(found[0].contains("did not find the secret"), "erasing on: {}", found[0]);
+    assert!(found[1].contains("found the secret") && !found[1].contains("did not"), "erasing off: {}", found[1]);
+}
+
+/// Every way into the kernel from user mode on four CPUs at once —
+/// syscalls, yields, #BP and #DB moved off their IST stack, timer IRQs,
+/// NMIs (probes and bt-all) — and every return to user passes the check.
+#[test]
+fn the_return_to_user_check_finds_no_violation_after_a_stress_of_every_entry_kind_on_4_cpus() {
+    let run = boot_smp(
+        4,
+        "run --cpu 1 --bg ustress 1500; run --cpu 2 --bg ustress 1500; run --cpu 3 --bg ustress 1500; \
+         userstate; userstate; bt-all; userstate; run --cpu 0 ustress 1500; wait; userstate; poweroff",
+    );
+    run.expect_status(0);
+    assert_eq!(lines_starting(&run, "ustress: pid ").len(), 4, "{run}");
+    let nth = run.kernel_lines().iter().filter(|l| l.starts_with("CPU  syscalls")).count() - 1;
+    let rows = userstate_rows(&run, nth);
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let sum = |i: usize| rows.iter().map(|r| r[i]).sum::<u64>();
+    assert!(sum(1) >= 4 * 1500, "syscalls {rows:?}");
+    assert!(sum(4) >= 4 * 20, "#BP/#DB frames moved off the IST stack: {rows:?}");
+    assert!(rows.iter().all(|r| r[3] > 0), "every CPU returned to user by IRET: {rows:?}");
+    assert_eq!(sum(6), 0, "return-to-user violations: {rows:?}");
+}
+
+/// Processes give back every frame: user pages, page-table pages, the top
+/// level and the kernel stack, after 1000 of them ran and exited.
+#[test]
+fn frames_and_page_table_pages_all_return_after_1000_processes() {
+    let run = boot("run true; meminfo; run-many 1000 true; meminfo; poweroff");
+    run.expect_status(0).expect("run-many: 1000 runs of true: 1000 exited with status 0, 0 did not\n");
+    let free = lines_starting(&run, "frames: ");
+    assert_eq!(free.len(), 2);
+    assert_eq!(dec_after(free[0], "usable, "), dec_after(free[1], "usable, "), "{free:?}");
+}
