@@ -84,6 +84,9 @@ pub enum Action {
     Type(Vec<u8>),
     /// Send a command to QEMU's human monitor (the runner gets `--monitor`).
     Monitor(String),
+    /// Let the guest run a while (only to make an event likely to land in
+    /// a given state; never to assert on time).
+    Pause(Duration),
 }
 
 /// General form: `cmdline` as raw bytes (may be non-UTF-8); each step waits
@@ -148,6 +151,7 @@ pub fn runner_steps(args: &[&str], cmdline: Option<&[u8]>, steps: Vec<(&str, Act
                 }
             }
             Action::Monitor(command) => monitor_command(&monitor, &command),
+            Action::Pause(d) => std::thread::sleep(d),
         }
     }
     let status = child.wait().expect("wait for the runner");

@@ -129,10 +129,19 @@ fn a_monitor_nmi_on_a_cpu_in_user_mode_is_handled_and_the_process_continues() {
     let timeout = TIMEOUT_SECS.to_string();
     let run = runner_steps(
         &["--smp", "2", "--timeout", &timeout],
-        Some(b"run --cpu 0 --bg spin 3000"),
+        Some(b"run --cpu 0 --bg spin 4000"),
+        // The NMIs go while the shell sleeps, so CPU 0 runs the spinner:
+        // most land in user mode (the spinner's clock checks and ticks
+        // take it into the kernel now and then, hence several).
         vec![
-            ("spinning in user mode", Action::Monitor("nmi".into())),
-            ("", Action::Type(b"userstate\n".to_vec())),
+            ("spinning in user mode", Action::Type(b"sleep 1500\n".to_vec())),
+            ("sleep 1500", Action::Pause(std::time::Duration::from_millis(300))),
+            ("", Action::Monitor("nmi".into())),
+            ("", Action::Pause(std::time::Duration::from_millis(200))),
+            ("", Action::Monitor("nmi".into())),
+            ("", Action::Pause(std::time::Duration::from_millis(200))),
+            ("", Action::Monitor("nmi".into())),
+            ("sleep: 1500 ms asked", Action::Type(b"userstate\n".to_vec())),
             ("user-NMIs  violations", Action::Type(b"wait\n".to_vec())),
             ("exited with status", Action::Type(b"poweroff\n".to_vec())),
         ],
@@ -141,7 +150,7 @@ fn a_monitor_nmi_on_a_cpu_in_user_mode_is_handled_and_the_process_continues() {
     let cpu0 = userstate_rows(&run, 0).into_iter().find(|r| r[0] == 0).expect("a row for CPU 0");
     assert!(cpu0[5] >= 1, "no NMI from user mode counted on CPU 0: {cpu0:?}\n{run}");
     assert!(cpu0[6] == 0, "violations: {cpu0:?}");
-    run.expect("spin: done after 3000 ms\n");
+    run.expect("spin: done after 4000 ms\n");
     let ended = lines_starting(&run, "run: spin[");
     assert!(ended.last().unwrap().ends_with("exited with status 0"), "{ended:?}");
 }

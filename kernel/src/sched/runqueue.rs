@@ -148,12 +148,18 @@ pub(super) fn wake_up_key(key: WaitKey) {
     let me = percpu::current_cpu_id();
     let mut kick = 0u64;
     let mut tasks = TASKS.lock();
+    // No unlocked look at `state` first: a sleeper sets Sleeping inside
+    // `schedule_with`, under its run-queue lock, right after checking its
+    // condition. Skipping a task that is not Sleeping *yet* would lose the
+    // wake-up (the sleeper saw the condition false just before the waker
+    // made it true). Taking the lock either finds it asleep, or makes it
+    // check its condition after the waker changed it. Only ended tasks,
+    // which never sleep again, are skipped.
     for t in tasks.tasks.values_mut() {
-        if t.state.get() != State::Sleeping {
+        if t.state.get().ended() {
             continue;
         }
         let mut q = rq(t.cpu);
-        // Re-checked under the lock that guards them.
         if t.state.get() == State::Sleeping && t.waiting_on == Some(key) {
             q.make_runnable(t);
             if t.cpu != me {
