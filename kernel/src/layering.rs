@@ -6,8 +6,20 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Mechanism directories and files, relative to `kernel/src`.
-const MECHANISMS: &[&str] =
-    &["arch", "stacks", "mm", "sched", "debug", "drivers", "softirq.rs", "smp.rs", "sync.rs", "time.rs", "console.rs"];
+const MECHANISMS: &[&str] = &[
+    "arch",
+    "stacks",
+    "mm",
+    "sched",
+    "user",
+    "debug",
+    "drivers",
+    "softirq.rs",
+    "smp.rs",
+    "sync.rs",
+    "time.rs",
+    "console.rs",
+];
 
 fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
     if path.is_dir() {

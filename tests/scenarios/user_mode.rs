@@ -19,9 +19,20 @@ fn dec_after(line: &str, key: &str) -> i64 {
     rest.trim_start().split(|c: char| !c.is_ascii_digit() && c != '-').next().unwrap().parse().unwrap()
 }
 
-/// `userstate` rows: (cpu, syscalls, sysret, iret, moved-off-IST, user NMIs, violations).
-fn userstate_rows(run: &Run, nth: usize) -> Vec<[u64; 7]> {
-    let header = "CPU  syscalls   sysret     iret  moved-off-IST  user-NMIs  violations";
+/// `userstate` columns, in order.
+const CPU: usize = 0;
+const SYSCALLS: usize = 1;
+const SYSRET: usize = 2;
+const IRET: usize = 3;
+const USER_IRQS: usize = 4;
+const ON_IRQ_STACK: usize = 5;
+const MOVED_OFF_IST: usize = 6;
+const USER_NMIS: usize = 7;
+const VIOLATIONS: usize = 8;
+
+/// The rows of the `nth` `userstate` table.
+fn userstate_rows(run: &Run, nth: usize) -> Vec<[u64; 9]> {
+    let header = "CPU  syscalls   sysret     iret  user-IRQs  on-IRQ-stack  moved-off-IST  user-NMIs  violations";
     let lines = run.kernel_lines();
     let start = lines
         .iter()
@@ -33,10 +44,10 @@ fn userstate_rows(run: &Run, nth: usize) -> Vec<[u64; 7]> {
         + 1;
     lines[start..]
         .iter()
-        .take_while(|l| l.starts_with("  ") && l.split_whitespace().count() == 7)
+        .take_while(|l| l.starts_with("  ") && l.split_whitespace().count() == 9)
         .map(|l| {
             let v: Vec<u64> = l.split_whitespace().map(|w| w.parse().unwrap()).collect();
-            [v[0], v[1], v[2], v[3], v[4], v[5], v[6]]
+            v.try_into().unwrap()
         })
         .collect()
 }
@@ -57,10 +68,10 @@ fn a_program_runs_in_ring_3_and_its_syscalls_run_on_its_thread_stack() {
     assert!((176..4096).contains(&depth), "dispatcher depth {depth}");
     run.expect(&format!("run: hello[{pid}] exited with status 0"));
     let rows = userstate_rows(&run, 0);
-    let (syscalls, sysret): (u64, u64) = (rows.iter().map(|r| r[1]).sum(), rows.iter().map(|r| r[2]).sum());
+    let (syscalls, sysret): (u64, u64) = (rows.iter().map(|r| r[SYSCALLS]).sum(), rows.iter().map(|r| r[SYSRET]).sum());
     // getpid, write x2, stack_info; exit never returns.
     assert!(syscalls >= 4 && sysret >= 3, "{rows:?}");
-    assert!(rows.iter().all(|r| r[6] == 0), "return-to-user violations: {rows:?}");
+    assert!(rows.iter().all(|r| r[VIOLATIONS] == 0), "return-to-user violations: {rows:?}");
 }
 
 /// `int3` and a hardware data breakpoint in user mode arrive on the #DB IST
@@ -80,7 +91,7 @@ fn int3_and_a_data_breakpoint_from_user_mode_are_handled_on_the_task_stack() {
     // stacks are 16 KiB aligned blocks, so the offset in the block is fixed.
     let frame = hex_after(db, "(frame ");
     assert_eq!(frame % 0x4000, 0x4000 - 176, "frame {frame:#x} not at the top of its stack");
-    let moved: u64 = userstate_rows(&run, 0).iter().map(|r| r[4]).sum();
+    let moved: u64 = userstate_rows(&run, 0).iter().map(|r| r[MOVED_OFF_IST]).sum();
     assert!(moved >= 2, "frames moved off IST stacks: {moved}");
     assert!(lines_starting(&run, "run: int3[").iter().all(|l| l.ends_with("exited with status 0")));
     assert!(lines_starting(&run, "run: watch[").iter().all(|l| l.ends_with("exited with status 0")));
@@ -99,6 +110,10 @@ fn an_nmi_while_a_cpu_spins_in_user_mode_is_handled_on_the_task_stack_and_the_pr
     let pid = dec_after(started, "spin[");
     let ps = run.kernel_lines().into_iter().find(|l| l.starts_with("spin ")).unwrap_or_else(|| panic!("{run}"));
     assert!(ps.ends_with("  1 user (kernel stack empty)"), "{ps}");
+    // Timer interrupts hit the spinner in user mode: the frame went on its
+    // thread stack, every handler ran on CPU 1's IRQ stack.
+    let cpu1 = userstate_rows(&run, 0).into_iter().find(|r| r[CPU] == 1).expect("a row for CPU 1");
+    assert!(cpu1[USER_IRQS] >= 10 && cpu1[ON_IRQ_STACK] == cpu1[USER_IRQS], "{cpu1:?}");
     let probe = line_starting(&run, &format!("spin[{pid}] cpu 1: user mode at ip 0x4"));
     for part in [
         "NMI handled on the TASK stack (its frame alone at the top: the stack was empty)",
@@ -147,9 +162,9 @@ fn a_monitor_nmi_on_a_cpu_in_user_mode_is_handled_and_the_process_continues() {
         ],
     );
     run.expect_status(0);
-    let cpu0 = userstate_rows(&run, 0).into_iter().find(|r| r[0] == 0).expect("a row for CPU 0");
-    assert!(cpu0[5] >= 1, "no NMI from user mode counted on CPU 0: {cpu0:?}\n{run}");
-    assert!(cpu0[6] == 0, "violations: {cpu0:?}");
+    let cpu0 = userstate_rows(&run, 0).into_iter().find(|r| r[CPU] == 0).expect("a row for CPU 0");
+    assert!(cpu0[USER_NMIS] >= 1, "no NMI from user mode counted on CPU 0: {cpu0:?}\n{run}");
+    assert!(cpu0[VIOLATIONS] == 0, "violations: {cpu0:?}");
     run.expect("spin: done after 4000 ms\n");
     let ended = lines_starting(&run, "run: spin[");
     assert!(ended.last().unwrap().ends_with("exited with status 0"), "{ended:?}");
@@ -263,10 +278,11 @@ fn the_return_to_user_check_finds_no_violation_after_a_stress_of_every_entry_kin
     let rows = userstate_rows(&run, nth);
     assert_eq!(rows.len(), 4, "{rows:?}");
     let sum = |i: usize| rows.iter().map(|r| r[i]).sum::<u64>();
-    assert!(sum(1) >= 4 * 1500, "syscalls {rows:?}");
-    assert!(sum(4) >= 4 * 20, "#BP/#DB frames moved off the IST stack: {rows:?}");
-    assert!(rows.iter().all(|r| r[3] > 0), "every CPU returned to user by IRET: {rows:?}");
-    assert_eq!(sum(6), 0, "return-to-user violations: {rows:?}");
+    assert!(sum(SYSCALLS) >= 4 * 1500, "syscalls {rows:?}");
+    assert!(sum(MOVED_OFF_IST) >= 4 * 20, "#BP/#DB frames moved off the IST stack: {rows:?}");
+    assert!(rows.iter().all(|r| r[IRET] > 0 && r[USER_IRQS] > 0), "every CPU took IRQs in user mode: {rows:?}");
+    assert_eq!(sum(USER_IRQS), sum(ON_IRQ_STACK), "an IRQ from user mode ran off the IRQ stack: {rows:?}");
+    assert_eq!(sum(VIOLATIONS), 0, "return-to-user violations: {rows:?}");
 }
 
 /// Processes give back every frame: user pages, page-table pages, the top

@@ -226,14 +226,16 @@ fn show_probe(cpu: usize) {
 /// then an NMI to every other CPU running a user thread, to show its state.
 pub fn userstate(args: &[&str]) -> CmdResult {
     cmdline::no_args("userstate", args)?;
-    println!("CPU  syscalls   sysret     iret  moved-off-IST  user-NMIs  violations");
+    println!("CPU  syscalls   sysret     iret  user-IRQs  on-IRQ-stack  moved-off-IST  user-NMIs  violations");
     for cpu in percpu::online_cpus() {
         let u = &percpu::of(cpu).user;
         println!(
-            "{cpu:>3} {:>9} {:>8} {:>8} {:>14} {:>10} {:>11}",
+            "{cpu:>3} {:>9} {:>8} {:>8} {:>10} {:>13} {:>14} {:>10} {:>11}",
             u.syscalls.load(Ordering::Relaxed),
             u.sysret.load(Ordering::Relaxed),
             u.iret.load(Ordering::Relaxed),
+            u.irqs.load(Ordering::Relaxed),
+            u.irqs_on_irq_stack.load(Ordering::Relaxed),
             u.moved_off_ist.load(Ordering::Relaxed),
             PROBES[cpu].count.load(Ordering::Relaxed),
             u.violations.load(Ordering::Relaxed)

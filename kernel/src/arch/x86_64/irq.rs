@@ -51,6 +51,11 @@ pub extern "C" fn irq_dispatch(regs: &mut Regs) {
     let vector = regs.vector as u8;
     if regs.from_user() {
         crate::sched::set_in_user(false);
+        cpu.user.irqs.fetch_add(1, Ordering::Relaxed);
+        let here = super::cpu::stack_pointer();
+        if crate::stacks::info::stack_of(here).is_some_and(|s| s.kind == crate::stacks::info::StackKind::Irq) {
+            cpu.user.irqs_on_irq_stack.fetch_add(1, Ordering::Relaxed);
+        }
     }
     cpu.irq_counts[vector as usize].fetch_add(1, Ordering::Relaxed);
     let depth = cpu.irq_count.load(Ordering::Relaxed);

@@ -104,6 +104,11 @@ pub struct UserCounters {
     /// Entries from user mode that arrived on an IST stack and were moved
     /// to the thread stack (`sync_regs`).
     pub moved_off_ist: AtomicU64,
+    /// External interrupts from user mode, and how many of their handlers
+    /// ran on the IRQ stack (all of them: the frame is on the thread stack,
+    /// the handler is not).
+    pub irqs: AtomicU64,
+    pub irqs_on_irq_stack: AtomicU64,
 }
 
 // SAFETY: the UnsafeCell fields are written only by their own CPU (during
@@ -146,6 +151,8 @@ impl PerCpu {
                 iret: AtomicU64::new(0),
                 violations: AtomicU64::new(0),
                 moved_off_ist: AtomicU64::new(0),
+                irqs: AtomicU64::new(0),
+                irqs_on_irq_stack: AtomicU64::new(0),
             },
         }
     }
