@@ -104,12 +104,15 @@ fn int3_and_a_data_breakpoint_from_user_mode_are_handled_on_the_task_stack() {
 /// ending in the user registers; the process then finishes normally.
 #[test]
 fn an_nmi_while_a_cpu_spins_in_user_mode_is_handled_on_the_task_stack_and_the_process_continues() {
-    let run = boot_smp(2, "run --cpu 1 --bg spin 4000; sleep 300; ps; userstate; bt-all; wait; poweroff");
+    let run = boot_smp(2, "run --cpu 1 --bg spin 4000; sleep 300; ps; stacks; userstate; bt-all; wait; poweroff");
     run.expect_status(0);
     let started = line_starting(&run, "run: spin[");
     let pid = dec_after(started, "spin[");
     let ps = run.kernel_lines().into_iter().find(|l| l.starts_with("spin ")).unwrap_or_else(|| panic!("{run}"));
     assert!(ps.ends_with("  1 user (kernel stack empty)"), "{ps}");
+    let row = line_starting(&run, "  1 TASK  ");
+    let rows: Vec<&str> = lines_starting(&run, "  1 TASK  ").into_iter().filter(|l| l.contains(" spin")).collect();
+    assert!(rows.len() == 1 && rows[0].ends_with(&format!("pid {pid} spin (in user mode: empty)")), "{row}\n{rows:?}");
     // Timer interrupts hit the spinner in user mode: the frame went on its
     // thread stack, every handler ran on CPU 1's IRQ stack.
     let cpu1 = userstate_rows(&run, 0).into_iter().find(|r| r[CPU] == 1).expect("a row for CPU 1");

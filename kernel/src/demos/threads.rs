@@ -296,5 +296,12 @@ pub fn set_oops(value: &str) -> CmdResult {
 /// The TASK rows of `stacks`.
 /// (cpu, pid, name, bottom, top) of every task stack.
 pub fn task_stack_rows() -> Vec<(usize, u32, alloc::string::String, u64, u64)> {
-    sched::snapshot().into_iter().map(|t| (t.cpu, t.pid, t.name, t.stack.bottom, t.stack.top())).collect()
+    sched::snapshot()
+        .into_iter()
+        .map(|t| {
+            // A thread in user mode: its kernel stack holds nothing live.
+            let name = if t.in_user { alloc::format!("{} (in user mode: empty)", t.name) } else { t.name };
+            (t.cpu, t.pid, name, t.stack.bottom, t.stack.top())
+        })
+        .collect()
 }
