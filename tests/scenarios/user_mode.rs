@@ -298,3 +298,28 @@ fn frames_and_page_table_pages_all_return_after_1000_processes() {
     assert_eq!(free.len(), 2);
     assert_eq!(dec_after(free[0], "usable, "), dec_after(free[1], "usable, "), "{free:?}");
 }
+
+/// `bench syscall` under QEMU's instruction counter: with both hardenings
+/// off every `getpid` round trip costs the same number of instructions
+/// (min = median); erasing the stack on the way out costs more.
+#[test]
+fn bench_syscall_is_exact_under_icount_and_stack_erasing_costs_instructions() {
+    let timeout = TIMEOUT_SECS.to_string();
+    let run = runner(&[
+        "--timeout",
+        &timeout,
+        "--qemu-arg=-icount",
+        "--qemu-arg=shift=0",
+        "--",
+        "hardening stackleak off; hardening randomize_kstack_offset off; bench syscall; \
+         hardening stackleak on; bench syscall; poweroff",
+    ]);
+    run.expect_status(0);
+    let lines = lines_starting(&run, "bench syscall: min ");
+    assert_eq!(lines.len(), 2, "{run}");
+    let figures = |l: &str| (dec_after(l, "min "), dec_after(l, "median "));
+    let (off_min, off_median) = figures(lines[0]);
+    let (on_min, _) = figures(lines[1]);
+    assert!(off_min > 100 && off_min == off_median, "no hardening: {}", lines[0]);
+    assert!(on_min > off_min, "stack erasing cost nothing? {} vs {}", lines[1], lines[0]);
+}

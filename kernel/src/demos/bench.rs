@@ -1,6 +1,7 @@
-//! `bench switch|spawn|irq|ipi`: cycles per operation (min, median) for a
+//! `bench switch|spawn|irq|ipi|syscall`: cycles per operation (min, median) for a
 //! context-switch round trip, spawn+join, a self-IPI through the IRQ stack
-//! and without the switch, and a cross-CPU function call.
+//! and without the switch, a cross-CPU function call, and a syscall round
+//! trip from user mode (the `syscall-bench` program).
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -85,7 +86,9 @@ pub fn bench(args: &[&str]) -> CmdResult {
         }
         ["irq"] => bench_irq(),
         ["ipi"] => bench_ipi(),
-        _ => Err(ArgError("bench: usage: bench switch|spawn|irq|ipi".into()).into()),
+        // Measured in user mode by the program itself (RDTSC around getpid).
+        ["syscall"] => super::user::start("syscall-bench", "2000", false),
+        _ => Err(ArgError("bench: usage: bench switch|spawn|irq|ipi|syscall".into()).into()),
     }
 }
 

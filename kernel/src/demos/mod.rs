@@ -39,7 +39,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "overflow", usage: "", help: "a thread recurses into its guard page: #DF, oops, the thread dies, the system carries on", run: threads::overflow },
     Spec { name: "overrun", usage: "", help: "a thread overwrites its STACK_END_MAGIC: caught at the next switch", run: threads::overrun },
     Spec { name: "threads-stress", usage: "N M", help: "N threads x M switches: checksums, and no frames or vmap space leaked", run: threads::threads_stress },
-    Spec { name: "bench", usage: "switch|spawn|irq|ipi", help: "cycles (min, median): context-switch round trip / spawn+join / self-IPI with and without the IRQ-stack switch / cross-CPU function call", run: bench::bench },
+    Spec { name: "bench", usage: "switch|spawn|irq|ipi|syscall", help: "cycles (min, median): context-switch round trip / spawn+join / self-IPI with and without the IRQ-stack switch / cross-CPU function call / syscall from user mode", run: bench::bench },
     Spec { name: "irqs", usage: "", help: "/proc/interrupts-style counts per vector and CPU, nesting depth", run: irq::irqs },
     Spec { name: "irqnest", usage: "N", help: "N nested self-IPIs: level 1 switches to the IRQ stack, deeper levels stay", run: irq::irqnest },
     Spec { name: "softirq", usage: "", help: "hard IRQ -> softirq -> nested hard IRQ, all on the IRQ stack", run: irq::softirq_cmd },

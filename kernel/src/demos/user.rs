@@ -19,7 +19,7 @@ fn program_list() -> String {
 }
 
 /// Start `prog` with `args`; wait for it unless `background`.
-fn start(prog: &str, args: &str, background: bool) -> CmdResult {
+pub fn start(prog: &str, args: &str, background: bool) -> CmdResult {
     let pid = match process::run(prog, args, Placement::Any) {
         Ok(pid) => pid,
         Err(RunError::NoSuchProgram) => {

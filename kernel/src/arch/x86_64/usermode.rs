@@ -145,11 +145,34 @@ pub extern "C" fn stackleak_lowest() -> u64 {
     let rsp: u64;
     // SAFETY: reading RSP.
     unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
-    // Skip the end-magic word at the very bottom.
+    // Skip the end-magic word at the very bottom, then runs of poison and
+    // of zero with `repe scasq` (a string instruction: no loop of loads
+    // and compares), until a word that is neither, or RSP.
     let mut lowest = bottom + 8;
-    // SAFETY: reads of this thread's own stack, below RSP.
-    while lowest < rsp && matches!(unsafe { (lowest as *const u64).read_volatile() }, 0 | STACKLEAK_POISON) {
-        lowest += 8;
+    while lowest < rsp {
+        // SAFETY: this thread's own stack below RSP: mapped, only read.
+        let word = unsafe { (lowest as *const u64).read_volatile() };
+        if word != 0 && word != STACKLEAK_POISON {
+            break;
+        }
+        let words = (rsp - lowest) / 8;
+        let stop: u64;
+        // SAFETY: `repe scasq` reads [lowest, lowest + 8 * words), inside
+        // this stack below RSP; DF is clear (the Rust ABI requires it).
+        unsafe {
+            core::arch::asm!(
+                "repe scasq",
+                "jne 2f",
+                "add rdi, 8", // ran to the end: no mismatch to step back over
+                "2:",
+                "sub rdi, 8",
+                inout("rdi") lowest => stop,
+                inout("rcx") words => _,
+                in("rax") word,
+                options(nostack, readonly),
+            )
+        };
+        lowest = stop;
     }
     // Keep the high-water mark the poison is about to hide (Linux
     // STACKLEAK_METRICS `lowest_stack`).
