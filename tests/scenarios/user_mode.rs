@@ -24,15 +24,17 @@ const CPU: usize = 0;
 const SYSCALLS: usize = 1;
 const SYSRET: usize = 2;
 const IRET: usize = 3;
-const USER_IRQS: usize = 4;
-const ON_IRQ_STACK: usize = 5;
-const MOVED_OFF_IST: usize = 6;
-const USER_NMIS: usize = 7;
-const VIOLATIONS: usize = 8;
+const SYSCALL_IRET: usize = 4;
+const BAD_IRET: usize = 5;
+const USER_IRQS: usize = 6;
+const ON_IRQ_STACK: usize = 7;
+const MOVED_OFF_IST: usize = 8;
+const USER_NMIS: usize = 9;
+const VIOLATIONS: usize = 10;
 
 /// The rows of the `nth` `userstate` table.
-fn userstate_rows(run: &Run, nth: usize) -> Vec<[u64; 9]> {
-    let header = "CPU  syscalls   sysret     iret  user-IRQs  on-IRQ-stack  moved-off-IST  user-NMIs  violations";
+fn userstate_rows(run: &Run, nth: usize) -> Vec<[u64; 11]> {
+    let header = "CPU  syscalls   sysret     iret  sys-iret  bad-iret  user-IRQs  on-IRQ-stack  moved-off-IST  user-NMIs  violations";
     let lines = run.kernel_lines();
     let start = lines
         .iter()
@@ -44,7 +46,7 @@ fn userstate_rows(run: &Run, nth: usize) -> Vec<[u64; 9]> {
         + 1;
     lines[start..]
         .iter()
-        .take_while(|l| l.starts_with("  ") && l.split_whitespace().count() == 9)
+        .take_while(|l| l.starts_with("  ") && l.split_whitespace().count() == 11)
         .map(|l| {
             let v: Vec<u64> = l.split_whitespace().map(|w| w.parse().unwrap()).collect();
             v.try_into().unwrap()
@@ -224,6 +226,43 @@ fn a_kernel_stack_overflow_from_a_syscall_oopses_and_kills_only_that_process() {
     assert!(line_starting(&run, "oops: killed kstack (").contains("stays until it is reaped"));
     let killed = lines_starting(&run, "run: kstack[");
     assert!(killed[0].ends_with("exited with status 0") && killed[1].ends_with("killed by an oops"), "{killed:?}");
+    assert!(line_starting(&run, "run: hello[").ends_with("exited with status 0"));
+}
+
+/// A syscall that rewrites its return frame (as `rt_sigreturn` does)
+/// cannot return by SYSRET (RCX no longer matches): it returns by IRET.
+/// A non-canonical RIP (CVE-2012-0217's case for SYSRET) ends in a #GP of
+/// the process (QEMU, like AMD, raises it at the user fetch); a bad SS makes
+/// the IRET itself fault in the kernel with the user's GS loaded, and the
+/// entry's fix-up turns that into the process's #GP. Only the process dies.
+#[test]
+fn a_rewritten_return_frame_returns_by_iret_and_a_faulting_iret_kills_only_the_process() {
+    let run = boot(
+        "run sysret canonical; userstate; run sysret noncanonical; run sysret badss; userstate; run hello; poweroff",
+    );
+    run.expect_status(0).expect_not("Oops").expect_not("BUG:");
+    let landed = line_starting(&run, "sysret: landed at 0x4");
+    assert!(landed.ends_with(": the kernel returned by IRET"), "{landed}");
+    run.expect_no_line("sysret: returned to the caller?");
+    let before = userstate_rows(&run, 0);
+    assert_eq!(before.iter().map(|r| r[SYSCALL_IRET]).sum::<u64>(), 1, "{before:?}");
+    assert_eq!(before.iter().map(|r| r[BAD_IRET]).sum::<u64>(), 0, "{before:?}");
+    let gps = lines_starting(&run, "traps: sysret[");
+    assert_eq!(gps.len(), 2, "{gps:?}");
+    assert!(gps[0].contains("] general protection fault ip:8000000000000000 sp:7fff"), "{}", gps[0]);
+    // The #GP's error code is the bad selector (0x18, RPL dropped).
+    assert!(
+        gps[1].contains("] general protection fault ip:400") && gps[1].contains(" error:18 in sysret["),
+        "{}",
+        gps[1]
+    );
+    let after = userstate_rows(&run, 1);
+    assert_eq!(after.iter().map(|r| r[SYSCALL_IRET]).sum::<u64>(), 3, "{after:?}");
+    assert_eq!(after.iter().map(|r| r[BAD_IRET]).sum::<u64>(), 1, "the bad-SS IRET was fixed up: {after:?}");
+    assert_eq!(after.iter().map(|r| r[VIOLATIONS]).sum::<u64>(), 0, "{after:?}");
+    let ends = lines_starting(&run, "run: sysret[");
+    assert!(ends[0].ends_with("exited with status 0"), "{ends:?}");
+    assert!(ends[1..].iter().all(|l| l.ends_with("killed by signal 11")), "{ends:?}");
     assert!(line_starting(&run, "run: hello[").ends_with("exited with status 0"));
 }
 

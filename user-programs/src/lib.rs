@@ -63,6 +63,11 @@ pub fn stack_info() -> i64 {
     syscall3(abi::SYS_STACK_INFO, 0, 0, 0)
 }
 
+/// Return from this syscall to `addr`, with stack selector `ss` (0: unchanged).
+pub fn set_return(addr: u64, ss: u64) -> i64 {
+    syscall3(abi::SYS_SET_RETURN_IP, addr, ss, 0)
+}
+
 pub fn watch(addr: u64) -> i64 {
     syscall3(abi::SYS_WATCH, addr, 0, 0)
 }

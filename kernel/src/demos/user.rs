@@ -226,14 +226,20 @@ fn show_probe(cpu: usize) {
 /// then an NMI to every other CPU running a user thread, to show its state.
 pub fn userstate(args: &[&str]) -> CmdResult {
     cmdline::no_args("userstate", args)?;
-    println!("CPU  syscalls   sysret     iret  user-IRQs  on-IRQ-stack  moved-off-IST  user-NMIs  violations");
+    // sys-iret: syscalls SYSRET could not return from; bad-iret: IRETs to
+    // user mode that faulted and became the process's #GP.
+    println!(
+        "CPU  syscalls   sysret     iret  sys-iret  bad-iret  user-IRQs  on-IRQ-stack  moved-off-IST  user-NMIs  violations"
+    );
     for cpu in percpu::online_cpus() {
         let u = &percpu::of(cpu).user;
         println!(
-            "{cpu:>3} {:>9} {:>8} {:>8} {:>10} {:>13} {:>14} {:>10} {:>11}",
+            "{cpu:>3} {:>9} {:>8} {:>8} {:>9} {:>9} {:>10} {:>13} {:>14} {:>10} {:>11}",
             u.syscalls.load(Ordering::Relaxed),
             u.sysret.load(Ordering::Relaxed),
             u.iret.load(Ordering::Relaxed),
+            u.syscall_iret.load(Ordering::Relaxed),
+            u.bad_iret.load(Ordering::Relaxed),
             u.irqs.load(Ordering::Relaxed),
             u.irqs_on_irq_stack.load(Ordering::Relaxed),
             u.moved_off_ist.load(Ordering::Relaxed),

@@ -40,6 +40,16 @@ pub const SYS_STACKLEAK_PLANT: u64 = 1003;
 /// `secret`; returns its depth below the top, or 0 if it is not there.
 pub const SYS_STACKLEAK_FIND: u64 = 1004;
 
+/// `set_return(addr, ss)`: the syscall returns to `addr` instead of the
+/// instruction after `syscall`, and with stack selector `ss` if it is not 0
+/// — what Linux's `rt_sigreturn` does to the saved frame from a signal
+/// frame. RCX then no longer equals the return RIP, so the kernel must
+/// return by IRET. A bad `ss` makes that IRET fault in the kernel (Linux
+/// `fixup_bad_iret` turns it into the process's #GP); a non-canonical
+/// `addr` faults on Intel in the kernel too, on AMD (and in QEMU's TCG) at
+/// the first user instruction fetch.
+pub const SYS_SET_RETURN_IP: u64 = 1005;
+
 /// Linux errno values (returned negated).
 pub const EFAULT: i64 = 14;
 pub const EBADF: i64 = 9;

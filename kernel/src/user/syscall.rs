@@ -50,6 +50,15 @@ pub fn dispatch(nr: u64, regs: &mut Regs) -> i64 {
             0
         }
         SYS_STACKLEAK_FIND => stackleak_find(a),
+        SYS_SET_RETURN_IP => {
+            // Unchecked, as a careless sigreturn would: only the IRET to
+            // user mode uses these, and if it faults the process gets the #GP.
+            regs.rip = a;
+            if b != 0 {
+                regs.ss = b;
+            }
+            0
+        }
         _ => -ENOSYS,
     }
 }
@@ -167,18 +176,22 @@ fn plant_here(secret: u64) {
 }
 
 /// Scan the dead part of this thread's stack (below this frame) for `secret`.
+/// Interrupts stay off meanwhile: an interrupt would push its register
+/// frame below RSP — with `secret` in it, as this call's own argument.
 #[inline(never)]
 fn stackleak_find(secret: u64) -> i64 {
     let Some(bottom) = sched::current_stack_bottom() else { return 0 };
-    let below = rsp();
     let top = stack_top();
-    let mut at = bottom + 8;
-    while at + 8 <= below {
-        // SAFETY: reading this thread's own stack below RSP: mapped, dead.
-        if unsafe { (at as *const u64).read_volatile() } == secret {
-            return (top - at) as i64;
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let below = rsp();
+        let mut at = bottom + 8;
+        while at + 8 <= below {
+            // SAFETY: reading this thread's own stack below RSP: mapped, dead.
+            if unsafe { (at as *const u64).read_volatile() } == secret {
+                return (top - at) as i64;
+            }
+            at += 8;
         }
-        at += 8;
-    }
-    0
+        0
+    })
 }

@@ -161,6 +161,27 @@ tristack_exception_from_user:
 .type tristack_exception_from_user, @function
 .size tristack_exception_from_user, . - tristack_exception_from_user
 
+// The `iretq` to user mode faulted (#GP: a non-canonical RIP in the IRET
+// frame). RSP = &Regs of the #GP, taken in kernel mode on the thread stack
+// just below the IRET frame, with the user's GS base. swapgs; then
+// `fixup_bad_iret` builds the user's frame at the stack top (the IRET
+// frame + these registers) and the fault is handled as one from user mode
+// (Linux `.Lerror_bad_iret` + `fixup_bad_iret`).
+tristack_bad_iret:
+    swapgs
+    mov rdi, rsp
+    call {fixup_bad_iret}
+    mov rsp, rax
+    push 0
+    push 0
+    mov rbp, rsp
+    lea rdi, [rsp + 16]
+    call {dispatch}
+    add rsp, 16
+    jmp tristack_return_to_user
+.type tristack_bad_iret, @function
+.size tristack_bad_iret, . - tristack_bad_iret
+
 // The way back to user mode from an exception or interrupt (Linux
 // `irqentry_exit_to_user_mode` + `swapgs_restore_regs_and_return_to_usermode`).
 // RSP = &Regs at the top of the thread stack; exit work and checks in
@@ -191,6 +212,11 @@ tristack_exception_common:
     cld
     test byte ptr [rsp + {regs_cs}], 3
     jnz tristack_exception_from_user
+// Kernel mode, but the fault is the `iretq` to user mode itself (a
+// non-canonical RIP): GS is already the user's. Linux `.Lerror_bad_iret`.
+    lea rax, [rip + tristack_iret_to_user]
+    cmp [rsp + {regs_rip}], rax
+    je tristack_bad_iret
     LINK_FRAME
     lea rdi, [rsp + 16]
     call {dispatch}
@@ -422,6 +448,7 @@ tristack_exception_stubs:
     irq_dispatch = sym super::irq::irq_dispatch,
     irq_exit_to_thread = sym super::irq::irq_exit_to_thread,
     sync_regs = sym super::usermode::sync_regs,
+    fixup_bad_iret = sym super::usermode::fixup_bad_iret,
     exit_to_user_mode = sym super::usermode::exit_to_user_mode,
     stackleak_lowest = sym super::usermode::stackleak_lowest,
     poison = const super::usermode::STACKLEAK_POISON,

@@ -98,6 +98,11 @@ pub struct UserCounters {
     /// Returns to user mode, by instruction.
     pub sysret: AtomicU64,
     pub iret: AtomicU64,
+    /// Syscalls that could not return by SYSRET (counted in `iret` too).
+    pub syscall_iret: AtomicU64,
+    /// IRETs to user mode that faulted (a non-canonical RIP), fixed up
+    /// into a user #GP (Linux `fixup_bad_iret`).
+    pub bad_iret: AtomicU64,
     /// Returns to user whose state broke the rule "kernel stack empty, no
     /// IRQ or IST stack live" (must stay 0).
     pub violations: AtomicU64,
@@ -149,6 +154,8 @@ impl PerCpu {
                 syscalls: AtomicU64::new(0),
                 sysret: AtomicU64::new(0),
                 iret: AtomicU64::new(0),
+                syscall_iret: AtomicU64::new(0),
+                bad_iret: AtomicU64::new(0),
                 violations: AtomicU64::new(0),
                 moved_off_ist: AtomicU64::new(0),
                 irqs: AtomicU64::new(0),

@@ -189,7 +189,11 @@ extern "C" fn do_syscall_64(regs: &mut Regs) -> bool {
     regs.rax = crate::user::syscall::dispatch(nr, regs) as u64;
     super::usermode::prepare_exit(regs);
     let sysret = sysret_ok(regs);
-    let counter = if sysret { &cpu.user.sysret } else { &cpu.user.iret };
-    counter.fetch_add(1, Ordering::Relaxed);
+    if sysret {
+        cpu.user.sysret.fetch_add(1, Ordering::Relaxed);
+    } else {
+        cpu.user.iret.fetch_add(1, Ordering::Relaxed);
+        cpu.user.syscall_iret.fetch_add(1, Ordering::Relaxed);
+    }
     sysret
 }

@@ -66,6 +66,33 @@ pub unsafe extern "C" fn sync_regs(eregs: *mut Regs) -> *mut Regs {
     regs
 }
 
+/// The `iretq` to user mode faulted: make it a fault *from user mode* at
+/// the address the IRET was going to (Linux `fixup_bad_iret`). `gp` is the
+/// #GP's frame; its RSP points at the IRET frame (RIP, CS, RFLAGS, RSP,
+/// SS) the user was to get. Builds that frame, with the registers, at the
+/// top of the thread stack and returns it.
+///
+/// # Safety
+/// `gp` is the complete frame of a #GP raised by `tristack_iret_to_user`.
+pub unsafe extern "C" fn fixup_bad_iret(gp: *const Regs) -> *mut Regs {
+    // SAFETY: per the contract; copied out first, as the new frame's slot
+    // may overlap the #GP frame (both lie just below the stack top).
+    let mut regs = unsafe { gp.read() };
+    // SAFETY: the IRET frame the #GP interrupted, five words on this stack.
+    let iret = unsafe { (regs.rsp as *const [u64; 5]).read() };
+    regs.rip = iret[0];
+    regs.cs = iret[1];
+    regs.rflags = iret[2];
+    regs.rsp = iret[3];
+    regs.ss = iret[4];
+    this_cpu().user.bad_iret.fetch_add(1, Ordering::Relaxed);
+    let slot = user_frame_slot();
+    // SAFETY: the thread's user frame slot; nothing else is live there
+    // (the syscall or exception that was returning is over).
+    unsafe { slot.write(regs) };
+    slot
+}
+
 /// The way back to user mode from an exception or interrupt (the entry
 /// code's `tristack_return_to_user`; it IRETs afterwards).
 pub extern "C" fn exit_to_user_mode(regs: &mut Regs) {
