@@ -106,7 +106,10 @@ fn int3_and_a_data_breakpoint_from_user_mode_are_handled_on_the_task_stack() {
 /// ending in the user registers; the process then finishes normally.
 #[test]
 fn an_nmi_while_a_cpu_spins_in_user_mode_is_handled_on_the_task_stack_and_the_process_continues() {
-    let run = boot_smp(2, "run --cpu 1 --bg spin 4000; sleep 300; ps; stacks; userstate; bt-all; wait; poweroff");
+    let run = boot_smp(
+        2,
+        "run --cpu 1 --bg spin 4000; sleep 300; ps; stacks; userstate; bt-all; bt-all; bt-all; wait; poweroff",
+    );
     run.expect_status(0);
     let started = line_starting(&run, "run: spin[");
     let pid = dec_after(started, "spin[");
@@ -128,14 +131,22 @@ fn an_nmi_while_a_cpu_spins_in_user_mode_is_handled_on_the_task_stack_and_the_pr
     ] {
         assert!(probe.contains(part), "{part:?} missing: {probe}");
     }
-    // bt-all: CPU 1's trace is taken on its task stack and ends at the user frame.
+    // bt-all: CPU 1's trace is taken on its task stack and ends at the user
+    // frame. (Its NMI may also catch the spinner in the kernel for a moment,
+    // a tick or a clock check: then the trace starts <NMI>. Three tries.)
     let lines = run.kernel_lines();
-    let at = run.line_index("NMI backtrace for cpu 1");
-    assert_eq!(lines[at + 1], format!("CPU: 1 PID: {pid} Comm: spin"));
-    let trace = trace_from(&run, at);
-    assert!(trace.last().unwrap().contains("tristack_exception_from_user"), "{trace:#?}");
-    let after = lines[at..].iter().position(|l| l.starts_with("RIP: 0033:0x4")).expect("user RIP after the trace");
-    assert!(lines[at + after + 1].starts_with("RSP: 002b:00007fff"), "{}", lines[at + after + 1]);
+    let from_user = (0..lines.len())
+        .filter(|&i| lines[i] == "NMI backtrace for cpu 1")
+        .filter(|&at| {
+            assert_eq!(lines[at + 1], format!("CPU: 1 PID: {pid} Comm: spin"));
+            let trace = trace_from(&run, at);
+            let end = at + 2 + 1 + trace.len();
+            trace.last().unwrap().contains("tristack_exception_from_user")
+                && lines[end].starts_with("RIP: 0033:0x4")
+                && lines[end + 1].starts_with("RSP: 002b:00007fff")
+        })
+        .count();
+    assert!(from_user >= 1, "no NMI backtrace of CPU 1 from user mode:\n{run}");
     run.expect("spin: done after 4000 ms\n").expect(&format!("run: spin[{pid}] exited with status 0"));
 }
 
