@@ -31,9 +31,30 @@ pub fn write(fd: u64, buf: &[u8]) -> i64 {
     syscall3(abi::SYS_WRITE, fd, buf.as_ptr() as u64, buf.len() as u64)
 }
 
+/// End the process: every thread (`exit_group`, as libc's `exit`).
 pub fn exit(code: i64) -> ! {
+    syscall3(abi::SYS_EXIT_GROUP, code as u64, 0, 0);
+    unreachable!("exit_group returned")
+}
+
+/// End only the calling thread.
+pub fn exit_thread(code: i64) -> ! {
     syscall3(abi::SYS_EXIT, code as u64, 0, 0);
     unreachable!("exit returned")
+}
+
+pub fn gettid() -> i64 {
+    syscall3(abi::SYS_GETTID, 0, 0, 0)
+}
+
+/// A new thread of this process running `entry(arg)` on the stack ending at
+/// `stack_top` (16-byte aligned); returns its thread id.
+pub fn clone_thread(entry: extern "C" fn(u64) -> !, stack_top: u64, arg: u64) -> i64 {
+    syscall3(abi::SYS_CLONE_THREAD, entry as *const () as u64, stack_top, arg)
+}
+
+pub fn munmap(addr: u64, len: u64) -> i64 {
+    syscall3(abi::SYS_MUNMAP, addr, len, 0)
 }
 
 pub fn getpid() -> i64 {

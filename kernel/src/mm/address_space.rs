@@ -33,6 +33,9 @@ pub struct AddressSpace {
     /// The program's mapped range (Linux `mm->start_code`, `end_code`),
     /// for the `segfault ... in PROG[BASE+SIZE]` line.
     code: spin::Once<(u64, u64)>,
+    /// CPUs that have this CR3 loaded (Linux `mm_cpumask`): the ones whose
+    /// TLBs an unmap must shoot down.
+    cpus: core::sync::atomic::AtomicU64,
 }
 
 /// What a user access found (the syscall gets `-EFAULT` for either).
@@ -60,7 +63,50 @@ impl AddressSpace {
                 new[i] = kernel[i].clone();
             }
         }
-        Ok(AddressSpace { root, lock: IrqMutex::new(()), code: spin::Once::new() })
+        Ok(AddressSpace {
+            root,
+            lock: IrqMutex::new(()),
+            code: spin::Once::new(),
+            cpus: core::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// `cpu` loaded this address space's CR3 / switched away from it.
+    pub fn entered_cpu(&self, cpu: usize) {
+        self.cpus.fetch_or(1 << cpu, core::sync::atomic::Ordering::AcqRel);
+    }
+    pub fn left_cpu(&self, cpu: usize) {
+        self.cpus.fetch_and(!(1 << cpu), core::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The CPUs that have it loaded right now.
+    pub fn cpu_mask(&self) -> u64 {
+        self.cpus.load(core::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Unmap the user pages of `[start, end)` (page-aligned) and return
+    /// their frames, still allocated: the caller shoots down every TLB that
+    /// may hold them before freeing them (Linux `unmap_region` then
+    /// `tlb_finish_mmu`). This CPU's entries are flushed here.
+    pub fn unmap(&self, start: u64, end: u64) -> Vec<PhysFrame> {
+        assert!(end <= USER_TOP && start.is_multiple_of(PAGE_SIZE) && end.is_multiple_of(PAGE_SIZE));
+        self.with_table(|t| {
+            (start..end)
+                .step_by(PAGE_SIZE as usize)
+                .filter_map(|va| {
+                    let (frame, flush) = t.unmap(Page::<Size4KiB>::containing_address(VirtAddr::new(va))).ok()?;
+                    flush.flush();
+                    Some(frame)
+                })
+                .collect()
+        })
+    }
+
+    /// Give back frames `unmap` returned, once no TLB can hold them.
+    pub fn free_frames(frames: Vec<PhysFrame>) {
+        for f in frames {
+            phys::free_frame(f).expect("user frames come from phys");
+        }
     }
 
     /// Record the program's range (once, after loading it).

@@ -182,14 +182,17 @@ pub fn spawn_on(name: &str, entry: Entry, arg: u64, placement: Placement) -> Res
 
 /// A thread of a user process: runs `entry(arg)` in the kernel on its own
 /// thread stack, with `mm` loaded, until `entry` enters user mode.
+/// `tgid`: the process's thread group, or None for its first thread (whose
+/// pid becomes the group's id).
 pub fn spawn_user(
     name: &str,
     mm: Arc<AddressSpace>,
+    tgid: Option<Pid>,
     entry: Entry,
     arg: u64,
     placement: Placement,
 ) -> Result<Pid, VmapError> {
-    spawn_task(name, entry, arg, placement, Some(mm))
+    spawn_task(name, entry, arg, placement, Some((mm, tgid)))
 }
 
 fn spawn_task(
@@ -197,8 +200,12 @@ fn spawn_task(
     entry: Entry,
     arg: u64,
     placement: Placement,
-    mm: Option<Arc<AddressSpace>>,
+    user: Option<(Arc<AddressSpace>, Option<Pid>)>,
 ) -> Result<Pid, VmapError> {
+    let (mm, tgid) = match user {
+        Some((mm, tgid)) => (Some(mm), Some(tgid)),
+        None => (None, None),
+    };
     let parent = current();
     let placement = match (placement, parent) {
         (Placement::Any, Some(p)) if p.pinned && p.pid != 0 => Placement::Pinned(p.cpu),
@@ -215,6 +222,9 @@ fn spawn_task(
     let pid = tasks.next_pid;
     tasks.next_pid = pid + 1;
     task.pid = pid;
+    if let Some(tgid) = tgid {
+        task.tgid = tgid.unwrap_or(pid);
+    }
     let task: &mut Task = tasks.tasks.entry(pid).or_insert(task);
     rq(cpu).enqueue_new(task);
     drop(tasks);
@@ -246,15 +256,43 @@ pub fn kill(pid: Pid) -> Result<(), KillPidError> {
     if !task.is_user() {
         return Err(KillPidError::KernelThread);
     }
-    task.kill_pending.store(true, Ordering::SeqCst);
+    task.kill_code.store(KILLED_BY_SIGKILL, Ordering::SeqCst);
     drop(tasks);
     wake_sleeper(pid);
     Ok(())
 }
 
-/// Whether the running thread was asked to die (`kill`).
-pub fn kill_pending() -> bool {
-    current().is_some_and(|t| t.kill_pending.load(Ordering::SeqCst))
+/// The exit code of a thread killed by `kill` (as by SIGKILL).
+pub const KILLED_BY_SIGKILL: i64 = -9;
+
+/// End every other thread of the current thread's process with `code`
+/// (Linux `zap_other_threads` in `do_group_exit`): each leaves at its next
+/// return to user mode. Returns how many were told.
+pub fn kill_other_threads(code: i64) -> usize {
+    let Some(me) = current() else { return 0 };
+    if me.tgid == 0 {
+        return 0;
+    }
+    let others: alloc::vec::Vec<Pid> = {
+        let tasks = TASKS.lock();
+        tasks
+            .tasks
+            .values()
+            .filter(|t| t.tgid == me.tgid && t.pid != me.pid && !t.state.get().ended())
+            .map(|t| {
+                // The first fatal signal wins.
+                let _ = t.kill_code.compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
+                t.pid
+            })
+            .collect()
+    };
+    others.iter().for_each(|&pid| wake_sleeper(pid));
+    others.len()
+}
+
+/// The fatal signal pending for the running thread, as its exit code.
+pub fn pending_kill() -> Option<i64> {
+    current().map(|t| t.kill_code.load(Ordering::SeqCst)).filter(|&c| c != 0)
 }
 
 /// Set the running thread's user breakpoint (0: none) and apply it now.

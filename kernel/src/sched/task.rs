@@ -97,9 +97,14 @@ pub struct Task {
     /// thread, which runs on the kernel's own page table). Its CR3 is
     /// loaded when the task is switched in.
     pub mm: Option<Arc<AddressSpace>>,
-    /// `kill PID`: the thread ends at its next return to user mode (Linux
-    /// `SIGKILL` delivered in `exit_to_user_mode_loop`).
-    pub kill_pending: AtomicBool,
+    /// A fatal signal is pending (its exit code, 0 = none): the thread ends
+    /// at its next return to user mode (Linux delivers it in
+    /// `exit_to_user_mode_loop`). Set by `kill PID` (-9) and when another
+    /// thread of the process ends it (`exit_group`, a fatal fault).
+    pub kill_code: core::sync::atomic::AtomicI64,
+    /// Thread group (Linux `tgid`): the pid of the process's first thread;
+    /// every thread of a process shares it (0 for kernel threads).
+    pub tgid: Pid,
     /// A user data breakpoint of this thread (`watch` syscall; 0 = none):
     /// debug registers belong to the CPU, so it is armed only while the
     /// thread runs (Linux switches `thread.ptrace_bps` the same way).
@@ -129,9 +134,9 @@ impl Task {
         self.stack.not_used().min(erased)
     }
 
-    /// The CR3 this task runs on.
-    pub fn cr3(&self) -> u64 {
-        self.mm.as_ref().map_or_else(crate::mm::paging::kernel_root, |mm| mm.cr3())
+    /// The address space this task runs on (None: the kernel's).
+    pub fn address_space(&self) -> Option<&AddressSpace> {
+        self.mm.as_deref()
     }
 
     pub fn new(
@@ -159,7 +164,8 @@ impl Task {
             wake_at: 0,
             waiting_on: None,
             mm: None,
-            kill_pending: AtomicBool::new(false),
+            kill_code: core::sync::atomic::AtomicI64::new(0),
+            tgid: 0,
             user_watch: AtomicU64::new(0),
             lowest_stack: AtomicU64::new(u64::MAX),
             in_user: AtomicBool::new(false),

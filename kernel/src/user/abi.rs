@@ -9,6 +9,9 @@
 
 /// `write(fd, buf, len)`: fd 1 and 2 are the console.
 pub const SYS_WRITE: u64 = 1;
+/// `munmap(addr, len)`: unmap the pages of `[addr, addr + len)`; every
+/// CPU running a thread of this process drops them from its TLB first.
+pub const SYS_MUNMAP: u64 = 11;
 /// `sched_yield()`.
 pub const SYS_SCHED_YIELD: u64 = 24;
 /// `nanosleep(const struct timespec *req, struct timespec *rem)`.
@@ -17,6 +20,8 @@ pub const SYS_NANOSLEEP: u64 = 35;
 pub const SYS_GETPID: u64 = 39;
 /// `exit(code)`: ends the calling thread.
 pub const SYS_EXIT: u64 = 60;
+/// `gettid()`: the calling thread's id (`getpid` is the process's).
+pub const SYS_GETTID: u64 = 186;
 /// `clock_gettime(clockid, struct timespec *tp)`; only `CLOCK_MONOTONIC`.
 pub const SYS_CLOCK_GETTIME: u64 = 228;
 /// `exit_group(code)`: ends every thread of the process.
@@ -50,11 +55,18 @@ pub const SYS_STACKLEAK_FIND: u64 = 1004;
 /// the first user instruction fetch.
 pub const SYS_SET_RETURN_IP: u64 = 1005;
 
+/// `clone_thread(entry, stack_top, arg)`: a new thread in this process,
+/// starting at `entry(arg)` on the user stack ending at `stack_top`, with
+/// its own kernel stack (Linux `clone(CLONE_VM | CLONE_THREAD | ...)`).
+/// Returns its thread id.
+pub const SYS_CLONE_THREAD: u64 = 1006;
+
 /// Linux errno values (returned negated).
 pub const EFAULT: i64 = 14;
 pub const EBADF: i64 = 9;
 pub const EINVAL: i64 = 22;
 pub const ENOSYS: i64 = 38;
+pub const ENOMEM: i64 = 12;
 
 /// `clock_gettime`'s only clock.
 pub const CLOCK_MONOTONIC: u64 = 1;

@@ -13,9 +13,7 @@ use crate::sched;
 
 /// Linux signal numbers (the exit code is their negation).
 pub const SIGILL: i64 = 4;
-pub const SIGTRAP: i64 = 5;
 pub const SIGFPE: i64 = 8;
-pub const SIGKILL: i64 = 9;
 pub const SIGSEGV: i64 = 11;
 
 fn comm_pid() -> (&'static str, u32) {
@@ -46,6 +44,8 @@ pub fn segfault(regs: &Regs, addr: u64) -> ! {
         regs.error_code,
         In(regs.rip)
     );
+    // A fatal signal ends the whole process (Linux `do_group_exit`).
+    sched::kill_other_threads(-SIGSEGV);
     sched::exit(-SIGSEGV)
 }
 
@@ -66,6 +66,7 @@ pub fn trap(regs: &Regs, name: &str) -> ! {
         regs.error_code,
         In(regs.rip)
     );
+    sched::kill_other_threads(-signal);
     sched::exit(-signal)
 }
 

@@ -23,11 +23,11 @@ pub mod process;
 pub mod syscall;
 
 /// Work before any return to user mode (Linux `exit_to_user_mode_loop`):
-/// a pending kill ends the thread here.
+/// a pending fatal signal ends the thread here.
 #[cfg(target_os = "none")]
 pub fn exit_to_user_mode_work(_regs: &mut crate::arch::regs::Regs) {
-    if crate::sched::kill_pending() {
-        crate::sched::exit(-fault::SIGKILL);
+    if let Some(code) = crate::sched::pending_kill() {
+        crate::sched::exit(code);
     }
 }
 

@@ -89,7 +89,21 @@ pub fn run(name: &str, args: &str, placement: Placement) -> Result<Pid, RunError
     let image = programs::find(name).ok_or(RunError::NoSuchProgram)?;
     let (mm, start) = load(image, args)?;
     let start = Box::into_raw(Box::new(start)) as u64;
-    sched::spawn_user(name, Arc::new(mm), start_user, start, placement).map_err(|_| {
+    sched::spawn_user(name, Arc::new(mm), None, start_user, start, placement).map_err(|_| {
+        // SAFETY: the thread was not created, so the box is still ours.
+        drop(unsafe { Box::from_raw(start as *mut Start) });
+        RunError::OutOfMemory
+    })
+}
+
+/// Another thread of the current process, entering user mode at `entry`
+/// with RSP `stack_top - 8` (as if called) and `arg` in RDI.
+pub fn spawn_thread(entry: u64, stack_top: u64, arg: u64) -> Result<Pid, RunError> {
+    let me = sched::current().expect("a running thread");
+    let mm = me.mm.clone().expect("a user thread");
+    let start = Start { entry, user_rsp: stack_top - 8, args: arg, args_len: 0 };
+    let start = Box::into_raw(Box::new(start)) as u64;
+    sched::spawn_user(&me.name, mm, Some(me.tgid), start_user, start, Placement::Any).map_err(|_| {
         // SAFETY: the thread was not created, so the box is still ours.
         drop(unsafe { Box::from_raw(start as *mut Start) });
         RunError::OutOfMemory

@@ -39,8 +39,15 @@ pub fn dispatch(nr: u64, regs: &mut Regs) -> i64 {
             0
         }
         SYS_NANOSLEEP => sys_nanosleep(a),
-        SYS_GETPID => i64::from(sched::current().map_or(0, |t| t.pid)),
-        SYS_EXIT | SYS_EXIT_GROUP => sched::exit(a as i64),
+        SYS_GETPID => i64::from(sched::current().map_or(0, |t| t.tgid)),
+        SYS_GETTID => i64::from(sched::current().map_or(0, |t| t.pid)),
+        SYS_EXIT => sched::exit(a as i64),
+        SYS_EXIT_GROUP => {
+            sched::kill_other_threads(a as i64);
+            sched::exit(a as i64)
+        }
+        SYS_CLONE_THREAD => sys_clone_thread(a, b, regs.rdx),
+        SYS_MUNMAP => sys_munmap(a, b),
         SYS_CLOCK_GETTIME => sys_clock_gettime(a, b),
         SYS_KSTACK_USE => sys_kstack_use(a),
         SYS_STACK_INFO => (stack_top() - rsp()) as i64,
@@ -194,4 +201,31 @@ fn stackleak_find(secret: u64) -> i64 {
         }
         0
     })
+}
+
+fn sys_clone_thread(entry: u64, stack_top: u64, arg: u64) -> i64 {
+    let user = |va: u64| super::uaccess::user_range(va, 8).is_some();
+    if !user(entry) || !user(stack_top - 8) || !stack_top.is_multiple_of(16) {
+        return -EINVAL;
+    }
+    match super::process::spawn_thread(entry, stack_top, arg) {
+        Ok(tid) => i64::from(tid),
+        Err(_) => -ENOMEM,
+    }
+}
+
+/// Linux `munmap`: unmap, shoot down the TLBs of every CPU that has this
+/// address space loaded, and only then free the frames (a CPU still
+/// holding a translation would otherwise read or write a reused frame).
+fn sys_munmap(addr: u64, len: u64) -> i64 {
+    use crate::stacks::layout::PAGE_SIZE;
+    if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
+        return -EINVAL;
+    }
+    let Some(end) = super::uaccess::user_range(addr, len.next_multiple_of(PAGE_SIZE)) else { return -EINVAL };
+    let mm = mm();
+    let frames = mm.unmap(addr, end);
+    crate::arch::tlb::flush_tlb_mm_range(mm.cpu_mask(), addr, end);
+    AddressSpace::free_frames(frames);
+    0
 }

@@ -90,6 +90,8 @@ pub struct PerCpu {
     pub kstack_offset: AtomicU32,
     /// Entry and exit counts across the user boundary.
     pub user: UserCounters,
+    /// The address space whose CR3 this CPU has loaded (0: the kernel's).
+    pub loaded_mm: AtomicU64,
 }
 
 /// What crossed the user/kernel boundary on one CPU (`userstate`).
@@ -161,6 +163,7 @@ impl PerCpu {
                 irqs: AtomicU64::new(0),
                 irqs_on_irq_stack: AtomicU64::new(0),
             },
+            loaded_mm: AtomicU64::new(0),
         }
     }
 

@@ -1,6 +1,8 @@
 //! TLB shoot-down (Linux `arch/x86/mm/tlb.c`): when a kernel range is
 //! unmapped (a thread stack freed by `vfree`), every other CPU may still
-//! hold its translations, and must drop them before the frames are reused.
+//! hold its translations, and must drop them before the frames are reused;
+//! when user memory is unmapped (`munmap`), every CPU that has the process's
+//! address space loaded must.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -22,6 +24,18 @@ pub fn flush_tlb_kernel_range(start: u64, end: u64) {
     }
     let range = (start, end);
     crate::smp::call_on(percpu::online_cpus(), flush_tlb_call, &range as *const (u64, u64) as u64);
+}
+
+/// Flush user range `[start, end)` from the TLBs of the other CPUs in
+/// `cpus` (those with the address space loaded) and wait (Linux
+/// `flush_tlb_mm_range`); the caller has flushed its own.
+pub fn flush_tlb_mm_range(cpus: u64, start: u64, end: u64) {
+    if SKIP_SHOOTDOWN.load(Ordering::SeqCst) {
+        return;
+    }
+    let range = (start, end);
+    let targets = percpu::online_cpus().filter(|&c| cpus & (1 << c) != 0);
+    crate::smp::call_on(targets, flush_tlb_call, &range as *const (u64, u64) as u64);
 }
 
 fn flush_tlb_call(arg: u64) {
