@@ -108,7 +108,8 @@ fn int3_and_a_data_breakpoint_from_user_mode_are_handled_on_the_task_stack() {
 fn an_nmi_while_a_cpu_spins_in_user_mode_is_handled_on_the_task_stack_and_the_process_continues() {
     let run = boot_smp(
         2,
-        "run --cpu 1 --bg spin 4000; sleep 300; ps; stacks; ps; stacks; ps; stacks; userstate; bt-all; bt-all; bt-all; wait; poweroff",
+        "run --cpu 1 --bg spin 4000; sleep 300; ps; stacks; ps; stacks; ps; stacks; userstate; bt-all; bt-all; bt-all; \
+         bt-ipi 1; wait; poweroff",
     );
     run.expect_status(0);
     let started = line_starting(&run, "run: spin[");
@@ -152,6 +153,16 @@ fn an_nmi_while_a_cpu_spins_in_user_mode_is_handled_on_the_task_stack_and_the_pr
         })
         .count();
     assert!(from_user >= 1, "no NMI backtrace of CPU 1 from user mode:\n{run}");
+    // bt-ipi: an interrupt from user mode (or from a syscall of spin's)
+    // runs on CPU 1's IRQ stack; the trace crosses to the task stack and
+    // ends with the user registers.
+    let at = run.line_index("IPI backtrace for cpu 1");
+    assert_eq!(lines[at + 1], format!("CPU: 1 PID: {pid} Comm: spin"));
+    let trace = trace_from(&run, at);
+    let (open, close) = (trace.iter().position(|l| *l == " <IRQ>"), trace.iter().position(|l| *l == " </IRQ>"));
+    assert!(matches!((open, close), (Some(0), Some(c)) if c > 1), "{trace:#?}");
+    assert!(trace.iter().any(|l| l.contains("tristack_irq_common")), "{trace:#?}");
+    assert!(lines[at + 3 + trace.len()].starts_with("RIP: 0033:0x4"), "{}", lines[at + 3 + trace.len()]);
     run.expect("spin: done after 4000 ms\n").expect(&format!("run: spin[{pid}] exited with status 0"));
 }
 

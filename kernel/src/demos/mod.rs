@@ -53,6 +53,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "cpus", usage: "", help: "each CPU: APIC id, online, its IRQ stack and IST stack tops (from its live TSS), current task", run: smp::cpus },
     Spec { name: "chatter", usage: "MS", help: "a thread prints a line in a loop for MS ms (to race bt-all or a panic for the console)", run: smp::chatter },
     Spec { name: "bt-all", usage: "", help: "this CPU's backtrace, then every other CPU's, taken by NMI (sysrq-l)", run: smp::bt_all },
+    Spec { name: "bt-ipi", usage: "CPU", help: "CPU's backtrace from a function-call IPI handler: on its IRQ stack, then what it interrupted (user mode too)", run: smp::bt_ipi },
     Spec { name: "nmi-storm", usage: "SECONDS", help: "NMIs to every other CPU while they run self-IPIs, switches and nested #DB; every count must add up", run: nmi_storm::nmi_storm },
     Spec { name: "tlb-shootdown", usage: "CPU [skip]", help: "free a page another CPU reads: its next read faults (skip: no shoot-down, it reads freed memory)", run: smp::tlb_shootdown },
     Spec { name: "oops=panic", usage: "", help: "setting: an oops in a thread panics the kernel (default oops=kill kills the thread)", run: |_| threads::set_oops("panic") },

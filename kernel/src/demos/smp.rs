@@ -77,6 +77,32 @@ pub fn bt_all(args: &[&str]) -> CmdResult {
     }
 }
 
+/// `bt-ipi CPU`: CPU's backtrace taken in a function-call IPI handler — an
+/// ordinary interrupt, so it runs on that CPU's IRQ stack whatever it
+/// interrupted: the trace shows `<IRQ>` … `</IRQ>`, then the interrupted
+/// thread's stack, and, if that thread was in user mode (or in a syscall),
+/// the user registers.
+pub fn bt_ipi(args: &[&str]) -> CmdResult {
+    let [cpu] = args else {
+        return Err(ArgError("bt-ipi: usage: bt-ipi CPU".into()).into());
+    };
+    let cpu = cmdline::number("bt-ipi", "CPU", cpu, 0..=(MAX_CPUS as u64 - 1))? as usize;
+    if !percpu::is_online(cpu) {
+        return Err(ArgError(alloc::format!("bt-ipi: CPU {cpu} is not online")).into());
+    }
+    if cpu == percpu::current_cpu_id() {
+        return Err(ArgError(alloc::format!("bt-ipi: CPU {cpu} is this CPU; use bt")).into());
+    }
+    smp::call_on(core::iter::once(cpu), ipi_backtrace, 0);
+    Ok(())
+}
+
+fn ipi_backtrace(_: u64) {
+    println!("IPI backtrace for cpu {}", percpu::current_cpu_id());
+    crate::debug::oops::print_cpu_line();
+    crate::debug::backtrace::print_trace(crate::arch::cpu::stack_pointer(), crate::arch::cpu::frame_pointer());
+}
+
 // --- tlb-shootdown ---------------------------------------------------------------
 
 static TLB_PAGE: AtomicU64 = AtomicU64::new(0);

@@ -6,27 +6,31 @@ use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::arch::regs::{Regs, REGS_SIZE};
 use crate::arch::{percpu, usermode};
+use crate::println;
 use crate::sched::{self, Ended, Placement};
 use crate::shell::cmdline::{self, ArgError};
 use crate::shell::commands::{CmdError, CmdResult};
 use crate::stacks::layout::{estack_range, EStack, Ist, MAX_CPUS};
 use crate::user::process::{self, RunError};
 use crate::user::programs;
-use crate::{print, println};
 
 fn program_list() -> String {
     programs::names().collect::<alloc::vec::Vec<_>>().join(", ")
 }
 
+/// Start `prog` with `args` in a new process; errors as `cmd` reports them.
+fn spawn(cmd: &str, prog: &str, args: &str) -> Result<u32, CmdError> {
+    process::run(prog, args, Placement::Any).map_err(|e| match e {
+        RunError::NoSuchProgram => {
+            ArgError(alloc::format!("{cmd}: no program '{prog}'; programs: {}", program_list())).into()
+        }
+        e => CmdError::Failed(alloc::format!("{cmd}: {prog}: {e}")),
+    })
+}
+
 /// Start `prog` with `args`; wait for it unless `background`.
 pub fn start(prog: &str, args: &str, background: bool) -> CmdResult {
-    let pid = match process::run(prog, args, Placement::Any) {
-        Ok(pid) => pid,
-        Err(RunError::NoSuchProgram) => {
-            return Err(ArgError(alloc::format!("run: no program '{prog}'; programs: {}", program_list())).into())
-        }
-        Err(e) => return Err(CmdError::Failed(alloc::format!("run: {prog}: {e}"))),
-    };
+    let pid = spawn("run", prog, args)?;
     if background {
         println!("run: {prog}[{pid}] started in the background");
         return Ok(());
@@ -204,14 +208,15 @@ fn user_nmi_probe(regs: &Regs) {
 /// NMIs `userstate` sends a CPU before it gives up finding it in user mode.
 const PROBE_TRIES: usize = 5;
 
-/// Print what the probe saw on `cpu`.
-fn show_probe(cpu: usize) {
+/// Print what the probe saw on `cpu`, about thread `who` (one line: a user
+/// program printing meanwhile cannot split it).
+fn show_probe(cpu: usize, who: &str) {
     let p = &PROBES[cpu];
     let frame = p.frame.load(Ordering::Relaxed);
     let top = p.top.load(Ordering::Relaxed);
     let only_this_frame = top - frame == REGS_SIZE as u64;
     println!(
-        "cpu {cpu}: user mode at ip {:#x}; NMI handled on the {} stack ({}); irq_count {}; #DB depth {}, IST[DB] {}; NMI/#MC handlers {} (this one)",
+        "{who} cpu {cpu}: user mode at ip {:#x}; NMI handled on the {} stack ({}); irq_count {}; #DB depth {}, IST[DB] {}; NMI/#MC handlers {} (this one)",
         p.ip.load(Ordering::Relaxed),
         crate::stacks::info::name_of(frame),
         if only_this_frame { "its frame alone at the top: the stack was empty" } else { "NOT at the top" },
@@ -262,8 +267,7 @@ pub fn userstate(args: &[&str]) -> CmdResult {
             crate::time::spin_until(20, || PROBES[cpu].count.load(Ordering::Acquire) != before)
         });
         if landed {
-            print!("{name}[{pid}] ");
-            show_probe(cpu);
+            show_probe(cpu, &alloc::format!("{name}[{pid}]"));
         } else {
             println!("cpu {cpu}: {name}[{pid}] was in the kernel for all {PROBE_TRIES} NMIs (no user-mode probe)");
         }

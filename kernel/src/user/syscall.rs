@@ -7,6 +7,7 @@
 use core::hint::black_box;
 
 use super::abi::*;
+use crate::arch::cpu::stack_pointer as rsp;
 use crate::arch::regs::Regs;
 use crate::mm::address_space::AddressSpace;
 use crate::sched;
@@ -14,15 +15,6 @@ use crate::sched;
 /// The calling thread's address space (every syscall comes from one).
 fn mm() -> &'static AddressSpace {
     sched::current().and_then(|t| t.mm.as_deref()).expect("a syscall from a thread without an address space")
-}
-
-/// The current RSP.
-#[inline(always)]
-fn rsp() -> u64 {
-    let rsp: u64;
-    // SAFETY: reading RSP.
-    unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
-    rsp
 }
 
 fn stack_top() -> u64 {
@@ -168,33 +160,42 @@ fn sys_watch(addr: u64) -> i64 {
 /// (wherever its offset puts them) stay above the secret.
 const PLANT_DEPTH: usize = 1536;
 
-/// A careless syscall: leave `secret` in a local that dies on return.
+/// What is planted is the secret XOR this, so the value looked for never
+/// travels in a register the user controls: an interrupt during either
+/// syscall saves the caller's registers on the thread stack, and they hold
+/// the raw secret (it is the argument) — which would be "found" without
+/// anything having leaked.
+const PLANT_KEY: u64 = 0x5a5a_1357_9bdf_2468;
+
+/// A careless syscall: leave `secret ^ PLANT_KEY` in a local that dies on
+/// return.
 #[inline(never)]
 fn stackleak_plant(secret: u64) {
     let pad = black_box([0u8; PLANT_DEPTH]);
-    plant_here(secret);
+    plant_here(secret ^ PLANT_KEY);
     black_box(&pad);
 }
 
 #[inline(never)]
-fn plant_here(secret: u64) {
-    let words = black_box([secret; 32]);
+fn plant_here(value: u64) {
+    let words = black_box([value; 32]);
     black_box(&words);
 }
 
-/// Scan the dead part of this thread's stack (below this frame) for `secret`.
-/// Interrupts stay off meanwhile: an interrupt would push its register
-/// frame below RSP — with `secret` in it, as this call's own argument.
+/// Scan the dead part of this thread's stack (below this frame) for what
+/// `stackleak_plant(secret)` left. Interrupts stay off meanwhile, so no
+/// interrupt frame lands below RSP while the value is in a register.
 #[inline(never)]
 fn stackleak_find(secret: u64) -> i64 {
     let Some(bottom) = sched::current_stack_bottom() else { return 0 };
     let top = stack_top();
     x86_64::instructions::interrupts::without_interrupts(|| {
+        let want = black_box(secret) ^ PLANT_KEY;
         let below = rsp();
         let mut at = bottom + 8;
         while at + 8 <= below {
             // SAFETY: reading this thread's own stack below RSP: mapped, dead.
-            if unsafe { (at as *const u64).read_volatile() } == secret {
+            if unsafe { (at as *const u64).read_volatile() } == want {
                 return (top - at) as i64;
             }
             at += 8;

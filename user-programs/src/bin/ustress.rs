@@ -5,10 +5,9 @@
 #![no_std]
 #![no_main]
 
-use core::sync::atomic::{AtomicU64, Ordering};
 use ulib::{println, Args};
 
-static WATCHED: AtomicU64 = AtomicU64::new(0);
+static mut WATCHED: u64 = 0;
 
 fn main(args: Args) -> i64 {
     let n = args.number(0, 1000);
@@ -26,8 +25,9 @@ fn main(args: Args) -> i64 {
             // SAFETY: #BP from user mode is reported and resumed.
             unsafe { core::arch::asm!("int3") };
         }
-        if i % 256 == 0 && ulib::watch(WATCHED.as_ptr() as u64) == 0 {
-            WATCHED.store(i, Ordering::SeqCst);
+        if i % 256 == 0 && ulib::watch(&raw mut WATCHED as u64) == 0 {
+            // SAFETY: this program's own variable; single-threaded.
+            unsafe { core::ptr::write_volatile(&raw mut WATCHED, i) };
         }
     }
     println!("ustress: pid {} done, {n} rounds", ulib::getpid());

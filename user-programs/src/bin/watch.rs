@@ -4,21 +4,24 @@
 #![no_std]
 #![no_main]
 
-use core::sync::atomic::{AtomicU64, Ordering};
 use ulib::{println, Args};
 
-static WATCHED: AtomicU64 = AtomicU64::new(0);
+static mut WATCHED: u64 = 0;
 
 fn main(_: Args) -> i64 {
-    let addr = WATCHED.as_ptr() as u64;
+    let addr = &raw mut WATCHED as u64;
     let r = ulib::watch(addr);
     if r < 0 {
         println!("watch: the kernel refused the breakpoint: {r}");
         return 1;
     }
     println!("watch: breakpoint armed on {addr:#x}, writing to it");
-    WATCHED.store(42, Ordering::SeqCst);
-    println!("watch: the write completed (value {}), back in user mode", WATCHED.load(Ordering::SeqCst));
+    // A plain store (`mov`), the most ordinary write there is.
+    // SAFETY: this program's own variable; single-threaded.
+    unsafe { core::ptr::write_volatile(&raw mut WATCHED, 42) };
+    // SAFETY: as above.
+    let value = unsafe { core::ptr::read_volatile(&raw const WATCHED) };
+    println!("watch: the write completed (value {value}), back in user mode");
     0
 }
 

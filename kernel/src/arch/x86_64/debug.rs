@@ -111,11 +111,18 @@ pub fn restore_all(dr7: u64) {
 pub const USER_WATCH_SLOT: u8 = 3;
 
 /// On a switch: arm the incoming thread's user breakpoint, or disarm the
-/// slot if it has none (debug registers are per CPU, breakpoints per thread).
+/// slot if it has none (debug registers are per CPU, breakpoints per
+/// thread). The CPU remembers what it armed, so a switch between threads
+/// without breakpoints touches no debug register (a `mov` to or from a DR
+/// can trap to the hypervisor).
 pub fn switch_user_watch(addr: u64) {
+    let cpu = this_cpu();
+    if cpu.user_watch_armed.swap(addr, Ordering::Relaxed) == addr {
+        return;
+    }
     if addr != 0 {
         arm_write(USER_WATCH_SLOT, addr);
-    } else if read_dr(7) & dr7_enable(USER_WATCH_SLOT) != 0 {
+    } else {
         disarm(USER_WATCH_SLOT);
     }
 }
@@ -184,7 +191,8 @@ pub fn handle_db(regs: &mut Regs) {
     }
     let event = DebugEvent { kind: DebugKind::Db, dr6, slot, depth, frame };
     if regs.from_user() {
-        // A user breakpoint is one-shot: the thread's watch is cleared.
+        // A user breakpoint is one-shot: the thread's watch is cleared (the
+        // slot is disarmed already).
         if slot == Some(USER_WATCH_SLOT) {
             crate::sched::set_user_watch(0);
         }
@@ -229,6 +237,7 @@ pub fn int3() {
 pub fn reset_after_oops(cpu: &super::percpu::PerCpu) {
     write_dr(7, 0);
     write_dr(6, 0);
+    cpu.user_watch_armed.store(0, Ordering::Relaxed);
     cpu.db_depth.store(0, Ordering::SeqCst);
     let (_, top) = crate::stacks::layout::estack_range(cpu.id(), crate::stacks::layout::EStack::DB);
     // SAFETY: this CPU's own TSS, and no #DB handler is running on it.

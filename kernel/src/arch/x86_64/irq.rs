@@ -53,7 +53,7 @@ pub extern "C" fn irq_dispatch(regs: &mut Regs) {
         crate::sched::set_in_user(false);
         cpu.user.irqs.fetch_add(1, Ordering::Relaxed);
         let here = super::cpu::stack_pointer();
-        if crate::stacks::info::stack_of(here).is_some_and(|s| s.kind == crate::stacks::info::StackKind::Irq) {
+        if crate::stacks::irq::range(cpu.id()).is_some_and(|(bottom, top)| (bottom..top).contains(&here)) {
             cpu.user.irqs_on_irq_stack.fetch_add(1, Ordering::Relaxed);
         }
     }

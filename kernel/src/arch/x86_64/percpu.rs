@@ -92,6 +92,8 @@ pub struct PerCpu {
     pub user: UserCounters,
     /// The address space whose CR3 this CPU has loaded (0: the kernel's).
     pub loaded_mm: AtomicU64,
+    /// The user data breakpoint armed in this CPU's debug registers (0: none).
+    pub user_watch_armed: AtomicU64,
 }
 
 /// What crossed the user/kernel boundary on one CPU (`userstate`).
@@ -164,6 +166,7 @@ impl PerCpu {
                 irqs_on_irq_stack: AtomicU64::new(0),
             },
             loaded_mm: AtomicU64::new(0),
+            user_watch_armed: AtomicU64::new(0),
         }
     }
 

@@ -42,7 +42,7 @@ pub fn stackleak() -> bool {
 
 /// Where a frame from user mode belongs: the top of the running thread's stack.
 fn user_frame_slot() -> *mut Regs {
-    (this_cpu().top_of_stack.load(Ordering::Relaxed) - size_of::<Regs>() as u64) as *mut Regs
+    frame_slot_of(this_cpu().top_of_stack.load(Ordering::Relaxed))
 }
 
 /// Linux `sync_regs`: an exception from user mode that arrived on an IST
@@ -169,9 +169,7 @@ pub extern "C" fn stackleak_lowest() -> u64 {
     }
     let Some(task) = crate::sched::current() else { return 0 };
     let bottom = task.stack.bottom;
-    let rsp: u64;
-    // SAFETY: reading RSP.
-    unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
+    let rsp = super::cpu::stack_pointer();
     // Skip the end-magic word at the very bottom, then runs of poison and
     // of zero with `repe scasq` (a string instruction: no loop of loads
     // and compares), until a word that is neither, or RSP.
