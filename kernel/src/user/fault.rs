@@ -44,9 +44,14 @@ pub fn segfault(regs: &Regs, addr: u64) -> ! {
         regs.error_code,
         In(regs.rip)
     );
-    // A fatal signal ends the whole process (Linux `do_group_exit`).
-    sched::kill_other_threads(-SIGSEGV);
-    sched::exit(-SIGSEGV)
+    fatal_signal(SIGSEGV)
+}
+
+/// A fatal signal ends the whole process (Linux `do_group_exit`): every
+/// other thread at its next return to user mode, this one now.
+fn fatal_signal(signal: i64) -> ! {
+    sched::kill_other_threads(-signal);
+    sched::exit(-signal)
 }
 
 /// Any other fault from user mode: `name` is Linux's (`general protection
@@ -66,8 +71,7 @@ pub fn trap(regs: &Regs, name: &str) -> ! {
         regs.error_code,
         In(regs.rip)
     );
-    sched::kill_other_threads(-signal);
-    sched::exit(-signal)
+    fatal_signal(signal)
 }
 
 /// Breakpoints per thread that get a line.

@@ -1,4 +1,5 @@
-//! Exception entry stubs: the only assembly on the exception path.
+//! Entry stubs: the only assembly on the way into the kernel and back —
+//! exceptions, interrupts, `syscall`, and the return to user mode.
 //!
 //! Protocol (Linux `arch/x86/entry/entry_64.S`, `idtentry` macros):
 //!
@@ -41,10 +42,14 @@
 
 use core::arch::global_asm;
 
-use super::percpu::{IRQ_COUNT_OFFSET, IRQ_STACK_TOP_OFFSET, NMI_DEPTH_OFFSET, TSS_IST_DB_OFFSET};
-use super::regs::{REGS_CS, REGS_RBP, REGS_RIP};
+use super::gdt::{USER_CS, USER_DS};
+use super::percpu::{
+    IRQ_COUNT_OFFSET, IRQ_STACK_TOP_OFFSET, KSTACK_OFFSET_OFFSET, NMI_DEPTH_OFFSET, TOP_OF_STACK_OFFSET,
+    TSS_IST_DB_OFFSET, USER_RSP_SCRATCH_OFFSET,
+};
+use super::regs::{REGS_CS, REGS_RAX, REGS_RBP, REGS_RIP};
 use super::usermode::MSR_GS_BASE;
-use super::vectors::{FIRST_EXTERNAL_VECTOR, NR_EXCEPTIONS};
+use super::vectors::{FIRST_EXTERNAL_VECTOR, NR_EXCEPTIONS, SYSCALL_FRAME};
 use crate::stacks::layout::DB_STACK_OFFSET;
 
 global_asm!(
@@ -151,6 +156,8 @@ tristack_exception_from_user:
     mov rdi, rsp
     call {sync_regs}
     mov rsp, rax
+// RSP = &Regs at the thread stack top, GS the kernel's: run the handler.
+tristack_exception_user_body:
     push 0
     push 0
     mov rbp, rsp
@@ -172,13 +179,7 @@ tristack_bad_iret:
     mov rdi, rsp
     call {fixup_bad_iret}
     mov rsp, rax
-    push 0
-    push 0
-    mov rbp, rsp
-    lea rdi, [rsp + 16]
-    call {dispatch}
-    add rsp, 16
-    jmp tristack_return_to_user
+    jmp tristack_exception_user_body
 .type tristack_bad_iret, @function
 .size tristack_bad_iret, . - tristack_bad_iret
 
@@ -202,6 +203,58 @@ tristack_iret_to_user:
     iretq
 .type tristack_return_to_user, @function
 .size tristack_return_to_user, . - tristack_return_to_user
+
+// `syscall` from user mode (Linux `entry_SYSCALL_64`). RSP: the user's on
+// entry. swapgs; user RSP -> per-CPU scratch; RSP := the thread stack top
+// (gs:top_of_stack). Then a full frame, as an interrupt from user mode
+// would have left it: SS, RSP, RFLAGS (R11), CS, RIP (RCX), orig_ax (RAX,
+// in the error-code slot), the SYSCALL_FRAME vector word, SAVE_REGS with
+// RAX preset to -ENOSYS: 176 bytes, so &Regs = top - 176. A zero fake frame
+// ends the frame chain; then RSP moves down by the random offset (Linux
+// `add_random_kstack_offset`: `kstack_offset & 0x3ff`, 16-aligned) and
+// `do_syscall_64(&Regs)` runs. Back: RSP := &Regs; the used stack below it
+// poisoned (STACKLEAK_ERASE); SYSRET if `do_syscall_64` said it is safe,
+// else IRET.
+.global tristack_entry_SYSCALL_64
+tristack_entry_SYSCALL_64:
+    swapgs
+    mov gs:[{user_rsp_scratch}], rsp
+    mov rsp, gs:[{top_of_stack}]
+    push {user_ds}
+    push qword ptr gs:[{user_rsp_scratch}]
+    push r11
+    push {user_cs}
+    push rcx
+    push rax
+    push {syscall_frame}
+    SAVE_REGS
+    mov qword ptr [rsp + {regs_rax}], -{enosys}
+    cld
+    mov r12, rsp
+    push 0
+    push 0
+    mov rbp, rsp
+    mov eax, dword ptr gs:[{kstack_offset}]
+    and eax, 0x3ff
+    sub rsp, rax
+    and rsp, -16
+    mov rdi, r12
+    call {do_syscall_64}
+    mov rsp, r12
+    movzx r12d, al                  // SYSRET allowed (R12 comes back from the frame)
+    STACKLEAK_ERASE
+    test r12b, r12b
+    jz tristack_restore_and_iret_to_user
+// SYSRET: RCX = RIP and R11 = RFLAGS were checked by do_syscall_64.
+    RESTORE_REGS
+    // RSP: vector, orig_ax, RIP, CS, RFLAGS, RSP, SS. From here to sysretq
+    // the kernel runs on the user stack with the user GS base: an NMI or
+    // #MC here is why their entries check MSR_GS_BASE.
+    mov rsp, [rsp + 40]
+    swapgs
+    sysretq
+.type tristack_entry_SYSCALL_64, @function
+.size tristack_entry_SYSCALL_64, . - tristack_entry_SYSCALL_64
 
 // Every exception but #DB/#BP and the paranoid ones (Linux `idtentry` +
 // `error_entry`). From user mode: above. From kernel mode: RSP -= 120
@@ -450,6 +503,15 @@ tristack_exception_stubs:
     sync_regs = sym super::usermode::sync_regs,
     fixup_bad_iret = sym super::usermode::fixup_bad_iret,
     exit_to_user_mode = sym super::usermode::exit_to_user_mode,
+    do_syscall_64 = sym super::syscall::do_syscall_64,
+    user_rsp_scratch = const USER_RSP_SCRATCH_OFFSET,
+    top_of_stack = const TOP_OF_STACK_OFFSET,
+    kstack_offset = const KSTACK_OFFSET_OFFSET,
+    user_ds = const USER_DS,
+    user_cs = const USER_CS,
+    syscall_frame = const SYSCALL_FRAME,
+    regs_rax = const REGS_RAX,
+    enosys = const crate::user::abi::ENOSYS,
     stackleak_lowest = sym super::usermode::stackleak_lowest,
     poison = const super::usermode::STACKLEAK_POISON,
     msr_gs_base = const MSR_GS_BASE,

@@ -5,9 +5,10 @@
 //!
 //! `syscall` changes no stack: RCX := user RIP, R11 := user RFLAGS,
 //! CS/SS := 0x10/0x18, RFLAGS &= !FMASK — and RSP is still the *user*
-//! stack. So the entry does by hand what the CPU does for an interrupt.
+//! stack. So the entry stub (`tristack_entry_SYSCALL_64`, with the other
+//! entry stubs in `entry.rs`) does by hand what the CPU does for an
+//! interrupt, then calls `do_syscall_64` below.
 
-use core::arch::global_asm;
 use core::sync::atomic::Ordering;
 
 use ::x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
@@ -17,118 +18,11 @@ use ::x86_64::PrivilegeLevel;
 use ::x86_64::VirtAddr;
 
 use super::gdt::{KERNEL_CS, KERNEL_DS, USER32_CS, USER_CS, USER_DS};
-use super::percpu::{this_cpu, KSTACK_OFFSET_OFFSET, TOP_OF_STACK_OFFSET, USER_RSP_SCRATCH_OFFSET};
-use super::regs::{Regs, REGS_RAX};
-use super::vectors::SYSCALL_FRAME;
-use crate::user::abi::ENOSYS;
-
-global_asm!(
-    r#"
-.section .text.entry, "ax"
-.global tristack_entry_SYSCALL_64
-// RSP: the user's on entry. swapgs; user RSP -> per-CPU scratch; RSP :=
-// the thread stack top (gs:top_of_stack). Then a full frame, as an
-// interrupt from user mode would have left it: SS, RSP, RFLAGS (R11), CS,
-// RIP (RCX), orig_ax (RAX, in the error-code slot), the SYSCALL_FRAME
-// vector word, the 15 registers with RAX preset to -ENOSYS: 176 bytes, so
-// &Regs = top - 176. A zero fake frame ends the frame chain; then RSP
-// moves down by the random offset (Linux `add_random_kstack_offset`:
-// `kstack_offset & 0x3ff`, 16-aligned) and `do_syscall_64(&Regs)` runs.
-// Back: RSP := &Regs; the used stack below it poisoned (STACKLEAK); SYSRET
-// if `do_syscall_64` said it is safe, else IRET.
-tristack_entry_SYSCALL_64:
-    swapgs
-    mov gs:[{scratch}], rsp
-    mov rsp, gs:[{top}]
-    push {user_ds}
-    push qword ptr gs:[{scratch}]
-    push r11
-    push {user_cs}
-    push rcx
-    push rax
-    push {syscall_frame}
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
-    mov qword ptr [rsp + {regs_rax}], -{enosys}
-    cld
-    mov r12, rsp
-    push 0
-    push 0
-    mov rbp, rsp
-    mov eax, dword ptr gs:[{kstack_offset}]
-    and eax, 0x3ff
-    sub rsp, rax
-    and rsp, -16
-    mov rdi, r12
-    call {do_syscall_64}
-    mov rsp, r12
-    movzx r12d, al
-// Linux `STACKLEAK_ERASE_NOCLOBBER`: poison [lowest used, &Regs).
-    call {stackleak_lowest}
-    test rax, rax
-    jz 1f
-    mov rdi, rax
-    mov rcx, rsp
-    sub rcx, rdi
-    shr rcx, 3
-    mov rax, {poison}
-    rep stosq
-1:
-    test r12b, r12b
-    jz tristack_restore_and_iret_to_user
-// SYSRET: RCX = RIP and R11 = RFLAGS were checked by do_syscall_64.
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
-    // RSP: vector, orig_ax, RIP, CS, RFLAGS, RSP, SS. From here to sysretq
-    // the kernel runs on the user stack with the user GS base: an NMI or
-    // #MC here is why their entries check MSR_GS_BASE.
-    mov rsp, [rsp + 40]
-    swapgs
-    sysretq
-.type tristack_entry_SYSCALL_64, @function
-.size tristack_entry_SYSCALL_64, . - tristack_entry_SYSCALL_64
-.text
-"#,
-    scratch = const USER_RSP_SCRATCH_OFFSET,
-    top = const TOP_OF_STACK_OFFSET,
-    kstack_offset = const KSTACK_OFFSET_OFFSET,
-    user_ds = const USER_DS,
-    user_cs = const USER_CS,
-    syscall_frame = const SYSCALL_FRAME,
-    regs_rax = const REGS_RAX,
-    enosys = const ENOSYS,
-    do_syscall_64 = sym do_syscall_64,
-    stackleak_lowest = sym super::usermode::stackleak_lowest,
-    poison = const super::usermode::STACKLEAK_POISON,
-);
+use super::percpu::this_cpu;
+use super::regs::Regs;
 
 unsafe extern "C" {
+    /// The entry stub (`entry.rs`), LSTAR's target.
     fn tristack_entry_SYSCALL_64();
 }
 
@@ -180,7 +74,7 @@ pub fn sysret_ok(regs: &Regs) -> bool {
 
 /// Called by the entry with the frame, on the thread stack below the random
 /// offset. Returns whether SYSRET may be used for the way back.
-extern "C" fn do_syscall_64(regs: &mut Regs) -> bool {
+pub extern "C" fn do_syscall_64(regs: &mut Regs) -> bool {
     let cpu = this_cpu();
     cpu.user.syscalls.fetch_add(1, Ordering::Relaxed);
     crate::sched::set_in_user(false);
