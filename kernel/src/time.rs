@@ -31,7 +31,7 @@ pub fn jiffies() -> u64 {
 
 /// Ticks covering at least `ms` milliseconds (at least one).
 pub fn ms_to_ticks(ms: u64) -> u64 {
-    (ms * HZ).div_ceil(1000).max(1)
+    ms.saturating_mul(HZ).div_ceil(1000).max(1)
 }
 
 pub fn set_tsc_per_ms(v: u64) {

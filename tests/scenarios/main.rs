@@ -5,6 +5,7 @@ mod common;
 
 mod backtraces;
 mod foundation;
+mod hostile_input;
 mod irq;
 mod ist;
 mod smp;

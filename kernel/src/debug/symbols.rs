@@ -81,6 +81,12 @@ impl SymbolTable {
         (addr < s.addr + s.size).then_some(Resolved { symbol: s, offset: addr - s.addr })
     }
 
+    /// From the first function's start to the last one's end.
+    pub fn text_range(&self) -> Option<(u64, u64)> {
+        let (first, last) = (self.syms.first()?, self.syms.last()?);
+        Some((first.addr, last.addr + last.size))
+    }
+
     /// The function named `name` (demangled, without hash).
     pub fn find(&self, name: &str) -> Option<&Symbol> {
         self.syms.iter().find(|s| s.name == name)
@@ -103,6 +109,11 @@ mod kernel {
     /// `addr` as `name+0xoff/0xlen`, if it is in a known function.
     pub fn resolve(addr: u64) -> Option<Resolved<'static>> {
         TABLE.get()?.as_ref().ok()?.lookup(addr)
+    }
+
+    /// The kernel's code, from its first function to the end of its last.
+    pub fn text_range() -> Option<(u64, u64)> {
+        TABLE.get()?.as_ref().ok()?.text_range()
     }
 
     /// Whether the symbol table was read.
@@ -150,7 +161,7 @@ mod kernel {
 }
 
 #[cfg(target_os = "none")]
-pub use kernel::{init, is_text, loaded, resolve, Pb, Ps};
+pub use kernel::{init, is_text, loaded, resolve, text_range, Pb, Ps};
 
 #[cfg(test)]
 mod tests {

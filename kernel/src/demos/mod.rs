@@ -7,6 +7,7 @@
 
 pub mod backtraces;
 pub mod bench;
+pub mod hostile_input;
 pub mod irq;
 pub mod ist;
 pub mod nmi_storm;
@@ -73,5 +74,6 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "userstate", usage: "", help: "per CPU: syscalls, returns by SYSRET/IRET, frames moved off IST stacks, return-to-user check violations", run: user::userstate },
     Spec { name: "hardening", usage: "[KNOB on|off]", help: "randomize_kstack_offset and stackleak (both on by default)", run: user::hardening },
     Spec { name: "kstack-offset", usage: "[N]", help: "N syscalls: how many distinct random kernel stack offsets, and their range", run: user::kstack_offset },
+    Spec { name: "attacks", usage: "", help: "every attack program against real kernel addresses: each must fail safely, the kernel stay intact", run: hostile_input::attacks_cmd },
     Spec { name: "nested-oops", usage: "", help: "fault inside the oops printer: the recursion guard prints one line and stops", run: ist::nested_oops },
 ];

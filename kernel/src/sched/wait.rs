@@ -69,7 +69,7 @@ pub(super) fn wait_key_until(key: WaitKey, cond: impl Fn() -> bool) {
 
 /// Sleep at least `ms` milliseconds.
 pub fn sleep_ms(ms: u64) {
-    let until = time::jiffies() + time::ms_to_ticks(ms);
+    let until = time::jiffies().saturating_add(time::ms_to_ticks(ms));
     schedule_with(|q, cur| {
         cur.state.set(State::Sleeping);
         cur.wake_at = until;

@@ -106,7 +106,12 @@ pub fn drain_cache() {
 
 /// Stacks in this CPU's cache.
 pub fn cached() -> usize {
-    this_cpu().stack_cache.iter().filter(|s| s.load(Ordering::Relaxed) != 0).count()
+    cached_on(this_cpu().id())
+}
+
+/// Stacks in `cpu`'s cache (they hold their frames until reused).
+pub fn cached_on(cpu: usize) -> usize {
+    crate::arch::percpu::of(cpu).stack_cache.iter().filter(|s| s.load(Ordering::Relaxed) != 0).count()
 }
 
 fn register(bottom: u64) {

@@ -90,6 +90,10 @@ fn read_timespec(addr: u64) -> Result<Timespec, i64> {
     Ok(Timespec { tv_sec: word(0), tv_nsec: word(8) })
 }
 
+/// The longest sleep one `nanosleep` does (a day): longer requests are
+/// cut, as the tick arithmetic would overflow far beyond it.
+const MAX_SLEEP_MS: u64 = 24 * 3600 * 1000;
+
 fn sys_nanosleep(req: u64) -> i64 {
     let ts = match read_timespec(req) {
         Ok(ts) => ts,
@@ -98,8 +102,8 @@ fn sys_nanosleep(req: u64) -> i64 {
     if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
         return -EINVAL;
     }
-    let ms = (ts.tv_sec as u64).saturating_mul(1000) + (ts.tv_nsec as u64).div_ceil(1_000_000);
-    sched::sleep_ms(ms);
+    let ms = (ts.tv_sec as u64).saturating_mul(1000).saturating_add((ts.tv_nsec as u64).div_ceil(1_000_000));
+    sched::sleep_ms(ms.min(MAX_SLEEP_MS));
     0
 }
 
@@ -205,8 +209,11 @@ fn stackleak_find(secret: u64) -> i64 {
 }
 
 fn sys_clone_thread(entry: u64, stack_top: u64, arg: u64) -> i64 {
+    // Every value is the user's: checked arithmetic only (a panic here
+    // would be a user-triggered kernel crash).
     let user = |va: u64| super::uaccess::user_range(va, 8).is_some();
-    if !user(entry) || !user(stack_top - 8) || !stack_top.is_multiple_of(16) {
+    let below_top = stack_top.checked_sub(8);
+    if !user(entry) || !below_top.is_some_and(user) || !stack_top.is_multiple_of(16) {
         return -EINVAL;
     }
     match super::process::spawn_thread(entry, stack_top, arg) {
@@ -223,7 +230,10 @@ fn sys_munmap(addr: u64, len: u64) -> i64 {
     if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
         return -EINVAL;
     }
-    let Some(end) = super::uaccess::user_range(addr, len.next_multiple_of(PAGE_SIZE)) else { return -EINVAL };
+    let Some(end) = len.checked_next_multiple_of(PAGE_SIZE).and_then(|len| super::uaccess::user_range(addr, len))
+    else {
+        return -EINVAL;
+    };
     let mm = mm();
     let frames = mm.unmap(addr, end);
     crate::arch::tlb::flush_tlb_mm_range(mm.cpu_mask(), addr, end);

@@ -1,0 +1,141 @@
+//! Hostile input from user space (docs/hostile-input.md): `attacks` runs
+//! every attack program against real kernel addresses and checks that each
+//! one failed safely and that the kernel is intact afterwards.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use crate::arch::percpu;
+use crate::mm::phys;
+use crate::sched::{self, Ended, Placement};
+use crate::shell::cmdline;
+use crate::shell::commands::{CmdError, CmdResult};
+use crate::stacks::layout::{estack_range, EStack, DIRECT_MAP_BASE, PAGE_SIZE, THREAD_SIZE};
+use crate::user::process;
+use crate::{debug, println};
+
+/// How an attack must end.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Expect {
+    /// Killed by this signal (Linux's line printed by the kernel).
+    Signal(i64),
+    /// Exited normally with this status (the kernel ignored the attack, or
+    /// answered every hostile call with an error).
+    Status(i64),
+}
+
+impl core::fmt::Display for Expect {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Expect::Signal(s) => write!(f, "killed by signal {s}"),
+            Expect::Status(s) => write!(f, "exit status {s}"),
+        }
+    }
+}
+
+struct Attack {
+    what: String,
+    prog: &'static str,
+    args: String,
+    expect: Expect,
+}
+
+const SIGILL: i64 = 4;
+const SIGSEGV: i64 = 11;
+
+/// Every attack, with the addresses of this boot.
+fn attacks() -> Vec<Attack> {
+    let text = attacks as *const () as u64;
+    let direct_map = DIRECT_MAP_BASE + 0x1000;
+    let my_stack = sched::current_stack_bottom().unwrap_or(0) + 0x100;
+    let irq_stack = crate::stacks::irq::range(0).map_or(0, |(bottom, _)| bottom);
+    let df_stack = estack_range(0, EStack::DF).0;
+    let mut list = Vec::new();
+    let mut add = |what: &str, prog: &'static str, args: String, expect: Expect| {
+        list.push(Attack { what: what.into(), prog, args, expect })
+    };
+    let segv = Expect::Signal(SIGSEGV);
+    add("read kernel text", "attack", alloc::format!("read {text:x}"), segv);
+    add("write kernel text", "attack", alloc::format!("write {text:x}"), segv);
+    add("read the direct map", "attack", alloc::format!("read {direct_map:x}"), segv);
+    add("read the shell's kernel stack", "attack", alloc::format!("read {my_stack:x}"), segv);
+    add("write CPU 0's IRQ stack", "attack", alloc::format!("write {irq_stack:x}"), segv);
+    add("read CPU 0's #DF stack (cpu entry area)", "attack", alloc::format!("read {df_stack:x}"), segv);
+    add("jump into kernel text", "attack", alloc::format!("jump {text:x}"), segv);
+    add("syscall returning into kernel text", "attack", alloc::format!("return-to {text:x}"), segv);
+    for insn in ["cli", "hlt", "wrmsr", "rdmsr", "swapgs", "movcr3", "lgdt", "lidt", "in", "out", "invlpg"] {
+        add(&alloc::format!("privileged instruction {insn}"), "attack", alloc::format!("priv {insn}"), segv);
+    }
+    for n in [2, 8, 18, 48] {
+        add(&alloc::format!("int ${n} through a DPL-0 gate"), "attack", alloc::format!("int {n}"), segv);
+    }
+    add("syscall with RSP in kernel text", "attack", alloc::format!("syscall-rsp {text:x}"), Expect::Status(0));
+    add("syscall with a non-canonical RSP", "attack", "syscall-rsp 8000000000000000".into(), Expect::Status(0));
+    add("iretq into ring 0", "attack", "iret-kernel".into(), segv);
+    add("syscall returning to a non-canonical RIP", "sysret", "noncanonical".into(), segv);
+    add("syscall returning with a bad SS", "sysret", "badss".into(), segv);
+    add("bad pointers and numbers for every syscall", "badcalls", String::new(), Expect::Status(0));
+    add("undefined instruction", "ud2", String::new(), Expect::Signal(SIGILL));
+    list
+}
+
+/// A checksum of the kernel's code (what no attack may change).
+fn text_checksum() -> u64 {
+    let Some((start, end)) = debug::symbols::text_range() else { return 0 };
+    (start..end).step_by(8).fold(0u64, |acc, a| {
+        // SAFETY: the kernel's own text, mapped and readable.
+        acc.rotate_left(7) ^ unsafe { (a as *const u64).read_volatile() }
+    })
+}
+
+/// Free frames, counting the thread stacks the per-CPU caches keep for
+/// reuse as free (which CPU's cache a dead process's stack lands in varies).
+fn free_frames() -> u64 {
+    let cached: usize = percpu::online_cpus().map(crate::stacks::thread::cached_on).sum();
+    phys::counts().1 + cached as u64 * (THREAD_SIZE / PAGE_SIZE)
+}
+
+fn violations() -> u64 {
+    percpu::online_cpus().map(|c| percpu::of(c).user.violations.load(Ordering::Relaxed)).sum()
+}
+
+/// `attacks`: run every attack program; each must end as expected, and the
+/// kernel's text, free memory and return-to-user checks must be unchanged.
+pub fn attacks_cmd(args: &[&str]) -> CmdResult {
+    cmdline::no_args("attacks", args)?;
+    let (text0, free0, viol0) = (text_checksum(), free_frames(), violations());
+    let list = attacks();
+    let mut surprises = 0;
+    for a in &list {
+        let pid = process::run(a.prog, &a.args, Placement::Any)
+            .map_err(|e| CmdError::Failed(alloc::format!("attacks: {}: {e}", a.prog)))?;
+        let got = match sched::join(pid) {
+            Ok(Ended::Exited(code)) if code < 0 => Expect::Signal(-code),
+            Ok(Ended::Exited(code)) => Expect::Status(code),
+            Ok(Ended::Killed) => {
+                surprises += 1;
+                println!("attacks: {}: the kernel OOPSED", a.what);
+                continue;
+            }
+            Err(e) => return Err(CmdError::Failed(alloc::format!("attacks: {}: {e:?}", a.what))),
+        };
+        let verdict = if got == a.expect { "failed safely" } else { "UNEXPECTED" };
+        surprises += usize::from(got != a.expect);
+        println!("attacks: {}: {got} ({verdict})", a.what);
+    }
+    // Orphaned threads (none expected) would hold frames: reap first.
+    sched::reap_children();
+    let (text1, free1, viol1) = (text_checksum(), free_frames(), violations());
+    println!(
+        "attacks: {} of {} failed safely; kernel text checksum {text0:016x} {}; free frames (cached stacks counted free) {free0} before, {free1} after; return-to-user violations {}",
+        list.len() - surprises,
+        list.len(),
+        if text0 == text1 { "unchanged" } else { "CHANGED" },
+        viol1 - viol0
+    );
+    if surprises > 0 || text0 != text1 || free0 != free1 || viol1 != viol0 {
+        return Err(CmdError::Failed("attacks: the kernel did not hold".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! `run attack KIND [ARG]`: one hostile act against the kernel from ring 3
+//! (the `attacks` command runs them all with real kernel addresses and
+//! checks each fails safely). Every one of these must end this process —
+//! with Linux's `segfault at` or `traps:` line — or be ignored; never
+//! reach kernel memory or change kernel state.
+//!
+//! - `read ADDR`, `write ADDR`, `jump ADDR`: touch or execute an address;
+//! - `priv INSN`: `cli`, `hlt`, `wrmsr`, `rdmsr`, `swapgs`, `movcr3`,
+//!   `lgdt`, `lidt`, `in`, `out`, `invlpg`: privileged instructions;
+//! - `int N`: `int $N` for N in 2 (NMI), 8 (#DF), 18 (#MC), 48 (an IRQ):
+//!   their gates have DPL 0;
+//! - `syscall-rsp ADDR`: `syscall` with RSP = ADDR (a kernel or
+//!   non-canonical address): the entry must not use the user's RSP;
+//! - `iret-kernel`: `iretq` with a frame asking for CS = 0x10 (ring 0);
+//! - `return-to ADDR`: a syscall that sets its return RIP to ADDR (the
+//!   IRET goes back to *user* mode at ADDR).
+#![no_std]
+#![no_main]
+
+use core::arch::asm;
+use ulib::{println, Args};
+
+fn hex(args: &Args, n: usize) -> u64 {
+    let word = args.word(n).unwrap_or("");
+    u64::from_str_radix(word.trim_start_matches("0x"), 16).unwrap_or_else(|_| {
+        println!("attack: expected a hex address, got '{word}'");
+        ulib::exit(2)
+    })
+}
+
+fn privileged(insn: &str) {
+    // SAFETY (every block): each instruction is privileged; at CPL 3 it
+    // raises #GP before doing anything, and the kernel ends this process.
+    unsafe {
+        match insn {
+            "cli" => asm!("cli"),
+            "hlt" => asm!("hlt"),
+            "wrmsr" => asm!("wrmsr", in("ecx") 0xc000_0101u32, in("eax") 0, in("edx") 0),
+            "rdmsr" => asm!("rdmsr", in("ecx") 0xc000_0101u32, out("eax") _, out("edx") _),
+            "swapgs" => asm!("swapgs"),
+            "movcr3" => asm!("mov cr3, {}", in(reg) 0u64),
+            "lgdt" => asm!("lgdt [{}]", in(reg) 0x40_0000u64),
+            "lidt" => asm!("lidt [{}]", in(reg) 0x40_0000u64),
+            "in" => asm!("in al, dx", in("dx") 0x3f8u16, out("al") _),
+            "out" => asm!("out dx, al", in("dx") 0xf4u16, in("al") 0x10u8),
+            "invlpg" => asm!("invlpg [{}]", in(reg) 0x40_0000u64),
+            other => {
+                println!("attack: unknown instruction '{other}'");
+                ulib::exit(2)
+            }
+        }
+    }
+}
+
+fn int(n: u64) {
+    // SAFETY: `int $N` through a DPL-0 gate raises #GP at CPL 3.
+    unsafe {
+        match n {
+            2 => asm!("int 2"),
+            8 => asm!("int 8"),
+            18 => asm!("int 18"),
+            48 => asm!("int 0x30"),
+            _ => {
+                println!("attack: int N: N is one of 2, 8, 18, 48");
+                ulib::exit(2)
+            }
+        }
+    }
+}
+
+fn main(args: Args) -> i64 {
+    let kind = args.word(0).unwrap_or("");
+    println!("attack: {}", args.as_str());
+    match kind {
+        // SAFETY (read/write/jump): deliberately faulting accesses.
+        "read" => {
+            let v = unsafe { core::ptr::read_volatile(hex(&args, 1) as *const u64) };
+            println!("attack: read {v:#x}: the kernel let user mode read it!");
+        }
+        "write" => {
+            unsafe { core::ptr::write_volatile(hex(&args, 1) as *mut u64, 0xbad) };
+            println!("attack: the write went through!");
+        }
+        "jump" => {
+            let f: extern "C" fn() = unsafe { core::mem::transmute(hex(&args, 1) as usize) };
+            f();
+            println!("attack: came back from kernel code!");
+        }
+        "priv" => {
+            privileged(args.word(1).unwrap_or(""));
+            println!("attack: a privileged instruction ran in ring 3!");
+        }
+        "int" => {
+            int(args.number(1, 0));
+            println!("attack: int through a DPL-0 gate was allowed!");
+        }
+        "syscall-rsp" => {
+            let rsp = hex(&args, 1);
+            let pid: i64;
+            // SAFETY: RSP is only changed around the `syscall` (which must
+            // not use it) and restored from R12 before any stack access.
+            unsafe {
+                asm!("mov r12, rsp", "mov rsp, {bad}", "syscall", "mov rsp, r12",
+                     bad = in(reg) rsp, inlateout("rax") ulib::abi::SYS_GETPID as i64 => pid,
+                     out("rcx") _, out("r11") _, out("r12") _);
+            }
+            println!("attack: syscall with RSP {rsp:#x} returned {pid}: the kernel used its own stack");
+            return 0;
+        }
+        "iret-kernel" => {
+            // SAFETY: IRET at CPL 3 to a CPL-0 code selector: #GP.
+            unsafe {
+                asm!("push 0x18", "push rsp", "pushfq", "push 0x10", "push {rip}", "iretq",
+                     rip = in(reg) 0xffff_ffff_8000_0000u64);
+            }
+            println!("attack: iretq into ring 0 worked!");
+        }
+        "return-to" => {
+            ulib::set_return(hex(&args, 1), 0);
+            println!("attack: set_return came back to the caller!");
+        }
+        _ => {
+            println!("attack: usage: attack read|write|jump ADDR | priv INSN | int N | syscall-rsp ADDR | iret-kernel | return-to ADDR");
+            return 2;
+        }
+    }
+    1
+}
+
+ulib::entry!(main);
