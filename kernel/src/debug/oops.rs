@@ -13,6 +13,12 @@ use crate::stacks::info;
 
 /// Linux `die_counter`: the `[#n]` of the header.
 static DIE_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Oopses so far this boot (Linux's `[#N]` counter).
+pub fn oops_count() -> u32 {
+    DIE_COUNTER.load(Ordering::SeqCst)
+}
+
 /// CPU id + 1 of the CPU printing an oops (0: none). A fault inside the
 /// oops path finds its own CPU here and must not recurse.
 static DIE_LOCK: AtomicU64 = AtomicU64::new(0);

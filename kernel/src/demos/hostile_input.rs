@@ -73,6 +73,7 @@ fn attacks() -> Vec<Attack> {
     add("syscall with RSP in kernel text", "attack", alloc::format!("syscall-rsp {text:x}"), Expect::Status(0));
     add("syscall with a non-canonical RSP", "attack", "syscall-rsp 8000000000000000".into(), Expect::Status(0));
     add("iretq into ring 0", "attack", "iret-kernel".into(), segv);
+    add("munmap of all of user space", "attack", "munmap-all".into(), segv);
     add("syscall returning to a non-canonical RIP", "sysret", "noncanonical".into(), segv);
     add("syscall returning with a bad SS", "sysret", "badss".into(), segv);
     add("bad pointers and numbers for every syscall", "badcalls", String::new(), Expect::Status(0));
@@ -136,6 +137,60 @@ pub fn attacks_cmd(args: &[&str]) -> CmdResult {
     );
     if surprises > 0 || text0 != text1 || free0 != free1 || viol1 != viol0 {
         return Err(CmdError::Failed("attacks: the kernel did not hold".into()));
+    }
+    Ok(())
+}
+
+/// `fuzz-syscalls N [SEED]`: one `fuzz` process per CPU, N calls in all,
+/// while this CPU sends NMIs to the others every few milliseconds (so they
+/// land in user mode, in syscalls, on every entry path). Every process must
+/// finish, with no oops, no return-to-user violation and no frame lost.
+pub fn fuzz_syscalls(args: &[&str]) -> CmdResult {
+    let (n, seed) = match args {
+        [n] => (cmdline::number("fuzz-syscalls", "N", n, 1..=10_000_000)?, crate::time::rdtsc() % 100_000),
+        [n, seed] => (
+            cmdline::number("fuzz-syscalls", "N", n, 1..=10_000_000)?,
+            cmdline::number("fuzz-syscalls", "SEED", seed, 0..=u64::MAX)?,
+        ),
+        _ => return Err(crate::shell::cmdline::ArgError("fuzz-syscalls: usage: fuzz-syscalls N [SEED]".into()).into()),
+    };
+    let cpus: Vec<usize> = percpu::online_cpus().collect();
+    let per = n.div_ceil(cpus.len() as u64);
+    println!("fuzz-syscalls: {} processes x {per} calls, seeds {seed}..{}", cpus.len(), seed + cpus.len() as u64 - 1);
+    let (oops0, free0, viol0) = (debug::oops::oops_count(), free_frames(), violations());
+    let mut pids = Vec::new();
+    for (i, &cpu) in cpus.iter().enumerate() {
+        let args = alloc::format!("{} {per}", seed + i as u64);
+        let pid = process::run("fuzz", &args, Placement::Pinned(cpu))
+            .map_err(|e| CmdError::Failed(alloc::format!("fuzz-syscalls: {e}")))?;
+        pids.push(pid);
+    }
+    // NMIs at the other CPUs until every fuzzer is done.
+    let me = percpu::current_cpu_id();
+    let alive = |pid: u32| sched::snapshot().iter().any(|t| t.pid == pid && !t.state.ended());
+    let mut nmis = 0u64;
+    while pids.iter().any(|&p| alive(p)) {
+        for &cpu in cpus.iter().filter(|&&c| c != me) {
+            crate::smp::send_nmi(cpu);
+            nmis += 1;
+        }
+        sched::sleep_ms(5);
+    }
+    let mut failed = 0;
+    for pid in pids {
+        if !matches!(sched::join(pid), Ok(Ended::Exited(0))) {
+            failed += 1;
+        }
+    }
+    sched::reap_children();
+    let (oopses, viol) = (debug::oops::oops_count() - oops0, violations() - viol0);
+    let free1 = free_frames();
+    println!(
+        "fuzz-syscalls: {} processes finished, {failed} did not; {nmis} NMIs sent; oopses {oopses}; return-to-user violations {viol}; free frames {free0} before, {free1} after",
+        cpus.len() - failed
+    );
+    if failed > 0 || oopses > 0 || viol > 0 || free0 != free1 {
+        return Err(CmdError::Failed("fuzz-syscalls: the kernel did not hold".into()));
     }
     Ok(())
 }

@@ -13,7 +13,10 @@
 //!   non-canonical address): the entry must not use the user's RSP;
 //! - `iret-kernel`: `iretq` with a frame asking for CS = 0x10 (ring 0);
 //! - `return-to ADDR`: a syscall that sets its return RIP to ADDR (the
-//!   IRET goes back to *user* mode at ADDR).
+//!   IRET goes back to *user* mode at ADDR);
+//! - `munmap-all`: unmap all of user space, this program included, in one
+//!   call (the kernel must walk only the tables that exist, and the
+//!   program then dies on its next instruction fetch).
 #![no_std]
 #![no_main]
 
@@ -114,6 +117,10 @@ fn main(args: Args) -> i64 {
                      rip = in(reg) 0xffff_ffff_8000_0000u64);
             }
             println!("attack: iretq into ring 0 worked!");
+        }
+        "munmap-all" => {
+            let r = ulib::munmap(0, (1 << 47) - 4096);
+            println!("attack: munmap of all user space returned {r}, and this still runs!");
         }
         "return-to" => {
             ulib::set_return(hex(&args, 1), 0);
