@@ -39,7 +39,7 @@ fn every_attack_from_user_space_fails_safely_and_the_kernel_stays_intact() {
     assert!(gp.len() >= 16 && gp.iter().all(|l| l.contains("] general protection fault ip:")), "{gp:#?}");
     run.expect("badcalls: 23 of 23 answered as expected\n");
     assert!(tally.starts_with("attacks: 31 of 31 failed safely; kernel text checksum "), "{tally}");
-    assert!(tally.contains(" unchanged; free frames (cached stacks counted free) "), "{tally}");
+    assert!(tally.contains(" unchanged; free frames (cached stacks and kernel page tables counted free) "), "{tally}");
     let before = tally.split(") ").nth(1).unwrap().split(' ').next().unwrap();
     assert!(tally.contains(&format!("{before} before, {before} after; return-to-user violations 0")), "{tally}");
     run.expect(&format!("\n{word}\n"));
@@ -78,4 +78,30 @@ fn twenty_thousand_fuzzed_syscalls_on_4_cpus_leave_the_kernel_intact() {
     assert!(nmis > 0, "{summary}");
     let frames: Vec<&str> = summary.rsplit("free frames ").next().unwrap().split(' ').collect();
     assert_eq!(frames[0], frames[2], "{summary}");
+}
+
+/// Out of memory, with 64 MiB: processes until `run` fails with a clean
+/// `out of memory`, threads until `clone_thread` returns -EAGAIN at the
+/// thread-stack limit; after killing and reaping them every frame is back,
+/// and a new program runs.
+#[test]
+fn processes_and_threads_until_memory_runs_out_end_in_errors_and_give_every_frame_back() {
+    let timeout = TIMEOUT_SECS.to_string();
+    let run = runner(&["--mem", "64", "--timeout", &timeout, "--", "oom; run hello; poweroff"]);
+    run.expect_status(0).expect_not("panic").expect_not("Oops");
+    let procs = line_starting(&run, "oom: ");
+    assert!(procs.contains(" processes started, then: run: hold: out of memory; "), "{procs}");
+    let started: u64 = procs["oom: ".len()..].split(' ').next().unwrap().parse().unwrap();
+    assert!(started >= 100, "{procs}");
+    let killed = line_starting(&run, &format!("oom: {started} killed and reaped; "));
+    let threads = line_starting(&run, "threads-max: ");
+    assert!(threads.ends_with(" threads, then clone_thread returned -11"), "{threads}");
+    let left = line_starting(&run, "oom: threads-max Ok(Exited(0)), 0 user threads left; ");
+    // Both lines end "N before, N after" with the same N.
+    for l in [killed, left] {
+        let w: Vec<&str> = l.rsplit(' ').collect();
+        assert_eq!((w[0], w[2]), ("after", "before,"), "{l}");
+        assert_eq!(w[1], w[3], "{l}");
+    }
+    assert!(line_starting(&run, "run: hello[").ends_with("exited with status 0"));
 }

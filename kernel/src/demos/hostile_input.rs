@@ -90,11 +90,13 @@ fn text_checksum() -> u64 {
     })
 }
 
-/// Free frames, counting the thread stacks the per-CPU caches keep for
-/// reuse as free (which CPU's cache a dead process's stack lands in varies).
+/// Free frames, counting as free what the kernel keeps on purpose: thread
+/// stacks in the per-CPU caches (which CPU's cache a dead process's stack
+/// lands in varies) and page-table pages the vmap area gained (kept for
+/// reuse, as Linux keeps them). Anything else missing afterwards is a leak.
 fn free_frames() -> u64 {
     let cached: usize = percpu::online_cpus().map(crate::stacks::thread::cached_on).sum();
-    phys::counts().1 + cached as u64 * (THREAD_SIZE / PAGE_SIZE)
+    phys::counts().1 + cached as u64 * (THREAD_SIZE / PAGE_SIZE) + crate::mm::paging::kernel_table_pages()
 }
 
 fn violations() -> u64 {
@@ -129,7 +131,7 @@ pub fn attacks_cmd(args: &[&str]) -> CmdResult {
     sched::reap_children();
     let (text1, free1, viol1) = (text_checksum(), free_frames(), violations());
     println!(
-        "attacks: {} of {} failed safely; kernel text checksum {text0:016x} {}; free frames (cached stacks counted free) {free0} before, {free1} after; return-to-user violations {}",
+        "attacks: {} of {} failed safely; kernel text checksum {text0:016x} {}; free frames (cached stacks and kernel page tables counted free) {free0} before, {free1} after; return-to-user violations {}",
         list.len() - surprises,
         list.len(),
         if text0 == text1 { "unchanged" } else { "CHANGED" },
@@ -191,6 +193,63 @@ pub fn fuzz_syscalls(args: &[&str]) -> CmdResult {
     );
     if failed > 0 || oopses > 0 || viol > 0 || free0 != free1 {
         return Err(CmdError::Failed("fuzz-syscalls: the kernel did not hold".into()));
+    }
+    Ok(())
+}
+
+/// `oom`: start `hold` processes (each sleeps, holding its pages, page
+/// tables and 16 KiB kernel stack) until one cannot be created; that must
+/// be a clean `out of memory` error, not a panic. Then kill them all: every
+/// frame comes back. Then the same with threads of one process
+/// (`threads-max`), which meet the thread-stack limit (`-EAGAIN`).
+pub fn oom(args: &[&str]) -> CmdResult {
+    cmdline::no_args("oom", args)?;
+    /// A bound, in case memory is large: the point is reached long before.
+    const MAX_PROCESSES: usize = 20_000;
+    let free0 = free_frames();
+    let mut pids = Vec::new();
+    let why = loop {
+        if pids.len() == MAX_PROCESSES {
+            break alloc::format!("stopped at {MAX_PROCESSES} processes");
+        }
+        match process::run("hold", "", Placement::Any) {
+            Ok(pid) => pids.push(pid),
+            Err(e) => break alloc::format!("run: hold: {e}"),
+        }
+    };
+    let at_limit = phys::counts().1;
+    println!("oom: {} processes started, then: {why}; {at_limit} frames free", pids.len());
+    for &pid in &pids {
+        let _ = sched::kill(pid);
+    }
+    let mut killed = 0;
+    for pid in pids {
+        if matches!(sched::join(pid), Ok(Ended::Exited(sched::KILLED_BY_SIGKILL))) {
+            killed += 1;
+        }
+    }
+    let free1 = free_frames();
+    println!(
+        "oom: {killed} killed and reaped; free frames (cached stacks and kernel page tables counted free) {free0} before, {free1} after"
+    );
+    // Threads: one process adds threads until `clone_thread` fails, then
+    // `exit_group` ends them all; each is reaped once it has died.
+    let pid =
+        process::run("threads-max", "", Placement::Any).map_err(|e| CmdError::Failed(alloc::format!("oom: {e}")))?;
+    let ended = sched::join(pid);
+    let left = || sched::snapshot().iter().filter(|t| t.user).count();
+    let deadline = crate::time::jiffies() + crate::time::ms_to_ticks(10_000);
+    while left() > 0 && crate::time::jiffies() < deadline {
+        sched::reap_children();
+        sched::sleep_ms(10);
+    }
+    let free2 = free_frames();
+    println!(
+        "oom: threads-max {ended:?}, {} user threads left; free frames (counted as above) {free0} before, {free2} after",
+        left()
+    );
+    if free0 != free1 || free0 != free2 || left() > 0 {
+        return Err(CmdError::Failed("oom: frames or threads were lost".into()));
     }
     Ok(())
 }

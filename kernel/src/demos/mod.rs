@@ -76,5 +76,6 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "kstack-offset", usage: "[N]", help: "N syscalls: how many distinct random kernel stack offsets, and their range", run: user::kstack_offset },
     Spec { name: "attacks", usage: "", help: "every attack program against real kernel addresses: each must fail safely, the kernel stay intact", run: hostile_input::attacks_cmd },
     Spec { name: "fuzz-syscalls", usage: "N [SEED]", help: "N random syscalls from one fuzzer process per CPU, NMIs landing throughout: no oops, no violation, no lost frame", run: hostile_input::fuzz_syscalls },
+    Spec { name: "oom", usage: "", help: "start processes until memory runs out: a clean error, then every frame back after killing them", run: hostile_input::oom },
     Spec { name: "nested-oops", usage: "", help: "fault inside the oops printer: the recursion guard prints one line and stops", run: ist::nested_oops },
 ];

@@ -58,10 +58,23 @@ pub fn init() -> usize {
 }
 struct Frames;
 
+/// Page-table pages the kernel half has gained since boot (for the vmap
+/// area's new ranges). Never given back, as in Linux: a later mapping in
+/// the same range reuses them. Accounting that compares free frames
+/// before and after adds these back.
+static KERNEL_TABLE_PAGES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// See `KERNEL_TABLE_PAGES`.
+pub fn kernel_table_pages() -> u64 {
+    KERNEL_TABLE_PAGES.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 // SAFETY: `phys::alloc_frame` returns each free frame at most once.
 unsafe impl FrameAllocator<Size4KiB> for Frames {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        phys::alloc_frame()
+        let frame = phys::alloc_frame()?;
+        KERNEL_TABLE_PAGES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        Some(frame)
     }
 }
 

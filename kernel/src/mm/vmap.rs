@@ -49,6 +49,8 @@ pub enum VmapError {
     NotAllocated(u64),
     /// Out of physical frames while mapping.
     OutOfMemory,
+    /// Every slot of the thread-stack registry is taken (`MAX_THREAD_STACKS`).
+    TooManyStacks,
 }
 
 impl fmt::Display for VmapError {
@@ -58,6 +60,9 @@ impl fmt::Display for VmapError {
             VmapError::NoSpace => write!(f, "vmap area exhausted"),
             VmapError::NotAllocated(a) => write!(f, "{a:#x} does not start a vmap allocation"),
             VmapError::OutOfMemory => write!(f, "out of physical frames"),
+            VmapError::TooManyStacks => {
+                write!(f, "too many thread stacks (MAX_THREAD_STACKS = {})", crate::stacks::layout::MAX_THREAD_STACKS)
+            }
         }
     }
 }

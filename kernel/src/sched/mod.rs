@@ -281,7 +281,7 @@ pub fn kill_other_threads(code: i64) -> usize {
             .filter(|t| t.tgid == me.tgid && t.pid != me.pid && !t.state.get().ended())
             .map(|t| {
                 // The first fatal signal wins.
-                let _ = t.kill_code.compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
+                let _ = t.kill_code.compare_exchange(task::NO_KILL, code, Ordering::SeqCst, Ordering::SeqCst);
                 t.pid
             })
             .collect()
@@ -292,7 +292,7 @@ pub fn kill_other_threads(code: i64) -> usize {
 
 /// The fatal signal pending for the running thread, as its exit code.
 pub fn pending_kill() -> Option<i64> {
-    current().map(|t| t.kill_code.load(Ordering::SeqCst)).filter(|&c| c != 0)
+    current().map(|t| t.kill_code.load(Ordering::SeqCst)).filter(|&c| c != task::NO_KILL)
 }
 
 /// Set the running thread's user breakpoint (0: none) and apply it now.

@@ -12,6 +12,9 @@ use crate::stacks::thread::ThreadStack;
 
 pub type Pid = u32;
 
+/// `Task::kill_code` when no fatal signal is pending.
+pub const NO_KILL: i64 = i64::MIN;
+
 /// Linux's `TASK_COMM_LEN` - 1.
 pub const COMM_LEN: usize = 15;
 
@@ -97,7 +100,8 @@ pub struct Task {
     /// thread, which runs on the kernel's own page table). Its CR3 is
     /// loaded when the task is switched in.
     pub mm: Option<Arc<AddressSpace>>,
-    /// A fatal signal is pending (its exit code, 0 = none): the thread ends
+    /// A fatal signal is pending (its exit code; `NO_KILL` = none — an
+    /// `exit_group(0)` kills its siblings with code 0): the thread ends
     /// at its next return to user mode (Linux delivers it in
     /// `exit_to_user_mode_loop`). Set by `kill PID` (-9) and when another
     /// thread of the process ends it (`exit_group`, a fatal fault).
@@ -164,7 +168,7 @@ impl Task {
             wake_at: 0,
             waiting_on: None,
             mm: None,
-            kill_code: core::sync::atomic::AtomicI64::new(0),
+            kill_code: core::sync::atomic::AtomicI64::new(NO_KILL),
             tgid: 0,
             user_watch: AtomicU64::new(0),
             lowest_stack: AtomicU64::new(u64::MAX),

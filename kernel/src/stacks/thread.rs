@@ -67,7 +67,13 @@ pub fn alloc() -> Result<ThreadStack, VmapError> {
     };
     // SAFETY: the lowest word of the stack we now own.
     unsafe { (stack.bottom as *mut u64).write_volatile(STACK_END_MAGIC) };
-    register(stack.bottom);
+    if !register(stack.bottom) {
+        // Not an assertion: user space can ask for threads until this fills.
+        if !put_cached(stack.bottom) {
+            vmalloc::vfree(stack.bottom).expect("thread stacks come from the vmap area");
+        }
+        return Err(VmapError::TooManyStacks);
+    }
     Ok(stack)
 }
 
@@ -114,9 +120,9 @@ pub fn cached_on(cpu: usize) -> usize {
     crate::arch::percpu::of(cpu).stack_cache.iter().filter(|s| s.load(Ordering::Relaxed) != 0).count()
 }
 
-fn register(bottom: u64) {
-    let slot = LIVE.iter().find(|s| s.compare_exchange(0, bottom, Ordering::AcqRel, Ordering::Relaxed).is_ok());
-    assert!(slot.is_some(), "more than MAX_THREAD_STACKS thread stacks");
+/// Record a live stack; false if the registry is full.
+fn register(bottom: u64) -> bool {
+    LIVE.iter().any(|s| s.compare_exchange(0, bottom, Ordering::AcqRel, Ordering::Relaxed).is_ok())
 }
 
 fn unregister(bottom: u64) {

@@ -67,6 +67,7 @@ pub const EBADF: i64 = 9;
 pub const EINVAL: i64 = 22;
 pub const ENOSYS: i64 = 38;
 pub const ENOMEM: i64 = 12;
+pub const EAGAIN: i64 = 11;
 
 /// `clock_gettime`'s only clock.
 pub const CLOCK_MONOTONIC: u64 = 1;

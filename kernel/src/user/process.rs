@@ -27,6 +27,8 @@ pub enum RunError {
     BadImage(ElfError),
     /// No memory for the address space, a page or the thread stack.
     OutOfMemory,
+    /// Every thread-stack slot is taken (`MAX_THREAD_STACKS`).
+    TooManyThreads,
 }
 
 impl core::fmt::Display for RunError {
@@ -35,7 +37,16 @@ impl core::fmt::Display for RunError {
             RunError::NoSuchProgram => write!(f, "no such program"),
             RunError::BadImage(e) => write!(f, "bad ELF image: {e}"),
             RunError::OutOfMemory => write!(f, "out of memory"),
+            RunError::TooManyThreads => write!(f, "too many threads"),
         }
+    }
+}
+
+/// Why a thread's kernel stack could not be had.
+fn stack_error(e: crate::mm::vmap::VmapError) -> RunError {
+    match e {
+        crate::mm::vmap::VmapError::TooManyStacks => RunError::TooManyThreads,
+        _ => RunError::OutOfMemory,
     }
 }
 
@@ -89,10 +100,10 @@ pub fn run(name: &str, args: &str, placement: Placement) -> Result<Pid, RunError
     let image = programs::find(name).ok_or(RunError::NoSuchProgram)?;
     let (mm, start) = load(image, args)?;
     let start = Box::into_raw(Box::new(start)) as u64;
-    sched::spawn_user(name, Arc::new(mm), None, start_user, start, placement).map_err(|_| {
+    sched::spawn_user(name, Arc::new(mm), None, start_user, start, placement).map_err(|e| {
         // SAFETY: the thread was not created, so the box is still ours.
         drop(unsafe { Box::from_raw(start as *mut Start) });
-        RunError::OutOfMemory
+        stack_error(e)
     })
 }
 
@@ -103,10 +114,10 @@ pub fn spawn_thread(entry: u64, stack_top: u64, arg: u64) -> Result<Pid, RunErro
     let mm = me.mm.clone().expect("a user thread");
     let start = Start { entry, user_rsp: stack_top - 8, args: arg, args_len: 0 };
     let start = Box::into_raw(Box::new(start)) as u64;
-    sched::spawn_user(&me.name, mm, Some(me.tgid), start_user, start, Placement::Any).map_err(|_| {
+    sched::spawn_user(&me.name, mm, Some(me.tgid), start_user, start, Placement::Any).map_err(|e| {
         // SAFETY: the thread was not created, so the box is still ours.
         drop(unsafe { Box::from_raw(start as *mut Start) });
-        RunError::OutOfMemory
+        stack_error(e)
     })
 }
 

@@ -218,6 +218,8 @@ fn sys_clone_thread(entry: u64, stack_top: u64, arg: u64) -> i64 {
     }
     match super::process::spawn_thread(entry, stack_top, arg) {
         Ok(tid) => i64::from(tid),
+        // Linux: EAGAIN when a thread limit is reached, ENOMEM without memory.
+        Err(super::process::RunError::TooManyThreads) => -EAGAIN,
         Err(_) => -ENOMEM,
     }
 }
