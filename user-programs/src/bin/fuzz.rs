@@ -41,7 +41,7 @@ const BAD_ADDRS: [u64; 16] = [
     8,
     0xfff,
     0x7000_0000,                 // unmapped user
-    USER_TOP - 4,                // straddles the top of user space
+    USER_TOP - 4,                // straddles the top of user space (its first 4 bytes are its stack)
     USER_TOP,                    // the unmapped last canonical page
     USER_TOP - 0x10000 - 0x1000, // the user stack's guard page
     0x7fff_ffff_ffff,            // last canonical byte
@@ -106,8 +106,13 @@ fn call(rng: &mut Rng) -> i64 {
     };
     match nr {
         SYS_EXIT | SYS_EXIT_GROUP | SYS_SET_RETURN_IP => 0,
-        // Never one of its own buffers with a real fd: no garbage printed.
-        SYS_WRITE => syscall3(nr, rng.pick(&[1, 2, 7, u64::MAX]), rng.pick(&BAD_ADDRS), b),
+        // Never one of its own buffers with a real fd: no garbage printed
+        // (`USER_TOP - 4` is the top of its own stack: left out here).
+        SYS_WRITE => {
+            let buf = rng.pick(&BAD_ADDRS);
+            let buf = if buf == USER_TOP - 4 { USER_TOP } else { buf };
+            syscall3(nr, rng.pick(&[1, 2, 7, u64::MAX]), buf, b)
+        }
         // Never a range over its own mappings (text from 4 MiB, the stack at
         // the top): addresses outside user space, or one unmapped MiB.
         SYS_MUNMAP => match rng.below(2) {
