@@ -176,7 +176,7 @@ fn a_monitor_nmi_on_a_cpu_in_user_mode_is_handled_and_the_process_continues() {
     let timeout = TIMEOUT_SECS.to_string();
     let run = runner_steps(
         &["--smp", "2", "--timeout", &timeout],
-        Some(b"run --cpu 0 --bg spin 4000"),
+        Some(b"run --cpu 0 --bg spin 3000"),
         // The NMIs go while the shell sleeps, so CPU 0 runs the spinner:
         // most land in user mode (the spinner's clock checks and ticks
         // take it into the kernel now and then, hence several).
@@ -197,7 +197,7 @@ fn a_monitor_nmi_on_a_cpu_in_user_mode_is_handled_and_the_process_continues() {
     let cpu0 = userstate_rows(&run, 0).into_iter().find(|r| r[CPU] == 0).expect("a row for CPU 0");
     assert!(cpu0[USER_NMIS] >= 1, "no NMI from user mode counted on CPU 0: {cpu0:?}\n{run}");
     assert!(cpu0[VIOLATIONS] == 0, "violations: {cpu0:?}");
-    run.expect("spin: done after 4000 ms\n");
+    run.expect("spin: done after 3000 ms\n");
     let ended = lines_starting(&run, "run: spin[");
     assert!(ended.last().unwrap().ends_with("exited with status 0"), "{ended:?}");
 }
@@ -338,8 +338,8 @@ fn stack_erasing_hides_what_a_syscall_left_behind() {
 fn the_return_to_user_check_finds_no_violation_after_a_stress_of_every_entry_kind_on_4_cpus() {
     let run = boot_smp(
         4,
-        "run --cpu 1 --bg ustress 1500; run --cpu 2 --bg ustress 1500; run --cpu 3 --bg ustress 1500; \
-         userstate; userstate; bt-all; userstate; run --cpu 0 ustress 1500; wait; userstate; poweroff",
+        "run --cpu 1 --bg ustress 600; run --cpu 2 --bg ustress 600; run --cpu 3 --bg ustress 600; \
+         userstate; userstate; bt-all; userstate; run --cpu 0 ustress 600; wait; userstate; poweroff",
     );
     run.expect_status(0);
     assert_eq!(lines_starting(&run, "ustress: pid ").len(), 4, "{run}");
@@ -347,8 +347,8 @@ fn the_return_to_user_check_finds_no_violation_after_a_stress_of_every_entry_kin
     let rows = userstate_rows(&run, nth);
     assert_eq!(rows.len(), 4, "{rows:?}");
     let sum = |i: usize| rows.iter().map(|r| r[i]).sum::<u64>();
-    assert!(sum(SYSCALLS) >= 4 * 1500, "syscalls {rows:?}");
-    assert!(sum(MOVED_OFF_IST) >= 4 * 20, "#BP/#DB frames moved off the IST stack: {rows:?}");
+    assert!(sum(SYSCALLS) >= 4 * 600, "syscalls {rows:?}");
+    assert!(sum(MOVED_OFF_IST) >= 4 * 10, "#BP/#DB frames moved off the IST stack: {rows:?}");
     assert!(rows.iter().all(|r| r[IRET] > 0 && r[USER_IRQS] > 0), "every CPU took IRQs in user mode: {rows:?}");
     assert_eq!(sum(USER_IRQS), sum(ON_IRQ_STACK), "an IRQ from user mode ran off the IRQ stack: {rows:?}");
     assert_eq!(sum(VIOLATIONS), 0, "return-to-user violations: {rows:?}");
