@@ -78,6 +78,12 @@ pub fn boot(cmdline: &str) -> Run {
     runner(&["--timeout", &timeout, "--", cmdline])
 }
 
+/// Boot with `cpus` CPUs, a command line and the default test timeout.
+pub fn boot_smp(cpus: u32, cmdline: &str) -> Run {
+    let (timeout, n) = (TIMEOUT_SECS.to_string(), cpus.to_string());
+    runner(&["--smp", &n, "--timeout", &timeout, "--", cmdline])
+}
+
 /// What a test does once the console shows a given text.
 pub enum Action {
     /// Type bytes into the serial port.

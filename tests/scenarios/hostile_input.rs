@@ -51,8 +51,7 @@ fn every_attack_from_user_space_fails_safely_and_the_kernel_stays_intact() {
 /// lost frame follows.
 #[test]
 fn eight_thousand_fuzzed_syscalls_on_every_cpu_leave_the_kernel_intact() {
-    let timeout = TIMEOUT_SECS.to_string();
-    let run = runner(&["--smp", "2", "--timeout", &timeout, "--", "fuzz-syscalls 8000 7; poweroff"]);
+    let run = boot_smp(2, "fuzz-syscalls 8000 7; poweroff");
     run.expect_status(0).expect_not("Oops").expect_not("segfault").expect_not("traps:");
     run.expect("fuzz-syscalls: 2 processes x 4000 calls, seeds 7..8\n");
     let tallies = lines_starting(&run, "fuzz: seed ");

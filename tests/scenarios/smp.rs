@@ -4,11 +4,6 @@
 
 use crate::common::*;
 
-fn boot_smp(cpus: u32, cmdline: &str) -> Run {
-    let (timeout, n) = (TIMEOUT_SECS.to_string(), cpus.to_string());
-    runner(&["--smp", &n, "--timeout", &timeout, "--", cmdline])
-}
-
 /// One `stacks` row.
 #[derive(Debug, Clone)]
 struct Row {

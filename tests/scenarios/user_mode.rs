@@ -4,11 +4,6 @@
 
 use crate::common::*;
 
-fn boot_smp(cpus: u32, cmdline: &str) -> Run {
-    let (timeout, n) = (TIMEOUT_SECS.to_string(), cpus.to_string());
-    runner(&["--smp", &n, "--timeout", &timeout, "--", cmdline])
-}
-
 /// The user stack's guard page (layout.rs: USER_TOP - USER_STACK_SIZE - one page).
 const USER_TOP: u64 = (1 << 47) - 4096;
 const USER_STACK_GUARD: std::ops::Range<u64> = USER_TOP - 0x10000 - 0x1000..USER_TOP - 0x10000;
