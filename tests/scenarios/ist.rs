@@ -166,6 +166,9 @@ fn watch_fires_a_data_write_breakpoint_on_the_db_stack() {
     let hit = line_starting(&run, "watch: write to ");
     assert_eq!(hex_after(hit, "write to "), armed, "{run}");
     assert!(hit.ends_with("#DB ran on the #DB stack"), "{hit}");
+    // The debug registers belong to the CPU: the demo must not be
+    // preemptible while DR0 is armed, or another thread could hit it.
+    assert!(hit.contains(", writer's interrupts off;"), "{hit}");
 }
 
 #[test]

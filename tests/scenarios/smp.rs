@@ -3,6 +3,7 @@
 //! TLB shoot-down; one and eight CPUs.
 
 use crate::common::*;
+use std::time::Duration;
 
 /// One `stacks` row.
 #[derive(Debug, Clone)]
@@ -238,6 +239,27 @@ fn nmi_storm_for_ten_seconds_loses_nothing() {
     // IRQ stack) or of switch_to (where it moves to another thread's stack).
     assert!(landed("in IRQ entry code") + landed("in switch_to") > 0, "{run}");
     run.expect("nmi-storm: NMI stack re-entered while live: 0; workers that did not exit cleanly: 0");
+}
+
+/// Machine checks injected from the QEMU monitor into the storm's CPUs: some
+/// land inside NMI handlers (the #MC must then not IRET, which would unblock
+/// NMIs while the NMI stack is live); every one is handled and resumed, and
+/// the NMI stack is never re-entered.
+#[test]
+fn machine_checks_injected_during_an_nmi_storm_never_reenter_the_nmi_stack() {
+    let timeout = TIMEOUT_SECS.to_string();
+    let started = "nmi-storm: CPU 0 sends NMIs to CPUs [1, 2, 3] for 4 s";
+    let mut steps = vec![(started, Action::Pause(Duration::from_millis(200)))];
+    for cpu in [1, 2, 3, 1, 2, 3] {
+        steps.push(("", Action::Monitor(format!("mce {cpu} 1 0xb200000000000000 0x5 0x1234 0x0"))));
+        steps.push(("", Action::Pause(Duration::from_millis(250))));
+    }
+    let run = runner_steps(&["--smp", "4", "--timeout", &timeout], Some(b"nmi-storm 4; poweroff"), steps);
+    run.expect_status(0).expect("nmi-storm: ok, every count adds up");
+    let handled = run.kernel_lines().into_iter().filter(|l| l.contains(": handled on the #MC stack (frame ")).count();
+    assert_eq!(handled, 6, "{run}");
+    line_starting(&run, "nmi-storm: machine checks during the storm: 6 (");
+    run.expect("nmi-storm: NMI stack re-entered while live: 0;");
 }
 
 /// One CPU and eight CPUs boot; with one, the SMP commands say what they need.

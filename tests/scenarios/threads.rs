@@ -99,6 +99,17 @@ fn oops_panic_turns_the_overflow_into_a_panic() {
     run.expect_not("oops: killed");
 }
 
+/// Killing a thread that holds a spin lock would leave the lock held for
+/// ever: the oops panics instead, naming the count.
+#[test]
+fn an_overflow_with_a_spin_lock_held_panics_instead_of_killing_the_thread() {
+    let run = boot("overflow --holding-lock; echo not-reached");
+    run.expect_status(1).expect_no_line("not-reached");
+    line_starting(&run, "BUG: TASK stack guard page was hit at ");
+    run.expect("\nKernel panic - not syncing: Fatal exception (oops with 1 spin lock(s) held)\n");
+    run.expect_not("oops: killed");
+}
+
 #[test]
 fn a_corrupted_end_magic_is_caught_at_the_next_switch() {
     let run = boot("overrun; echo still-here; poweroff");

@@ -10,6 +10,7 @@ use crate::console;
 use crate::drivers::qemu_exit::{exit, ExitCode};
 use crate::println;
 use crate::stacks::info;
+use crate::stacks::layout::EStack;
 
 /// Linux `die_counter`: the `[#n]` of the header.
 static DIE_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -127,9 +128,16 @@ fn kill_or_reason() -> PanicReason {
     }
     let Some(cur) = crate::sched::current() else { return PanicReason::Fatal };
     let cpu = percpu::this_cpu();
+    // Running on the NMI or #MC stack is NMI context even outside the
+    // handler's `nmi_depth` count (a fault in the entry or exit stub).
+    let on_nmi_stack = matches!(
+        info::stack_of(crate::arch::cpu::stack_pointer()).map(|s| s.kind),
+        Some(info::StackKind::Exception(EStack::NMI | EStack::MCE))
+    );
     if cpu.irq_count.load(Ordering::SeqCst) >= 0
         || cpu.nmi_depth.load(Ordering::SeqCst) > 0
         || cpu.in_softirq.load(Ordering::SeqCst)
+        || on_nmi_stack
     {
         return PanicReason::InInterrupt;
     }

@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use crate::arch::irq;
 use crate::arch::percpu::{self, this_cpu};
-use crate::arch::regs::Regs;
+use crate::arch::regs::{Regs, RFLAGS_IF};
 use crate::arch::vectors::*;
 use crate::arch::{apic, cpu};
 use crate::shell::cmdline::{self, ArgError};
@@ -256,7 +256,7 @@ static STORM_BAD_STACK: AtomicU64 = AtomicU64::new(0);
 
 fn storm_handler(regs: &mut Regs) {
     STORM_HARD.fetch_add(1, Ordering::Relaxed);
-    if info::name_of(cpu::stack_pointer()) != "IRQ" || (regs.rflags & (1 << 9)) == 0 {
+    if info::name_of(cpu::stack_pointer()) != "IRQ" || (regs.rflags & RFLAGS_IF) == 0 {
         STORM_BAD_STACK.fetch_add(1, Ordering::Relaxed);
     }
     STORM_SOFTIRQ.raise();

@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use x86_64::instructions::interrupts::without_interrupts;
 
 use crate::arch::debug::{self, DebugEvent, DebugKind};
-use crate::arch::regs::Regs;
+use crate::arch::regs::{Regs, RFLAGS_IF};
 use crate::arch::{mce, nmi, percpu, traps};
 use crate::console;
 use crate::mm::paging;
@@ -271,8 +271,11 @@ fn db_hook(regs: &mut Regs, ev: &DebugEvent) -> bool {
         return true;
     }
     if debug::read_dr(slot) == WATCHED.as_ptr() as u64 {
+        // The writer's RFLAGS.IF shows whether a thread switch was possible
+        // while DR0 was armed (it must not be: the registers are per CPU).
+        let irqs = if regs.rflags & RFLAGS_IF != 0 { "on" } else { "off" };
         println!(
-            "watch: write to {:#x} by RIP {:016x}, value now {}; #DB ran on the {} stack",
+            "watch: write to {:#x} by RIP {:016x}, value now {}, writer's interrupts {irqs}; #DB ran on the {} stack",
             debug::read_dr(slot),
             regs.rip,
             WATCHED.load(Ordering::SeqCst),

@@ -37,7 +37,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "ps", usage: "", help: "tasks (sysrq-t shape) with free stack bytes; per-CPU IST stack high-water marks", run: threads::ps },
     Spec { name: "spawn", usage: "N", help: "start N worker threads (yield/sleep loops with a checksum)", run: threads::spawn },
     Spec { name: "sleep", usage: "MS", help: "sleep MS milliseconds (the shell thread blocks; others run)", run: threads::sleep },
-    Spec { name: "overflow", usage: "", help: "a thread recurses into its guard page: #DF, oops, the thread dies, the system carries on", run: threads::overflow },
+    Spec { name: "overflow", usage: "[--holding-lock]", help: "a thread recurses into its guard page: #DF, oops, the thread dies, the system carries on (with a spin lock held: panic)", run: threads::overflow },
     Spec { name: "overrun", usage: "", help: "a thread overwrites its STACK_END_MAGIC: caught at the next switch", run: threads::overrun },
     Spec { name: "threads-stress", usage: "N M", help: "N threads x M switches: checksums, and no frames or vmap space leaked", run: threads::threads_stress },
     Spec { name: "bench", usage: "switch|spawn|irq|ipi|syscall", help: "cycles (min, median): context-switch round trip / spawn+join / self-IPI with and without the IRQ-stack switch / cross-CPU function call / syscall from user mode", run: bench::bench },

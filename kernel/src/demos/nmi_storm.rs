@@ -251,6 +251,10 @@ struct Counters {
     db_bad: Vec<u64>,
     /// NMI stack re-entries summed over every online CPU.
     reentered: u64,
+    /// Machine checks (from the QEMU monitor during the storm) over every
+    /// online CPU, and those of them that landed inside an NMI handler.
+    mces: u64,
+    mces_in_nmi: u64,
 }
 
 impl Counters {
@@ -262,6 +266,8 @@ impl Counters {
             nests: per(&|c| DB_STORM_NESTS[c].load(Ordering::SeqCst)),
             db_bad: per(&|c| DB_STORM_BAD[c].load(Ordering::SeqCst)),
             reentered: percpu::online_cpus().map(|c| percpu::of(c).nmi_stack_reentered.load(Ordering::SeqCst)).sum(),
+            mces: percpu::online_cpus().map(|c| percpu::of(c).mce_count.load(Ordering::SeqCst)).sum(),
+            mces_in_nmi: percpu::online_cpus().map(|c| percpu::of(c).mce_in_nmi.load(Ordering::SeqCst)).sum(),
         }
     }
 
@@ -275,6 +281,8 @@ impl Counters {
             nests: d(&now.nests, &before.nests),
             db_bad: d(&now.db_bad, &before.db_bad),
             reentered: now.reentered - before.reentered,
+            mces: now.mces - before.mces,
+            mces_in_nmi: now.mces_in_nmi - before.mces_in_nmi,
         }
     }
 }
@@ -395,6 +403,7 @@ fn report(targets: &[usize], works: &[Box<Work>], d: &Counters, sent: u64, lost:
     println!(
         "nmi-storm: nested #DB {db_loops} runs, {nests_total} on the right stacks, {db_bad} wrong, IST[DB] left shifted {ist_db_bad}"
     );
+    println!("nmi-storm: machine checks during the storm: {} ({} inside an NMI handler)", d.mces, d.mces_in_nmi);
     println!(
         "nmi-storm: NMI stack re-entered while live: {}; workers that did not exit cleanly: {exits_bad}",
         d.reentered

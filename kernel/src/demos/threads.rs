@@ -144,7 +144,16 @@ fn recurse(depth: u64) -> u64 {
     recurse(depth + 1) + u64::from(black_box(frame)[0])
 }
 
-fn overflow_thread(_: u64) -> i64 {
+/// The lock `overflow --holding-lock` dies holding.
+static OVERFLOW_LOCK: crate::sync::IrqMutex<()> = crate::sync::IrqMutex::new(());
+
+/// `arg` = 1: recurse with a spin lock held (interrupts off, the lock
+/// counted in the CPU's `locks_held`).
+fn overflow_thread(arg: u64) -> i64 {
+    if arg == 1 {
+        let _held = OVERFLOW_LOCK.lock();
+        return recurse(1) as i64;
+    }
     recurse(1) as i64
 }
 
@@ -158,8 +167,8 @@ fn overrun_thread(_: u64) -> i64 {
     0
 }
 
-fn run_and_report(cmd: &str, name: &str, body: sched::Entry) -> CmdResult {
-    let pid = sched::spawn(name, body, 0).map_err(|e| CmdError::Failed(alloc::format!("{e}")))?;
+fn run_and_report(cmd: &str, name: &str, body: sched::Entry, arg: u64) -> CmdResult {
+    let pid = sched::spawn(name, body, arg).map_err(|e| CmdError::Failed(alloc::format!("{e}")))?;
     match sched::join(pid) {
         Ok(Ended::Killed) => {
             println!("{cmd}: thread {name} ({pid}) was killed by the oops and reaped; the system carries on");
@@ -171,13 +180,22 @@ fn run_and_report(cmd: &str, name: &str, body: sched::Entry) -> CmdResult {
 }
 
 pub fn overflow(args: &[&str]) -> CmdResult {
-    cmdline::no_args("overflow", args)?;
-    run_and_report("overflow", "overflow", overflow_thread)
+    let holding_lock = match args {
+        [] => false,
+        ["--holding-lock"] => true,
+        [other, ..] => {
+            return Err(ArgError(alloc::format!(
+                "overflow: unexpected argument '{other}'; usage: overflow [--holding-lock]"
+            ))
+            .into())
+        }
+    };
+    run_and_report("overflow", "overflow", overflow_thread, u64::from(holding_lock))
 }
 
 pub fn overrun(args: &[&str]) -> CmdResult {
     cmdline::no_args("overrun", args)?;
-    run_and_report("overrun", "overrun", overrun_thread)
+    run_and_report("overrun", "overrun", overrun_thread, 0)
 }
 
 // --- threads-stress -------------------------------------------------------------

@@ -45,12 +45,12 @@ use core::arch::global_asm;
 use super::gdt::{USER_CS, USER_DS};
 use super::percpu::{
     IRQ_COUNT_OFFSET, IRQ_STACK_TOP_OFFSET, KSTACK_OFFSET_OFFSET, NMI_DEPTH_OFFSET, TOP_OF_STACK_OFFSET,
-    TSS_IST_DB_OFFSET, USER_RSP_SCRATCH_OFFSET,
+    TSS_IST_DB_OFFSET, TSS_IST_NMI_OFFSET, USER_RSP_SCRATCH_OFFSET,
 };
 use super::regs::{REGS_CS, REGS_RAX, REGS_RBP, REGS_RIP};
 use super::usermode::MSR_GS_BASE;
 use super::vectors::{FIRST_EXTERNAL_VECTOR, NR_EXCEPTIONS, SYSCALL_FRAME};
-use crate::stacks::layout::DB_STACK_OFFSET;
+use crate::stacks::layout::{DB_STACK_OFFSET, EXCEPTION_STKSZ};
 
 global_asm!(
     r#"
@@ -279,8 +279,23 @@ tristack_exception_common:
 tristack_exception_return_to_kernel:
     cmp dword ptr gs:[{nmi_depth}], 0
     jne 3f
+// nmi_depth counts only the Rust handler: the NMI entry and exit stubs run
+// outside it, with NMIs blocked and RSP on the NMI stack. An interrupted
+// RSP within [IST[NMI] - EXCEPTION_STKSZ, IST[NMI]] is NMI context too
+// (the same test as Linux's nested-NMI check in `asm_exc_nmi`).
+    push rax
+    mov rax, gs:[{tss_ist_nmi}]
+    cmp [rsp + 8 + 24], rax         // the interrupted RSP above the NMI stack top?
+    ja 6f
+    sub rax, {exception_stksz}
+    cmp [rsp + 8 + 24], rax         // ...or below its bottom?
+    jb 6f
+    pop rax
+    jmp 3f
+6:
+    pop rax
     iretq
-// Returning into an NMI handler (an #MC inside an NMI): IRET would unblock
+// Returning into NMI context (an #MC inside an NMI): IRET would unblock
 // NMIs while the NMI stack is still live, and a pending NMI would start
 // over at its IST top, on the live frame. Linux avoids that with its
 // nested-NMI protocol (`repeat_nmi`); tristack returns without IRET, which
@@ -523,6 +538,8 @@ tristack_exception_stubs:
     regs_rbp = const REGS_RBP,
     regs_cs = const REGS_CS,
     tss_ist_db = const TSS_IST_DB_OFFSET,
+    tss_ist_nmi = const TSS_IST_NMI_OFFSET,
+    exception_stksz = const EXCEPTION_STKSZ,
     db_stack_offset = const DB_STACK_OFFSET,
 );
 

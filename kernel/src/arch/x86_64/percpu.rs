@@ -57,6 +57,8 @@ pub struct PerCpu {
     pub nmi_stack_reentered: AtomicU64,
     /// Machine checks handled on this CPU (real or `int $18`).
     pub mce_count: AtomicU64,
+    /// Machine checks that landed while an NMI (or another #MC) was running.
+    pub mce_in_nmi: AtomicU64,
     /// NMI and #MC handlers running on this CPU (Linux's NMI bits of
     /// `preempt_count`, set by `nmi_enter`): an oops here cannot kill a thread.
     pub nmi_depth: AtomicU32,
@@ -142,6 +144,7 @@ impl PerCpu {
             nmi_count: AtomicU64::new(0),
             nmi_stack_reentered: AtomicU64::new(0),
             mce_count: AtomicU64::new(0),
+            mce_in_nmi: AtomicU64::new(0),
             nmi_depth: AtomicU32::new(0),
             locks_held: AtomicU32::new(0),
             switching_to: AtomicU64::new(0),
@@ -212,6 +215,10 @@ pub const KSTACK_OFFSET_OFFSET: usize = offset_of!(PerCpu, kstack_offset);
 /// Offset from GS base of TSS IST[DB], which the #DB entry stub shifts.
 pub const TSS_IST_DB_OFFSET: usize =
     offset_of!(PerCpu, tss) + offset_of!(TaskStateSegment, interrupt_stack_table) + 8 * Ist::DB.tss_slot();
+/// Offset from GS base of TSS IST[NMI]: the exception exit path asks
+/// whether it returns onto the NMI stack.
+pub const TSS_IST_NMI_OFFSET: usize =
+    offset_of!(PerCpu, tss) + offset_of!(TaskStateSegment, interrupt_stack_table) + 8 * Ist::NMI.tss_slot();
 
 /// The area of `cpu` (for display and for bring-up).
 pub fn of(cpu: usize) -> &'static PerCpu {

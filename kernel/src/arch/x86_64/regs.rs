@@ -52,6 +52,8 @@ pub const REGS_SIZE: usize = size_of::<Regs>();
 
 /// RFLAGS.RF: resume without re-triggering an instruction breakpoint.
 pub const RFLAGS_RF: u64 = 1 << 16;
+/// RFLAGS.IF: maskable interrupts enabled.
+pub const RFLAGS_IF: u64 = 1 << 9;
 
 impl Regs {
     /// Interrupted code ran in kernel mode (CPL 0).
