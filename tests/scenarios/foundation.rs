@@ -259,6 +259,11 @@ fn bad_arguments_at_the_prompt_are_clear_errors_and_the_shell_carries_on() {
         ("hardening nothing", "error: hardening: usage: hardening [randomize_kstack_offset on|off | stackleak on|off]"),
         ("kstack-offset 0", "error: kstack-offset: N must be a number from 1 to 1000000, not '0'"),
         ("userstate now", "error: userstate: unexpected argument 'now'"),
+        ("soak", "error: soak: usage: soak SECONDS [SEED] (SECONDS 1 to 86400)"),
+        ("soak 0", "error: soak: SECONDS must be a number from 1 to 86400, not '0'"),
+        ("soak 5 -1", "error: soak: SEED must be a number from 0 to 18446744073709551615, not '-1'"),
+        ("soak 5", "error: soak: needs at least 4 CPUs (boot with --smp 4)"),
+        ("overflow now", "error: overflow: unexpected argument 'now'; usage: overflow [--holding-lock]"),
     ];
     let t = token("after-errors");
     let mut typed = String::new();

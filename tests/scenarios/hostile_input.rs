@@ -104,3 +104,30 @@ fn processes_and_threads_until_memory_runs_out_end_in_errors_and_give_every_fram
     }
     assert!(line_starting(&run, "run: hello[").ends_with("exited with status 0"));
 }
+
+/// The soak, short: every demo that keeps the machine up, in random order
+/// (fixed seed) from the shell, user programs in the background on the
+/// other three CPUs. Every demo ends as it should, the only oopses are the
+/// intended ones, no stack check fires, no frame or vmap area is lost.
+#[test]
+fn a_soak_of_every_demo_with_background_load_holds() {
+    let run = boot_smp(4, "soak 20 7; poweroff");
+    run.expect_status(0).expect("\nsoak: ok\n");
+    let numbers = |prefix: &str| -> Vec<u64> {
+        line_starting(&run, prefix).split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect()
+    };
+    // soak: shell: R demos run (K of T kinds; N never drawn), F failed
+    let shell = numbers("soak: shell: ");
+    assert!(shell[0] >= 40 && shell[1] >= 20 && shell[4] == 0, "{shell:?}");
+    // soak: background: C commands, F failed, T threads did not exit cleanly
+    let bg = numbers("soak: background: ");
+    assert!(bg[0] > 100 && bg[1] == 0 && bg[2] == 0, "{bg:?}");
+    // soak: oopses N: I by demos that oops on purpose, U demo runs with an unexpected count
+    let oopses = numbers("soak: oopses ");
+    assert!(oopses[0] == oopses[1] && oopses[2] == 0, "{oopses:?}");
+    // Each intended oops printed its report; as many reports as the tally says.
+    assert_eq!(run.serial.matches("\nOops: ").count() as u64, oopses[0], "{run}");
+    run.expect("soak: stack checks: return-to-user violations 0, NMI stack re-entered 0\n");
+    let mem = numbers("soak: free frames ");
+    assert!(mem[0] == mem[1] && mem[2] == mem[3], "{mem:?}");
+}

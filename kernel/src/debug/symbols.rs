@@ -55,7 +55,10 @@ impl SymbolTable {
         let file = object::File::parse(elf).map_err(|_| "not an ELF file the object crate can read")?;
         let mut syms: Vec<Symbol> = file
             .symbols()
-            .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
+            // A function must end inside the address space (a malformed
+            // image's `addr + size` past 2^64 broke lookups: found by the
+            // `symbols` fuzzer).
+            .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0 && s.address().checked_add(s.size()).is_some())
             .filter_map(|s| Some(Symbol::new(s.address(), s.size(), s.name().ok()?)))
             .collect();
         if syms.is_empty() {
@@ -185,6 +188,17 @@ mod tests {
         assert!(t.lookup(0x1020).is_none(), "past the end of the function");
         assert!(t.lookup(0xfff).is_none() && t.lookup(0x2010).is_none());
         assert_eq!(t.find("tristack::sched::schedule").map(|s| s.addr), Some(0x2000));
+    }
+
+    /// Fuzz regression: a symbol ending past 2^64 is dropped, the others
+    /// still resolve, and lookups near the top of the address space are safe.
+    #[test]
+    fn a_symbol_ending_past_u64_max_is_dropped() {
+        let t = SymbolTable::parse(include_bytes!("testdata/symbol-end-past-u64-max.elf")).unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.lookup(0x400078).unwrap().symbol.name, "_start");
+        assert!(t.lookup(u64::MAX).is_none() && t.lookup(0xffff_ffff_ffff_fff8).is_none());
+        assert!(t.text_range().is_some());
     }
 
     #[test]

@@ -94,12 +94,13 @@ fn text_checksum() -> u64 {
 /// stacks in the per-CPU caches (which CPU's cache a dead process's stack
 /// lands in varies) and page-table pages the vmap area gained (kept for
 /// reuse, as Linux keeps them). Anything else missing afterwards is a leak.
-fn free_frames() -> u64 {
+pub fn free_frames() -> u64 {
     let cached: usize = percpu::online_cpus().map(crate::stacks::thread::cached_on).sum();
     phys::counts().1 + cached as u64 * (THREAD_SIZE / PAGE_SIZE) + crate::mm::paging::kernel_table_pages()
 }
 
-fn violations() -> u64 {
+/// Return-to-user check violations over every CPU (must stay 0).
+pub fn violations() -> u64 {
     percpu::online_cpus().map(|c| percpu::of(c).user.violations.load(Ordering::Relaxed)).sum()
 }
 

@@ -10,6 +10,8 @@ pub mod line;
 pub mod commands;
 #[cfg(target_os = "none")]
 mod repl;
+#[cfg(target_os = "none")]
+mod soak;
 
 #[cfg(target_os = "none")]
 pub use repl::{interactive, run_command_line};

@@ -95,6 +95,20 @@ fn run_on_cpu(spec: &'static commands::Spec, args: &[&str], cpu: usize) -> bool 
     }
 }
 
+/// Run one line as if typed after `prompt` (echoed so the log reads like a
+/// session); false (after printing why) at the first error.
+pub fn run_line(prompt: &str, line: &str) -> bool {
+    let cmds = match cmdline::parse(line.as_bytes()) {
+        Ok(cmds) => cmds,
+        Err(e) => {
+            println!("error: {e}");
+            return false;
+        }
+    };
+    println!("{prompt}{line}");
+    cmds.iter().all(execute)
+}
+
 /// Run the boot command line; false (after printing why) at the first error.
 pub fn run_command_line(bytes: &[u8]) -> bool {
     let cmds = match cmdline::parse(bytes) {
