@@ -9,5 +9,6 @@ mod hostile_input;
 mod irq;
 mod ist;
 mod smp;
+mod stack_tools;
 mod threads;
 mod user_mode;

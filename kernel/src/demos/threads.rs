@@ -274,7 +274,8 @@ pub fn threads_stress(args: &[&str]) -> CmdResult {
         STRESS_SWITCHES.load(Ordering::SeqCst),
         bad.len()
     );
-    let mut per_cpu = [0u64; crate::stacks::layout::MAX_CPUS];
+    // On the heap: 64 counters would be half a KiB of this frame.
+    let mut per_cpu = alloc::vec![0u64; crate::stacks::layout::MAX_CPUS];
     (0..n as usize).for_each(|i| per_cpu[STRESS_CPU[i].load(Ordering::SeqCst) as usize] += 1);
     let spread: Vec<alloc::string::String> =
         percpu::online_cpus().map(|c| alloc::format!("CPU {c}: {}", per_cpu[c])).collect();

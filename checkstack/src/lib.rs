@@ -1,0 +1,121 @@
+//! checkstack for tristack: reads the kernel ELF and reports, per function,
+//! the stack frame its code reserves (Linux `scripts/checkstack.pl`),
+//! cross-checks it against the compiler's own `.stack_sizes`, gates frame
+//! sizes (`CONFIG_FRAME_WARN`), and adds up call chains to a worst case per
+//! entry point against the size of the stack that entry runs on.
+
+pub mod frame;
+pub mod graph;
+pub mod stack_sizes;
+
+use std::collections::HashMap;
+
+use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+
+/// One function of the kernel ELF.
+#[derive(Clone, Debug)]
+pub struct Function {
+    pub addr: u64,
+    pub size: u64,
+    /// Demangled, without the hash.
+    pub name: String,
+    pub frame: frame::Frame,
+}
+
+pub struct Kernel {
+    /// Sorted by address.
+    pub functions: Vec<Function>,
+    /// The compiler's figures (address -> stack size), if the kernel was
+    /// built with `-Z emit-stack-sizes`.
+    pub stack_sizes: Option<HashMap<u64, u64>>,
+}
+
+impl Kernel {
+    pub fn read(elf: &[u8]) -> Result<Kernel, String> {
+        let file = object::File::parse(elf).map_err(|e| format!("not an ELF file: {e}"))?;
+        let mut functions: Vec<Function> = Vec::new();
+        for sym in file.symbols() {
+            if sym.kind() != SymbolKind::Text || sym.size() == 0 {
+                continue;
+            }
+            let Some(section) = sym.section_index().and_then(|i| file.section_by_index(i).ok()) else { continue };
+            let Ok(Some(code)) = section.data_range(sym.address(), sym.size()) else { continue };
+            let name = format!("{:#}", rustc_demangle::demangle(sym.name().unwrap_or("?")));
+            let frame = frame::analyze(code, sym.address());
+            functions.push(Function { addr: sym.address(), size: sym.size(), name, frame });
+        }
+        if functions.is_empty() {
+            return Err("no function symbols (stripped?)".into());
+        }
+        functions.sort_by_key(|f| f.addr);
+        functions.dedup_by_key(|f| f.addr);
+        let stack_sizes = match file.section_by_name(".stack_sizes") {
+            None => None,
+            Some(s) => {
+                let data = s.data().map_err(|e| format!(".stack_sizes: {e}"))?;
+                Some(stack_sizes::parse(data).map_err(|e| format!(".stack_sizes: {e}"))?.into_iter().collect())
+            }
+        };
+        Ok(Kernel { functions, stack_sizes })
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+
+    pub fn name_of(&self, addr: u64) -> String {
+        match self.functions.binary_search_by_key(&addr, |f| f.addr) {
+            Ok(i) => self.functions[i].name.clone(),
+            Err(_) => format!("{addr:#x}"),
+        }
+    }
+
+    pub fn frames(&self) -> HashMap<u64, frame::Frame> {
+        self.functions.iter().map(|f| (f.addr, f.frame.clone())).collect()
+    }
+
+    /// Functions whose frame is at least `threshold` bytes, largest first.
+    pub fn largest(&self, threshold: u64) -> Vec<&Function> {
+        let mut big: Vec<&Function> = self.functions.iter().filter(|f| f.frame.size >= threshold).collect();
+        big.sort_by(|a, b| b.frame.size.cmp(&a.frame.size).then(a.addr.cmp(&b.addr)));
+        big
+    }
+
+    /// Functions where the disassembly and the compiler disagree:
+    /// (function, ours, the compiler's).
+    pub fn disagreements(&self) -> Vec<(&Function, u64, u64)> {
+        let Some(sizes) = &self.stack_sizes else { return vec![] };
+        self.functions
+            .iter()
+            .filter_map(|f| sizes.get(&f.addr).map(|&c| (f, f.frame.size, c)))
+            .filter(|&(f, ours, theirs)| ours != theirs && !f.frame.dynamic)
+            .collect()
+    }
+}
+
+/// Linux `checkstack.pl`'s line: `0xADDR function [object]:<tabs>SIZE`,
+/// the tabs padding the name to a multiple of 8 columns as it does.
+pub fn checkstack_line(f: &Function, object: &str) -> String {
+    let left = format!("0x{:x} {} [{object}]:", f.addr, f.name);
+    let tabs = if left.len() >= 48 { 1 } else { (48 - left.len()).div_ceil(8) };
+    format!("{left}{}{}", "\t".repeat(tabs), f.frame.size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkstack_lines_look_like_linux() {
+        let f = Function {
+            addr: 0xffff_ffff_8000_1000,
+            size: 10,
+            name: "tristack::demos::threads::recurse".into(),
+            frame: frame::Frame { size: 552, ..Default::default() },
+        };
+        assert_eq!(
+            checkstack_line(&f, "kernel"),
+            "0xffffffff80001000 tristack::demos::threads::recurse [kernel]:\t552"
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! The stack tools on the real kernel ELF: checkstack's list and the
+//! compiler's figures, the frame-size gate, the worst case per entry point.
+
+use std::process::Command;
+
+use crate::common::*;
+
+const CHECKSTACK: &str = env!("CARGO_BIN_FILE_CHECKSTACK_checkstack");
+
+/// checkstack on the kernel the runner boots: (exit status, stdout).
+fn checkstack(args: &[&str]) -> (Option<i32>, String) {
+    let elf = runner(&["--kernel-elf"]).serial.trim().to_string();
+    let out = Command::new(CHECKSTACK).arg(&elf).args(args).output().expect("run checkstack");
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `0xADDR name [kernel]:<tabs>SIZE` lines, as (name, size).
+fn listed(out: &str) -> Vec<(String, u64)> {
+    out.lines()
+        .filter(|l| l.starts_with("0xffffffff8"))
+        .map(|l| {
+            let (left, size) = l.rsplit_once(":\t").unwrap_or_else(|| panic!("not checkstack's shape: {l:?}"));
+            let name = left.split_once(' ').unwrap().1.strip_suffix(" [kernel]").expect("[kernel] tag");
+            (name.to_string(), size.trim_start_matches('\t').parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn checkstack_lists_the_demo_hogs_first_with_the_compilers_sizes() {
+    let (status, out) = checkstack(&[]);
+    assert_eq!(status, Some(0), "{out}");
+    let list = listed(&out);
+    assert!(list.len() > 20 && list.iter().all(|(_, s)| *s >= 100), "{out}");
+    assert!(list.windows(2).all(|w| w[0].1 >= w[1].1), "not largest first:\n{out}");
+    // The deliberate hogs of the overflow and stackleak demos are near the top.
+    let top: Vec<&str> = list[..6].iter().map(|(n, _)| n.as_str()).collect();
+    for hog in [
+        "tristack::demos::threads::recurse",
+        "tristack::demos::irq::irq_recurse",
+        "tristack::user::syscall::stackleak_plant",
+    ] {
+        assert!(top.contains(&hog), "{hog} not in the top 6: {top:?}");
+        // ... with the compiler's own figure: not among the disagreements.
+        assert!(!out.contains(&format!("disagree: {hog} at")), "{out}");
+    }
+    // Almost every function compared with .stack_sizes, and they agree.
+    let summary = out.lines().find(|l| l.starts_with("checkstack: ") && l.contains(".stack_sizes")).unwrap();
+    let n: Vec<u64> = summary.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    // [functions, dynamic, entries, compared, disagree]
+    assert!(n[3] > 1000 && n[4] * 100 < n[3], "{summary}");
+}
+
+#[test]
+fn the_frame_size_gate_fails_above_the_limit_unless_allowed() {
+    let (status, out) = checkstack(&["--threshold", "100000", "--frame-warn", "1000"]);
+    assert_eq!(status, Some(1), "{out}");
+    let recurse =
+        listed(&checkstack(&[]).1).into_iter().find(|(n, _)| n == "tristack::demos::threads::recurse").unwrap();
+    assert!(
+        out.contains(&format!(
+            "checkstack: error: the frame size of {} bytes is larger than 1000 bytes: tristack::demos::threads::recurse\n",
+            recurse.1
+        )),
+        "{out}"
+    );
+    let allow = concat!(env!("CARGO_MANIFEST_DIR"), "/../checkstack/frame-warn-allow.txt");
+    let (status, out) = checkstack(&["--threshold", "100000", "--frame-warn", "1024", "--allow", allow]);
+    assert_eq!(status, Some(0), "{out}");
+    assert!(out.contains(" over the limit, 0 not allowed\n"), "{out}");
+}
+
+#[test]
+fn every_entry_point_has_a_worst_case_within_its_stack() {
+    let (status, out) = checkstack(&["--threshold", "100000", "--entries"]);
+    assert_eq!(status, Some(0), "{out}");
+    for (entry, size) in [
+        ("thread start  TASK", 16384),
+        ("syscall       TASK", 16384),
+        ("IRQ           IRQ ", 16384),
+        ("#DF           #DF ", 8192),
+        ("NMI           NMI ", 8192),
+        ("#DB           #DB ", 8192),
+        ("#MC           #MC ", 8192),
+    ] {
+        let row = out.lines().find(|l| l.trim_start().starts_with(entry)).unwrap_or_else(|| panic!("{entry}:\n{out}"));
+        let n: Vec<u64> = row.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+        let (worst, of, left) = (n[n.len() - 3], n[n.len() - 2], n[n.len() - 1]);
+        assert!(worst > 100 && of == size && left == size - worst, "{row}");
+    }
+    // The syscall entry reaches the kstack demo's recursion: reported, not followed.
+    assert!(
+        out.contains("recursion (not bounded by this figure) at: tristack::user::syscall::kstack_recurse"),
+        "{out}"
+    );
+}
