@@ -111,7 +111,7 @@ fn processes_and_threads_until_memory_runs_out_end_in_errors_and_give_every_fram
 /// intended ones, no stack check fires, no frame or vmap area is lost.
 #[test]
 fn a_soak_of_every_demo_with_background_load_holds() {
-    let run = boot_smp(4, "soak 15 7; poweroff");
+    let run = boot_smp(4, "soak 10 7; poweroff");
     run.expect_status(0).expect("\nsoak: ok\n");
     let numbers = |prefix: &str| -> Vec<u64> {
         line_starting(&run, prefix).split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect()
