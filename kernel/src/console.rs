@@ -201,13 +201,16 @@ pub fn console_held() -> bool {
 
 /// A dying CPU (oops, panic) needs the console. If this CPU holds the lock,
 /// the print it interrupted never finishes: release it. If another CPU
-/// holds it, give that CPU 100 ms to finish its line, then break the lock:
-/// a garbled line beats a silent hang.
+/// holds it, let that CPU finish its line — unless it cannot (it is stuck
+/// in an NMI) or has not within a second — then break the lock: a garbled
+/// line beats a silent hang. (It was 100 ms: under TCG with more vCPUs
+/// than host cores a printing vCPU can be descheduled that long, and an
+/// oops that only kills a thread cut into another CPU's line.)
 pub fn unlock_for_dying_cpu() {
     let me = crate::arch::percpu::current_cpu_id() as u64;
     // Free, or held by this CPU (it will never finish): stop waiting.
     let owner = || CONSOLE.owner.load(Ordering::Acquire);
-    crate::time::spin_until(DYING_CPU_WAIT_MS, || owner() == NO_OWNER || owner() == me);
+    crate::time::spin_until(DYING_CPU_WAIT_MS, || owner() == NO_OWNER || owner() == me || holder_stuck());
     if owner() != NO_OWNER {
         // SAFETY: see above; this CPU never returns to the interrupted print.
         unsafe { force_unlock() };
@@ -215,7 +218,7 @@ pub fn unlock_for_dying_cpu() {
 }
 
 /// How long a dying CPU lets another CPU finish its line.
-const DYING_CPU_WAIT_MS: u64 = 100;
+const DYING_CPU_WAIT_MS: u64 = 1000;
 
 /// Break the console lock so a dying CPU can print.
 ///

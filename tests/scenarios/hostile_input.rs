@@ -125,7 +125,10 @@ fn a_soak_of_every_demo_with_background_load_holds() {
     // soak: oopses N: I by demos that oops on purpose, U demo runs with an unexpected count
     let oopses = numbers("soak: oopses ");
     assert!(oopses[0] == oopses[1] && oopses[2] == 0, "{oopses:?}");
-    // Each intended oops printed its report; as many reports as the tally says.
+    // Each intended oops printed its report; as many reports as the tally
+    // says, and each header on a line of its own (an oops that kills a
+    // thread waits for another CPU's line to end).
+    assert_eq!(run.serial.matches("Oops: ").count() as u64, oopses[0], "{run}");
     assert_eq!(run.serial.matches("\nOops: ").count() as u64, oopses[0], "{run}");
     run.expect("soak: stack checks: return-to-user violations 0, NMI stack re-entered 0\n");
     let mem = numbers("soak: free frames ");
