@@ -43,9 +43,17 @@ pub struct Frame {
 /// with the whole frame) and for tristack's assembly stubs (straight-line
 /// pushes, then calls).
 pub fn analyze(code: &[u8], addr: u64) -> Frame {
+    analyze_with(code, addr, None)
+}
+
+/// `analyze`, leaving out the calls to `hook` (the stack tracer's `mcount`,
+/// called at every function entry: no arguments, and its own cost is
+/// reported once, not inside every path).
+pub fn analyze_with(code: &[u8], addr: u64, hook: Option<u64>) -> Frame {
     let end = addr + code.len() as u64;
     let decoder = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
-    let all: Vec<Instruction> = decoder.into_iter().collect();
+    let is_hook = |i: &Instruction| i.flow_control() == FlowControl::Call && Some(i.near_branch_target()) == hook;
+    let all: Vec<Instruction> = decoder.into_iter().filter(|i| !is_hook(i)).collect();
     let (args, arg_pops) = argument_pushes(&all);
     let mut frame = Frame::default();
     let (mut depth, mut deepest) = (0u64, 0u64);
@@ -136,7 +144,7 @@ fn argument_pushes(all: &[Instruction]) -> (Vec<usize>, Vec<usize>) {
             Some((_, next)) if next.mnemonic() == Mnemonic::Int3 || next.mnemonic() == Mnemonic::Ud2 => None,
             Some(_) => continue,
         };
-        let (mut block, mut bytes) = (Vec::new(), 0u64);
+        let (mut block, mut bytes, mut stop) = (Vec::new(), 0u64, None);
         for j in (0..i).rev() {
             if wanted == Some(bytes) {
                 break;
@@ -161,8 +169,24 @@ fn argument_pushes(all: &[Instruction]) -> (Vec<usize>, Vec<usize>) {
                 Mnemonic::Mov
                     if wanted.is_some() && ins.op0_kind() == OpKind::Memory && ins.memory_base() == Register::RSP => {}
                 _ if ins.flow_control() == FlowControl::Next && !uses_rsp(ins) => {}
-                _ => break,
+                _ => {
+                    stop = Some(j);
+                    break;
+                }
             }
+        }
+        // Without an `add rsp` to go by (a call that does not return),
+        // pushes right after `mov rbp, rsp` are the prologue, not arguments.
+        let after_frame_setup = stop.is_some_and(|j| {
+            let i = &all[j];
+            i.mnemonic() == Mnemonic::Mov
+                && i.op0_kind() == OpKind::Register
+                && i.op0_register() == Register::RBP
+                && i.op1_kind() == OpKind::Register
+                && i.op1_register() == Register::RSP
+        });
+        if wanted.is_none() && after_frame_setup {
+            continue;
         }
         if wanted.is_none_or(|n| n == bytes) {
             args.extend(block);
@@ -251,6 +275,16 @@ mod tests {
         ];
         let f = analyze(&code, AT);
         assert_eq!((f.size, f.peak), (24, 40));
+    }
+
+    #[test]
+    fn calls_to_the_tracer_hook_are_left_out() {
+        // push rbp; mov rbp,rsp; push rax; call mcount(AT+0x100); add rsp,8; pop rbp; ret
+        let code = [0x55, 0x48, 0x89, 0xe5, 0x50, 0xe8, 0xf6, 0x00, 0x00, 0x00, 0x48, 0x83, 0xc4, 0x08, 0x5d, 0xc3];
+        let f = analyze_with(&code, AT, Some(AT + 0x100));
+        assert_eq!((f.size, f.calls.len()), (16, 0));
+        // Seen as a call, the epilogue's `add rsp, 8` looks like argument space.
+        assert_eq!(analyze(&code, AT).size, 8);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct Function {
 pub struct Kernel {
     /// Sorted by address.
     pub functions: Vec<Function>,
+    /// The stack tracer's `mcount`, whose calls `functions` leave out.
+    pub mcount: Option<u64>,
     /// The compiler's figures (address -> stack size), if the kernel was
     /// built with `-Z emit-stack-sizes`.
     pub stack_sizes: Option<HashMap<u64, u64>>,
@@ -34,6 +36,7 @@ impl Kernel {
     pub fn read(elf: &[u8]) -> Result<Kernel, String> {
         let file = object::File::parse(elf).map_err(|e| format!("not an ELF file: {e}"))?;
         let mut functions: Vec<Function> = Vec::new();
+        let hook = file.symbols().find(|s| s.name() == Ok("mcount")).map(|s| s.address());
         for sym in file.symbols() {
             if sym.kind() != SymbolKind::Text || sym.size() == 0 {
                 continue;
@@ -41,7 +44,7 @@ impl Kernel {
             let Some(section) = sym.section_index().and_then(|i| file.section_by_index(i).ok()) else { continue };
             let Ok(Some(code)) = section.data_range(sym.address(), sym.size()) else { continue };
             let name = format!("{:#}", rustc_demangle::demangle(sym.name().unwrap_or("?")));
-            let frame = frame::analyze(code, sym.address());
+            let frame = frame::analyze_with(code, sym.address(), hook);
             functions.push(Function { addr: sym.address(), size: sym.size(), name, frame });
         }
         if functions.is_empty() {
@@ -56,7 +59,7 @@ impl Kernel {
                 Some(stack_sizes::parse(data).map_err(|e| format!(".stack_sizes: {e}"))?.into_iter().collect())
             }
         };
-        Ok(Kernel { functions, stack_sizes })
+        Ok(Kernel { functions, mcount: hook, stack_sizes })
     }
 
     pub fn by_name(&self, name: &str) -> Option<&Function> {

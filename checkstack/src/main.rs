@@ -185,6 +185,16 @@ fn entries(kernel: &Kernel) {
     let frames = kernel.frames();
     let mut graph = Graph::new(&frames);
     println!("checkstack: worst case per entry point (direct calls; bytes from the stack top)");
+    // mcount runs at every function entry; its hook only while the stack
+    // tracer is on, and never nested (a per-CPU flag): once per path.
+    if let Some(m) = kernel.mcount {
+        let hook = graph.worst(m);
+        println!(
+            "  (the stack tracer, while on, adds up to {} bytes below the deepest function: {})",
+            hook.bytes,
+            hook.path.iter().map(|&a| kernel.name_of(a)).collect::<Vec<_>>().join(" > ")
+        );
+    }
     for &(label, stack, size, chain) in ENTRIES {
         // A function of the chain the compiler inlined into its caller is
         // skipped: the caller's worst case then covers it (and possibly

@@ -94,3 +94,82 @@ fn every_entry_point_has_a_worst_case_within_its_stack() {
         "{out}"
     );
 }
+
+/// `stack-trace KIND`'s rows: (depth, size, location).
+fn trace_rows(run: &Run, kind: &str) -> Vec<(u64, u64, String)> {
+    let lines = run.kernel_lines();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("stack-trace: {kind} stack, recorded on CPU ")))
+        .unwrap_or_else(|| panic!("no {kind} table:\n{run}"));
+    assert_eq!(lines[start + 2].trim(), "-----    ----   --------", "{run}");
+    lines[start + 3..]
+        .iter()
+        .take_while(|l| l.contains(") "))
+        .map(|l| {
+            let (_, rest) = l.split_once(") ").unwrap();
+            let mut w = rest.split_whitespace();
+            let depth = w.next().unwrap().parse().unwrap();
+            let size = w.next().unwrap().parse().unwrap();
+            (depth, size, w.next().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// The tracer, filtered to the overflow demo's recursion, records its
+/// deepest chain on the task stack: Linux's table, whose sizes add up to
+/// the depth, and every `recurse` frame exactly as big as checkstack reads
+/// it from the code (its frame plus the return address).
+#[test]
+fn the_tracer_records_the_overflow_recursion_and_agrees_with_checkstack() {
+    let run = boot("stacktrace; stacktrace-filter *recurse; overflow; stack-trace TASK; stack-max-size; poweroff");
+    run.expect_status(0);
+    let rows = trace_rows(&run, "TASK");
+    let max: u64 = run.kernel_lines()[run.line_index("tristack> stack-max-size") + 1].parse().unwrap();
+    assert_eq!(rows[0].0, max, "{run}");
+    assert_eq!(rows.iter().map(|r| r.1).sum::<u64>(), max, "{run}");
+    assert!(rows.windows(2).all(|w| w[0].0 > w[1].0), "{run}");
+    // The demo's thread dies at its guard page, a little over 16 KiB down.
+    assert!(max > 14 * 1024 && max < 16 * 1024, "{run}");
+    let frame =
+        listed(&checkstack(&[]).1).into_iter().find(|(n, _)| n == "tristack::demos::threads::recurse").unwrap().1;
+    let recursions: Vec<_> =
+        rows[1..].iter().filter(|r| r.2.starts_with("tristack::demos::threads::recurse+")).collect();
+    assert!(recursions.len() >= 10, "{run}");
+    // Row 0 is where the maximum was taken (inside the innermost call);
+    // each later `recurse` row is a whole caller frame: its stack size plus
+    // the return address it pushed for the call below.
+    assert_eq!(rows[0].1, frame, "{run}");
+    for r in &recursions {
+        assert_eq!(r.1, frame + 8, "{r:?} vs checkstack's {frame}:\n{run}");
+    }
+}
+
+/// Tables of their own for the IRQ and NMI stacks (Linux's tracer skips
+/// interrupt stacks); `reset` clears every maximum.
+#[test]
+fn irq_and_nmi_stacks_get_tables_of_their_own_and_reset_clears_them() {
+    let run = boot(
+        "stacktrace; irqnest 3; nmi; stack-trace IRQ; stack-trace NMI; stack-max-size IRQ; \
+         stack-tracer off; stack-tracer reset; stack-max-size IRQ; stack-trace NMI; poweroff",
+    );
+    run.expect_status(0);
+    let irq = trace_rows(&run, "IRQ");
+    assert!(irq.iter().any(|r| r.2.starts_with("tristack::demos::irq::irqnest_handler+")), "{run}");
+    let nmi = trace_rows(&run, "NMI");
+    assert!(nmi.iter().any(|r| r.2.starts_with("tristack::arch::x86_64::nmi::handle+")), "{run}");
+    let sizes: Vec<&str> = run.kernel_lines().into_iter().filter(|l| l.starts_with("IRQ ")).collect();
+    assert_eq!(sizes.len(), 2, "{run}");
+    assert_eq!(sizes[0], format!("IRQ {}", irq[0].0), "{run}");
+    assert_eq!(sizes[1], "IRQ 0", "{run}");
+    run.expect("stack-trace: NMI: nothing recorded");
+}
+
+/// The hook runs in NMI context thousands of times a second on every CPU
+/// without deadlock or a lost count.
+#[test]
+fn the_tracer_stays_safe_under_an_nmi_storm() {
+    let run = boot_smp(4, "stacktrace; nmi-storm 2; stack-trace NMI; stack-trace #DB1; poweroff");
+    run.expect_status(0).expect("nmi-storm: ok, every count adds up");
+    assert!(!trace_rows(&run, "NMI").is_empty() && !trace_rows(&run, "#DB1").is_empty(), "{run}");
+}

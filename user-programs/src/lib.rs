@@ -202,6 +202,12 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     exit(101)
 }
 
+// The kernel's target is built with `-Z instrument-mcount` (the stack
+// tracer, docs/stack-tools.md), so these programs call `mcount` at every
+// function entry too. In user space it does nothing.
+#[cfg(target_os = "none")]
+core::arch::global_asm!(".globl mcount", ".type mcount, @function", "mcount:", "    ret", ".size mcount, . - mcount");
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -51,6 +51,9 @@ pub fn die_lock() -> bool {
 pub fn die(what: &str, regs: &Regs) -> ! {
     ::x86_64::instructions::interrupts::disable();
     console::unlock_for_dying_cpu();
+    // The oops may have come from inside the stack tracer's hook (an
+    // overflow often does: the hook is the deepest frame).
+    super::stack_tracer::abandon_cpu();
     if !die_lock() {
         println!("Oops: {what} at RIP {:016x} inside the oops path; stopping", regs.rip);
         exit(ExitCode::Failure);
@@ -170,6 +173,7 @@ pub fn recovered() {
     // breakpoints armed.
     let cpu = percpu::this_cpu();
     crate::arch::debug::reset_after_oops(cpu);
+
     crate::arch::traps::restore_after_oops();
     DIE_LOCK.store(0, Ordering::Release);
 }

@@ -12,6 +12,7 @@ pub mod irq;
 pub mod ist;
 pub mod nmi_storm;
 pub mod smp;
+pub mod stack_tools;
 pub mod threads;
 pub mod user;
 
@@ -57,6 +58,11 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "bt-ipi", usage: "CPU", help: "CPU's backtrace from a function-call IPI handler: on its IRQ stack, then what it interrupted (user mode too)", run: smp::bt_ipi },
     Spec { name: "nmi-storm", usage: "SECONDS", help: "NMIs to every other CPU while they run self-IPIs, switches and nested #DB; every count must add up", run: nmi_storm::nmi_storm },
     Spec { name: "tlb-shootdown", usage: "CPU [skip]", help: "free a page another CPU reads: its next read faults (skip: no shoot-down, it reads freed memory)", run: smp::tlb_shootdown },
+    Spec { name: "stack-tracer", usage: "on|off|reset", help: "the stack tracer: on every kernel function entry, the deepest depth per stack kind and its call chain", run: stack_tools::stack_tracer },
+    Spec { name: "stacktrace", usage: "", help: "boot parameter: start the stack tracer (first on the command line)", run: stack_tools::stacktrace },
+    Spec { name: "stacktrace-filter", usage: "[GLOB|off]", help: "trace only entries of functions whose name matches GLOB (* and ?)", run: stack_tools::stacktrace_filter },
+    Spec { name: "stack-trace", usage: "[KIND]", help: "Linux's stack_trace table of the deepest recorded chain, per stack kind (TASK IRQ #DF NMI #DB #DB1 #MC)", run: stack_tools::stack_trace },
+    Spec { name: "stack-max-size", usage: "[KIND]", help: "the deepest depth recorded (TASK, or the kind given)", run: stack_tools::stack_max_size },
     Spec { name: "oops=panic", usage: "", help: "setting: an oops in a thread panics the kernel (default oops=kill kills the thread)", run: |_| threads::set_oops("panic") },
     Spec { name: "oops=kill", usage: "", help: "setting: an oops in a thread kills only that thread", run: |_| threads::set_oops("kill") },
     Spec { name: "stacks", usage: "", help: "every stack of every CPU, read from the live TSS and page tables", run: ist::stacks },

@@ -7,7 +7,7 @@
 
 use core::cell::UnsafeCell;
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use ::x86_64::registers::model_specific::GsBase;
 use ::x86_64::structures::gdt::GlobalDescriptorTable;
@@ -59,6 +59,9 @@ pub struct PerCpu {
     pub mce_count: AtomicU64,
     /// Machine checks that landed while an NMI (or another #MC) was running.
     pub mce_in_nmi: AtomicU64,
+    /// The stack tracer's hook is running on this CPU (`mcount` skips
+    /// nested entries: the hook's own calls, an NMI inside it).
+    pub tracer_busy: AtomicU8,
     /// NMI and #MC handlers running on this CPU (Linux's NMI bits of
     /// `preempt_count`, set by `nmi_enter`): an oops here cannot kill a thread.
     pub nmi_depth: AtomicU32,
@@ -145,6 +148,7 @@ impl PerCpu {
             nmi_stack_reentered: AtomicU64::new(0),
             mce_count: AtomicU64::new(0),
             mce_in_nmi: AtomicU64::new(0),
+            tracer_busy: AtomicU8::new(0),
             nmi_depth: AtomicU32::new(0),
             locks_held: AtomicU32::new(0),
             switching_to: AtomicU64::new(0),
@@ -215,6 +219,9 @@ pub const KSTACK_OFFSET_OFFSET: usize = offset_of!(PerCpu, kstack_offset);
 /// Offset from GS base of TSS IST[DB], which the #DB entry stub shifts.
 pub const TSS_IST_DB_OFFSET: usize =
     offset_of!(PerCpu, tss) + offset_of!(TaskStateSegment, interrupt_stack_table) + 8 * Ist::DB.tss_slot();
+/// Offset from GS base of the stack tracer's per-CPU recursion guard.
+pub const TRACER_BUSY_OFFSET: usize = offset_of!(PerCpu, tracer_busy);
+
 /// Offset from GS base of TSS IST[NMI]: the exception exit path asks
 /// whether it returns onto the NMI stack.
 pub const TSS_IST_NMI_OFFSET: usize =
