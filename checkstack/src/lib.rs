@@ -7,6 +7,7 @@
 pub mod frame;
 pub mod graph;
 pub mod stack_sizes;
+pub mod svg;
 
 use std::collections::HashMap;
 

@@ -28,6 +28,11 @@ struct Args {
     /// The worst case of each entry point against the size of its stack.
     #[arg(long)]
     entries: bool,
+    /// Draw the `stack-trace` tables found in a serial log (e.g. from
+    /// `./x run --serial-log LOG -- 'stacktrace; ...; stack-trace'`) as an
+    /// SVG on standard output, instead of the list.
+    #[arg(long, value_name = "LOG")]
+    svg: Option<std::path::PathBuf>,
 }
 
 /// Where each kind of kernel entry starts, the stack it runs on, and the
@@ -107,6 +112,26 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(log) = &args.svg {
+        let tables = match std::fs::read_to_string(log) {
+            Ok(text) => checkstack::svg::parse_tables(&text),
+            Err(e) => {
+                eprintln!("checkstack: cannot read {}: {e}", log.display());
+                return ExitCode::from(2);
+            }
+        };
+        if tables.is_empty() {
+            eprintln!("checkstack: no stack-trace tables in {}", log.display());
+            return ExitCode::from(2);
+        }
+        let size = |kind: &str| match kind {
+            "TASK" => THREAD_SIZE,
+            "IRQ" => IRQ_STACK_SIZE,
+            _ => EXCEPTION_STKSZ,
+        };
+        print!("{}", checkstack::svg::render(&tables, size));
+        return ExitCode::SUCCESS;
+    }
     let mut ok = true;
     for f in kernel.largest(args.threshold) {
         println!("{}", checkstack_line(f, "kernel"));
