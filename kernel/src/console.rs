@@ -201,18 +201,19 @@ pub fn console_held() -> bool {
 
 /// A dying CPU (oops, panic) needs the console. If this CPU holds the lock,
 /// the print it interrupted never finishes: release it. If another CPU
-/// holds it, let that CPU finish its line — unless it cannot (it is stuck
-/// in an NMI) or has not within a second — then break the lock: a garbled
-/// line beats a silent hang. (It was 100 ms: under TCG with more vCPUs
-/// than host cores a printing vCPU can be descheduled that long, and an
-/// oops that only kills a thread cut into another CPU's line.)
+/// holds it, let that CPU finish its line; break the lock only if it cannot
+/// (it is stuck in an NMI) or has not within a second: a garbled line beats
+/// a silent hang. A lock another CPU took again after the wait saw it free
+/// is left alone (the oops's prints wait for it line by line): breaking it
+/// then cut an oops into another CPU's `chatter` line in the soak.
 pub fn unlock_for_dying_cpu() {
     let me = crate::arch::percpu::current_cpu_id() as u64;
-    // Free, or held by this CPU (it will never finish): stop waiting.
     let owner = || CONSOLE.owner.load(Ordering::Acquire);
-    crate::time::spin_until(DYING_CPU_WAIT_MS, || owner() == NO_OWNER || owner() == me || holder_stuck());
-    if owner() != NO_OWNER {
-        // SAFETY: see above; this CPU never returns to the interrupted print.
+    let settled = crate::time::spin_until(DYING_CPU_WAIT_MS, || owner() == NO_OWNER || owner() == me || holder_stuck());
+    let held = owner();
+    if held == me || (held != NO_OWNER && (!settled || holder_stuck())) {
+        // SAFETY: see above; this CPU never returns to the interrupted print,
+        // or the holder cannot finish.
         unsafe { force_unlock() };
     }
 }
