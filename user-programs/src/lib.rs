@@ -7,6 +7,8 @@
 
 #[path = "../../kernel/src/user/abi.rs"]
 pub mod abi;
+#[path = "../../kernel/src/user/rng.rs"]
+pub mod rng;
 
 use core::arch::asm;
 use core::fmt::{self, Write};

@@ -20,6 +20,7 @@ use crate::demos::hostile_input::{free_frames, violations};
 use crate::mm::{paging, vmalloc};
 use crate::sched::{self, Ended, Placement};
 use crate::stacks::thread;
+use crate::user::rng::Rng;
 use crate::{debug, println, time};
 
 /// One foreground entry: a command line, how many oopses it causes on
@@ -129,23 +130,8 @@ static PARKED: AtomicUsize = AtomicUsize::new(0);
 static BG_RUNS: AtomicU64 = AtomicU64::new(0);
 static BG_FAILED: AtomicU64 = AtomicU64::new(0);
 
-/// xorshift64*: small, and the same sequence for the same seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 fn background(seed: u64) -> i64 {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     while !STOP.load(Ordering::SeqCst) {
         if PAUSE.load(Ordering::SeqCst) {
             // Park only once this thread's `spawn` workers are gone, so no
@@ -158,7 +144,7 @@ fn background(seed: u64) -> i64 {
             PARKED.fetch_sub(1, Ordering::SeqCst);
             continue;
         }
-        let line = BACKGROUND[rng.below(BACKGROUND.len())];
+        let line = rng.pick(BACKGROUND);
         BG_RUNS.fetch_add(1, Ordering::SeqCst);
         if !repl::run_line("soak-bg> ", line) {
             BG_FAILED.fetch_add(1, Ordering::SeqCst);
@@ -269,10 +255,10 @@ pub fn soak(args: &[&str]) -> CmdResult {
 
     STOP.store(false, Ordering::SeqCst);
     PAUSE.store(false, Ordering::SeqCst);
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut threads = Vec::new();
     for &cpu in &others {
-        let pid = sched::spawn_on("soak-bg", background, rng.next(), Placement::Pinned(cpu))
+        let pid = sched::spawn_on("soak-bg", background, rng.next_u64(), Placement::Pinned(cpu))
             .map_err(|e| CmdError::Failed(alloc::format!("cannot start a background thread: {e}")))?;
         BG_PIDS[threads.len()].store(u64::from(pid), Ordering::SeqCst);
         threads.push(pid);
@@ -280,7 +266,7 @@ pub fn soak(args: &[&str]) -> CmdResult {
     let mut tally: BTreeMap<&'static str, Tally> = BTreeMap::new();
     let deadline = time::rdtsc() + secs * 1000 * time::tsc_per_ms();
     while time::rdtsc() < deadline {
-        let demo = &FOREGROUND[rng.below(FOREGROUND.len())];
+        let demo = &FOREGROUND[rng.below(FOREGROUND.len() as u64) as usize];
         if demo.exclusive {
             pause_background(threads.len());
         }

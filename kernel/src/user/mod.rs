@@ -13,6 +13,7 @@
 pub mod abi;
 pub mod elf;
 pub mod programs;
+pub mod rng;
 pub mod uaccess;
 
 #[cfg(target_os = "none")]

@@ -12,25 +12,8 @@
 #![no_main]
 
 use ulib::abi::*;
+use ulib::rng::Rng;
 use ulib::{println, syscall3, Args};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
-        from[self.below(from.len() as u64) as usize]
-    }
-}
 
 const USER_TOP: u64 = (1 << 47) - 4096;
 
@@ -66,7 +49,7 @@ fn arg(rng: &mut Rng) -> u64 {
     match rng.below(3) {
         0 => rng.pick(&BAD_ADDRS).wrapping_add(rng.pick(&[0, 0, 1, 3, 7, 8])),
         1 => rng.pick(&INTS),
-        _ => rng.next(),
+        _ => rng.next_u64(),
     }
 }
 
@@ -85,7 +68,7 @@ fn call(rng: &mut Rng) -> i64 {
     let scratch = &raw mut SCRATCH as u64;
     let (a, b, c) = (arg(rng), arg(rng), arg(rng));
     let nr = match rng.below(8) {
-        0 => rng.next(),              // anything
+        0 => rng.next_u64(),          // anything
         1 => rng.below(2048),         // near the real numbers
         2 => u64::MAX - rng.below(4), // negative
         _ => rng.pick(&[
@@ -146,7 +129,7 @@ fn call(rng: &mut Rng) -> i64 {
 fn main(args: Args) -> i64 {
     let seed = args.number(0, 1);
     let n = args.number(1, 1000);
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut t = Tally::default();
     for _ in 0..n {
         match call(&mut rng) {
