@@ -34,14 +34,23 @@ pub struct Frame {
     /// popped first; counted like a call from the full frame, which
     /// over-estimates and never under-estimates).
     pub tail_calls: Vec<u64>,
+    /// Every call instruction, the hook's too: (its return address, the
+    /// depth below the entry RSP at the call). A stack tracer's row can be
+    /// checked against these.
+    pub call_sites: Vec<(u64, u64)>,
+    /// The depth at which the function sets its frame pointer (`mov rbp,
+    /// rsp`): 8 for compiled code (after `push rbp`), more for an entry
+    /// stub that links a frame after saving registers. None: never.
+    pub fp_depth: Option<u64>,
 }
 
 /// Scan `code` (one function at `addr`) in address order. The running depth
 /// follows push/pop/sub/add/enter; after an unconditional exit (`ret`,
-/// `jmp`) the next block starts again at the deepest depth seen so far,
-/// which is right for compiled code (every block after the prologue runs
-/// with the whole frame) and for tristack's assembly stubs (straight-line
-/// pushes, then calls).
+/// `jmp`) the next block starts again at the depth of the first call (the
+/// whole frame; the deepest depth so far if there was no call), which is
+/// right for compiled code (every block after the prologue runs with the
+/// whole frame) and for tristack's assembly stubs (straight-line pushes,
+/// then calls).
 pub fn analyze(code: &[u8], addr: u64) -> Frame {
     analyze_with(code, addr, None)
 }
@@ -53,12 +62,15 @@ pub fn analyze_with(code: &[u8], addr: u64, hook: Option<u64>) -> Frame {
     let end = addr + code.len() as u64;
     let decoder = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
     let is_hook = |i: &Instruction| i.flow_control() == FlowControl::Call && Some(i.near_branch_target()) == hook;
-    let all: Vec<Instruction> = decoder.into_iter().filter(|i| !is_hook(i)).collect();
-    let (args, arg_pops) = argument_pushes(&all);
+    let all: Vec<Instruction> = decoder.into_iter().collect();
+    let (args, arg_pops) = argument_pushes(&all, &is_hook);
     let mut frame = Frame::default();
     let (mut depth, mut deepest) = (0u64, 0u64);
     // The same walk counting only what the compiler counts.
     let (mut reserved, mut most_reserved) = (0u64, 0u64);
+    // The depth at the first call: the whole frame, without the transient
+    // pushes (`pushfq`) some blocks add. Later blocks start from it.
+    let mut frame_depth: Option<(u64, u64)> = None;
     for (i, ins) in all.iter().enumerate() {
         let rsp_dest = ins.op_count() > 0 && ins.op0_kind() == OpKind::Register && ins.op0_register() == Register::RSP;
         let imm = || ins.immediate(1);
@@ -99,18 +111,36 @@ pub fn analyze_with(code: &[u8], addr: u64, hook: Option<u64>) -> Frame {
         }
         deepest = deepest.max(depth);
         most_reserved = most_reserved.max(reserved);
+        let sets_fp = ins.mnemonic() == Mnemonic::Mov
+            && ins.op0_kind() == OpKind::Register
+            && ins.op0_register() == Register::RBP
+            && ins.op1_kind() == OpKind::Register
+            && ins.op1_register() == Register::RSP;
+        if sets_fp && frame.fp_depth.is_none() {
+            frame.fp_depth = Some(depth);
+        }
+        if matches!(ins.flow_control(), FlowControl::Call | FlowControl::IndirectCall) && frame_depth.is_none() {
+            frame_depth = Some((depth, reserved));
+        }
         match ins.flow_control() {
-            FlowControl::Call => frame.calls.push((depth, Callee::Direct(ins.near_branch_target()))),
-            FlowControl::IndirectCall => frame.calls.push((depth, Callee::Indirect)),
+            FlowControl::Call if is_hook(ins) => frame.call_sites.push((ins.next_ip(), depth)),
+            FlowControl::Call => {
+                frame.calls.push((depth, Callee::Direct(ins.near_branch_target())));
+                frame.call_sites.push((ins.next_ip(), depth));
+            }
+            FlowControl::IndirectCall => {
+                frame.calls.push((depth, Callee::Indirect));
+                frame.call_sites.push((ins.next_ip(), depth));
+            }
             FlowControl::UnconditionalBranch => {
                 let target = ins.near_branch_target();
                 if !(addr..end).contains(&target) {
                     frame.tail_calls.push(target);
                 }
-                (depth, reserved) = (deepest, most_reserved);
+                (depth, reserved) = frame_depth.unwrap_or((deepest, most_reserved));
             }
             FlowControl::Return | FlowControl::IndirectBranch | FlowControl::Interrupt => {
-                (depth, reserved) = (deepest, most_reserved)
+                (depth, reserved) = frame_depth.unwrap_or((deepest, most_reserved))
             }
             _ => {}
         }
@@ -127,10 +157,11 @@ pub fn analyze_with(code: &[u8], addr: u64, hook: Option<u64>) -> Frame {
 /// `sub rsp, imm` before them) adding up to exactly N bytes; when nothing
 /// follows (a call that does not return: `int3` padding or the function's
 /// end), the pushes just before it.
-fn argument_pushes(all: &[Instruction]) -> (Vec<usize>, Vec<usize>) {
+fn argument_pushes(all: &[Instruction], is_hook: &impl Fn(&Instruction) -> bool) -> (Vec<usize>, Vec<usize>) {
     let (mut args, mut pops) = (Vec::new(), Vec::new());
     for (i, call) in all.iter().enumerate() {
-        if !matches!(call.flow_control(), FlowControl::Call | FlowControl::IndirectCall) {
+        // The hook takes no arguments.
+        if !matches!(call.flow_control(), FlowControl::Call | FlowControl::IndirectCall) || is_hook(call) {
             continue;
         }
         // The first instruction after the call that is not a plain one.

@@ -99,7 +99,15 @@ mod tests {
     use super::*;
 
     fn frame(size: u64, calls: &[(u64, Callee)]) -> Frame {
-        Frame { size, peak: size, dynamic: false, calls: calls.to_vec(), tail_calls: vec![] }
+        Frame {
+            size,
+            peak: size,
+            dynamic: false,
+            calls: calls.to_vec(),
+            tail_calls: vec![],
+            call_sites: vec![],
+            fp_depth: Some(8),
+        }
     }
 
     #[test]

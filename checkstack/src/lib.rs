@@ -74,6 +74,43 @@ impl Kernel {
         }
     }
 
+    /// The function holding `addr` (a return address may be one past a
+    /// function whose last instruction is a call: looked up at `addr - 1`).
+    pub fn function_at(&self, addr: u64) -> Option<&Function> {
+        let i = self.functions.partition_point(|f| f.addr < addr).checked_sub(1)?;
+        let f = &self.functions[i];
+        (addr <= f.addr + f.size).then_some(f)
+    }
+
+    /// Check one row of the stack tracer's table against the code. The
+    /// tracer measures a frame between frame pointers: from where the
+    /// function set RBP (`fp_depth` below its entry RSP) down to the
+    /// callee's saved RBP. Row 0's location is the return address of the
+    /// entered function's call to the hook, its size the depth at that call
+    /// minus `fp_depth - 8`; every other row's location is a return address
+    /// into its function, its size the depth at that call minus
+    /// `fp_depth - 16` (the return address and the callee's saved RBP).
+    /// None: the address is no call's return address (an interrupted RIP
+    /// the entry code links into the chain), or the function never sets a
+    /// frame pointer.
+    pub fn expected_trace_size(&self, row: usize, location: u64) -> Option<(&Function, u64)> {
+        let f = self.function_at(location)?;
+        let &(_, depth) = f.frame.call_sites.iter().find(|&&(ret, _)| ret == location)?;
+        let fp = f.frame.fp_depth?;
+        let below = if row == 0 { 8 } else { 16 };
+        Some((f, (depth + below).checked_sub(fp)?))
+    }
+
+    /// `name+0xoff/0xlen` (as the kernel prints `%pS` / `%pB`) back to an
+    /// address; None when the name is not one function's.
+    pub fn address_of(&self, location: &str) -> Option<u64> {
+        let (name, rest) = location.rsplit_once('+')?;
+        let off = u64::from_str_radix(rest.split('/').next()?.strip_prefix("0x")?, 16).ok()?;
+        let mut same = self.functions.iter().filter(|f| f.name == name);
+        let f = same.next()?;
+        same.next().is_none().then_some(f.addr + off)
+    }
+
     pub fn frames(&self) -> HashMap<u64, frame::Frame> {
         self.functions.iter().map(|f| (f.addr, f.frame.clone())).collect()
     }

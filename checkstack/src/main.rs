@@ -33,6 +33,11 @@ struct Args {
     /// SVG on standard output, instead of the list.
     #[arg(long, value_name = "LOG")]
     svg: Option<std::path::PathBuf>,
+    /// Check every row of the `stack-trace` tables in a serial log against
+    /// the code: each frame's size must be the depth the code reaches at
+    /// that call. Fails on any disagreement.
+    #[arg(long, value_name = "LOG")]
+    check_trace: Option<std::path::PathBuf>,
 }
 
 /// Where each kind of kernel entry starts, the stack it runs on, and the
@@ -112,6 +117,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(log) = &args.check_trace {
+        return check_trace(&kernel, log);
+    }
     if let Some(log) = &args.svg {
         let tables = match std::fs::read_to_string(log) {
             Ok(text) => checkstack::svg::parse_tables(&text),
@@ -273,5 +281,41 @@ fn entries(kernel: &Kernel) {
         if !w.unknown.is_empty() {
             println!("      calls to addresses with no symbol: {}", w.unknown.len());
         }
+    }
+}
+
+/// The runtime and the static figures, frame by frame.
+fn check_trace(kernel: &Kernel, log: &std::path::Path) -> ExitCode {
+    let tables = match std::fs::read_to_string(log) {
+        Ok(text) => checkstack::svg::parse_tables(&text),
+        Err(e) => {
+            eprintln!("checkstack: cannot read {}: {e}", log.display());
+            return ExitCode::from(2);
+        }
+    };
+    let (mut agree, mut skipped, mut differ) = (0, 0, 0);
+    for t in &tables {
+        // The last row's size is all that is left above it (Linux's table
+        // has no frame to measure there).
+        for (i, (_, size, location)) in t.rows.iter().enumerate().take(t.rows.len().saturating_sub(1)) {
+            let expected = kernel.address_of(location).and_then(|a| kernel.expected_trace_size(i, a));
+            match expected {
+                None => skipped += 1,
+                Some((_, want)) if want == *size => agree += 1,
+                Some((f, want)) => {
+                    differ += 1;
+                    println!("checkstack: trace {} row {i}: {location} is {size} bytes at run time, the code says {want} ({})", t.kind, f.name);
+                }
+            }
+        }
+    }
+    println!(
+        "checkstack: trace check: {} tables, {agree} frames agree with the code, {differ} disagree, {skipped} not compared (interrupted RIPs, the outermost row, ambiguous names)",
+        tables.len()
+    );
+    if tables.is_empty() || differ > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -173,3 +173,21 @@ fn the_tracer_stays_safe_under_an_nmi_storm() {
     run.expect_status(0).expect("nmi-storm: ok, every count adds up");
     assert!(!trace_rows(&run, "NMI").is_empty() && !trace_rows(&run, "#DB1").is_empty(), "{run}");
 }
+
+/// Runtime and static agree, frame by frame: every row of every table the
+/// tracer recorded (task, IRQ, #DF, NMI, #DB, #DB1, #MC) has the size the
+/// code gives that frame at that call, as checkstack decodes it.
+#[test]
+fn every_frame_the_tracer_records_has_the_size_the_code_gives_it() {
+    let run = boot("stacktrace; overflow; irqnest 3; db 2 nmi; mce; stack-trace; poweroff");
+    run.expect_status(0);
+    let log = std::env::temp_dir().join(format!("{}.log", token("stack-trace")));
+    std::fs::write(&log, &run.serial).unwrap();
+    let (status, out) = checkstack(&["--check-trace", log.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(status, Some(0), "{out}\n{run}");
+    let summary = out.lines().find(|l| l.starts_with("checkstack: trace check: ")).unwrap();
+    let n: Vec<u64> = summary.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    // [tables, agree, disagree, not compared]
+    assert!(n[0] == 7 && n[1] >= 50 && n[2] == 0, "{summary}");
+}
