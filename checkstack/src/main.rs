@@ -8,6 +8,20 @@ use checkstack::graph::Graph;
 use checkstack::{checkstack_line, Kernel};
 use tristack::stacks::layout::{EXCEPTION_STKSZ, IRQ_STACK_SIZE, THREAD_SIZE};
 
+/// `println!` that ends the program quietly when stdout is closed early
+/// (`./x checkstack | head`), instead of panicking on the broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            panic!("writing to stdout: {e}");
+        }
+    }};
+}
+
 #[derive(Parser)]
 #[command(about = "Stack frames of the tristack kernel: checkstack.pl's list, the compiler's figures, \
                    a frame-size gate and the worst case per entry point")]
@@ -137,12 +151,12 @@ fn main() -> ExitCode {
             "IRQ" => IRQ_STACK_SIZE,
             _ => EXCEPTION_STKSZ,
         };
-        print!("{}", checkstack::svg::render(&tables, size));
+        out!("{}", checkstack::svg::render(&tables, size).trim_end());
         return ExitCode::SUCCESS;
     }
     let mut ok = true;
     for f in kernel.largest(args.threshold) {
-        println!("{}", checkstack_line(f, "kernel"));
+        out!("{}", checkstack_line(f, "kernel"));
     }
     cross_check(&kernel);
     if let Some(limit) = args.frame_warn {
@@ -161,7 +175,7 @@ fn main() -> ExitCode {
 fn cross_check(kernel: &Kernel) {
     let dynamic = kernel.functions.iter().filter(|f| f.frame.dynamic).count();
     let Some(sizes) = &kernel.stack_sizes else {
-        println!(
+        out!(
             "checkstack: {} functions ({dynamic} with a dynamic part); no .stack_sizes section to compare with \
              (build with -Z emit-stack-sizes)",
             kernel.functions.len()
@@ -170,7 +184,7 @@ fn cross_check(kernel: &Kernel) {
     };
     let compared = kernel.functions.iter().filter(|f| sizes.contains_key(&f.addr)).count();
     let differ = kernel.disagreements();
-    println!(
+    out!(
         "checkstack: {} functions ({dynamic} with a dynamic part); the compiler's .stack_sizes has {} entries, \
          {compared} of them at a function start; {} disagree",
         kernel.functions.len(),
@@ -178,7 +192,7 @@ fn cross_check(kernel: &Kernel) {
         differ.len()
     );
     for (f, ours, theirs) in differ {
-        println!("checkstack: disagree: {} at {:#x}: code reserves {ours}, compiler says {theirs}", f.name, f.addr);
+        out!("checkstack: disagree: {} at {:#x}: code reserves {ours}, compiler says {theirs}", f.name, f.addr);
     }
 }
 
@@ -197,32 +211,33 @@ fn frame_gate(kernel: &Kernel, limit: u64, allow: Option<&std::path::Path>) -> b
     let mut bad = 0;
     for f in &over {
         if allowed.contains(&f.name) {
-            println!("checkstack: frame-warn: {} uses {} bytes (allowed by the allow list)", f.name, f.frame.size);
+            out!("checkstack: frame-warn: {} uses {} bytes (allowed by the allow list)", f.name, f.frame.size);
         } else {
             // The compiler's wording (-Wframe-larger-than).
-            println!(
+            out!(
                 "checkstack: error: the frame size of {} bytes is larger than {limit} bytes: {}",
-                f.frame.size, f.name
+                f.frame.size,
+                f.name
             );
             bad += 1;
         }
     }
     for name in allowed.iter().filter(|n| !over.iter().any(|f| &&f.name == n)) {
-        println!("checkstack: frame-warn: allow-list entry '{name}' is not over {limit} bytes (stale?)");
+        out!("checkstack: frame-warn: allow-list entry '{name}' is not over {limit} bytes (stale?)");
     }
-    println!("checkstack: frame-warn {limit}: {} over the limit, {bad} not allowed", over.len());
+    out!("checkstack: frame-warn {limit}: {} over the limit, {bad} not allowed", over.len());
     bad == 0
 }
 
 fn entries(kernel: &Kernel) {
     let frames = kernel.frames();
     let mut graph = Graph::new(&frames);
-    println!("checkstack: worst case per entry point (direct calls; bytes from the stack top)");
+    out!("checkstack: worst case per entry point (direct calls; bytes from the stack top)");
     // mcount runs at every function entry; its hook only while the stack
     // tracer is on, and never nested (a per-CPU flag): once per path.
     if let Some(m) = kernel.mcount {
         let hook = graph.worst(m);
-        println!(
+        out!(
             "  (the stack tracer, while on, adds up to {} bytes below the deepest function: {})",
             hook.bytes,
             hook.path.iter().map(|&a| kernel.name_of(a)).collect::<Vec<_>>().join(" > ")
@@ -235,7 +250,7 @@ fn entries(kernel: &Kernel) {
         let fns: Vec<_> = chain.iter().filter_map(|n| kernel.by_name(n)).collect();
         let inlined: Vec<_> = chain.iter().filter(|n| kernel.by_name(n).is_none()).collect();
         if fns.is_empty() {
-            println!("  {label:<13} {stack:<5} not found in the ELF: {chain:?}");
+            out!("  {label:<13} {stack:<5} not found in the ELF: {chain:?}");
             continue;
         }
         // The chain's own frames down to the last function's call site,
@@ -262,24 +277,24 @@ fn entries(kernel: &Kernel) {
             path.push(format!("{} ({f})", kernel.name_of(a)));
         }
         let left = size as i64 - bytes as i64;
-        println!("  {label:<13} {stack:<5} {bytes:>6} of {size:>6} bytes, {left:>6} left");
-        println!("      deepest: {}", path.join(" > "));
+        out!("  {label:<13} {stack:<5} {bytes:>6} of {size:>6} bytes, {left:>6} left");
+        out!("      deepest: {}", path.join(" > "));
         if !inlined.is_empty() {
-            println!("      inlined into their callers (the figure covers every path from there): {inlined:?}");
+            out!("      inlined into their callers (the figure covers every path from there): {inlined:?}");
         }
         let names = |v: &[u64]| v.iter().map(|&a| kernel.name_of(a)).collect::<Vec<_>>().join(", ");
         if !w.recursion.is_empty() {
-            println!("      recursion (not bounded by this figure) at: {}", names(&w.recursion));
+            out!("      recursion (not bounded by this figure) at: {}", names(&w.recursion));
         }
         if !w.indirect.is_empty() {
-            println!(
+            out!(
                 "      indirect calls (not followed) in {} function(s): {}",
                 w.indirect.len(),
                 names(&w.indirect[..w.indirect.len().min(8)])
             );
         }
         if !w.unknown.is_empty() {
-            println!("      calls to addresses with no symbol: {}", w.unknown.len());
+            out!("      calls to addresses with no symbol: {}", w.unknown.len());
         }
     }
 }
@@ -304,12 +319,12 @@ fn check_trace(kernel: &Kernel, log: &std::path::Path) -> ExitCode {
                 Some((_, want)) if want == *size => agree += 1,
                 Some((f, want)) => {
                     differ += 1;
-                    println!("checkstack: trace {} row {i}: {location} is {size} bytes at run time, the code says {want} ({})", t.kind, f.name);
+                    out!("checkstack: trace {} row {i}: {location} is {size} bytes at run time, the code says {want} ({})", t.kind, f.name);
                 }
             }
         }
     }
-    println!(
+    out!(
         "checkstack: trace check: {} tables, {agree} frames agree with the code, {differ} disagree, {skipped} not compared (interrupted RIPs, the outermost row, ambiguous names)",
         tables.len()
     );
