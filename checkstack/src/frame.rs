@@ -12,6 +12,10 @@ pub enum Callee {
     Direct(u64),
     /// `call reg` / `call [mem]`: a function pointer or `dyn` method.
     Indirect,
+    /// `call [rip + disp]`: through the pointer at a fixed address (a GOT
+    /// entry); `Kernel::read` reads it and makes this `Direct` (or, if it
+    /// holds no function, `Indirect`).
+    Slot(u64),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -34,10 +38,18 @@ pub struct Frame {
     /// popped first; counted like a call from the full frame, which
     /// over-estimates and never under-estimates).
     pub tail_calls: Vec<u64>,
+    /// `jmp [rip + disp]` out of the function after its epilogue: a tail
+    /// call through the pointer at that address (resolved like
+    /// `Callee::Slot`, into `tail_calls`).
+    pub tail_slots: Vec<u64>,
+    /// `jmp reg` / `jmp [mem]` after the epilogue (the frame popped, RSP
+    /// back at the return address): a tail call through a pointer, e.g. a
+    /// `dyn` method as the last thing a function does.
+    pub indirect_tail_call: bool,
     /// Every call instruction, the hook's too: (its return address, the
-    /// depth below the entry RSP at the call). A stack tracer's row can be
-    /// checked against these.
-    pub call_sites: Vec<(u64, u64)>,
+    /// depth below the entry RSP at the call, the callee: None for the
+    /// hook's). A stack tracer's row can be checked against these.
+    pub call_sites: Vec<(u64, u64, Option<Callee>)>,
     /// The depth at which the function sets its frame pointer (`mov rbp,
     /// rsp`): 8 for compiled code (after `push rbp`), more for an entry
     /// stub that links a frame after saving registers. None: never.
@@ -53,6 +65,12 @@ pub struct Frame {
 /// then calls).
 pub fn analyze(code: &[u8], addr: u64) -> Frame {
     analyze_with(code, addr, None)
+}
+
+/// `call [rip + disp]` / `jmp [rip + disp]`: through a pointer at a fixed
+/// address.
+fn rip_relative(ins: &Instruction) -> bool {
+    ins.op0_kind() == OpKind::Memory && ins.is_ip_rel_memory_operand()
 }
 
 /// `analyze`, leaving out the calls to `hook` (the stack tracer's `mcount`,
@@ -123,14 +141,15 @@ pub fn analyze_with(code: &[u8], addr: u64, hook: Option<u64>) -> Frame {
             frame_depth = Some((depth, reserved));
         }
         match ins.flow_control() {
-            FlowControl::Call if is_hook(ins) => frame.call_sites.push((ins.next_ip(), depth)),
-            FlowControl::Call => {
-                frame.calls.push((depth, Callee::Direct(ins.near_branch_target())));
-                frame.call_sites.push((ins.next_ip(), depth));
-            }
-            FlowControl::IndirectCall => {
-                frame.calls.push((depth, Callee::Indirect));
-                frame.call_sites.push((ins.next_ip(), depth));
+            FlowControl::Call if is_hook(ins) => frame.call_sites.push((ins.next_ip(), depth, None)),
+            FlowControl::Call | FlowControl::IndirectCall => {
+                let callee = match ins.flow_control() {
+                    FlowControl::Call => Callee::Direct(ins.near_branch_target()),
+                    _ if rip_relative(ins) => Callee::Slot(ins.ip_rel_memory_address()),
+                    _ => Callee::Indirect,
+                };
+                frame.calls.push((depth, callee));
+                frame.call_sites.push((ins.next_ip(), depth, Some(callee)));
             }
             FlowControl::UnconditionalBranch => {
                 let target = ins.near_branch_target();
@@ -138,6 +157,17 @@ pub fn analyze_with(code: &[u8], addr: u64, hook: Option<u64>) -> Frame {
                     frame.tail_calls.push(target);
                 }
                 (depth, reserved) = frame_depth.unwrap_or((deepest, most_reserved));
+            }
+            FlowControl::IndirectBranch if depth == 0 => {
+                // A jump table jumps inside a function whose frame is set
+                // up (with frame pointers, at least `push rbp`); at depth 0
+                // the frame is gone: a tail call through a pointer.
+                if rip_relative(ins) {
+                    frame.tail_slots.push(ins.ip_rel_memory_address());
+                } else {
+                    frame.indirect_tail_call = true;
+                }
+                (depth, reserved) = frame_depth.unwrap_or((deepest, most_reserved))
             }
             FlowControl::Return | FlowControl::IndirectBranch | FlowControl::Interrupt => {
                 (depth, reserved) = frame_depth.unwrap_or((deepest, most_reserved))
@@ -268,6 +298,23 @@ mod tests {
         assert_eq!((f.size, f.peak), (16 + 0x1000, 16 + 0x1000));
         assert_eq!(f.calls, vec![(16 + 0x1000, Callee::Direct(AT + 17))]);
         assert!(!f.dynamic);
+    }
+
+    #[test]
+    fn a_jump_through_a_pointer_after_the_epilogue_is_a_tail_call_and_a_jump_table_is_not() {
+        // push rbp; mov rbp,rsp; pop rbp; jmp [rcx+0x18]
+        let f = analyze(&[0x55, 0x48, 0x89, 0xe5, 0x5d, 0xff, 0x61, 0x18], AT);
+        assert!(f.indirect_tail_call);
+        // push rbp; mov rbp,rsp; jmp rax (a jump table, frame still up)
+        let f = analyze(&[0x55, 0x48, 0x89, 0xe5, 0xff, 0xe0], AT);
+        assert!(!f.indirect_tail_call);
+        // push rbp; call [rip+0x100]; pop rbp; jmp [rip+0x200]: pointers at
+        // fixed addresses, left for Kernel::read to look up.
+        let code = [0x55, 0xff, 0x15, 0x00, 0x01, 0x00, 0x00, 0x5d, 0xff, 0x25, 0x00, 0x02, 0x00, 0x00];
+        let f = analyze(&code, AT);
+        assert_eq!(f.calls, vec![(8, Callee::Slot(AT + 7 + 0x100))]);
+        assert_eq!(f.tail_slots, vec![AT + 14 + 0x200]);
+        assert!(!f.indirect_tail_call);
     }
 
     #[test]

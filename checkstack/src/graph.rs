@@ -21,17 +21,27 @@ pub struct Worst {
     pub indirect: Vec<u64>,
     /// Direct calls to addresses that are no known function.
     pub unknown: Vec<u64>,
+    /// Calls into the functions the graph was told to stop at (`cut`).
+    pub cut: Vec<u64>,
 }
 
 pub struct Graph<'a> {
     frames: &'a HashMap<u64, Frame>,
     memo: HashMap<u64, Worst>,
     on_path: Vec<u64>,
+    cut: Vec<u64>,
 }
 
 impl<'a> Graph<'a> {
     pub fn new(frames: &'a HashMap<u64, Frame>) -> Self {
-        Graph { frames, memo: HashMap::new(), on_path: Vec::new() }
+        Graph { frames, memo: HashMap::new(), on_path: Vec::new(), cut: Vec::new() }
+    }
+
+    /// The same graph, but a call into one of `cut` counts only that
+    /// function's own frame, not what it calls (the panic path: accounted
+    /// for once, separately, instead of on every path that can panic).
+    pub fn cutting(frames: &'a HashMap<u64, Frame>, cut: Vec<u64>) -> Self {
+        Graph { cut, ..Graph::new(frames) }
     }
 
     /// The worst case below `f` (8 bytes for its return address, its frame,
@@ -41,22 +51,47 @@ impl<'a> Graph<'a> {
             return w.clone();
         }
         let Some(frame) = self.frames.get(&f) else {
-            return Worst { bytes: 0, path: vec![], recursion: vec![], indirect: vec![], unknown: vec![f] };
+            return Worst {
+                bytes: 0,
+                path: vec![],
+                recursion: vec![],
+                indirect: vec![],
+                unknown: vec![f],
+                cut: vec![],
+            };
         };
         self.on_path.push(f);
-        let mut best =
-            Worst { bytes: 8 + frame.peak, path: vec![f], recursion: vec![], indirect: vec![], unknown: vec![] };
+        let mut best = Worst {
+            bytes: 8 + frame.peak,
+            path: vec![f],
+            recursion: vec![],
+            indirect: vec![],
+            unknown: vec![],
+            cut: vec![],
+        };
         let calls =
             frame.calls.iter().copied().chain(frame.tail_calls.iter().map(|&t| (frame.peak, Callee::Direct(t))));
         let mut cycle = false;
+        if frame.indirect_tail_call {
+            push_unique(&mut best.indirect, f);
+        }
         for (depth, callee) in calls {
             let target = match callee {
-                Callee::Indirect => {
+                Callee::Indirect | Callee::Slot(_) => {
                     push_unique(&mut best.indirect, f);
                     continue;
                 }
                 Callee::Direct(t) => t,
             };
+            if self.cut.contains(&target) {
+                push_unique(&mut best.cut, target);
+                let bytes = 8 + depth + 8 + self.frames.get(&target).map_or(0, |t| t.peak);
+                if bytes > best.bytes {
+                    best.bytes = bytes;
+                    best.path = vec![f, target];
+                }
+                continue;
+            }
             if self.on_path.contains(&target) {
                 cycle = true;
                 push_unique(&mut best.recursion, target);
@@ -71,6 +106,9 @@ impl<'a> Graph<'a> {
             }
             for &u in &below.unknown {
                 push_unique(&mut best.unknown, u);
+            }
+            for &c in &below.cut {
+                push_unique(&mut best.cut, c);
             }
             let bytes = 8 + depth + below.bytes;
             if bytes > best.bytes {
@@ -107,6 +145,7 @@ mod tests {
             tail_calls: vec![],
             call_sites: vec![],
             fp_depth: Some(8),
+            ..Default::default()
         }
     }
 
@@ -148,6 +187,19 @@ mod tests {
         let w = Graph::new(&frames).worst(1);
         assert_eq!(w.indirect, vec![2]);
         assert_eq!(w.unknown, vec![99]);
+    }
+
+    #[test]
+    fn a_cut_function_counts_its_own_frame_only() {
+        // 1 calls 2 (the panic handler, 64 bytes) which calls 3 (1000).
+        let frames = HashMap::from([
+            (1, frame(16, &[(16, Callee::Direct(2))])),
+            (2, frame(64, &[(64, Callee::Direct(3))])),
+            (3, frame(1000, &[])),
+        ]);
+        assert_eq!(Graph::new(&frames).worst(1).bytes, 8 + 16 + 8 + 64 + 8 + 1000);
+        let w = Graph::cutting(&frames, vec![2]).worst(1);
+        assert_eq!((w.bytes, w.path, w.cut), (8 + 16 + 8 + 64, vec![1, 2], vec![2]));
     }
 
     #[test]

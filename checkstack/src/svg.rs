@@ -20,9 +20,12 @@ pub fn parse_tables(log: &str) -> Vec<Table> {
             .iter()
             .skip(2)
             .map_while(|r| {
+                // A location may hold spaces (`<T as Trait>::f`): it is the
+                // rest of the line after the two numbers.
                 let (_, rest) = r.split_once(") ")?;
-                let mut w = rest.split_whitespace();
-                Some((w.next()?.parse().ok()?, w.next()?.parse().ok()?, w.next()?.to_string()))
+                let (depth, rest) = rest.trim_start().split_once(char::is_whitespace)?;
+                let (size, location) = rest.trim_start().split_once(char::is_whitespace)?;
+                Some((depth.parse().ok()?, size.parse().ok()?, location.trim().to_string()))
             })
             .collect();
         tables.push(Table { kind: kind.to_string(), rows });
@@ -98,6 +101,8 @@ tristack> poweroff
         assert_eq!(t[0].kind, "NMI");
         assert_eq!(t[0].rows[1], (328, 144, "tristack::arch::x86_64::nmi::handle+0xa4/0x19d".to_string()));
         assert_eq!(t[0].rows.len(), 3);
+        // A location with spaces in it is read whole.
+        assert_eq!(t[0].rows[0].2, "core::sync::atomic::atomic_load::<u8, false>+0x17/0x89");
     }
 
     #[test]

@@ -184,10 +184,47 @@ fn every_frame_the_tracer_records_has_the_size_the_code_gives_it() {
     let log = std::env::temp_dir().join(format!("{}.log", token("stack-trace")));
     std::fs::write(&log, &run.serial).unwrap();
     let (status, out) = checkstack(&["--check-trace", log.to_str().unwrap()]);
+    let (_, entries) = checkstack(&["--threshold", "100000", "--entries", "--indirect-from", log.to_str().unwrap()]);
     let _ = std::fs::remove_file(&log);
     assert_eq!(status, Some(0), "{out}\n{run}");
+    let numbers =
+        |l: &str| -> Vec<u64> { l.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect() };
     let summary = out.lines().find(|l| l.starts_with("checkstack: trace check: ")).unwrap();
-    let n: Vec<u64> = summary.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    let n = numbers(summary);
     // [tables, agree, disagree, not compared]
     assert!(n[0] == 7 && n[1] >= 50 && n[2] == 0, "{summary}");
+    // Runtime within static: each table's deepest depth is bounded by the
+    // static worst case below the calls of its chain (the calls through
+    // pointers it took added to the graph).
+    let summary =
+        out.lines().find(|l| l.starts_with("checkstack: depth bound: 7 tables")).unwrap_or_else(|| panic!("{out}"));
+    let n = numbers(summary);
+    // [tables, within, of them below a recursion, disagree]
+    assert!(n[0] == 7 && n[1] == 7 && n[3] == 0, "{summary}");
+    // Where the chain does not recurse, the bound is the whole entry's: from
+    // the entry stub's call into its handler.
+    for (kind, stub) in
+        [("IRQ", "tristack_irq_common"), ("NMI", "tristack_paranoid_common"), ("#DB", "tristack_debug_common")]
+    {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("checkstack: depth bound: {kind:<5} ")))
+            .unwrap_or_else(|| panic!("{kind}:\n{out}"));
+        assert!(line.contains(&format!(" where {stub} calls ")) && line.contains(" within "), "{line}");
+    }
+    // The entries table's model of every stub matches the depth the tracer
+    // saw there (7 tables, each first entered through a stub).
+    let models: Vec<&str> = out.lines().filter(|l| l.starts_with("checkstack: entry model: ")).collect();
+    assert!(models.len() == 7 && models.iter().all(|l| !l.contains("DISAGREE")), "{out}");
+    // With the calls through pointers the run took, the per-entry worst case
+    // covers what one entry reached (the IRQ table nests three entries; the
+    // #DF one nests formatting, a cycle the search does not follow).
+    for kind in ["NMI", "#DB", "#MC"] {
+        let line = out.lines().find(|l| l.starts_with(&format!("checkstack: depth bound: {kind:<5} "))).unwrap();
+        let row = entries
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{kind:<13} {kind:<5}")))
+            .unwrap_or_else(|| panic!("{entries}"));
+        assert!(numbers(line)[0] <= numbers(row)[0], "{line}\n{row}");
+    }
 }

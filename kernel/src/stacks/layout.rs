@@ -13,6 +13,10 @@ pub const THREAD_SIZE: u64 = 4 * PAGE_SIZE;
 pub const IRQ_STACK_SIZE: u64 = THREAD_SIZE;
 /// Linux: EXCEPTION_STKSZ = 8 KiB since 2021 ("trivial to overflow" at 4 KiB).
 pub const EXCEPTION_STKSZ: u64 = 2 * PAGE_SIZE;
+/// The random offset each syscall moves the thread stack down by is
+/// `kstack_offset & KSTACK_OFFSET_MASK` (then 16-aligned): at most 1 KiB,
+/// as Linux's `KSTACK_OFFSET_MAX(x) ((x) & 0x3FF)`.
+pub const KSTACK_OFFSET_MASK: u64 = 0x3ff;
 /// Written at the lowest word of every thread stack (Linux STACK_END_MAGIC).
 pub const STACK_END_MAGIC: u64 = 0x57AC_6E9D;
 /// Freed thread stacks each CPU keeps for reuse (Linux NR_CACHED_STACKS).

@@ -235,7 +235,7 @@ tristack_entry_SYSCALL_64:
     push 0
     mov rbp, rsp
     mov eax, dword ptr gs:[{kstack_offset}]
-    and eax, 0x3ff
+    and eax, {kstack_offset_mask}
     sub rsp, rax
     and rsp, -16
     mov rdi, r12
@@ -522,6 +522,7 @@ tristack_exception_stubs:
     user_rsp_scratch = const USER_RSP_SCRATCH_OFFSET,
     top_of_stack = const TOP_OF_STACK_OFFSET,
     kstack_offset = const KSTACK_OFFSET_OFFSET,
+    kstack_offset_mask = const crate::stacks::layout::KSTACK_OFFSET_MASK,
     user_ds = const USER_DS,
     user_cs = const USER_CS,
     syscall_frame = const SYSCALL_FRAME,
