@@ -519,7 +519,19 @@ fn entry_models(
         let Some(j) = rows.iter().rposition(|r| matches!(r.call, Some((_, Some(_))))) else { continue };
         let (Some(func), Some((at, _))) = (rows[j].func, rows[j].call) else { continue };
         let name = kernel.name_of(func);
-        let Some(&(_, _, _, adjust, _)) = ENTRIES.iter().find(|e| e.4[0] == name) else { continue };
+        // Only a stub whose entry runs on this kind of stack (#DB1 is the
+        // second #DB stack): an interrupt on a thread stack stays there
+        // only until the switch to the IRQ stack.
+        let kind = t.kind.trim_end_matches(|c: char| c.is_ascii_digit());
+        // Found by its stub, or by the kind where every entry onto that
+        // stack is modelled alike (#DF's stub jumps into the NMI/#MC one).
+        let same_kind: Vec<&Entry> = ENTRIES.iter().filter(|e| e.1 == kind).collect();
+        let alike = same_kind.iter().all(|e| e.3 == same_kind[0].3);
+        let Some(&&(_, _, _, adjust, _)) =
+            same_kind.iter().find(|e| e.4[0] == name).or_else(|| same_kind.first().filter(|_| alike))
+        else {
+            continue;
+        };
         let model = 8 + at as i64 + 8 + adjust;
         let depth = rows[j].depth as i64;
         if model != depth {
