@@ -39,6 +39,12 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = Accel::Tcg)]
     pub accel: Accel,
 
+    /// Run under QEMU's instruction counter (`-icount shift=0,sleep=off`):
+    /// the guest TSC counts instructions (1 GHz, one tick each) and
+    /// benchmark figures repeat exactly. TCG only.
+    #[arg(long)]
+    pub icount: bool,
+
     /// Number of CPUs.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=255))]
     pub smp: u32,
@@ -92,6 +98,10 @@ fn main() -> ExitCode {
     if cli.kernel_elf {
         println!("{KERNEL_ELF}");
         return ExitCode::SUCCESS;
+    }
+    if let Err(e) = qemu::check(&cli) {
+        eprintln!("tristack-run: error: {e}");
+        return ExitCode::from(2);
     }
     match qemu::run(&cli) {
         Ok(outcome) => {

@@ -14,9 +14,22 @@ use crate::{Accel, Cli, BIOS_IMAGE, KERNEL_ELF};
 
 /// Name of the fw_cfg file the kernel reads its command line from.
 pub const FW_CFG_CMDLINE: &str = "opt/tristack/cmdline";
+/// ...and the one saying what the guest's TSC counts (`bench`).
+pub const FW_CFG_CLOCK: &str = "opt/tristack/clock";
 /// Default `--timeout` when stdin is not a terminal (tests, CI, pipes).
 pub const DEFAULT_NONINTERACTIVE_TIMEOUT: u64 = 60;
 const QEMU: &str = "qemu-system-x86_64";
+
+/// Combinations of flags QEMU would refuse or that make no sense: said
+/// before QEMU starts (exit status 2).
+pub fn check(cli: &Cli) -> Result<(), String> {
+    if cli.icount && cli.accel == Accel::Kvm {
+        return Err("--icount needs --accel tcg: under KVM the host CPU runs the guest's instructions \
+                    and QEMU cannot count them"
+            .into());
+    }
+    Ok(())
+}
 
 /// QEMU's arguments for `cli`. `cmdline_file` holds the kernel command line.
 pub fn qemu_args(cli: &Cli, image: &Path, cmdline_file: Option<&Path>) -> Vec<OsString> {
@@ -40,10 +53,28 @@ pub fn qemu_args(cli: &Cli, image: &Path, cmdline_file: Option<&Path>) -> Vec<Os
         Accel::Tcg => "tcg",
         Accel::Kvm => "kvm",
     });
+    if cli.icount {
+        // shift=0: one instruction = 1 ns of virtual time, so the guest's
+        // TSC (1 GHz) counts instructions. sleep=off: an idle guest's clock
+        // jumps to the next timer instead of following the host's, so idle
+        // periods too are the same on every run.
+        push("-icount");
+        push("shift=0,sleep=off");
+    }
     push("-smp");
     push(&cli.smp.to_string());
     push("-m");
     push(&format!("{}M", cli.mem));
+    // What the guest's TSC counts, for `bench` to say (fw_cfg, read at run time).
+    push("-fw_cfg");
+    push(&format!(
+        "name={FW_CFG_CLOCK},string={}",
+        match (cli.icount, cli.accel) {
+            (true, _) => "instructions",
+            (false, Accel::Tcg) => "tcg",
+            (false, Accel::Kvm) => "kvm",
+        }
+    ));
     if let Some(file) = cmdline_file {
         // A file, not `string=`: no escaping of commas, any bytes pass unchanged.
         push("-fw_cfg");
@@ -207,6 +238,17 @@ mod tests {
         assert!(s.contains("-monitor unix:/m.sock,server=on,wait=off"), "{s}");
         assert!(s.contains("-s -S"), "{s}");
         assert!(s.ends_with("-d int"), "{s}");
+    }
+
+    #[test]
+    fn icount_counts_instructions_and_refuses_kvm() {
+        let s = args_of(&["run", "--icount"]).join(" ");
+        assert!(s.contains("-accel tcg -icount shift=0,sleep=off"), "{s}");
+        assert!(s.contains("name=opt/tristack/clock,string=instructions"), "{s}");
+        assert!(!args_of(&["run"]).join(" ").contains("-icount"));
+        let kvm = Cli::try_parse_from(["run", "--icount", "--accel", "kvm"]).unwrap();
+        assert!(check(&kvm).unwrap_err().contains("--icount needs --accel tcg"));
+        assert!(check(&Cli::try_parse_from(["run", "--icount"]).unwrap()).is_ok());
     }
 
     #[test]

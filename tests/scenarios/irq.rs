@@ -101,23 +101,15 @@ fn typed_input_arrives_by_the_com1_interrupt() {
     assert!(count >= 1 && row.ends_with("ttyS0"), "{row}");
 }
 
+/// `bench irq` enters both stubs synchronously (`int N`): each row exists
+/// only if its handler ran on the stack the stub promises (IRQ, or the
+/// interrupted task's), which the benchmark checks after timing.
 #[test]
-fn bench_irq_compares_the_switching_and_no_switch_stubs() {
+fn bench_irq_enters_both_stubs_synchronously_on_their_stacks() {
     let run = boot("bench irq; poweroff");
-    run.expect_status(0);
-    let medians: Vec<u64> = lines_starting(&run, "bench irq: ")
-        .iter()
-        .filter(|l| l.ends_with(" samples)"))
-        .filter_map(|l| l.split("median ").nth(1))
-        .map(|m| m.split(' ').next().unwrap().parse().unwrap())
-        .collect();
-    assert_eq!(medians.len(), 2, "{run}");
-    assert!(medians.iter().all(|&m| m > 0), "{run}");
-    let ratio = lines_starting(&run, "bench irq: median ratio switch/no-switch ")[0];
-    // Every handler of the switching vector ran on the IRQ stack; the other
-    // vector's only when something else had already switched.
-    let on_irq: u64 = ratio.split("IRQ stack: ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-    assert!((2000..2100).contains(&on_irq), "{ratio}");
+    run.expect_status(0).expect_not("error:");
+    line_starting(&run, "bench: IRQ entry through the IRQ-stack switch (int N) ");
+    line_starting(&run, "bench: IRQ entry, the same stub without the switch ");
 }
 
 #[test]

@@ -6,11 +6,11 @@
 //! handler, a #DB hook, a claimed softirq, an interrupt vector).
 
 pub mod backtraces;
-pub mod bench;
 pub mod hostile_input;
 pub mod irq;
 pub mod ist;
 pub mod nmi_storm;
+pub mod performance;
 pub mod smp;
 pub mod stack_tools;
 pub mod threads;
@@ -24,7 +24,7 @@ pub fn init() {
     ist::init();
     irq::init();
     backtraces::init();
-    bench::init();
+    performance::init();
     nmi_storm::init();
     user::init();
 }
@@ -41,7 +41,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "overflow", usage: "[--holding-lock]", help: "a thread recurses into its guard page: #DF, oops, the thread dies, the system carries on (with a spin lock held: panic)", run: threads::overflow },
     Spec { name: "overrun", usage: "", help: "a thread overwrites its STACK_END_MAGIC: caught at the next switch", run: threads::overrun },
     Spec { name: "threads-stress", usage: "N M", help: "N threads x M switches: checksums, and no frames or vmap space leaked", run: threads::threads_stress },
-    Spec { name: "bench", usage: "switch|spawn|irq|ipi|syscall", help: "cycles (min, median): context-switch round trip / spawn+join / self-IPI with and without the IRQ-stack switch / cross-CPU function call / syscall from user mode", run: bench::bench },
+    Spec { name: "bench", usage: "[all|switch|spawn|irq|exceptions|ipi|syscall|tracer]", help: "per operation, min and median, beside its physical minimum: yield round trip, spawn + join (cached and new stack), IRQ entry with and without the IRQ-stack switch, #BP/#DB/NMI entries on their IST stacks, cross-CPU call, syscall from user mode, the tracer's cost (instructions under ./x bench)", run: performance::bench },
     Spec { name: "irqs", usage: "", help: "/proc/interrupts-style counts per vector and CPU, nesting depth", run: irq::irqs },
     Spec { name: "irqnest", usage: "N", help: "N nested self-IPIs: level 1 switches to the IRQ stack, deeper levels stay", run: irq::irqnest },
     Spec { name: "softirq", usage: "", help: "hard IRQ -> softirq -> nested hard IRQ, all on the IRQ stack", run: irq::softirq_cmd },

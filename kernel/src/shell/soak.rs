@@ -72,6 +72,7 @@ static FOREGROUND: &[Demo] = &[
     d("bench switch"),
     d("bench spawn"),
     d("bench irq"),
+    d("bench exceptions"),
     d("bench ipi"),
     d("bench syscall"),
     d("irqnest 3"),

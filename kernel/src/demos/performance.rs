@@ -1,0 +1,319 @@
+//! `bench [NAME|all]` (docs/performance.md): what each kernel path costs per operation, min and
+//! median, beside the physical minimum of that operation and the ratio.
+//!
+//! Under the runner's `--icount` (QEMU `-icount shift=0`) the TSC counts
+//! instructions, so every figure is an instruction count and repeats
+//! exactly from boot to boot (docs/performance.md). Each sample is one
+//! operation between two RDTSCs, less what an empty measurement costs.
+//! Entries are made synchronously (`int N` through the real stubs) so the
+//! emulator's interrupt-delivery latency is not in the figure.
+
+use alloc::vec::Vec;
+use core::arch::asm;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::arch::debug::{self, DebugEvent, DebugKind};
+use crate::arch::percpu::{self, this_cpu};
+use crate::arch::regs::Regs;
+use crate::arch::vectors::{BENCH_NOSWITCH_VECTOR, BENCH_SWITCH_VECTOR};
+use crate::arch::{cpu, irq};
+use crate::shell::cmdline::ArgError;
+use crate::shell::commands::{CmdError, CmdResult};
+use crate::stacks::{info, thread};
+use crate::{println, sched, smp, time};
+
+/// The two `bench irq` vectors' handler, and the hook that claims the
+/// benchmark's own `int3` and `int 1`.
+pub fn init() {
+    irq::register(BENCH_SWITCH_VECTOR, bench_irq_handler, "bench: int through the IRQ-stack stub");
+    irq::register(BENCH_NOSWITCH_VECTOR, bench_irq_handler, "bench: int through the no-switch stub");
+    debug::register_debug_hook(bench_debug_hook);
+}
+
+const SAMPLES: usize = 2000;
+const SPAWN_SAMPLES: usize = 300;
+
+const USAGE: &str = "bench: usage: bench [all|switch|spawn|irq|exceptions|ipi|syscall|tracer]";
+
+pub fn bench(args: &[&str]) -> CmdResult {
+    let which = match args {
+        [] | ["all"] => None,
+        [one] => Some(*one),
+        _ => return Err(ArgError(USAGE.into()).into()),
+    };
+    let all: [(&str, fn() -> CmdResult); 7] = [
+        ("switch", bench_switch),
+        ("spawn", bench_spawn),
+        ("irq", bench_irq),
+        ("exceptions", bench_exceptions),
+        ("ipi", bench_ipi),
+        ("syscall", bench_syscall),
+        ("tracer", bench_tracer),
+    ];
+    if let Some(w) = which {
+        if !all.iter().any(|(n, _)| *n == w) {
+            return Err(ArgError(alloc::format!("bench: unknown benchmark '{w}'\n{USAGE}")).into());
+        }
+    }
+    header();
+    for (name, run) in all {
+        if which.is_none_or(|w| w == name) {
+            run()?;
+        }
+    }
+    Ok(())
+}
+
+// --- Measuring and printing ----------------------------------------------------
+
+/// What the TSC counts in this boot, as the runner said through fw_cfg.
+fn unit() -> &'static str {
+    match crate::drivers::fw_cfg::read_file("opt/tristack/clock").as_deref() {
+        Some(b"instructions") => "instructions (QEMU -icount shift=0: the TSC counts instructions)",
+        Some(b"tcg") => "TSC cycles of QEMU TCG (emulator wall time: figures vary from run to run)",
+        Some(b"kvm") => "TSC cycles under KVM (the host CPU's clock)",
+        _ => "TSC cycles (started without the runner's clock note)",
+    }
+}
+
+/// RDTSC around nothing: taken off every sample.
+fn empty_measurement() -> u64 {
+    (0..64)
+        .map(|_| {
+            let t0 = time::rdtsc();
+            time::rdtsc() - t0
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+fn header() {
+    println!("bench: unit: {}; an empty measurement ({}) is taken off each sample", unit(), empty_measurement());
+    println!("bench: {:<46} {:>8} {:>8} {:>8} {:>7}", "operation", "min", "median", "minimum", "ratio");
+}
+
+/// One row: min and median of `samples` (less the empty measurement), the
+/// physical minimum of the operation, and median / minimum.
+fn row(what: &str, mut samples: Vec<u64>, minimum: u64) {
+    let empty = empty_measurement();
+    samples.iter_mut().for_each(|s| *s = s.saturating_sub(empty));
+    samples.sort_unstable();
+    let (min, median) = (samples[0], samples[samples.len() / 2]);
+    let ratio = median * 10 / minimum.max(1);
+    println!("bench: {what:<46} {min:>8} {median:>8} {minimum:>8} {:>5}.{}", ratio / 10, ratio % 10);
+}
+
+fn timed(n: usize, mut op: impl FnMut()) -> Vec<u64> {
+    (0..n)
+        .map(|_| {
+            let t0 = time::rdtsc();
+            op();
+            time::rdtsc() - t0
+        })
+        .collect()
+}
+
+fn failed(e: impl core::fmt::Display) -> CmdError {
+    CmdError::Failed(alloc::format!("bench: {e}"))
+}
+
+// --- The physical minima ----------------------------------------------------------
+//
+// The instructions of the shortest path that could do the job at all, counted
+// by hand (docs/performance.md says why each is what it is).
+
+/// A bare switch: `call`, push the six callee-saved registers, store RSP,
+/// load the next RSP, pop six, `ret` — twice for a round trip.
+const MIN_SWITCH_ROUND_TRIP: u64 = 2 * (1 + 6 + 1 + 1 + 6 + 1);
+/// Spawn + run + exit + join: zero the 16 KiB stack with 8-byte stores
+/// (THREAD_SIZE / 8), write the 8-word first frame, two switches there and
+/// back. A stack that is not cached also needs its 4 page-table entries.
+const MIN_SPAWN: u64 = crate::stacks::layout::THREAD_SIZE / 8 + 8 + MIN_SWITCH_ROUND_TRIP;
+const MIN_SPAWN_COLD: u64 = MIN_SPAWN + crate::stacks::layout::THREAD_SIZE / crate::stacks::layout::PAGE_SIZE;
+/// An interrupt into a Rust handler: `int`, save the nine caller-saved
+/// registers, call and return from an empty handler, restore nine, `iretq`.
+const MIN_INTERRUPT: u64 = 1 + 9 + 2 + 9 + 1;
+/// The nest-counter switch on top: `inc`, `jnz`, `mov rsp`, push the old
+/// RSP, `pop rsp`, `dec`.
+const MIN_IRQ_SWITCH: u64 = MIN_INTERRUPT + 6;
+/// The #DB stack's IST shift on top: `sub` and `add` of TSS IST[DB].
+const MIN_DB: u64 = MIN_INTERRUPT + 2;
+/// A cross-CPU call: write the ICR, the remote CPU's interrupt (with its
+/// EOI and the store of the done flag), read the flag back.
+const MIN_IPI: u64 = 1 + MIN_INTERRUPT + 2 + 1;
+
+// --- switch, spawn ----------------------------------------------------------------
+
+static PINGPONG_RUN: AtomicU64 = AtomicU64::new(0);
+
+fn partner(_: u64) -> i64 {
+    while PINGPONG_RUN.load(Ordering::SeqCst) != 0 {
+        sched::yield_now();
+    }
+    0
+}
+
+fn noop(_: u64) -> i64 {
+    0
+}
+
+fn here() -> sched::Placement {
+    sched::Placement::Pinned(percpu::current_cpu_id())
+}
+
+/// Two threads on this CPU yielding to each other: two context switches.
+fn yield_round_trips() -> Result<Vec<u64>, CmdError> {
+    PINGPONG_RUN.store(1, Ordering::SeqCst);
+    let pid = sched::spawn_on("bench-partner", partner, 0, here()).map_err(failed)?;
+    sched::yield_now(); // let the partner reach its loop
+    let samples = timed(SAMPLES, sched::yield_now);
+    PINGPONG_RUN.store(0, Ordering::SeqCst);
+    let _ = sched::join(pid);
+    Ok(samples)
+}
+
+fn bench_switch() -> CmdResult {
+    row("yield round trip (2 context switches)", yield_round_trips()?, MIN_SWITCH_ROUND_TRIP);
+    Ok(())
+}
+
+fn spawn_join() -> Result<(), CmdError> {
+    let pid = sched::spawn_on("bench-noop", noop, 0, here()).map_err(failed)?;
+    sched::join(pid).map_err(|e| failed(alloc::format!("{e:?}")))?;
+    Ok(())
+}
+
+fn bench_spawn() -> CmdResult {
+    let mut hot = Vec::with_capacity(SPAWN_SAMPLES);
+    let mut cold = Vec::with_capacity(SPAWN_SAMPLES);
+    for _ in 0..SPAWN_SAMPLES {
+        let t0 = time::rdtsc();
+        spawn_join()?;
+        hot.push(time::rdtsc() - t0);
+        // Empty this CPU's stack cache: the next spawn maps a new stack.
+        thread::drain_cache();
+        let t0 = time::rdtsc();
+        spawn_join()?;
+        cold.push(time::rdtsc() - t0);
+    }
+    row("spawn + run + exit + join (cached stack)", hot, MIN_SPAWN);
+    row("spawn + run + exit + join (new stack mapped)", cold, MIN_SPAWN_COLD);
+    Ok(())
+}
+
+// --- Interrupt and exception entries ------------------------------------------------
+
+/// Set by the handlers: the RSP they ran at (checked once, after timing).
+static HANDLER_RSP: AtomicU64 = AtomicU64::new(0);
+
+fn bench_irq_handler(_regs: &mut Regs) {
+    HANDLER_RSP.store(cpu::stack_pointer(), Ordering::Relaxed);
+}
+
+/// Claims the benchmark's own `int3` / `int 1` while it runs.
+static CLAIM_DEBUG: AtomicBool = AtomicBool::new(false);
+
+fn bench_debug_hook(_regs: &mut Regs, event: &DebugEvent) -> bool {
+    if !CLAIM_DEBUG.load(Ordering::Relaxed) {
+        return false;
+    }
+    HANDLER_RSP.store(event.frame, Ordering::Relaxed);
+    matches!(event.kind, DebugKind::Db | DebugKind::Bp)
+}
+
+/// `op` timed, then run once more to see which stack its handler ran on.
+fn entry(what: &str, expect: &str, minimum: u64, op: fn()) -> CmdResult {
+    let samples = timed(SAMPLES, op);
+    HANDLER_RSP.store(0, Ordering::Relaxed);
+    op();
+    let stack = info::name_of(HANDLER_RSP.load(Ordering::Relaxed));
+    if stack != expect {
+        return Err(failed(alloc::format!("{what}: the handler ran on the {stack} stack, not {expect}")));
+    }
+    row(what, samples, minimum);
+    Ok(())
+}
+
+fn int_switch() {
+    // SAFETY: the vector's gate is the IRQ stub; its handler only stores RSP.
+    unsafe { asm!("int {v}", v = const BENCH_SWITCH_VECTOR, options(nomem, nostack)) };
+}
+
+fn int_noswitch() {
+    // SAFETY: as above, through the stub that stays on this stack.
+    unsafe { asm!("int {v}", v = const BENCH_NOSWITCH_VECTOR, options(nomem, nostack)) };
+}
+
+fn bench_irq() -> CmdResult {
+    entry("IRQ entry through the IRQ-stack switch (int N)", "IRQ", MIN_IRQ_SWITCH, int_switch)?;
+    entry("IRQ entry, the same stub without the switch", "TASK", MIN_INTERRUPT, int_noswitch)
+}
+
+fn int_nmi() {
+    // SAFETY: vector 2's gate is the NMI entry on its IST stack; with no
+    // NMI pending, the registered handlers find nothing to do.
+    unsafe { asm!("int 2", options(nomem, nostack)) };
+}
+
+fn int1() {
+    // SAFETY: vector 1's gate is the #DB entry (IST shift and all); the
+    // bench hook claims the event.
+    unsafe { asm!("int 1", options(nomem, nostack)) };
+}
+
+fn bench_exceptions() -> CmdResult {
+    CLAIM_DEBUG.store(true, Ordering::SeqCst);
+    let result = (|| {
+        entry("#BP entry on the #DB stack (int3)", "#DB", MIN_INTERRUPT, debug::int3)?;
+        entry("#DB entry with the IST shift (int 1)", "#DB", MIN_DB, int1)?;
+        // The NMI handler stores no RSP: the entry is checked by its count.
+        let before = this_cpu().nmi_count.load(Ordering::SeqCst);
+        let samples = timed(SAMPLES, int_nmi);
+        let seen = this_cpu().nmi_count.load(Ordering::SeqCst) - before;
+        if seen != SAMPLES as u64 {
+            return Err(failed(alloc::format!("int 2: {seen} NMI entries counted, not {SAMPLES}")));
+        }
+        row("NMI entry on the NMI stack (int 2)", samples, MIN_INTERRUPT);
+        Ok(())
+    })();
+    CLAIM_DEBUG.store(false, Ordering::SeqCst);
+    result
+}
+
+// --- IPI, syscall, tracer ------------------------------------------------------------
+
+fn nothing(_: u64) {}
+
+/// A function-call IPI to the next CPU and back: the cost of every TLB
+/// shoot-down per target CPU.
+fn bench_ipi() -> CmdResult {
+    let me = this_cpu().id();
+    let Some(target) = percpu::online_cpus().find(|&c| c != me) else {
+        println!("bench: {:<46} (needs 2 CPUs: --smp 2)", "IPI round trip");
+        return Ok(());
+    };
+    let mut lost = false;
+    let samples = timed(SAMPLES, || lost |= smp::call_on(core::iter::once(target), nothing, 0) != 1);
+    if lost {
+        return Err(failed(alloc::format!("CPU {target} is not online")));
+    }
+    row(&alloc::format!("IPI round trip (function call CPU {me} -> {target})"), samples, MIN_IPI);
+    Ok(())
+}
+
+/// Measured in user mode by the `syscall-bench` program, which prints its
+/// own row.
+fn bench_syscall() -> CmdResult {
+    super::user::start("syscall-bench", "2000", false)
+}
+
+/// The yield round trip again with the stack tracer on (its cost while off
+/// is in every other row: the kernel is built with `-Z instrument-mcount`).
+fn bench_tracer() -> CmdResult {
+    let was = crate::debug::stack_tracer::ON.load(Ordering::SeqCst);
+    crate::debug::stack_tracer::set_on(true);
+    let samples = yield_round_trips();
+    crate::debug::stack_tracer::set_on(was);
+    row("yield round trip, stack tracer on", samples?, MIN_SWITCH_ROUND_TRIP);
+    Ok(())
+}
