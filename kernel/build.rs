@@ -21,4 +21,9 @@ fn main() {
     }
     table.push_str("];\n");
     std::fs::write(out.join("programs.rs"), table).expect("writing programs.rs");
+    // The boot banner says how the kernel was built (benchmark figures
+    // depend on it).
+    let profile = std::env::var("PROFILE").unwrap_or_default();
+    let opt = std::env::var("OPT_LEVEL").unwrap_or_default();
+    println!("cargo:rustc-env=TRISTACK_BUILD={profile}, opt-level {opt}");
 }

@@ -32,11 +32,7 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         rsdp: boot_info.rsdp_addr.into_option(),
     });
     crate::stacks::info::set_boot_stack(stack_bottom, stack_bottom + boot_info.kernel_stack_len);
-    println!(
-        "tristack {} (x86_64, {}) booting",
-        env!("CARGO_PKG_VERSION"),
-        if cfg!(debug_assertions) { "debug" } else { "release" }
-    );
+    println!("tristack {} (x86_64, {}) booting", env!("CARGO_PKG_VERSION"), env!("TRISTACK_BUILD"));
     mm::init(boot_info);
     load_symbols();
     crate::arch::init_cpu(0);

@@ -87,7 +87,9 @@ pub fn raise(nr: Softirq) {
 /// Run pending softirqs, at most `rounds` times (interrupts off on entry and
 /// exit); returns whether any are left. Never re-entered on one CPU: an IRQ
 /// that arrives while handlers run (interrupts are on) leaves the pending
-/// bits to the loop below (Linux `in_interrupt()` in `irq_exit`).
+/// bits to the loop below (Linux `in_interrupt()` in `irq_exit`). Never
+/// inlined: a frame of its own in traces, as Linux's `__do_softirq`.
+#[inline(never)]
 fn run_rounds(rounds: usize) -> bool {
     let cpu = this_cpu();
     if cpu.in_softirq.swap(true, Ordering::SeqCst) {

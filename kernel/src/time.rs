@@ -17,6 +17,7 @@ pub fn tick(cpu: usize) {
         JIFFIES.fetch_add(1, Ordering::Relaxed);
     }
     crate::softirq::raise(crate::softirq::Softirq::TIMER);
+    crate::sched::scheduler_tick();
 }
 
 /// The timer softirq: wake sleepers whose time has come.

@@ -74,7 +74,16 @@ pub fn die(what: &str, regs: &Regs) -> ! {
         }
         None => println!("Exception stack: unknown, frame at {frame:016x}"),
     }
-    println!("Interrupted RSP: {:016x} on {}", regs.rsp, info::name_of(regs.rsp));
+    match info::stack_of(regs.rsp) {
+        // A push at the very bottom faults before RSP moves: the stack is
+        // full and the write went to the guard page below.
+        Some(s) if s.bottom == regs.rsp => println!(
+            "Interrupted RSP: {:016x} on {} (full: the next push lands in the guard page below)",
+            regs.rsp,
+            s.name()
+        ),
+        _ => println!("Interrupted RSP: {:016x} on {}", regs.rsp, info::name_of(regs.rsp)),
+    }
     print_trace(regs.rsp, regs.rbp);
     println!("---[ end trace {:016x} ]---", oops_id());
     // A thread's oops kills the thread (the system carries on); in init,

@@ -33,6 +33,9 @@ pub fn init() {
 const SAMPLES: usize = 2000;
 const SPAWN_SAMPLES: usize = 300;
 
+/// A benchmark's name and what runs it.
+type Benchmark = (&'static str, fn() -> CmdResult);
+
 const USAGE: &str = "bench: usage: bench [all|switch|spawn|irq|exceptions|ipi|syscall|tracer]";
 
 pub fn bench(args: &[&str]) -> CmdResult {
@@ -41,7 +44,7 @@ pub fn bench(args: &[&str]) -> CmdResult {
         [one] => Some(*one),
         _ => return Err(ArgError(USAGE.into()).into()),
     };
-    let all: [(&str, fn() -> CmdResult); 7] = [
+    let all: [Benchmark; 7] = [
         ("switch", bench_switch),
         ("spawn", bench_spawn),
         ("irq", bench_irq),

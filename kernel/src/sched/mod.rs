@@ -25,7 +25,7 @@ use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
 pub use exit::{exit, join, kill_current, ktests, reap_children, Ended, JoinError, KillError};
-pub use runqueue::{preempt_on_irq_exit, schedule, switches, yield_now};
+pub use runqueue::{need_resched, preempt_on_irq_exit, schedule, scheduler_tick, switches, yield_now};
 use runqueue::{rq, TASKS};
 pub use snapshot::{saved_context, snapshot, SavedContext, TaskInfo};
 pub use task::{Pid, State, Task};
@@ -119,9 +119,17 @@ fn idle_main(_: u64) -> i64 {
     loop {
         schedule();
         // Sleep until the next interrupt (the timer tick or a reschedule
-        // IPI). No wake-up is lost: an IPI that comes before the `hlt` is
-        // handled at once, and every IRQ exit to a thread reschedules.
-        interrupts::enable_and_hlt();
+        // IPI) unless something was queued meanwhile: a wake-up done while
+        // this idle task ran (the exit of the task it replaced wakes the
+        // joiner) would otherwise wait for the next tick. `sti; hlt` is
+        // atomic: an IRQ that queues a task after the check ends the `hlt`,
+        // and its exit schedules.
+        interrupts::disable();
+        if need_resched() {
+            interrupts::enable();
+        } else {
+            interrupts::enable_and_hlt();
+        }
     }
 }
 

@@ -80,11 +80,13 @@ impl RunQueue {
         task.state.set(State::Runnable);
         self.timed.retain(|&t| t != TaskRef::of(task));
         self.queue.push_back(TaskRef::of(task));
+        set_need_resched(task.cpu);
     }
 
     /// Queue a task that was just created (state Runnable already).
     pub(super) fn enqueue_new(&mut self, task: &mut Task) {
         self.queue.push_back(TaskRef::of(task));
+        set_need_resched(task.cpu);
     }
 
     /// Take the next runnable task off the queue (or the idle task) and mark
@@ -127,6 +129,23 @@ impl RunQueue {
             self.make_runnable(unsafe { t.get() });
         }
     }
+}
+
+/// `cpu` has something to switch to (its run-queue lock is held, so the
+/// flag cannot be cleared between the queueing and this store).
+fn set_need_resched(cpu: usize) {
+    percpu::of(cpu).need_resched.store(true, Ordering::Release);
+}
+
+/// The time slice of whatever runs on this CPU is over (every tick: Linux
+/// `scheduler_tick` -> `resched_curr`).
+pub fn scheduler_tick() {
+    this_cpu().need_resched.store(true, Ordering::Release);
+}
+
+/// Whether this CPU should schedule at the next chance.
+pub fn need_resched() -> bool {
+    this_cpu().need_resched.load(Ordering::Acquire)
 }
 
 /// Lock the run queue of `cpu`.
@@ -225,6 +244,9 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
     }
     let (prev_slot, next_rsp) = {
         let mut q = rq(this_cpu().id());
+        // Whatever made this CPU want to schedule is seen now; a task
+        // queued after this store sets it again (under the same lock).
+        this_cpu().need_resched.store(false, Ordering::Release);
         if !prepare(&mut q, prev) {
             drop(q);
             if were_enabled {
@@ -267,12 +289,13 @@ pub fn yield_now() {
     schedule();
 }
 
-/// The way back from an interrupt to a thread: preempt it (time slice: one tick).
+/// The way back from an interrupt to a thread: preempt it if a task was
+/// queued here or its time slice (one tick) is over.
 /// Not while the interrupted thread runs softirq handlers (ksoftirqd):
 /// softirq context is not preemptible (Linux `SOFTIRQ_OFFSET` in
 /// `preempt_count`), or another thread would run with `in_softirq` set.
 pub fn preempt_on_irq_exit() {
-    if percpu::ready() && this_cpu().current.load(Ordering::Acquire) != 0 && !in_atomic() {
+    if need_resched() && percpu::ready() && this_cpu().current.load(Ordering::Acquire) != 0 && !in_atomic() {
         schedule();
     }
 }

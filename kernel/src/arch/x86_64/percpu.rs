@@ -47,6 +47,10 @@ pub struct PerCpu {
     /// Softirq handlers are running on this CPU (Linux's softirq count in
     /// `preempt_count`): an IRQ exit meanwhile must not run them again.
     pub in_softirq: AtomicBool,
+    /// A task was queued on this CPU, or its time slice is over: the next
+    /// IRQ exit to a thread (or the idle loop) schedules (Linux
+    /// `TIF_NEED_RESCHED`). Cleared by `schedule`, under the run-queue lock.
+    pub need_resched: AtomicBool,
     /// Changed by hardware (RSP0) and by the #DB entry stub (IST[DB]).
     pub tss: UnsafeCell<TaskStateSegment>,
     pub gdt: UnsafeCell<GlobalDescriptorTable<GDT_ENTRIES>>,
@@ -142,6 +146,7 @@ impl PerCpu {
             irq_max_nest: AtomicI64::new(0),
             softirq_pending: AtomicU64::new(0),
             in_softirq: AtomicBool::new(false),
+            need_resched: AtomicBool::new(false),
             tss: UnsafeCell::new(TaskStateSegment::new()),
             gdt: UnsafeCell::new(GlobalDescriptorTable::empty()),
             nmi_count: AtomicU64::new(0),

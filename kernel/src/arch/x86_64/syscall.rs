@@ -49,7 +49,7 @@ pub fn init() {
         sel(KERNEL_DS, PrivilegeLevel::Ring0),
     )
     .expect("GDT order fits SYSCALL/SYSRET");
-    debug_assert_eq!(USER32_CS + 16, USER_CS);
+    assert_eq!(USER32_CS + 16, USER_CS);
     LStar::write(VirtAddr::new(tristack_entry_SYSCALL_64 as *const () as u64));
     SFMask::write(FMASK);
     // SAFETY: enabling SYSCALL/SYSRET, now that LSTAR and STAR are set.

@@ -213,7 +213,7 @@ pub extern "C" fn stackleak_lowest() -> u64 {
 /// `regs` is this thread's user frame slot, fully initialised with user
 /// selectors, and everything below it on the stack may be abandoned.
 pub unsafe fn enter_user(regs: *mut Regs) -> ! {
-    debug_assert_eq!(regs, user_frame_slot());
+    assert_eq!(regs, user_frame_slot());
     ::x86_64::instructions::interrupts::disable();
     // SAFETY: per the contract: RSP := the frame, then the common exit path
     // (checks, poison, swapgs, iretq) as after any entry from user mode.
