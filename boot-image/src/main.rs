@@ -63,6 +63,11 @@ pub struct Cli {
     #[arg(long)]
     pub gdb: bool,
 
+    /// Prefix each serial line with the host time since QEMU started
+    /// (`[  12.345] `): where a slow boot spends its time.
+    #[arg(long)]
+    pub timestamps: bool,
+
     /// Also copy the serial console to FILE.
     #[arg(long, value_name = "FILE")]
     pub serial_log: Option<PathBuf>,

@@ -6,6 +6,9 @@
 //! compiled only for the bare-metal target (`target_os = "none"`).
 
 #![cfg_attr(not(test), no_std)]
+// `#[instrument_fn = "off"]`: the context switch is not traced (Linux
+// `notrace __schedule`); see docs/performance.md.
+#![feature(instrument_fn)]
 
 extern crate alloc;
 

@@ -71,6 +71,15 @@ impl<T> IrqMutex<T> {
         self.guard(guard, were_enabled)
     }
 
+    /// The lock, for a caller that has interrupts off already (Linux
+    /// `raw_spin_lock` under `local_irq_disable`): no flags saved, none
+    /// restored (the context switch takes its run queue's lock this way).
+    pub fn lock_irqs_off(&self) -> IrqMutexGuard<'_, T> {
+        debug_assert!(!interrupts::are_enabled());
+        let guard = self.inner.lock();
+        self.guard(guard, false)
+    }
+
     /// The lock, waiting at most `ms` for another CPU to release it; never
     /// waits when this CPU holds it (for paths that cannot return to the
     /// holder: the oops path).

@@ -174,6 +174,28 @@ fn runner_usage_errors_exit_2_without_booting() {
         assert!(run.stderr.starts_with("error:") && run.stderr.contains("--help"), "{args:?}: {run}");
         assert!(run.serial.is_empty(), "{args:?} booted anyway: {run}");
     }
+    // A combination QEMU cannot do is said before QEMU starts.
+    let run = runner(&["--icount", "--accel", "kvm"]);
+    assert_eq!(run.status, Some(2), "{run}");
+    assert!(run.stderr.contains("--icount needs --accel tcg"), "{run}");
+    assert!(run.serial.is_empty(), "booted anyway: {run}");
+}
+
+/// `--timestamps` puts the host time since QEMU started before every line
+/// (where a slow boot spends its time: docs/performance.md, KVM).
+#[test]
+fn timestamps_prefix_every_serial_line() {
+    let timeout = TIMEOUT_SECS.to_string();
+    let run = runner(&["--timestamps", "--timeout", &timeout, "--", "echo stamped; poweroff"]);
+    run.expect_status(0);
+    let lines: Vec<&str> = run.serial.lines().collect();
+    assert!(lines.len() > 5, "{run}");
+    for l in &lines {
+        let (stamp, _) = l.split_once("] ").unwrap_or_else(|| panic!("no stamp: {l:?}"));
+        let secs: f64 = stamp.trim_start_matches('[').trim().parse().unwrap_or_else(|_| panic!("{l:?}"));
+        assert!((0.0..60.0).contains(&secs), "{l:?}");
+    }
+    assert!(lines.iter().any(|l| l.ends_with("] stamped")), "{run}");
 }
 
 #[test]
@@ -226,7 +248,10 @@ fn bad_arguments_at_the_prompt_are_clear_errors_and_the_shell_carries_on() {
         ("sleep soon", "error: sleep: MS must be a number from 1 to 600000, not 'soon'"),
         ("threads-stress 2", "error: threads-stress: usage: threads-stress N M"),
         ("bench everything", "error: bench: unknown benchmark 'everything'"),
-        ("bench switch spawn", "error: bench: usage: bench [all|switch|spawn|irq|exceptions|ipi|syscall|tracer]"),
+        (
+            "bench switch spawn",
+            "error: bench: usage: bench [all|switch|spawn|irq|exceptions|ipi|syscall|yield-user|tracer]",
+        ),
         ("oops=maybe", "error: unknown command 'oops=maybe'"),
         ("irqnest 9", "error: irqnest: N must be a number from 1 to 8, not '9'"),
         ("irqnest", "error: irqnest: usage: irqnest N"),

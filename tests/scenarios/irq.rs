@@ -101,17 +101,6 @@ fn typed_input_arrives_by_the_com1_interrupt() {
     assert!(count >= 1 && row.ends_with("ttyS0"), "{row}");
 }
 
-/// `bench irq` enters both stubs synchronously (`int N`): each row exists
-/// only if its handler ran on the stack the stub promises (IRQ, or the
-/// interrupted task's), which the benchmark checks after timing.
-#[test]
-fn bench_irq_enters_both_stubs_synchronously_on_their_stacks() {
-    let run = boot("bench irq; poweroff");
-    run.expect_status(0).expect_not("error:");
-    line_starting(&run, "bench: IRQ entry through the IRQ-stack switch (int N) ");
-    line_starting(&run, "bench: IRQ entry, the same stub without the switch ");
-}
-
 #[test]
 fn softirqs_beyond_ten_rounds_are_left_to_ksoftirqd() {
     let run = boot("softirq-flood 50; softirq-flood 5; poweroff");

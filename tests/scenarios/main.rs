@@ -8,6 +8,7 @@ mod foundation;
 mod hostile_input;
 mod irq;
 mod ist;
+mod performance;
 mod smp;
 mod stack_tools;
 mod threads;

@@ -148,22 +148,3 @@ fn sleep_blocks_for_the_asked_time() {
     // 300 ms at HZ=250 is 75 jiffies; the TSC agrees within scheduling slack.
     assert!(nums[1] >= 75 && nums[2] >= 290, "{line}");
 }
-
-#[test]
-fn bench_switch_spawn_and_ipi_print_rows_beside_their_minimum() {
-    let run = boot("bench switch; bench spawn; bench ipi; poweroff");
-    run.expect_status(0).expect_not("error:");
-    for what in [
-        "yield round trip (2 context switches)",
-        "spawn + run + exit + join (cached stack)",
-        "spawn + run + exit + join (new stack mapped)",
-        "IPI round trip (function call CPU 0 -> 1)",
-    ] {
-        let line = line_starting(&run, &format!("bench: {what} "));
-        let n: Vec<u64> = line[7 + what.len()..].split_whitespace().filter_map(|w| w.parse().ok()).collect();
-        // min, median, minimum: no operation can take fewer instructions
-        // than its physical minimum (nor TCG cycles: at least one each).
-        let (min, median, minimum) = (n[0], n[1], n[2]);
-        assert!(minimum > 0 && min >= minimum && min <= median, "{line}");
-    }
-}

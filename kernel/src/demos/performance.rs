@@ -36,7 +36,7 @@ const SPAWN_SAMPLES: usize = 300;
 /// A benchmark's name and what runs it.
 type Benchmark = (&'static str, fn() -> CmdResult);
 
-const USAGE: &str = "bench: usage: bench [all|switch|spawn|irq|exceptions|ipi|syscall|tracer]";
+const USAGE: &str = "bench: usage: bench [all|switch|spawn|irq|exceptions|ipi|syscall|yield-user|tracer]";
 
 pub fn bench(args: &[&str]) -> CmdResult {
     let which = match args {
@@ -44,13 +44,14 @@ pub fn bench(args: &[&str]) -> CmdResult {
         [one] => Some(*one),
         _ => return Err(ArgError(USAGE.into()).into()),
     };
-    let all: [Benchmark; 7] = [
+    let all: [Benchmark; 8] = [
         ("switch", bench_switch),
         ("spawn", bench_spawn),
         ("irq", bench_irq),
         ("exceptions", bench_exceptions),
         ("ipi", bench_ipi),
         ("syscall", bench_syscall),
+        ("yield-user", bench_user_yield),
         ("tracer", bench_tracer),
     ];
     if let Some(w) = which {
@@ -92,7 +93,7 @@ fn empty_measurement() -> u64 {
 
 fn header() {
     println!("bench: unit: {}; an empty measurement ({}) is taken off each sample", unit(), empty_measurement());
-    println!("bench: {:<46} {:>8} {:>8} {:>8} {:>7}", "operation", "min", "median", "minimum", "ratio");
+    println!("bench: {:<58} {:>8} {:>8} {:>8} {:>7}", "operation", "min", "median", "minimum", "ratio");
 }
 
 /// One row: min and median of `samples` (less the empty measurement), the
@@ -103,7 +104,7 @@ fn row(what: &str, mut samples: Vec<u64>, minimum: u64) {
     samples.sort_unstable();
     let (min, median) = (samples[0], samples[samples.len() / 2]);
     let ratio = median * 10 / minimum.max(1);
-    println!("bench: {what:<46} {min:>8} {median:>8} {minimum:>8} {:>5}.{}", ratio / 10, ratio % 10);
+    println!("bench: {what:<58} {min:>8} {median:>8} {minimum:>8} {:>5}.{}", ratio / 10, ratio % 10);
 }
 
 fn timed(n: usize, mut op: impl FnMut()) -> Vec<u64> {
@@ -292,7 +293,7 @@ fn nothing(_: u64) {}
 fn bench_ipi() -> CmdResult {
     let me = this_cpu().id();
     let Some(target) = percpu::online_cpus().find(|&c| c != me) else {
-        println!("bench: {:<46} (needs 2 CPUs: --smp 2)", "IPI round trip");
+        println!("bench: {:<58} (needs 2 CPUs: --smp 2)", "IPI round trip");
         return Ok(());
     };
     let mut lost = false;
@@ -305,18 +306,50 @@ fn bench_ipi() -> CmdResult {
 }
 
 /// Measured in user mode by the `syscall-bench` program, which prints its
-/// own row.
+/// own row: as booted, then (if it is on) without STACKLEAK, whose erase on
+/// every return to user mode is most of the cost.
 fn bench_syscall() -> CmdResult {
-    super::user::start("syscall-bench", "2000", false)
+    with_and_without_stackleak("syscall-bench")
 }
 
-/// The yield round trip again with the stack tracer on (its cost while off
-/// is in every other row: the kernel is built with `-Z instrument-mcount`).
+fn with_and_without_stackleak(prog: &str) -> CmdResult {
+    use crate::arch::usermode;
+    super::user::run_here(prog, "2000")?;
+    if !usermode::stackleak() {
+        return Ok(());
+    }
+    usermode::set_stackleak(false);
+    let result = super::user::run_here(prog, "2000 stackleak-off");
+    usermode::set_stackleak(true);
+    result
+}
+
+/// Two threads of a user process yielding to each other through
+/// `sched_yield`, on this CPU: the `yield-bench` program prints its row.
+fn bench_user_yield() -> CmdResult {
+    with_and_without_stackleak("yield-bench")
+}
+
+/// Spawn + join (cached stack) with the stack tracer off and on: its cost
+/// while off is in every row (the kernel is built with
+/// `-Z instrument-mcount`); the context switch itself is not traced (Linux
+/// `notrace __schedule`), so a yield would not show it.
 fn bench_tracer() -> CmdResult {
     let was = crate::debug::stack_tracer::ON.load(Ordering::SeqCst);
-    crate::debug::stack_tracer::set_on(true);
-    let samples = yield_round_trips();
+    let run = |on: bool| -> Result<Vec<u64>, CmdError> {
+        crate::debug::stack_tracer::set_on(on);
+        let mut samples = Vec::with_capacity(SPAWN_SAMPLES);
+        for _ in 0..SPAWN_SAMPLES {
+            let t0 = time::rdtsc();
+            spawn_join()?;
+            samples.push(time::rdtsc() - t0);
+        }
+        Ok(samples)
+    };
+    let off = run(false);
+    let on = run(true);
     crate::debug::stack_tracer::set_on(was);
-    row("yield round trip, stack tracer on", samples?, MIN_SWITCH_ROUND_TRIP);
+    row("spawn + join, stack tracer off", off?, MIN_SPAWN);
+    row("spawn + join, stack tracer on", on?, MIN_SPAWN);
     Ok(())
 }

@@ -20,12 +20,24 @@ fn program_list() -> String {
 
 /// Start `prog` with `args` in a new process; errors as `cmd` reports them.
 fn spawn(cmd: &str, prog: &str, args: &str) -> Result<u32, CmdError> {
-    process::run(prog, args, Placement::Any).map_err(|e| match e {
+    spawn_on(cmd, prog, args, Placement::Any)
+}
+
+fn spawn_on(cmd: &str, prog: &str, args: &str, placement: Placement) -> Result<u32, CmdError> {
+    process::run(prog, args, placement).map_err(|e| match e {
         RunError::NoSuchProgram => {
             ArgError(alloc::format!("{cmd}: no program '{prog}'; programs: {}", program_list())).into()
         }
         e => CmdError::Failed(alloc::format!("{cmd}: {prog}: {e}")),
     })
+}
+
+/// Run `prog` pinned to this CPU (its threads inherit the pinning) and
+/// wait for it.
+pub fn run_here(prog: &str, args: &str) -> CmdResult {
+    let here = Placement::Pinned(crate::arch::percpu::current_cpu_id());
+    let pid = spawn_on("run", prog, args, here)?;
+    report(prog, pid, sched::join(pid))
 }
 
 /// Start `prog` with `args`; wait for it unless `background`.

@@ -48,7 +48,7 @@ pub fn init() -> usize {
             let frame = phys::alloc_frame().expect("frames for the kernel half's tables");
             // SAFETY: a fresh frame, written through the direct map.
             unsafe {
-                core::ptr::write_bytes(phys::phys_to_virt(frame.start_address().as_u64()), 0, PAGE_SIZE as usize)
+                crate::arch::cpu::clear_words(phys::phys_to_virt(frame.start_address().as_u64()), PAGE_SIZE as usize)
             };
             entry.set_frame(frame, PageTableFlags::PRESENT | PageTableFlags::WRITABLE);
             added += 1;
@@ -146,7 +146,7 @@ pub fn map_new_pages(start: u64, size: u64, flags: PageTableFlags) -> Result<(),
             // SAFETY: the frame is fresh from the allocator, so nothing else
             // refers to it; the direct map makes it writable here.
             unsafe {
-                core::ptr::write_bytes(phys::phys_to_virt(frame.start_address().as_u64()), 0, PAGE_SIZE as usize)
+                crate::arch::cpu::clear_words(phys::phys_to_virt(frame.start_address().as_u64()), PAGE_SIZE as usize)
             };
             map(start + offset, frame, flags).inspect_err(|_| {
                 let _ = phys::free_frame(frame);

@@ -93,6 +93,7 @@ impl RunQueue {
     /// it running; it becomes this CPU's `current` in `finish_switch`, once
     /// RSP is on its stack (until then NMI traces name the task whose stack
     /// they walk).
+    #[instrument_fn = "off"]
     pub(super) fn switch_in_next(&mut self) -> &'static mut Task {
         let next = match self.queue.pop_front() {
             // SAFETY: queued tasks are alive and ours (we hold the lock).
@@ -194,6 +195,7 @@ pub(super) fn wake_up_key(key: WaitKey) {
 /// `finish_task_switch`): it becomes `current`; if the previous task
 /// ended, wake whoever joins it; then the previous stack is no longer in
 /// use on this CPU, so it may be freed.
+#[instrument_fn = "off"]
 pub(super) fn finish_switch() {
     let next = this_cpu().switching_to.swap(0, Ordering::AcqRel);
     if next != 0 {
@@ -212,6 +214,7 @@ pub(super) fn finish_switch() {
 
 /// Switch to the next runnable task (or idle), putting the current one back
 /// in the queue if it is still running.
+#[instrument_fn = "off"]
 pub fn schedule() {
     schedule_with(|_, _| true);
 }
@@ -220,6 +223,9 @@ pub fn schedule() {
 /// state (e.g. to Sleeping); it returns false to cancel the switch. Then
 /// switch. Doing both under one lock is what makes sleeping free of lost
 /// wake-ups. `prepare` must not take `TASKS` or a run-queue lock.
+// Not traced, as Linux's `notrace __schedule`: the switch is the hottest
+// path there is, and the tracer sees the functions around it.
+#[instrument_fn = "off"]
 pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bool) {
     let were_enabled = interrupts::are_enabled();
     interrupts::disable();
@@ -243,7 +249,7 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
         return;
     }
     let (prev_slot, next_rsp) = {
-        let mut q = rq(this_cpu().id());
+        let mut q = RQ[this_cpu().id()].lock_irqs_off();
         // Whatever made this CPU want to schedule is seen now; a task
         // queued after this store sets it again (under the same lock).
         this_cpu().need_resched.store(false, Ordering::Release);
@@ -285,6 +291,7 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
 }
 
 /// Give the CPU to the next runnable task.
+#[instrument_fn = "off"]
 pub fn yield_now() {
     schedule();
 }

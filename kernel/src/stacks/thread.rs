@@ -57,7 +57,7 @@ pub fn alloc() -> Result<ThreadStack, VmapError> {
     let stack = match take_cached() {
         Some(bottom) => {
             // SAFETY: a cached stack is mapped and owned by nobody.
-            unsafe { core::ptr::write_bytes(bottom as *mut u8, 0, THREAD_SIZE as usize) };
+            unsafe { crate::arch::cpu::clear_words(bottom as *mut u8, THREAD_SIZE as usize) };
             ThreadStack { bottom }
         }
         None => {

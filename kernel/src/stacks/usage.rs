@@ -20,7 +20,11 @@ pub fn stack_not_used(words: &[u64]) -> u64 {
 /// Bytes from the bottom of a stack without end magic (IRQ and IST stacks)
 /// that were never written.
 pub fn untouched(words: &[u64]) -> u64 {
-    words.iter().take_while(|&&w| w == 0 || w == STACKLEAK_POISON).count() as u64 * 8
+    // Eight words at a time while all are zero (most of a stack, usually:
+    // every exit scans its thread's), then word by word.
+    let zero_blocks = words.chunks_exact(8).take_while(|c| c.iter().fold(0, |a, &w| a | w) == 0).count();
+    let rest = &words[zero_blocks * 8..];
+    (zero_blocks * 8 + rest.iter().take_while(|&&w| w == 0 || w == STACKLEAK_POISON).count()) as u64 * 8
 }
 
 /// Linux `STACKLEAK_POISON` (-0xBEEF): what erased stack holds.
@@ -69,6 +73,22 @@ mod tests {
         stack[100] = STACKLEAK_POISON; // erased: unused again
         assert_eq!(stack_not_used(&stack), 1999 * 8);
         assert_eq!(stack_not_used(&[]), 0);
+    }
+
+    #[test]
+    fn the_block_scan_agrees_with_a_word_scan_everywhere() {
+        let slow = |w: &[u64]| w.iter().take_while(|&&x| x == 0 || x == STACKLEAK_POISON).count() as u64 * 8;
+        for len in [0, 1, 7, 8, 9, 15, 16, 17, 100] {
+            for hit in 0..=len {
+                for value in [1, STACKLEAK_POISON] {
+                    let mut words = vec![0u64; len];
+                    if hit < len {
+                        words[hit] = value;
+                    }
+                    assert_eq!(untouched(&words), slow(&words), "len {len}, {value:#x} at {hit}");
+                }
+            }
+        }
     }
 
     #[test]

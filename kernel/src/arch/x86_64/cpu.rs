@@ -41,6 +41,22 @@ pub fn triple_fault() -> ! {
     halt_forever()
 }
 
+/// Zero `bytes` (a multiple of 8) at `dst` with one `rep stosq` (Linux
+/// `clear_page_rep`): 8 bytes a step, where the generic `memset` took about
+/// five instructions per 8 bytes (docs/performance.md).
+///
+/// # Safety
+/// `[dst, dst + bytes)` is mapped, writable and the caller's; `dst` is
+/// 8-byte aligned.
+pub unsafe fn clear_words(dst: *mut u8, bytes: usize) {
+    debug_assert!(bytes.is_multiple_of(8) && (dst as usize).is_multiple_of(8));
+    // SAFETY: per the contract; RDI/RCX are clobbered, DF is clear (the
+    // ABI's state, and every entry stub runs `cld`).
+    unsafe {
+        asm!("rep stosq", inout("rdi") dst => _, inout("rcx") bytes / 8 => _, in("rax") 0u64, options(nostack, preserves_flags))
+    };
+}
+
 /// Drop this CPU's TLB entries for `[start, end)`. Kernel pages are global,
 /// which a CR3 reload would not flush: `invlpg` each page, or for a large
 /// range toggle CR4.PGE, which flushes everything (Linux `__flush_tlb_global`).

@@ -115,6 +115,8 @@ pub const USER_WATCH_SLOT: u8 = 3;
 /// thread). The CPU remembers what it armed, so a switch between threads
 /// without breakpoints touches no debug register (a `mov` to or from a DR
 /// can trap to the hypervisor).
+// Not traced (Linux `notrace`): on every context switch; see docs/performance.md.
+#[instrument_fn = "off"]
 pub fn switch_user_watch(addr: u64) {
     let cpu = this_cpu();
     if cpu.user_watch_armed.swap(addr, Ordering::Relaxed) == addr {

@@ -64,12 +64,14 @@ pub fn init(cpu: usize, tops: &[(Ist, u64)]) {
 /// TSS RSP0 (the CPU loads it on an interrupt or exception from ring 3) and
 /// the per-CPU `top_of_stack` (the syscall entry loads it itself; Linux
 /// `cpu_current_top_of_stack`). Set on every switch (Linux `switch_to`).
+// Not traced (Linux `notrace`): on every context switch; see docs/performance.md.
+#[instrument_fn = "off"]
 pub fn set_top_of_stack(top: u64) {
     percpu::this_cpu().top_of_stack.store(top, core::sync::atomic::Ordering::Relaxed);
     // SAFETY: this CPU's own TSS; a single aligned store the CPU reads only
     // on a privilege change.
     unsafe {
         let tss = percpu::this_cpu().tss.get();
-        core::ptr::addr_of_mut!((*tss).privilege_stack_table[0]).write_unaligned(VirtAddr::new(top));
+        core::ptr::addr_of_mut!((*tss).privilege_stack_table[0]).write_unaligned(VirtAddr::new_truncate(top));
     }
 }

@@ -79,6 +79,8 @@ unsafe extern "C" {
 /// the kernel's table). Writing CR3 flushes every non-global TLB entry: the
 /// user half's. Each address space knows which CPUs have it loaded (Linux
 /// `mm_cpumask`), so unmapping user memory shoots down only those.
+// Not traced (Linux `notrace`): on every context switch; see docs/performance.md.
+#[instrument_fn = "off"]
 pub fn switch_mm(next: Option<&crate::mm::address_space::AddressSpace>) {
     let cpu = super::percpu::this_cpu();
     let next_ptr = next.map_or(0, |mm| mm as *const _ as u64);
@@ -106,6 +108,8 @@ pub fn switch_mm(next: Option<&crate::mm::address_space::AddressSpace>) {
 /// # Safety
 /// Interrupts off; `next_rsp` is a frame saved by `switch_to` or built by
 /// `initial_frame`, on a stack that stays mapped while that task lives.
+// Not traced (Linux `notrace`): on every context switch; see docs/performance.md.
+#[instrument_fn = "off"]
 pub unsafe fn switch_to(prev_rsp: *mut u64, next_rsp: u64) {
     // SAFETY: per the contract.
     unsafe { tristack_switch_to(prev_rsp, next_rsp) }
