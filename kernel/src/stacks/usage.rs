@@ -22,7 +22,7 @@ pub fn stack_not_used(words: &[u64]) -> u64 {
 pub fn untouched(words: &[u64]) -> u64 {
     // Eight words at a time while all are zero (most of a stack, usually:
     // every exit scans its thread's), then word by word.
-    let zero_blocks = words.chunks_exact(8).take_while(|c| c.iter().fold(0, |a, &w| a | w) == 0).count();
+    let zero_blocks = words.as_chunks::<8>().0.iter().take_while(|c| c.iter().fold(0, |a, &w| a | w) == 0).count();
     let rest = &words[zero_blocks * 8..];
     (zero_blocks * 8 + rest.iter().take_while(|&&w| w == 0 || w == STACKLEAK_POISON).count()) as u64 * 8
 }
