@@ -8,7 +8,7 @@
 #![cfg_attr(not(test), no_std)]
 // `#[instrument_fn = "off"]`: the context switch is not traced (Linux
 // `notrace __schedule`); see docs/performance.md.
-#![feature(instrument_fn)]
+#![cfg_attr(target_os = "none", feature(instrument_fn))]
 
 extern crate alloc;
 
