@@ -51,6 +51,8 @@ pub struct IrqMutexGuard<'a, T> {
     owner: &'a AtomicUsize,
     /// Whether interrupts were on before `lock`, to restore on drop.
     were_enabled: bool,
+    /// Counted in this CPU's `locks_held` (all but `lock_irqs_off`).
+    counted: bool,
 }
 
 impl<T> IrqMutex<T> {
@@ -61,7 +63,7 @@ impl<T> IrqMutex<T> {
     fn guard<'a>(&'a self, guard: spin::MutexGuard<'a, T>, were_enabled: bool) -> IrqMutexGuard<'a, T> {
         self.owner.store(current_cpu_id() + 1, Ordering::Relaxed);
         note_lock_taken();
-        IrqMutexGuard { guard: Some(guard), owner: &self.owner, were_enabled }
+        IrqMutexGuard { guard: Some(guard), owner: &self.owner, were_enabled, counted: true }
     }
 
     pub fn lock(&self) -> IrqMutexGuard<'_, T> {
@@ -73,11 +75,14 @@ impl<T> IrqMutex<T> {
 
     /// The lock, for a caller that has interrupts off already (Linux
     /// `raw_spin_lock` under `local_irq_disable`): no flags saved, none
-    /// restored (the context switch takes its run queue's lock this way).
+    /// restored, and not counted in `locks_held` — the context switch takes
+    /// its run queue's lock this way, after its own "scheduling while
+    /// atomic" check and never across the switch.
     pub fn lock_irqs_off(&self) -> IrqMutexGuard<'_, T> {
         debug_assert!(!interrupts::are_enabled());
         let guard = self.inner.lock();
-        self.guard(guard, false)
+        self.owner.store(current_cpu_id().wrapping_add(1), Ordering::Relaxed);
+        IrqMutexGuard { guard: Some(guard), owner: &self.owner, were_enabled: false, counted: false }
     }
 
     /// The lock, waiting at most `ms` for another CPU to release it; never
@@ -133,7 +138,9 @@ impl<T> Drop for IrqMutexGuard<'_, T> {
     fn drop(&mut self) {
         self.owner.store(0, Ordering::Relaxed);
         drop(self.guard.take()); // unlock first, then allow interrupts
-        note_lock_released();
+        if self.counted {
+            note_lock_released();
+        }
         if self.were_enabled {
             interrupts::enable();
         }

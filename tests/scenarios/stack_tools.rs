@@ -47,8 +47,10 @@ fn checkstack_lists_the_demo_hogs_first_with_the_compilers_sizes() {
     // Almost every function compared with .stack_sizes, and they agree.
     let summary = out.lines().find(|l| l.starts_with("checkstack: ") && l.contains(".stack_sizes")).unwrap();
     let n: Vec<u64> = summary.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
-    // [functions, dynamic, entries, compared, disagree]
-    assert!(n[3] > 1000 && n[4] * 100 < n[3], "{summary}");
+    // [functions, dynamic, entries, compared, disagree]: at least 4 in 5
+    // functions have a compiler figure (the rest are assembly, or come
+    // precompiled from core), and under 1% of those disagree.
+    assert!(n[3] > 500 && n[3] * 5 >= n[0] * 4 && n[4] * 100 < n[3], "{summary}");
 }
 
 #[test]

@@ -263,7 +263,9 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
         if prev.state.get() == State::Running {
             prev.state.set(State::Runnable);
             if prev.pid != 0 {
-                q.enqueue_new(prev);
+                // Back in the queue, behind whoever is next: no need to
+                // flag a reschedule, this is one.
+                q.queue.push_back(TaskRef::of(prev));
             }
         }
         let next = q.switch_in_next();
@@ -275,7 +277,7 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
             }
             return;
         }
-        q.switches += 1;
+        q.switches = q.switches.wrapping_add(1);
         this_cpu().switching_from.store(prev as *const Task as u64, Ordering::Release);
         (&mut prev.saved_rsp as *mut u64, next.saved_rsp)
         // The lock is released here; interrupts stay off until we run again.

@@ -47,7 +47,13 @@ impl State {
     }
 
     fn from_u8(v: u8) -> State {
-        [State::Running, State::Runnable, State::Sleeping, State::Zombie, State::Dead][v as usize]
+        match v {
+            0 => State::Running,
+            1 => State::Runnable,
+            2 => State::Sleeping,
+            3 => State::Zombie,
+            _ => State::Dead,
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use super::percpu::this_cpu;
 use super::regs::Regs;
 use super::vectors::X86_TRAP_NMI;
-use crate::stacks::layout::{estack_range, EStack};
+use crate::stacks::layout::{cea_base, EStack};
 
 /// `MSR_GS_BASE`: the paranoid entries read it to learn whose GS is loaded.
 pub const MSR_GS_BASE: u32 = 0xc000_0101;
@@ -137,7 +137,10 @@ fn check_user_return(regs: &Regs) {
     let irq_count = cpu.irq_count.load(Ordering::Relaxed);
     let nmi = cpu.nmi_depth.load(Ordering::Relaxed);
     let db = cpu.db_depth.load(Ordering::Relaxed);
-    let (_, db_top) = estack_range(cpu.id(), EStack::DB);
+    // IST[DB] unshifted: the #DB stack's top (an offset worked out at
+    // compile time; `estack_range` walks the layout table at run time).
+    const DB_TOP: u64 = EStack::DB.offset() + EStack::DB.desc().size;
+    let db_top = cea_base(cpu.id()) + DB_TOP;
     let ist_db = cpu.ist(crate::stacks::layout::Ist::DB);
     if at_top && irq_count == -1 && nmi == 0 && db == 0 && ist_db == db_top {
         return;
