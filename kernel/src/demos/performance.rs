@@ -70,9 +70,25 @@ pub fn bench(args: &[&str]) -> CmdResult {
 
 // --- Measuring and printing ----------------------------------------------------
 
+/// What the runner said the TSC counts (fw_cfg `opt/tristack/clock`).
+fn clock() -> Option<alloc::vec::Vec<u8>> {
+    crate::drivers::fw_cfg::read_file("opt/tristack/clock")
+}
+
+/// Under KVM the synchronous entries are not made: on the machines this
+/// was written on, nested KVM stopped the guest at the first `int 0x47`
+/// ("KVM internal error. Suberror: 1 ... emulation failure").
+fn skipped_under_kvm(what: &str) -> bool {
+    let kvm = clock().as_deref() == Some(b"kvm");
+    if kvm {
+        println!("bench: {what:<58} (not run under KVM: nested KVM failed to emulate `int N`, docs/performance.md)");
+    }
+    kvm
+}
+
 /// What the TSC counts in this boot, as the runner said through fw_cfg.
 fn unit() -> &'static str {
-    match crate::drivers::fw_cfg::read_file("opt/tristack/clock").as_deref() {
+    match clock().as_deref() {
         Some(b"instructions") => "instructions (QEMU -icount shift=0: the TSC counts instructions)",
         Some(b"tcg") => "TSC cycles of QEMU TCG (emulator wall time: figures vary from run to run)",
         Some(b"kvm") => "TSC cycles under KVM (the host CPU's clock)",
@@ -249,6 +265,9 @@ fn int_noswitch() {
 }
 
 fn bench_irq() -> CmdResult {
+    if skipped_under_kvm("IRQ entries (int N)") {
+        return Ok(());
+    }
     entry("IRQ entry through the IRQ-stack switch (int N)", "IRQ", MIN_IRQ_SWITCH, int_switch)?;
     entry("IRQ entry, the same stub without the switch", "TASK", MIN_INTERRUPT, int_noswitch)
 }
@@ -266,6 +285,9 @@ fn int1() {
 }
 
 fn bench_exceptions() -> CmdResult {
+    if skipped_under_kvm("#BP, #DB and NMI entries (int3, int 1, int 2)") {
+        return Ok(());
+    }
     CLAIM_DEBUG.store(true, Ordering::SeqCst);
     let result = (|| {
         entry("#BP entry on the #DB stack (int3)", "#DB", MIN_INTERRUPT, debug::int3)?;
