@@ -466,32 +466,26 @@ fn depth_bounds(kernel: &Kernel, tables: &[checkstack::svg::Table]) -> usize {
         let caller = |c: &bound::Check| rows[c.row].func.map_or("?".into(), |a| kernel.name_of(a));
         let panicked = rows.iter().any(|r| r.func.is_some_and(|f| panics.contains(&f)));
         let graph = if panicked { &mut graph } else { &mut no_panic };
+        let say = |verdict: &str, c: &bound::Check, after: &str| {
+            out!(
+                "checkstack: depth bound: {:<5} {depth:>6} at run time, {verdict} {:>6} = {} where {} calls {} + {} static worst case below it{after}",
+                t.kind,
+                c.limit(),
+                c.at,
+                caller(c),
+                kernel.name_of(c.callee),
+                c.below
+            )
+        };
         match bound::bound(rows, graph) {
             Bound::Within { check: c, recursion } => {
                 within += 1;
                 recursive += usize::from(recursion);
-                let above = if recursion { " (above it the chain recurses: not bounded)" } else { "" };
-                out!(
-                    "checkstack: depth bound: {:<5} {depth:>6} at run time, within {:>6} = {} where {} calls {} + {} static worst case below it{above}",
-                    t.kind,
-                    c.limit(),
-                    c.at,
-                    caller(&c),
-                    kernel.name_of(c.callee),
-                    c.below
-                );
+                say("within", &c, if recursion { " (above it the chain recurses: not bounded)" } else { "" });
             }
             Bound::Over(c) => {
                 bad += 1;
-                out!(
-                    "checkstack: depth bound: {:<5} {depth:>6} at run time, OVER {} = {} where {} calls {} + {} static worst case below it",
-                    t.kind,
-                    c.limit(),
-                    c.at,
-                    caller(&c),
-                    kernel.name_of(c.callee),
-                    c.below
-                );
+                say("OVER", &c, "");
             }
             Bound::Unchecked => {
                 out!("checkstack: depth bound: {:<5} {depth:>6} at run time, no call on its chain to check", t.kind)

@@ -145,6 +145,39 @@ macro_rules! println {
     ($($arg:tt)*) => ($crate::_print(format_args!("{}\n", format_args!($($arg)*))));
 }
 
+/// The TSC (RDTSC is allowed in user mode: CR4.TSD is clear).
+pub fn rdtsc() -> u64 {
+    // SAFETY: reading the TSC has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Time `op` `samples.len()` times and print the result as a row of the
+/// kernel's `bench` table (kernel/src/demos/performance.rs: the same
+/// columns and the same rule): min and median less an empty measurement,
+/// the operation's physical `minimum`, median / minimum. `note` (the
+/// program's second word, if any) is added to the label.
+pub fn bench_row(what: &str, note: Option<&str>, minimum: u64, samples: &mut [u64], mut op: impl FnMut()) {
+    for s in samples.iter_mut() {
+        let t0 = rdtsc();
+        op();
+        *s = rdtsc() - t0;
+    }
+    let empty = (0..64)
+        .map(|_| {
+            let t0 = rdtsc();
+            rdtsc() - t0
+        })
+        .min()
+        .unwrap_or(0);
+    samples.iter_mut().for_each(|s| *s = s.saturating_sub(empty));
+    samples.sort_unstable();
+    let (min, median) = (samples[0], samples[samples.len() / 2]);
+    let ratio = median * 10 / minimum.max(1);
+    let (sep, note) = note.map_or(("", ""), |n| (", ", n));
+    let pad = 58usize.saturating_sub(what.len() + sep.len() + note.len());
+    println!("bench: {what}{sep}{note}{:pad$} {min:>8} {median:>8} {minimum:>8} {:>5}.{}", "", ratio / 10, ratio % 10);
+}
+
 /// The program's arguments, as the kernel left them on the user stack.
 pub struct Args(&'static str);
 
