@@ -60,12 +60,46 @@ pub fn bench(args: &[&str]) -> CmdResult {
         }
     }
     header();
-    for (name, run) in all {
-        if which.is_none_or(|w| w == name) {
-            run()?;
+    let busy = keep_other_cpus_busy()?;
+    let result = all.iter().filter(|(name, _)| which.is_none_or(|w| w == *name)).try_for_each(|(_, run)| run());
+    BUSY.store(false, Ordering::SeqCst);
+    for pid in busy {
+        let _ = sched::join(pid);
+    }
+    result
+}
+
+/// While set, a thread on every other CPU spins.
+static BUSY: AtomicBool = AtomicBool::new(false);
+
+fn busy(_: u64) -> i64 {
+    while BUSY.load(Ordering::Relaxed) {
+        core::hint::spin_loop();
+    }
+    0
+}
+
+/// A spinning thread on every other CPU for the benchmarks' duration. Under
+/// QEMU's instruction counter an idle (halted) CPU lets virtual time jump
+/// by the host's clock; with none idle, every figure comes from counted
+/// instructions only and repeats from boot to boot.
+fn keep_other_cpus_busy() -> Result<Vec<u32>, CmdError> {
+    BUSY.store(true, Ordering::SeqCst);
+    let me = this_cpu().id();
+    let mut pids = Vec::new();
+    for cpu in percpu::online_cpus().filter(|&c| c != me) {
+        match sched::spawn_on("bench-busy", busy, 0, sched::Placement::Pinned(cpu)) {
+            Ok(pid) => pids.push(pid),
+            Err(e) => {
+                BUSY.store(false, Ordering::SeqCst);
+                for p in pids {
+                    let _ = sched::join(p);
+                }
+                return Err(failed(e));
+            }
         }
     }
-    Ok(())
+    Ok(pids)
 }
 
 // --- Measuring and printing ----------------------------------------------------
