@@ -128,8 +128,17 @@ pub fn irqnest(args: &[&str]) -> CmdResult {
 
 static SOFTIRQ_STEP: AtomicU32 = AtomicU32::new(0);
 
+/// Step 1 found itself nested in another interrupt (the self-IPI arrived
+/// while a timer tick's softirqs ran with interrupts on): not the walk this
+/// demo shows, so `softirq` sends it again.
+const SOFTIRQ_NESTED_ELSEWHERE: u32 = 100;
+
 fn softirq_demo_hard(regs: &mut Regs) {
     let (count, here, interrupted) = describe(regs);
+    if count != 0 {
+        SOFTIRQ_STEP.store(SOFTIRQ_NESTED_ELSEWHERE, Ordering::SeqCst);
+        return;
+    }
     println!("softirq: 1. hard IRQ {:#04x}: irq_count {count}, on the {here} stack, frame saved on {interrupted}; raising the softirq", regs.vector);
     DEMO_SOFTIRQ.raise();
     SOFTIRQ_STEP.store(1, Ordering::SeqCst);
@@ -164,10 +173,15 @@ fn softirq_demo_nested(regs: &mut Regs) {
 
 pub fn softirq_cmd(args: &[&str]) -> CmdResult {
     cmdline::no_args("softirq", args)?;
-    SOFTIRQ_STEP.store(0, Ordering::SeqCst);
     DEMO_SP.iter().for_each(|s| s.store(0, Ordering::SeqCst));
-    apic::send_self_ipi(SOFTIRQ_DEMO_VECTOR);
-    if !wait_for(&SOFTIRQ_STEP, 4) {
+    for _ in 0..5 {
+        SOFTIRQ_STEP.store(0, Ordering::SeqCst);
+        apic::send_self_ipi(SOFTIRQ_DEMO_VECTOR);
+        if !wait_for(&SOFTIRQ_STEP, 1) || SOFTIRQ_STEP.load(Ordering::SeqCst) != SOFTIRQ_NESTED_ELSEWHERE {
+            break;
+        }
+    }
+    if !wait_for(&SOFTIRQ_STEP, 4) || SOFTIRQ_STEP.load(Ordering::SeqCst) != 4 {
         return Err(CmdError::Failed(alloc::format!("stopped at step {}", SOFTIRQ_STEP.load(Ordering::SeqCst))));
     }
     println!("softirq: back in the thread, irq_count {}", this_cpu().irq_count.load(Ordering::SeqCst));
