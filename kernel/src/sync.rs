@@ -79,7 +79,6 @@ impl<T> IrqMutex<T> {
     /// its run queue's lock this way, after its own "scheduling while
     /// atomic" check and never across the switch.
     pub fn lock_irqs_off(&self) -> IrqMutexGuard<'_, T> {
-        debug_assert!(!interrupts::are_enabled());
         let guard = self.inner.lock();
         self.owner.store(current_cpu_id().wrapping_add(1), Ordering::Relaxed);
         IrqMutexGuard { guard: Some(guard), owner: &self.owner, were_enabled: false, counted: false }
