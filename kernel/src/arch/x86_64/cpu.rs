@@ -49,7 +49,6 @@ pub fn triple_fault() -> ! {
 /// `[dst, dst + bytes)` is mapped, writable and the caller's; `dst` is
 /// 8-byte aligned.
 pub unsafe fn clear_words(dst: *mut u8, bytes: usize) {
-    assert!(bytes.is_multiple_of(8) && (dst as usize).is_multiple_of(8));
     // SAFETY: per the contract; RDI/RCX are clobbered, DF is clear (the
     // ABI's state, and every entry stub runs `cld`).
     unsafe {
