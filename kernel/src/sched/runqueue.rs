@@ -250,9 +250,6 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
     }
     let (prev_slot, next_rsp) = {
         let mut q = RQ[this_cpu().id()].lock_irqs_off();
-        // Whatever made this CPU want to schedule is seen now; a task
-        // queued after this store sets it again (under the same lock).
-        this_cpu().need_resched.store(false, Ordering::Release);
         if !prepare(&mut q, prev) {
             drop(q);
             if were_enabled {
@@ -260,6 +257,11 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
             }
             return;
         }
+        // Whatever made this CPU want to schedule is seen now (and not
+        // before `prepare` agreed to switch: a cancelled switch leaves the
+        // flag for the next chance); a task queued after this store sets
+        // it again, under the same lock.
+        this_cpu().need_resched.store(false, Ordering::Release);
         if prev.state.get() == State::Running {
             prev.state.set(State::Runnable);
             if prev.pid != 0 {
