@@ -21,7 +21,7 @@ impl super::unwind::Walker for KernelWalker {
         }
         let link = match s.kind {
             StackKind::Task => Link::None,
-            StackKind::Irq => Link::TopWord,
+            StackKind::Irq | StackKind::Extra => Link::TopWord,
             StackKind::Exception(_) => Link::HardwareFrame,
         };
         Some(Stack { name: s.name(), bottom: s.bottom, top: s.top, link })

@@ -17,7 +17,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use crate::stacks::info::{self, StackKind};
-use crate::stacks::layout::{EStack, THREAD_SIZE};
+use crate::stacks::layout::EStack;
 
 /// The kinds of stack with a record, in table order.
 pub const KINDS: [&str; 7] = ["TASK", "IRQ", "#DF", "NMI", "#DB", "#DB1", "#MC"];
@@ -96,7 +96,9 @@ fn kind_index(kind: StackKind) -> Option<usize> {
         StackKind::Exception(EStack::DB) => 4,
         StackKind::Exception(EStack::DB1) => 5,
         StackKind::Exception(EStack::MCE) => 6,
-        StackKind::Exception(EStack::DB2) => return None,
+        // Extra stacks are entered only by the block layer's submit path;
+        // `blk-io` prints the depth reached on them itself.
+        StackKind::Exception(EStack::DB2) | StackKind::Extra => return None,
     })
 }
 
@@ -106,8 +108,8 @@ fn kind_index(kind: StackKind) -> Option<usize> {
 pub extern "C" fn hook(fp: u64, sp: u64, ip: u64) {
     // Most entries are on the running thread's own stack: check it first
     // (a per-CPU read), before the search over every stack.
-    let own = crate::sched::current_stack_bottom()
-        .map(|bottom| info::StackInfo { kind: StackKind::Task, cpu: 0, bottom, top: bottom + THREAD_SIZE })
+    let own = crate::sched::current_stack_range()
+        .map(|(bottom, top)| info::StackInfo { kind: StackKind::Task, cpu: 0, bottom, top })
         .filter(|s| s.contains(sp));
     let Some(stack) = own.or_else(|| info::stack_of(sp)) else { return };
     let Some(k) = kind_index(stack.kind) else { return };

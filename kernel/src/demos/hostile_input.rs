@@ -11,7 +11,7 @@ use crate::mm::phys;
 use crate::sched::{self, Ended, Placement};
 use crate::shell::cmdline;
 use crate::shell::commands::{CmdError, CmdResult};
-use crate::stacks::layout::{estack_range, EStack, DIRECT_MAP_BASE, PAGE_SIZE, THREAD_SIZE};
+use crate::stacks::layout::{estack_range, EStack, DIRECT_MAP_BASE};
 use crate::user::process;
 use crate::{debug, println};
 
@@ -48,7 +48,7 @@ const SIGSEGV: i64 = 11;
 fn attacks() -> Vec<Attack> {
     let text = attacks as *const () as u64;
     let direct_map = DIRECT_MAP_BASE + 0x1000;
-    let my_stack = sched::current_stack_bottom().unwrap_or(0) + 0x100;
+    let my_stack = sched::current_stack_range().map_or(0, |r| r.0) + 0x100;
     let irq_stack = crate::stacks::irq::range(0).map_or(0, |(bottom, _)| bottom);
     let df_stack = estack_range(0, EStack::DF).0;
     let mut list = Vec::new();
@@ -95,8 +95,8 @@ fn text_checksum() -> u64 {
 /// lands in varies) and page-table pages the vmap area gained (kept for
 /// reuse, as Linux keeps them). Anything else missing afterwards is a leak.
 pub fn free_frames() -> u64 {
-    let cached: usize = percpu::online_cpus().map(crate::stacks::thread::cached_on).sum();
-    phys::counts().1 + cached as u64 * (THREAD_SIZE / PAGE_SIZE) + crate::mm::paging::kernel_table_pages()
+    let cached: u64 = percpu::online_cpus().map(|c| crate::stacks::thread::cached_pages_on(c).1).sum();
+    phys::counts().1 + cached + crate::mm::paging::kernel_table_pages()
 }
 
 /// Return-to-user check violations over every CPU (must stay 0).

@@ -164,6 +164,8 @@ pub fn join(pid: Pid) -> Result<Ended, JoinError> {
         super::yield_now();
     };
     let how = if task.state.get() == State::Dead { Ended::Killed } else { Ended::Exited(task.exit_code) };
+    // Killed while on extra stacks: they stayed readable until now.
+    crate::stacks::extra::release_chain(task.extra_top.load(Ordering::Relaxed));
     thread::free(task.stack);
     Ok(how)
 }

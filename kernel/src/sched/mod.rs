@@ -58,6 +58,7 @@ pub fn current() -> Option<&'static Task> {
 }
 
 /// A task (pid 0 until its caller numbers it) on a fresh stack.
+#[allow(clippy::too_many_arguments, reason = "one private constructor, each argument a fact of the new task")]
 fn new_task(
     name: &str,
     parent: Pid,
@@ -66,8 +67,9 @@ fn new_task(
     cpu: usize,
     pinned: bool,
     mm: Option<Arc<AddressSpace>>,
+    stack: StackRequest,
 ) -> Result<Box<Task>, VmapError> {
-    let stack = thread::alloc()?;
+    let stack = thread::alloc_sized(stack.size, stack.limit)?;
     // A user thread's stack keeps its top REGS_SIZE bytes for the frame of
     // every entry from user mode (Linux `task_pt_regs`); the thread starts
     // below it.
@@ -79,13 +81,36 @@ fn new_task(
     Ok(task)
 }
 
+/// The stack a new thread gets: its size (one of `THREAD_STACK_SIZES`) and
+/// an optional stack limit inside a `THREAD_SIZE` stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackRequest {
+    pub size: u64,
+    pub limit: Option<u64>,
+}
+
+impl StackRequest {
+    pub const DEFAULT: StackRequest = StackRequest { size: crate::stacks::layout::THREAD_SIZE, limit: None };
+
+    /// What a thread spawned now gets unless told otherwise: its parent's
+    /// `child_stack_size`, and the boot-time default limit (on a
+    /// `THREAD_SIZE` stack only).
+    pub fn inherited() -> StackRequest {
+        let size = current().map_or(crate::stacks::layout::THREAD_SIZE, |t| t.child_stack_size.load(Ordering::Relaxed));
+        let limit = thread::default_limit().filter(|_| size == crate::stacks::layout::THREAD_SIZE);
+        StackRequest { size, limit }
+    }
+}
+
 /// Start scheduling on the boot CPU: an idle task, and `first` as pid 1
 /// running on a fresh thread stack. The caller's stack (the bootloader's)
 /// is abandoned.
 pub fn start(first_name: &str, first: Entry) -> ! {
     let cpu = this_cpu().id();
-    let idle = new_task(&alloc::format!("swapper/{cpu}"), 0, idle_main, 0, cpu, true, None).expect("idle stack");
-    let mut init = new_task(first_name, 0, first, 0, cpu, false, None).expect("init stack");
+    let idle = new_task(&alloc::format!("swapper/{cpu}"), 0, idle_main, 0, cpu, true, None, StackRequest::DEFAULT)
+        .expect("idle stack");
+    let mut init =
+        new_task(first_name, 0, first, 0, cpu, false, None, StackRequest::DEFAULT).expect("init stack");
     init.pid = INIT_PID;
     init.state.set(State::Running);
     init.on_cpu.store(true, Ordering::Relaxed);
@@ -137,7 +162,7 @@ fn idle_main(_: u64) -> i64 {
 /// stack, which the AP starts on (Linux: the idle task's stack is the AP's
 /// boot stack).
 pub fn create_idle(cpu: usize) -> Result<u64, VmapError> {
-    let idle = new_task(&alloc::format!("swapper/{cpu}"), 0, idle_main, 0, cpu, true, None)?;
+    let idle = new_task(&alloc::format!("swapper/{cpu}"), 0, idle_main, 0, cpu, true, None, StackRequest::DEFAULT)?;
     let top = idle.stack.top();
     rq(cpu).idle = Some(idle);
     Ok(top)
@@ -185,7 +210,18 @@ pub fn spawn(name: &str, entry: Entry, arg: u64) -> Result<Pid, VmapError> {
 
 /// `spawn` with an explicit placement.
 pub fn spawn_on(name: &str, entry: Entry, arg: u64, placement: Placement) -> Result<Pid, VmapError> {
-    spawn_task(name, entry, arg, placement, None)
+    spawn_task(name, entry, arg, placement, None, StackRequest::inherited())
+}
+
+/// `spawn_on` with the stack given (`spawn --stack-size`, `--stack-limit`).
+pub fn spawn_with_stack(
+    name: &str,
+    entry: Entry,
+    arg: u64,
+    placement: Placement,
+    stack: StackRequest,
+) -> Result<Pid, VmapError> {
+    spawn_task(name, entry, arg, placement, None, stack)
 }
 
 /// A thread of a user process: runs `entry(arg)` in the kernel on its own
@@ -200,7 +236,7 @@ pub fn spawn_user(
     arg: u64,
     placement: Placement,
 ) -> Result<Pid, VmapError> {
-    spawn_task(name, entry, arg, placement, Some((mm, tgid)))
+    spawn_task(name, entry, arg, placement, Some((mm, tgid)), StackRequest::inherited())
 }
 
 fn spawn_task(
@@ -209,6 +245,7 @@ fn spawn_task(
     arg: u64,
     placement: Placement,
     user: Option<(Arc<AddressSpace>, Option<Pid>)>,
+    stack: StackRequest,
 ) -> Result<Pid, VmapError> {
     let (mm, tgid) = match user {
         Some((mm, tgid)) => (Some(mm), Some(tgid)),
@@ -225,7 +262,10 @@ fn spawn_task(
     };
     let pinned = matches!(placement, Placement::Pinned(_));
     // The stack is allocated outside every scheduler lock; the pid is set below.
-    let mut task = new_task(name, parent.map_or(0, |t| t.pid), entry, arg, cpu, pinned, mm)?;
+    let mut task = new_task(name, parent.map_or(0, |t| t.pid), entry, arg, cpu, pinned, mm, stack)?;
+    if let Some(p) = parent {
+        task.child_stack_size.store(p.child_stack_size.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
     let mut tasks = TASKS.lock();
     let pid = tasks.next_pid;
     tasks.next_pid = pid + 1;
@@ -242,9 +282,23 @@ fn spawn_task(
     Ok(pid)
 }
 
-/// Bottom of the running thread's stack (None before the scheduler runs).
-pub fn current_stack_bottom() -> Option<u64> {
-    current().map(|t| t.stack.bottom)
+/// [bottom, top) of the running thread's stack (None before the scheduler runs).
+pub fn current_stack_range() -> Option<(u64, u64)> {
+    current().map(|t| (t.stack.bottom, t.stack.top()))
+}
+
+/// Set the stack size the children of task `pid` (None: the running
+/// task) get; one of `THREAD_STACK_SIZES`.
+pub fn set_child_stack_size(pid: Option<Pid>, size: u64) -> Result<(), KillPidError> {
+    match pid {
+        None => current().ok_or(KillPidError::NoSuchTask)?.child_stack_size.store(size, Ordering::Relaxed),
+        Some(pid) => {
+            let tasks = TASKS.lock();
+            let t = tasks.tasks.get(&pid).ok_or(KillPidError::NoSuchTask)?;
+            t.child_stack_size.store(size, Ordering::Relaxed);
+        }
+    }
+    Ok(())
 }
 
 /// Why `kill` refused.

@@ -129,6 +129,13 @@ pub struct Task {
     /// Breakpoints (#BP, #DB) this thread took in user mode; only the first
     /// few are reported.
     pub user_traps: AtomicU32,
+    /// The stack size its children get (Tim Bird's `child_stack_size`):
+    /// set by `child-stack-size`, inherited by every thread it spawns.
+    pub child_stack_size: AtomicU64,
+    /// While it runs on an extra stack: that stack's top (the innermost,
+    /// if it switched twice); 0 on its own stack. `ps` shows it, the reaper
+    /// gives the stacks of a task killed on one back to the pool.
+    pub extra_top: AtomicU64,
 }
 
 impl Task {
@@ -180,6 +187,8 @@ impl Task {
             lowest_stack: AtomicU64::new(u64::MAX),
             in_user: AtomicBool::new(false),
             user_traps: AtomicU32::new(0),
+            child_stack_size: AtomicU64::new(crate::stacks::layout::THREAD_SIZE),
+            extra_top: AtomicU64::new(0),
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Used by the #DF/#PF handlers (whose guard page was hit?), by handlers that
 //! report where they ran, by the oops and by the backtrace. It knows every
-//! stack: each CPU's exception and IRQ stacks, every thread stack, and the
+//! stack: each CPU's exception and IRQ stacks, every thread stack, the
+//! extra stacks of the pool, and the
 //! bootloader's stack the boot code starts on.
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +26,8 @@ pub enum StackKind {
     Task,
     /// A CPU's IRQ stack.
     Irq,
+    /// A stack of the extra-stack pool, borrowed by a task (Owens' RFC).
+    Extra,
     Exception(EStack),
 }
 
@@ -44,6 +47,7 @@ impl StackInfo {
         match self.kind {
             StackKind::Task => "TASK",
             StackKind::Irq => "IRQ",
+            StackKind::Extra => "EXTRA",
             StackKind::Exception(e) => e.name(),
         }
     }
@@ -69,6 +73,10 @@ fn thread_stack(s: crate::stacks::thread::ThreadStack) -> StackInfo {
     StackInfo { kind: StackKind::Task, cpu: crate::arch::percpu::current_cpu_id(), bottom: s.bottom, top: s.top() }
 }
 
+fn extra_stack(bottom: u64, top: u64) -> StackInfo {
+    StackInfo { kind: StackKind::Extra, cpu: crate::arch::percpu::current_cpu_id(), bottom, top }
+}
+
 fn irq_stacks() -> impl Iterator<Item = StackInfo> {
     crate::arch::percpu::online_cpus().filter_map(|cpu| {
         let (bottom, top) = crate::stacks::irq::range(cpu)?;
@@ -87,6 +95,9 @@ pub fn stack_of(addr: u64) -> Option<StackInfo> {
     if let Some((s, false)) = crate::stacks::thread::find(addr) {
         return Some(thread_stack(s));
     }
+    if let Some((bottom, top, false)) = crate::stacks::extra::find(addr) {
+        return Some(extra_stack(bottom, top));
+    }
     boot_task_stack().filter(|s| s.contains(addr))
 }
 
@@ -102,6 +113,9 @@ pub fn guard_hit(addr: u64) -> Option<StackInfo> {
     if let Some((s, true)) = crate::stacks::thread::find(addr) {
         return Some(thread_stack(s));
     }
+    if let Some((bottom, top, true)) = crate::stacks::extra::find(addr) {
+        return Some(extra_stack(bottom, top));
+    }
     boot_task_stack().filter(|s| (s.bottom - PAGE_SIZE..s.bottom).contains(&addr))
 }
 
@@ -114,6 +128,7 @@ pub fn name_of(addr: u64) -> &'static str {
     match guard_hit(addr).map(|s| s.kind) {
         Some(StackKind::Task) => "TASK guard page",
         Some(StackKind::Irq) => "IRQ guard page",
+        Some(StackKind::Extra) => "EXTRA guard page",
         Some(StackKind::Exception(e)) => match e {
             EStack::DF => "#DF guard page",
             EStack::NMI => "NMI guard page",

@@ -24,6 +24,31 @@ pub const NR_CACHED_STACKS: usize = 2;
 /// Most thread stacks alive at once (the size of the stack registry).
 pub const MAX_THREAD_STACKS: usize = 1024;
 
+// --- Mixed stack sizes (Tim Bird) and the stack limit (Sony) -------------------
+
+/// The sizes a thread stack may have (`spawn --stack-size`, `child-stack-size`),
+/// smallest first; each is allocated aligned to itself. The per-CPU stack
+/// cache keeps `NR_CACHED_STACKS` of each.
+pub const THREAD_STACK_SIZES: [u64; 4] = [PAGE_SIZE, 2 * PAGE_SIZE, THREAD_SIZE, 2 * THREAD_SIZE];
+/// A stack limit (`spawn --stack-limit`) leaves the task this many bytes at
+/// least, at most, and in steps of (the top stays 16-byte aligned).
+pub const STACK_LIMIT_MIN: u64 = 512;
+/// The limit's guard page must fit inside the `THREAD_SIZE` stack.
+pub const STACK_LIMIT_MAX: u64 = THREAD_SIZE - PAGE_SIZE;
+pub const STACK_LIMIT_ALIGN: u64 = 16;
+
+// --- Extra stacks (Keith Owens' RFC) ----------------------------------------------
+
+/// Each extra stack is a thread-sized stack with a guard page below.
+pub const EXTRA_STACK_SIZE: u64 = THREAD_SIZE;
+/// The pool's most stacks (the size of its lock-free registry).
+pub const MAX_EXTRA_STACKS: usize = 64;
+/// Extra stacks created for each CPU at boot (`extrastacks PER_CPU` changes it).
+pub const EXTRA_STACKS_PER_CPU: usize = 2;
+/// The generic submit path switches to an extra stack when more than this
+/// many bytes of the current stack are in use.
+pub const EXTRA_STACK_THRESHOLD: u64 = THREAD_SIZE / 2;
+
 // --- The virtual memory map --------------------------------------------------
 
 /// User space of the current process: program text from 4 MiB (Linux's
@@ -106,6 +131,13 @@ const _: () = assert!(USER_TEXT_BASE < USER_SEGMENTS_END && USER_TOP < (KERNEL_P
 const _: () = assert!(USER_STACK_SIZE.is_multiple_of(PAGE_SIZE) && USER_TEXT_BASE.is_multiple_of(PAGE_SIZE));
 // Stacks are allocated whole pages at a time, guards are one page.
 const _: () = assert!(THREAD_SIZE.is_multiple_of(PAGE_SIZE) && EXCEPTION_STKSZ.is_multiple_of(PAGE_SIZE));
+// The default size is one of the sizes; sizes are powers of two (aligned to
+// themselves) and ascending.
+const _: () = assert!(THREAD_STACK_SIZES[2] == THREAD_SIZE);
+const _: () = assert!(THREAD_STACK_SIZES[0].is_power_of_two() && THREAD_STACK_SIZES[3] == 8 * THREAD_STACK_SIZES[0]);
+// A limited stack's registry entry keeps limit/16 in 10 bits under a page-aligned base.
+const _: () = assert!(STACK_LIMIT_MAX / STACK_LIMIT_ALIGN < 1024 && STACK_LIMIT_MIN.is_multiple_of(STACK_LIMIT_ALIGN));
+const _: () = assert!(EXTRA_STACK_THRESHOLD < EXTRA_STACK_SIZE && EXTRA_STACK_SIZE.is_multiple_of(PAGE_SIZE));
 
 // --- Per-CPU limits ------------------------------------------------------------
 

@@ -1,14 +1,18 @@
 //! The subject of tristack: every kind of kernel stack, one module each.
 //!
 //! `layout` is the single table of sizes and addresses; `thread`, `irq` and
-//! `exception` allocate and map the three kinds; `usage` measures them;
+//! `exception` allocate and map the three kinds Linux has; `extra` is the
+//! pool of extra stacks from Keith Owens' RFC (its counts: `extra_pool`); `usage` measures them;
 //! `info` tells which stack any address is on.
 
+pub mod extra_pool;
 pub mod layout;
 pub mod usage;
 
 #[cfg(target_os = "none")]
 pub mod exception;
+#[cfg(target_os = "none")]
+pub mod extra;
 #[cfg(target_os = "none")]
 pub mod info;
 #[cfg(target_os = "none")]

@@ -191,7 +191,7 @@ fn plant_here(value: u64) {
 /// interrupt frame lands below RSP while the value is in a register.
 #[inline(never)]
 fn stackleak_find(secret: u64) -> i64 {
-    let Some(bottom) = sched::current_stack_bottom() else { return 0 };
+    let Some((bottom, _)) = sched::current_stack_range() else { return 0 };
     let top = stack_top();
     x86_64::instructions::interrupts::without_interrupts(|| {
         let want = black_box(secret) ^ PLANT_KEY;

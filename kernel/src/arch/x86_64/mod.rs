@@ -2,6 +2,7 @@
 //! module the `x86_64` crate is spelled `::x86_64`.
 
 pub mod apic;
+pub mod call_on_stack;
 pub mod cpu;
 pub mod debug;
 mod entry;
@@ -30,6 +31,7 @@ pub fn init_cpu(cpu: usize) {
     percpu::init(cpu);
     let tops = crate::stacks::exception::init_cpu(cpu);
     crate::stacks::irq::init_cpu(cpu);
+    crate::stacks::extra::init_cpu(cpu);
     gdt::init(cpu, &tops);
     if cpu == 0 {
         idt::init();

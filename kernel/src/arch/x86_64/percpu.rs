@@ -15,7 +15,7 @@ use ::x86_64::structures::tss::TaskStateSegment;
 use ::x86_64::VirtAddr;
 
 use super::vectors::NR_EXCEPTIONS;
-use crate::stacks::layout::{Ist, MAX_CPUS, NR_CACHED_STACKS};
+use crate::stacks::layout::{Ist, MAX_CPUS, NR_CACHED_STACKS, THREAD_STACK_SIZES};
 
 /// Entries of a per-CPU GDT: null, (Linux's KERNEL32_CS slot, unused),
 /// kernel code 0x10, kernel data 0x18, user32 code 0x23, user data 0x2b,
@@ -84,8 +84,9 @@ pub struct PerCpu {
     pub interrupted_rsp: [AtomicU64; NR_EXCEPTIONS],
     /// The running task (`sched::Task`), null before the scheduler starts.
     pub current: AtomicU64,
-    /// Freed thread stacks kept for reuse (bottoms; 0 = empty slot).
-    pub stack_cache: [AtomicU64; NR_CACHED_STACKS],
+    /// Freed thread stacks kept for reuse, per size of `THREAD_STACK_SIZES`
+    /// (bottoms; 0 = empty slot).
+    pub stack_cache: [[AtomicU64; NR_CACHED_STACKS]; THREAD_STACK_SIZES.len()],
     /// Interrupts taken, per vector (external vectors 32..256).
     pub irq_counts: [AtomicU64; 256],
     /// The running thread's stack top (Linux `cpu_current_top_of_stack`):
@@ -161,7 +162,7 @@ impl PerCpu {
             handler_rsp: [const { AtomicU64::new(0) }; NR_EXCEPTIONS],
             interrupted_rsp: [const { AtomicU64::new(0) }; NR_EXCEPTIONS],
             current: AtomicU64::new(0),
-            stack_cache: [const { AtomicU64::new(0) }; NR_CACHED_STACKS],
+            stack_cache: [const { [const { AtomicU64::new(0) }; NR_CACHED_STACKS] }; THREAD_STACK_SIZES.len()],
             irq_counts: [const { AtomicU64::new(0) }; 256],
             top_of_stack: AtomicU64::new(0),
             user_rsp_scratch: AtomicU64::new(0),

@@ -67,6 +67,16 @@ pub extern "C" fn exception_dispatch(regs: &mut Regs) {
 /// Linux `handle_stack_overflow`: the fault address is in the guard page
 /// below `stack`.
 fn stack_overflow(stack: StackInfo, addr: u64, regs: &Regs) -> ! {
+    // Sony's stack limit: the guard is inside a bigger stack, on purpose.
+    if let Some(limit) = crate::stacks::thread::find(stack.bottom).and_then(|(s, _)| s.limit()) {
+        println!(
+            "BUG: {} stack limit of {limit} bytes exceeded at {addr:016x} (stack is {:016x}..{:016x})",
+            stack.name(),
+            stack.bottom,
+            stack.top.wrapping_sub(1)
+        );
+        die("stack limit", regs);
+    }
     println!(
         "BUG: {} stack guard page was hit at {addr:016x} (stack is {:016x}..{:016x})",
         stack.name(),
