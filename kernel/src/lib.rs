@@ -12,6 +12,7 @@
 
 extern crate alloc;
 
+pub mod block;
 #[cfg(target_os = "none")]
 pub mod console;
 pub mod debug;

@@ -9,6 +9,7 @@ mod hostile_input;
 mod irq;
 mod ist;
 mod performance;
+mod running_out_of_stack;
 mod smp;
 mod stack_tools;
 mod threads;

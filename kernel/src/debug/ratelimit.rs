@@ -19,7 +19,9 @@ pub struct RateLimit {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Print it; first say that `suppressed` (if > 0) were not printed.
-    Print { suppressed: u32 },
+    Print {
+        suppressed: u32,
+    },
     Suppress,
 }
 

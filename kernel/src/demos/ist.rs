@@ -40,6 +40,11 @@ pub fn stacks(args: &[&str]) -> CmdResult {
             &alloc::format!("pid {pid} {name}"),
         );
     }
+    for r in crate::stacks::extra::rows() {
+        let guard = paging::translate(r.bottom - PAGE_SIZE).is_none().then_some((r.bottom - PAGE_SIZE, r.bottom - 1));
+        let via = if r.in_use { "extra-stack pool, in use" } else { "extra-stack pool, free" };
+        row(r.cpu, "EXTRA", r.bottom, r.top, guard, via);
+    }
     for cpu in percpu::online_cpus() {
         if let Some((_, top)) = crate::stacks::irq::range(cpu) {
             // Bottom and guard from the page tables, like every other row.

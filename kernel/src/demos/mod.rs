@@ -11,6 +11,7 @@ pub mod irq;
 pub mod ist;
 pub mod nmi_storm;
 pub mod performance;
+pub mod running_out_of_stack;
 pub mod smp;
 pub mod stack_tools;
 pub mod threads;
@@ -36,7 +37,7 @@ pub static KTESTS: &[&[KTest]] = &[ist::ktests::KTESTS, irq::ktests::KTESTS];
 #[rustfmt::skip]
 pub static COMMANDS: &[Spec] = &[
     Spec { name: "ps", usage: "", help: "tasks (sysrq-t shape) with free stack bytes; per-CPU IST stack high-water marks", run: threads::ps },
-    Spec { name: "spawn", usage: "N", help: "start N worker threads (yield/sleep loops with a checksum)", run: threads::spawn },
+    Spec { name: "spawn", usage: "[--stack-size S] [--stack-limit B] N", help: "start N worker threads (yield/sleep loops with a checksum), on stacks of size S (4K 8K 16K 32K) or with a stack limit of B bytes", run: threads::spawn },
     Spec { name: "sleep", usage: "MS", help: "sleep MS milliseconds (the shell thread blocks; others run)", run: threads::sleep },
     Spec { name: "overflow", usage: "[--holding-lock]", help: "a thread recurses into its guard page: #DF, oops, the thread dies, the system carries on (with a spin lock held: panic)", run: threads::overflow },
     Spec { name: "overrun", usage: "", help: "a thread overwrites its STACK_END_MAGIC: caught at the next switch", run: threads::overrun },
@@ -83,5 +84,15 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "attacks", usage: "", help: "every attack program against real kernel addresses: each must fail safely, the kernel stay intact", run: hostile_input::attacks_cmd },
     Spec { name: "fuzz-syscalls", usage: "N [SEED]", help: "N random syscalls from one fuzzer process per CPU, NMIs landing throughout: no oops, no violation, no lost frame", run: hostile_input::fuzz_syscalls },
     Spec { name: "oom", usage: "", help: "start processes until memory runs out: a clean error, then every frame back after killing them", run: hostile_input::oom },
+    Spec { name: "blk-stack", usage: "LAYERS", help: "a RAM disk under LAYERS stacked drivers (linear, crypt, integrity, loop, mirror): the nested I/O of Owens' RFC", run: running_out_of_stack::blk_stack },
+    Spec { name: "blk-io", usage: "[--threads T] [--blocks N]", help: "T threads write, read back and verify N blocks each through the block stack; the depth reached on each stack", run: running_out_of_stack::blk_io },
+    Spec { name: "extra-stacks", usage: "[N|on|off|threshold BYTES]", help: "the extra-stack pool: total, free, in use, high-water, switches, -EIO; N: a new total (never below the number in use)", run: running_out_of_stack::extra_stacks },
+    Spec { name: "extra-overflow", usage: "", help: "a thread on an extra stack recurses into its guard page: oops, killed, the stack back in the pool", run: running_out_of_stack::extra_overflow },
+    Spec { name: "extrastacks", usage: "PER_CPU [THRESHOLD]", help: "boot parameter: PER_CPU extra stacks for each CPU, and the threshold in bytes of stack used", run: running_out_of_stack::extrastacks },
+    Spec { name: "child-stack-size", usage: "[PID] SIZE", help: "the stack size (4K 8K 16K 32K) children of PID (default: the shell) get; inherited", run: running_out_of_stack::child_stack_size },
+    Spec { name: "stack-sizes", usage: "", help: "mixed stack sizes: a shallow worker on 4 KiB, a deep one on 16 KiB, the deep work on 4 KiB (overflows)", run: running_out_of_stack::stack_sizes },
+    Spec { name: "stack-limit-default", usage: "BYTES|off", help: "boot parameter: every new 16 KiB thread gets a stack limit of BYTES (a guard page inside its stack)", run: running_out_of_stack::stack_limit_default },
+    Spec { name: "stack-limit-search", usage: "deep LEVELS | blk-io", help: "by bisection, the smallest stack limit under which the workload completes, beside its measured stack usage", run: running_out_of_stack::stack_limit_search },
+    Spec { name: "threads-fit", usage: "", help: "how many threads fit in memory with 4, 8, 16 and 32 KiB stacks (frames per stack measured)", run: running_out_of_stack::threads_fit },
     Spec { name: "nested-oops", usage: "", help: "fault inside the oops printer: the recursion guard prints one line and stops", run: ist::nested_oops },
 ];

@@ -20,19 +20,26 @@ pub fn ps(args: &[&str]) -> CmdResult {
     // Linux 4.18's sysrq-t columns, plus the CPU the task runs or last ran on.
     // `mode`: kthread, or for a user thread whether it is in user mode
     // right now (its kernel stack then holds nothing) or in the kernel.
-    println!("  task                        PC stack   pid father            cpu mode");
+    // `size`: the bytes its stack has (an `L` for a stack limit); `mode` says
+    // when a kthread runs on an extra stack.
+    println!("  task                        PC stack   pid father            cpu  size mode");
     for t in sched::snapshot() {
         let pc = match (t.state, t.saved_pc) {
             (State::Running, _) | (_, None) => alloc::string::String::from("  running task    "),
             (_, Some(pc)) => alloc::format!(" {pc:016x} "),
         };
-        let mode = match (t.user, t.in_user) {
-            (false, _) => "kthread",
-            (true, true) => "user (kernel stack empty)",
-            (true, false) => "user, in kernel",
+        let mode = match (t.user, t.in_user, t.extra_top) {
+            (false, _, 0) => "kthread",
+            (false, _, _) => "kthread, on an EXTRA stack",
+            (true, true, _) => "user (kernel stack empty)",
+            (true, false, _) => "user, in kernel",
+        };
+        let size = match t.stack.limit() {
+            Some(l) => alloc::format!("L{l}"),
+            None => alloc::format!("{}K", t.stack.size() / 1024),
         };
         println!(
-            "{:<15.15} {}{pc}{:5} {:5} {:6} 0x{:08x} {:>3} {mode}",
+            "{:<15.15} {}{pc}{:5} {:5} {:6} 0x{:08x} {:>3} {size:>5} {mode}",
             t.name,
             t.state.letter(),
             t.stack_free,
@@ -112,14 +119,34 @@ fn worker(salt: u64) -> i64 {
 }
 
 pub fn spawn(args: &[&str]) -> CmdResult {
-    let [n] = args else {
-        return Err(ArgError("spawn: usage: spawn N (1 to 64 worker threads)".into()).into());
+    let usage = || {
+        ArgError(
+            "spawn: usage: spawn [--stack-size 4K|8K|16K|32K] [--stack-limit BYTES] N (1 to 64 worker threads)".into(),
+        )
     };
-    let n = cmdline::number("spawn", "N", n, 1..=64)?;
+    let mut stack = sched::StackRequest::inherited();
+    let mut count = None;
+    let mut it = args.iter();
+    while let Some(&a) = it.next() {
+        match a {
+            "--stack-size" => {
+                stack.size = cmdline::stack_size("spawn", it.next().ok_or_else(usage)?)?;
+                stack.limit = stack.limit.filter(|_| stack.size == crate::stacks::layout::THREAD_SIZE);
+            }
+            "--stack-limit" => stack.limit = Some(cmdline::stack_limit("spawn", it.next().ok_or_else(usage)?)?),
+            n if count.is_none() => count = Some(cmdline::number("spawn", "N", n, 1..=64)?),
+            _ => return Err(usage().into()),
+        }
+    }
+    let n = count.ok_or_else(usage)?;
+    if stack.limit.is_some() && stack.size != crate::stacks::layout::THREAD_SIZE {
+        return Err(ArgError("spawn: a stack limit goes inside a 16K stack; not with --stack-size".into()).into());
+    }
     let mut pids = Vec::new();
     for i in 0..n {
-        let pid = sched::spawn(&alloc::format!("worker-{i}"), worker, 0x5eed + i)
-            .map_err(|e| CmdError::Failed(alloc::format!("{e}")))?;
+        let pid =
+            sched::spawn_with_stack(&alloc::format!("worker-{i}"), worker, 0x5eed + i, sched::Placement::Any, stack)
+                .map_err(|e| CmdError::Failed(alloc::format!("{e}")))?;
         pids.push(pid);
     }
     println!(

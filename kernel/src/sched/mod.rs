@@ -109,8 +109,7 @@ pub fn start(first_name: &str, first: Entry) -> ! {
     let cpu = this_cpu().id();
     let idle = new_task(&alloc::format!("swapper/{cpu}"), 0, idle_main, 0, cpu, true, None, StackRequest::DEFAULT)
         .expect("idle stack");
-    let mut init =
-        new_task(first_name, 0, first, 0, cpu, false, None, StackRequest::DEFAULT).expect("init stack");
+    let mut init = new_task(first_name, 0, first, 0, cpu, false, None, StackRequest::DEFAULT).expect("init stack");
     init.pid = INIT_PID;
     init.state.set(State::Running);
     init.on_cpu.store(true, Ordering::Relaxed);

@@ -27,6 +27,8 @@ pub struct TaskInfo {
     pub user: bool,
     /// Executing user code right now (its kernel stack is empty).
     pub in_user: bool,
+    /// The top of the extra stack it runs on (0: its own stack).
+    pub extra_top: u64,
 }
 
 fn info(t: &Task) -> TaskInfo {
@@ -44,6 +46,7 @@ fn info(t: &Task) -> TaskInfo {
         stack_free: t.stack_not_used(),
         user: t.is_user(),
         in_user: t.in_user.load(Ordering::Relaxed),
+        extra_top: t.extra_top.load(Ordering::Relaxed),
     }
 }
 

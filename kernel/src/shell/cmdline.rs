@@ -98,6 +98,37 @@ pub fn number(cmd: &str, what: &str, arg: &str, range: core::ops::RangeInclusive
     }
 }
 
+/// A thread stack size: `4K`, `8K`, `16K`, `32K` (or the same in bytes),
+/// one of `THREAD_STACK_SIZES`.
+pub fn stack_size(cmd: &str, arg: &str) -> Result<u64, ArgError> {
+    use crate::stacks::layout::THREAD_STACK_SIZES;
+    let parsed = match arg.strip_suffix(['K', 'k']) {
+        Some(k) => k.parse::<u64>().ok().and_then(|k| k.checked_mul(1024)),
+        None => arg.parse::<u64>().ok(),
+    };
+    match parsed {
+        Some(n) if THREAD_STACK_SIZES.contains(&n) => Ok(n),
+        _ => {
+            let valid: Vec<String> = THREAD_STACK_SIZES.iter().map(|s| alloc::format!("{}K", s / 1024)).collect();
+            Err(ArgError(alloc::format!("{cmd}: stack size must be one of {}, not '{arg}'", valid.join(", "))))
+        }
+    }
+}
+
+/// A stack limit in bytes: from `STACK_LIMIT_MIN` to `STACK_LIMIT_MAX`, a
+/// multiple of `STACK_LIMIT_ALIGN` (room for a guard page inside the
+/// `THREAD_SIZE` stack, and an aligned top).
+pub fn stack_limit(cmd: &str, arg: &str) -> Result<u64, ArgError> {
+    use crate::stacks::layout::{STACK_LIMIT_ALIGN, STACK_LIMIT_MAX, STACK_LIMIT_MIN};
+    let n = number(cmd, "the stack limit", arg, STACK_LIMIT_MIN..=STACK_LIMIT_MAX)?;
+    if !n.is_multiple_of(STACK_LIMIT_ALIGN) {
+        return Err(ArgError(alloc::format!(
+            "{cmd}: the stack limit must be a multiple of {STACK_LIMIT_ALIGN}, not {n}"
+        )));
+    }
+    Ok(n)
+}
+
 /// Take the shell-wide `--cpu C` (or `--cpu=C`) option out of `args`:
 /// returns C as a number, if given, and the remaining arguments.
 pub fn split_cpu_option<'a>(cmd: &str, args: &[&'a str]) -> Result<(Option<u64>, Vec<&'a str>), ArgError> {
@@ -196,6 +227,20 @@ mod tests {
                 Err(e) => assert!(!alloc::format!("{e}").is_empty()),
             }
         }
+    }
+
+    #[test]
+    fn stack_sizes_and_limits_parse_or_say_what_is_valid() {
+        assert_eq!(stack_size("spawn", "4K"), Ok(4096));
+        assert_eq!(stack_size("spawn", "32k"), Ok(32768));
+        assert_eq!(stack_size("spawn", "8192"), Ok(8192));
+        let e = stack_size("spawn", "12K").unwrap_err().0;
+        assert_eq!(e, "spawn: stack size must be one of 4K, 8K, 16K, 32K, not '12K'");
+        assert!(stack_size("spawn", "K").is_err() && stack_size("spawn", "99999999999999999999K").is_err());
+        assert_eq!(stack_limit("spawn", "6000"), Ok(6000));
+        assert!(stack_limit("spawn", "6001").unwrap_err().0.contains("multiple of 16"));
+        assert!(stack_limit("spawn", "100").unwrap_err().0.contains("from 512 to 12288"));
+        assert!(stack_limit("spawn", "16384").is_err());
     }
 
     #[test]

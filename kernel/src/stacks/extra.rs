@@ -22,11 +22,13 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::extra_pool::{Counts, ResizeError, Semaphore};
 use crate::debug::ratelimit::{RateLimit, Verdict, DEFAULT_BURST, DEFAULT_INTERVAL_MS};
-use crate::time::HZ;
 use crate::mm::vmalloc::{self, ONE_PAGE_GUARDS};
 use crate::mm::vmap::VmapError;
-use crate::stacks::layout::{EXTRA_STACKS_PER_CPU, EXTRA_STACK_SIZE, EXTRA_STACK_THRESHOLD, MAX_EXTRA_STACKS, PAGE_SIZE};
+use crate::stacks::layout::{
+    EXTRA_STACKS_PER_CPU, EXTRA_STACK_SIZE, EXTRA_STACK_THRESHOLD, MAX_EXTRA_STACKS, PAGE_SIZE,
+};
 use crate::sync::IrqMutex;
+use crate::time::HZ;
 use crate::{println, sched};
 
 struct ExtraStack {
@@ -247,6 +249,18 @@ pub fn call_checked(f: impl FnOnce() -> i64) -> Result<i64, NoExtraStack> {
     if !ENABLED.load(Ordering::Relaxed) || used <= THRESHOLD.load(Ordering::Relaxed) {
         return Ok(f());
     }
+    switch_and_call(used, f)
+}
+
+/// Take an extra stack whatever the current depth and run `f` on it (the
+/// `extra-overflow` demo overflows one this way); Err when none is free.
+pub fn call_on_extra_stack(f: impl FnOnce() -> i64) -> Result<i64, NoExtraStack> {
+    switch_and_call(0, f)
+}
+
+fn switch_and_call(used: u64, f: impl FnOnce() -> i64) -> Result<i64, NoExtraStack> {
+    let task = sched::current().expect("extra stacks are for threads");
+    let on_extra = task.extra_top.load(Ordering::Relaxed);
     let Some(bottom) = take() else {
         let verdict = POOL.lock().log.check(crate::time::jiffies());
         if let Verdict::Print { suppressed } = verdict {
