@@ -147,7 +147,8 @@ pub fn blk_io(args: &[&str]) -> CmdResult {
             _ => return Err(usage().into()),
         }
     }
-    let dev = DEVICE.lock().clone().ok_or_else(|| failed("no block device: run blk-stack LAYERS first"))?;
+    let dev =
+        DEVICE.lock().clone().ok_or_else(|| ArgError("blk-io: no block device: run blk-stack LAYERS first".into()))?;
     if threads * blocks > dev.sectors() {
         return Err(failed(alloc::format!("{threads} x {blocks} blocks do not fit in {} sectors", dev.sectors())));
     }
@@ -396,7 +397,8 @@ pub fn child_stack_size(args: &[&str]) -> CmdResult {
         _ => return Err(ArgError("child-stack-size: usage: child-stack-size [PID] 4K|8K|16K|32K".into()).into()),
     };
     let size = cmdline::stack_size("child-stack-size", size)?;
-    sched::set_child_stack_size(pid, size).map_err(|_| failed(alloc::format!("no task {}", pid.unwrap_or(0))))?;
+    sched::set_child_stack_size(pid, size)
+        .map_err(|_| ArgError(alloc::format!("child-stack-size: no task {} (see ps)", pid.unwrap_or(0))))?;
     match pid {
         None => println!("child-stack-size: children of this shell get {} KiB stacks", size / 1024),
         Some(p) => println!("child-stack-size: children of pid {p} get {} KiB stacks", size / 1024),
@@ -522,7 +524,7 @@ pub fn stack_limit_search(args: &[&str]) -> CmdResult {
         _ => return Err(ArgError("stack-limit-search: usage: stack-limit-search deep LEVELS | blk-io".into()).into()),
     };
     if matches!(w, Workload::BlkIo) && DEVICE.lock().is_none() {
-        return Err(failed("no block device: run blk-stack LAYERS first"));
+        return Err(ArgError("stack-limit-search: no block device: run blk-stack LAYERS first".into()).into());
     }
     let was_on = extra::stats().enabled;
     extra::set_enabled(false);
