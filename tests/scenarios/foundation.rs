@@ -244,7 +244,7 @@ fn bad_arguments_at_the_prompt_are_clear_errors_and_the_shell_carries_on() {
         ("mce now", "error: mce: unexpected argument 'now'; usage: mce [wait]"),
         ("stacks all", "error: stacks: unexpected argument 'all'"),
         ("spawn 0", "error: spawn: N must be a number from 1 to 64, not '0'"),
-        ("spawn", "error: spawn: usage: spawn N"),
+        ("spawn", "error: spawn: usage: spawn [--stack-size 4K|8K|16K|32K] [--stack-limit BYTES] N"),
         ("sleep soon", "error: sleep: MS must be a number from 1 to 600000, not 'soon'"),
         ("threads-stress 2", "error: threads-stress: usage: threads-stress N M"),
         ("bench everything", "error: bench: unknown benchmark 'everything'"),

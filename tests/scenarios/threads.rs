@@ -24,7 +24,7 @@ pub fn ps_rows(run: &Run) -> Vec<(String, char, u64, u32, u32, usize)> {
 fn spawn_8_then_ps_lists_workers_with_their_free_stack() {
     let run = boot("spawn 8; ps; poweroff");
     run.expect_status(0);
-    run.expect("\n  task                        PC stack   pid father            cpu mode\n");
+    run.expect("\n  task                        PC stack   pid father            cpu  size mode\n");
     assert!(
         ps_rows(&run).len() >= 10 && lines_starting(&run, "worker-").iter().all(|l| l.ends_with(" kthread")),
         "{run}"

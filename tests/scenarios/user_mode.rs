@@ -114,8 +114,10 @@ fn an_nmi_while_a_cpu_spins_in_user_mode_is_handled_on_the_task_stack_and_the_pr
     // looks, at least one in user mode).
     let ps: Vec<&str> = lines_starting(&run, "spin ");
     assert_eq!(ps.len(), 3, "{run}");
-    assert!(ps.iter().all(|l| l.ends_with("  1 user (kernel stack empty)") || l.ends_with("  1 user, in kernel")));
-    assert!(ps.iter().any(|l| l.ends_with("  1 user (kernel stack empty)")), "{ps:#?}");
+    assert!(ps
+        .iter()
+        .all(|l| l.ends_with("  1   16K user (kernel stack empty)") || l.ends_with("  1   16K user, in kernel")));
+    assert!(ps.iter().any(|l| l.ends_with("  1   16K user (kernel stack empty)")), "{ps:#?}");
     let rows: Vec<&str> = lines_starting(&run, "  1 TASK  ").into_iter().filter(|l| l.contains(" spin")).collect();
     assert_eq!(rows.len(), 3, "{rows:#?}");
     assert!(rows.iter().any(|l| l.ends_with(&format!("pid {pid} spin (in user mode: empty)"))), "{rows:#?}");

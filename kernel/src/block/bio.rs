@@ -109,6 +109,7 @@ pub trait BlockDevice: Send + Sync {
 /// The generic submit path (Linux `submit_bio` → the driver's hook), and
 /// the RFC's critical point.
 pub fn submit_bio(dev: &dyn BlockDevice, bio: &mut Bio) -> Result<(), BlkError> {
+    probe_stack();
     bio.level += 1;
     bio.depth.levels = bio.depth.levels.max(bio.level);
     bio.depth.note();
@@ -122,6 +123,16 @@ pub fn submit_bio(dev: &dyn BlockDevice, bio: &mut Bio) -> Result<(), BlkError> 
     };
     bio.level -= 1;
     r
+}
+
+/// Touch the stack below this level's frames before going on, so that an
+/// overflow of the nested stack (with the pool off) lands here, holding no
+/// lock — not inside the heap allocator a driver calls next, whose lock an
+/// oops would then die holding (and panic).
+#[inline(never)]
+fn probe_stack() {
+    let mut probe = [0u8; 896];
+    core::hint::black_box(&mut probe);
 }
 
 const ERRORS: [BlkError; 4] = [BlkError::NoStack, BlkError::OutOfRange, BlkError::BadChecksum, BlkError::Mirror];

@@ -345,7 +345,8 @@ pub fn extrastacks(args: &[&str]) -> CmdResult {
     if let Some(t) = threshold {
         extra::set_threshold(cmdline::number("extrastacks", "THRESHOLD", t, 0..=THREAD_SIZE)?);
     }
-    extra::resize((per_cpu * cpus) as usize).map_err(|e| {
+    // Down to none first, so the new ones are dealt to the CPUs in turn.
+    extra::resize(0).and_then(|()| extra::resize((per_cpu * cpus) as usize)).map_err(|e| {
         failed(match e {
             extra::Resize::Refused(r) => alloc::format!("{r}"),
             extra::Resize::NoMemory(m) => alloc::format!("{m}"),
@@ -355,11 +356,11 @@ pub fn extrastacks(args: &[&str]) -> CmdResult {
     Ok(())
 }
 
-/// Recurse with 512 bytes a level, forever: the guard page ends it.
+/// Recurse with 256 bytes a level, forever: the guard page ends it.
 #[inline(never)]
 #[allow(unconditional_recursion)]
 fn recurse_forever(depth: u64) -> u64 {
-    let mut frame = [depth as u8; 512];
+    let mut frame = [depth as u8; 256];
     black_box(&mut frame);
     recurse_forever(depth + 1).wrapping_add(u64::from(black_box(frame)[0]))
 }
