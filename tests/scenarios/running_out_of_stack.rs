@@ -80,7 +80,7 @@ fn forty_nested_block_layers_overflow_the_thread_stack_without_the_pool_and_comp
     let trace = trace_from(&run, at);
     assert_eq!(trace[0], " <EXTRA>", "{trace:#?}");
     let leave = trace.iter().position(|l| *l == " </EXTRA>").expect("</EXTRA>");
-    assert!(trace[leave..].iter().any(|l| l.contains("extra::call_on_extra_stack::")), "{trace:#?}");
+    assert!(trace[leave..].iter().any(|l| l.contains(" tristack::stacks::extra::")), "{trace:#?}");
     let pool = lines_starting(&run, "extra stacks: ");
     let last = pool.last().unwrap();
     assert!(last.starts_with("extra stacks: 4 total, 4 free, 0 in use, "), "{last}");
