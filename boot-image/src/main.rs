@@ -45,6 +45,14 @@ pub struct Cli {
     #[arg(long)]
     pub icount: bool,
 
+    /// One guest instruction per translated block (QEMU `-singlestep`):
+    /// TCG checks for interrupts only between blocks, so without this an
+    /// NMI or IRQ never lands inside a short instruction sequence (an
+    /// entry stub, a critical section). Race tests run with it. TCG only;
+    /// about 5x slower.
+    #[arg(long)]
+    pub singlestep: bool,
+
     /// Number of CPUs.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=255))]
     pub smp: u32,

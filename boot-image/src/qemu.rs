@@ -28,6 +28,11 @@ pub fn check(cli: &Cli) -> Result<(), String> {
                     and QEMU cannot count them"
             .into());
     }
+    if cli.singlestep && cli.accel == Accel::Kvm {
+        return Err("--singlestep needs --accel tcg: it is how QEMU's emulator translates code, \
+                    and KVM runs the guest's instructions on the host CPU"
+            .into());
+    }
     Ok(())
 }
 
@@ -67,6 +72,9 @@ pub fn qemu_args(cli: &Cli, image: &Path, cmdline_file: Option<&Path>) -> Vec<Os
         // periods too are the same on every run.
         push("-icount");
         push("shift=0,sleep=off");
+    }
+    if cli.singlestep {
+        push("-singlestep");
     }
     push("-smp");
     push(&cli.smp.to_string());
@@ -274,6 +282,14 @@ mod tests {
         let kvm = Cli::try_parse_from(["run", "--icount", "--accel", "kvm"]).unwrap();
         assert!(check(&kvm).unwrap_err().contains("--icount needs --accel tcg"));
         assert!(check(&Cli::try_parse_from(["run", "--icount"]).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn singlestep_gives_one_instruction_per_block_and_refuses_kvm() {
+        assert!(args_of(&["run", "--singlestep"]).iter().any(|a| a == "-singlestep"));
+        assert!(!args_of(&["run"]).iter().any(|a| a == "-singlestep"));
+        let kvm = Cli::try_parse_from(["run", "--singlestep", "--accel", "kvm"]).unwrap();
+        assert!(check(&kvm).unwrap_err().contains("--singlestep needs --accel tcg"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod common;
 
 mod backtraces;
+mod entry_sweep;
 mod foundation;
 mod hostile_input;
 mod irq;

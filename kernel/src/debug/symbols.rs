@@ -119,6 +119,12 @@ mod kernel {
         TABLE.get()?.as_ref().ok()?.text_range()
     }
 
+    /// The code of the function named `name` (demangled, without hash).
+    pub fn find(name: &str) -> Option<core::ops::Range<u64>> {
+        let sym = TABLE.get()?.as_ref().ok()?.find(name)?;
+        Some(sym.addr..sym.addr + sym.size)
+    }
+
     /// Whether the symbol table was read.
     pub fn loaded() -> bool {
         TABLE.get().is_some_and(|t| t.is_ok())
@@ -164,7 +170,7 @@ mod kernel {
 }
 
 #[cfg(target_os = "none")]
-pub use kernel::{init, is_text, loaded, resolve, text_range, Pb, Ps};
+pub use kernel::{find, init, is_text, loaded, resolve, text_range, Pb, Ps};
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@
 //! handler, a #DB hook, a claimed softirq, an interrupt vector).
 
 pub mod backtraces;
+pub mod entry_sweep;
 pub mod hostile_input;
 pub mod irq;
 pub mod ist;
@@ -28,6 +29,7 @@ pub fn init() {
     performance::init();
     nmi_storm::init();
     user::init();
+    entry_sweep::init();
 }
 
 /// The demos' ktests (the runner collects these with the mechanisms').
@@ -94,5 +96,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "stack-limit-default", usage: "BYTES|off", help: "boot parameter: every new 16 KiB thread gets a stack limit of BYTES (a guard page inside its stack)", run: running_out_of_stack::stack_limit_default },
     Spec { name: "stack-limit-search", usage: "deep LEVELS | blk-io", help: "by bisection, the smallest stack limit under which the workload completes, beside its measured stack usage", run: running_out_of_stack::stack_limit_search },
     Spec { name: "threads-fit", usage: "", help: "how many threads fit in memory with 4, 8, 16 and 32 KiB stacks (frames per stack measured)", run: running_out_of_stack::threads_fit },
+    Spec { name: "entry-sweep", usage: "[nmi|irq|mce|all] [--from user|kernel|both]", help: "an execute breakpoint on every instruction of every entry and exit path, and at each an NMI, IRQ or #MC delivered right there: the kernel must hold", run: entry_sweep::entry_sweep },
+    Spec { name: "nmi-user-rsp", usage: "N", help: "a user program loops on syscall with RSP = another CPU's NMI stack while N NMIs hit that CPU (run with --singlestep)", run: entry_sweep::nmi_user_rsp },
     Spec { name: "nested-oops", usage: "", help: "fault inside the oops printer: the recursion guard prints one line and stops", run: ist::nested_oops },
 ];

@@ -3,10 +3,12 @@
 //! `layout` is the single table of sizes and addresses; `thread`, `irq` and
 //! `exception` allocate and map the three kinds Linux has; `extra` is the
 //! pool of extra stacks from Keith Owens' RFC (its counts: `extra_pool`); `usage` measures them;
-//! `info` tells which stack any address is on.
+//! `info` tells which stack any address is on; `nmi_return` whether an
+//! interrupted context was on the live NMI stack.
 
 pub mod extra_pool;
 pub mod layout;
+pub mod nmi_return;
 pub mod usage;
 
 #[cfg(target_os = "none")]

@@ -11,6 +11,10 @@
 //!   their gates have DPL 0;
 //! - `syscall-rsp ADDR`: `syscall` with RSP = ADDR (a kernel or
 //!   non-canonical address): the entry must not use the user's RSP;
+//! - `syscall-rsp-loop ADDR`: the same, in a loop until killed, with
+//!   known values in every register `syscall` preserves, checked after
+//!   each call (the entry sweep's target: an NMI landing while RSP is
+//!   still the user's must neither trust nor damage it);
 //! - `iret-kernel`: `iretq` with a frame asking for CS = 0x10 (ring 0);
 //! - `return-to ADDR`: a syscall that sets its return RIP to ADDR (the
 //!   IRET goes back to *user* mode at ADDR);
@@ -71,6 +75,34 @@ fn int(n: u64) {
     }
 }
 
+/// `syscall` (getpid) with RSP = `rsp`, forever; every register the
+/// kernel must preserve (all but RAX, RCX, R11) holds a value derived
+/// from the round, checked after the call. Ends only by a kill, or by
+/// exit status 3 on the first register that came back changed.
+fn syscall_rsp_loop(rsp: u64) -> ! {
+    let mut round = 0u64;
+    loop {
+        let want = [round, !round, round ^ 0x5555, round << 3, round.rotate_left(17), !round << 1, round + 7];
+        let mut got = want;
+        let pid: i64;
+        // SAFETY: RSP is only changed around the `syscall` (which must not
+        // use it) and restored from R12 before any stack access.
+        unsafe {
+            asm!("mov r12, rsp", "mov rsp, {bad}", "syscall", "mov rsp, r12",
+                 bad = in(reg) rsp,
+                 inlateout("rax") ulib::abi::SYS_GETPID as i64 => pid,
+                 inout("rdi") got[0], inout("rsi") got[1], inout("rdx") got[2], inout("r8") got[3],
+                 inout("r9") got[4], inout("r10") got[5], inout("r13") got[6],
+                 out("rcx") _, out("r11") _, out("r12") _);
+        }
+        if got != want || pid < 0 {
+            println!("attack: round {round}: registers {got:x?} came back, {want:x?} went in (getpid {pid})");
+            ulib::exit(3)
+        }
+        round += 1;
+    }
+}
+
 fn main(args: Args) -> i64 {
     let kind = args.word(0).unwrap_or("");
     println!("attack: {}", args.as_str());
@@ -110,6 +142,7 @@ fn main(args: Args) -> i64 {
             println!("attack: syscall with RSP {rsp:#x} returned {pid}: the kernel used its own stack");
             return 0;
         }
+        "syscall-rsp-loop" => syscall_rsp_loop(hex(&args, 1)),
         "iret-kernel" => {
             // SAFETY: IRET at CPL 3 to a CPL-0 code selector: #GP.
             unsafe {

@@ -7,13 +7,14 @@
 //! handler lands on DB1, and one more on the unmapped DB2 hole.
 
 use core::arch::asm;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::percpu::this_cpu;
 use super::regs::{Regs, RFLAGS_RF};
+use super::vectors::{X86_TRAP_MC, X86_TRAP_NMI};
 use crate::println;
 use crate::stacks::info;
-use crate::stacks::layout::Ist;
+use crate::stacks::layout::{Ist, MAX_CPUS};
 use crate::sync::FnSlots;
 
 /// Read debug register `n` (0–3, 6, 7).
@@ -205,6 +206,57 @@ pub fn handle_db(regs: &mut Regs) {
     // An instruction breakpoint would fire again on return without RF.
     regs.rflags |= RFLAGS_RF;
     cpu.db_depth.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Per CPU: an event a #DB hook asked to deliver at the instruction the
+/// #DB interrupted (0: none) — the stack address `debug_return` hands the
+/// exit path.
+static DELIVER_AT_RETURN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// From a #DB hook: as this #DB returns, deliver NMI or #MC (`vector`) at
+/// the interrupted instruction, as the CPU would deliver one arriving there:
+/// its hardware frame (the interrupted RIP, CS, RFLAGS, RSP, SS) at the top
+/// of the vector's IST stack, then its entry stub, with every register and
+/// the GS base as the interrupted code had them. What differs from a real
+/// NMI: the CPU does not block further NMIs (the sweep sends none).
+///
+/// A self-NMI from the hook itself would not do: #DB does not block NMIs,
+/// so it would land in the #DB handler, not at the instruction.
+pub fn deliver_at_return(regs: &Regs, vector: u8) {
+    let cpu = this_cpu();
+    let ist = match vector {
+        X86_TRAP_NMI => Ist::NMI,
+        X86_TRAP_MC => Ist::MCE,
+        _ => panic!("deliver_at_return: vector {vector} has no IST stack to deliver on"),
+    };
+    let top = cpu.ist(ist);
+    // [stub][RIP, CS, RFLAGS, RSP, SS]: `ret` pops the stub's address and
+    // leaves RSP at the frame. RF cleared: the breakpoint is disarmed.
+    let words = [
+        super::entry::exception_stub(usize::from(vector)),
+        regs.rip,
+        regs.cs,
+        regs.rflags & !RFLAGS_RF,
+        regs.rsp,
+        regs.ss,
+    ];
+    let at = top - 8 * words.len() as u64;
+    // SAFETY: the top of this CPU's NMI or #MC IST stack, mapped; nothing
+    // lives there while no such handler runs (the hook's caller checked:
+    // the interrupted code is not on that stack's live part).
+    unsafe { (at as *mut [u64; 6]).write(words) };
+    DELIVER_AT_RETURN[cpu.id()].store(at, Ordering::Relaxed);
+}
+
+/// The #DB exit's decision (`RETURN_TO_KERNEL` in entry.rs): an event to
+/// deliver at the interrupted instruction (its stack), else 1 to return
+/// into NMI context without IRET, else 0 to IRET.
+pub extern "C" fn debug_return(regs: &Regs) -> u64 {
+    let deliver = DELIVER_AT_RETURN[this_cpu().id()].swap(0, Ordering::Relaxed);
+    if deliver != 0 {
+        return deliver;
+    }
+    u64::from(super::nmi::returns_into_nmi(regs))
 }
 
 /// `int3` lands here, on the #DB stack (RIP already points past the int3).

@@ -41,16 +41,17 @@
 //! its IST stack even from user mode (Linux `idtentry_df`).
 
 use core::arch::global_asm;
+use core::ops::Range;
 
 use super::gdt::{USER_CS, USER_DS};
 use super::percpu::{
-    IRQ_COUNT_OFFSET, IRQ_STACK_TOP_OFFSET, KSTACK_OFFSET_OFFSET, NMI_DEPTH_OFFSET, TOP_OF_STACK_OFFSET,
-    TSS_IST_DB_OFFSET, TSS_IST_NMI_OFFSET, USER_RSP_SCRATCH_OFFSET,
+    IRQ_COUNT_OFFSET, IRQ_STACK_TOP_OFFSET, KSTACK_OFFSET_OFFSET, TOP_OF_STACK_OFFSET, TSS_IST_DB_OFFSET,
+    USER_RSP_SCRATCH_OFFSET,
 };
 use super::regs::{REGS_CS, REGS_RAX, REGS_RBP, REGS_RIP};
 use super::usermode::MSR_GS_BASE;
 use super::vectors::{FIRST_EXTERNAL_VECTOR, NR_EXCEPTIONS, SYSCALL_FRAME};
-use crate::stacks::layout::{DB_STACK_OFFSET, EXCEPTION_STKSZ};
+use crate::stacks::layout::DB_STACK_OFFSET;
 
 global_asm!(
     r#"
@@ -118,6 +119,38 @@ global_asm!(
     mov rbp, rsp
 .endm
 
+// The way back into kernel mode from every exception that can land in NMI
+// context. RSP = &Regs (the fake frame popped), GS the kernel's. Rust
+// decides (`decide`: 0 = IRET, 1 = return without IRET, else an address to
+// return through, see `debug_return`); the decision waits in the frame's
+// error-code slot while the registers are restored (and, with \swap, the
+// user GS base put back: EBX says whether PARANOID_GS swapped). RSP += 120
+// + 16: at the hardware frame; then one of the three returns.
+.macro RETURN_TO_KERNEL decide, swap
+    mov rdi, rsp
+    call \decide
+    mov [rsp + {regs_error_code}], rax
+.if \swap
+    test ebx, ebx
+    jz 1f
+    swapgs
+1:
+.endif
+    RESTORE_REGS
+    add rsp, 8                      // vector; [rsp] = the decision
+    cmp qword ptr [rsp], 1
+    lea rsp, [rsp + 8]              // (lea keeps the flags of the cmp)
+    je tristack_return_without_iret
+    ja 2f
+    iretq
+// Deliver an event here: [decision] = a stack holding the stub's address
+// above the event's hardware frame. RSP := it; `ret` enters the stub with
+// RSP at the frame, as the CPU would have.
+2:
+    mov rsp, [rsp - 8]
+    ret
+.endm
+
 // One stub per vector. RSP -= 8 or 16: optional dummy error code, vector.
 .macro STUB vector, has_error_code, common
 .global tristack_exc_\vector
@@ -127,6 +160,8 @@ tristack_exc_\vector:
 .endif
     push \vector
     jmp \common
+.type tristack_exc_\vector, @function
+.size tristack_exc_\vector, . - tristack_exc_\vector
 .endm
 
 // Linux `paranoid_entry`'s GS decision: a kernel GS base is negative (a
@@ -220,6 +255,9 @@ tristack_entry_SYSCALL_64:
     swapgs
     mov gs:[{user_rsp_scratch}], rsp
     mov rsp, gs:[{top_of_stack}]
+// Up to here RSP was the user's (see `user_rsp_code`).
+.global tristack_syscall_kernel_rsp
+tristack_syscall_kernel_rsp:
     push {user_ds}
     push qword ptr gs:[{user_rsp_scratch}]
     push r11
@@ -251,8 +289,13 @@ tristack_entry_SYSCALL_64:
     // the kernel runs on the user stack with the user GS base: an NMI or
     // #MC here is why their entries check MSR_GS_BASE.
     mov rsp, [rsp + 40]
+// From here RSP is the user's again (see `user_rsp_code`).
+.global tristack_sysret_user_rsp
+tristack_sysret_user_rsp:
     swapgs
     sysretq
+.global tristack_entry_SYSCALL_64_end
+tristack_entry_SYSCALL_64_end:
 .type tristack_entry_SYSCALL_64, @function
 .size tristack_entry_SYSCALL_64, . - tristack_entry_SYSCALL_64
 
@@ -274,36 +317,21 @@ tristack_exception_common:
     lea rdi, [rsp + 16]
     call {dispatch}
     add rsp, 16
-    RESTORE_REGS
-    add rsp, 16                     // vector, error code
-tristack_exception_return_to_kernel:
-    cmp dword ptr gs:[{nmi_depth}], 0
-    jne 3f
-// nmi_depth counts only the Rust handler: the NMI entry and exit stubs run
-// outside it, with NMIs blocked and RSP on the NMI stack. An interrupted
-// RSP within [IST[NMI] - EXCEPTION_STKSZ, IST[NMI]] is NMI context too
-// (the same test as Linux's nested-NMI check in `asm_exc_nmi`).
-    push rax
-    mov rax, gs:[{tss_ist_nmi}]
-    cmp [rsp + 8 + 24], rax         // the interrupted RSP above the NMI stack top?
-    ja 6f
-    sub rax, {exception_stksz}
-    cmp [rsp + 8 + 24], rax         // ...or below its bottom?
-    jb 6f
-    pop rax
-    jmp 3f
-6:
-    pop rax
-    iretq
-// Returning into NMI context (an #MC inside an NMI): IRET would unblock
-// NMIs while the NMI stack is still live, and a pending NMI would start
-// over at its IST top, on the live frame. Linux avoids that with its
-// nested-NMI protocol (`repeat_nmi`); tristack returns without IRET, which
-// a same-privilege return allows: RIP, RFLAGS, RBX and RAX go just below
-// the interrupted RSP (this kernel has no red zone), then
-// RSP := that - 32; pop rax; pop rbx; popfq; ret — RSP ends where the
-// exception found it. Frame here: [rsp] RIP, CS, RFLAGS, RSP, SS.
-3:
+    RETURN_TO_KERNEL {kernel_return}, 0
+.type tristack_exception_common, @function
+.size tristack_exception_common, . - tristack_exception_common
+
+// Returning into NMI context (an #MC or #DB inside an NMI, in its stubs or
+// its handler: `stacks::nmi_return` decides): IRET would unblock NMIs while
+// the NMI stack is still live, and a pending NMI would start over at its
+// IST top, on the live frame. Linux avoids that with its nested-NMI
+// protocol (`repeat_nmi`); tristack returns without IRET, which a
+// same-privilege return allows: RIP, RFLAGS, RBX and RAX go just below the
+// interrupted RSP (this kernel has no red zone), then RSP := that - 32;
+// pop rax; pop rbx; popfq; ret — RSP ends where the exception found it.
+// Frame here: [rsp] RIP, CS, RFLAGS, RSP, SS. GS is already the
+// interrupted code's.
+tristack_return_without_iret:
     push rbx
     push rax
     mov rax, [rsp + 16 + 24]        // the interrupted RSP
@@ -320,8 +348,8 @@ tristack_exception_return_to_kernel:
     pop rbx
     popfq
     ret
-.type tristack_exception_common, @function
-.size tristack_exception_common, . - tristack_exception_common
+.type tristack_return_without_iret, @function
+.size tristack_return_without_iret, . - tristack_return_without_iret
 
 // NMI and #MC (Linux `asm_exc_nmi` / `idtentry_mce_db`), on their IST
 // stacks. From user mode: moved to the thread stack (above). From kernel
@@ -339,17 +367,10 @@ tristack_paranoid_kernel:
     lea rdi, [rsp + 16]
     call {dispatch}
     add rsp, 16
-    test ebx, ebx
-    jnz 4f
-    RESTORE_REGS
-    add rsp, 16
-    jmp tristack_exception_return_to_kernel
-// Interrupted with the user GS base in kernel mode: no NMI handler below us.
-4:
-    swapgs
-    RESTORE_REGS
-    add rsp, 16
-    iretq
+// Decided with the kernel GS base, then the interrupted one put back: an
+// #MC can hit the NMI stub before its own PARANOID_GS swapped, and must
+// not IRET there either.
+    RETURN_TO_KERNEL {kernel_return}, 1
 .type tristack_paranoid_common, @function
 .size tristack_paranoid_common, . - tristack_paranoid_common
 
@@ -378,13 +399,10 @@ tristack_debug_common:
     call {dispatch}
     add rsp, 16
     add qword ptr gs:[{tss_ist_db}], {db_stack_offset}
-    test ebx, ebx
-    jz 5f
-    swapgs
-5:
-    RESTORE_REGS
-    add rsp, 16
-    iretq
+// Into NMI context without IRET, like every paranoid exit; or onward into
+// an event the #DB handler delivers at the interrupted instruction (the
+// entry sweep).
+    RETURN_TO_KERNEL {debug_return}, 1
 .type tristack_debug_common, @function
 .size tristack_debug_common, . - tristack_debug_common
 
@@ -516,6 +534,9 @@ tristack_exception_stubs:
     irq_dispatch = sym super::irq::irq_dispatch,
     irq_exit_to_thread = sym super::irq::irq_exit_to_thread,
     sync_regs = sym super::usermode::sync_regs,
+    kernel_return = sym super::nmi::kernel_return,
+    debug_return = sym super::debug::debug_return,
+    regs_error_code = const super::regs::REGS_ERROR_CODE,
     fixup_bad_iret = sym super::usermode::fixup_bad_iret,
     exit_to_user_mode = sym super::usermode::exit_to_user_mode,
     do_syscall_64 = sym super::syscall::do_syscall_64,
@@ -532,15 +553,12 @@ tristack_exception_stubs:
     poison = const super::usermode::STACKLEAK_POISON,
     msr_gs_base = const MSR_GS_BASE,
     irq_count = const IRQ_COUNT_OFFSET,
-    nmi_depth = const NMI_DEPTH_OFFSET,
     irq_stack_top = const IRQ_STACK_TOP_OFFSET,
     bench_noswitch_vector = const super::vectors::BENCH_NOSWITCH_VECTOR,
     regs_rip = const REGS_RIP,
     regs_rbp = const REGS_RBP,
     regs_cs = const REGS_CS,
     tss_ist_db = const TSS_IST_DB_OFFSET,
-    tss_ist_nmi = const TSS_IST_NMI_OFFSET,
-    exception_stksz = const EXCEPTION_STKSZ,
     db_stack_offset = const DB_STACK_OFFSET,
 );
 
@@ -551,6 +569,25 @@ unsafe extern "C" {
     fn tristack_irq_stubs();
     /// `bench irq`'s stub that does not switch stacks.
     fn tristack_irq_noswitch_stub();
+}
+
+unsafe extern "C" {
+    fn tristack_entry_SYSCALL_64();
+    fn tristack_syscall_kernel_rsp();
+    fn tristack_sysret_user_rsp();
+    fn tristack_entry_SYSCALL_64_end();
+}
+
+/// The kernel instructions that run in ring 0 on the *user's* RSP: the
+/// SYSCALL entry before it loads the thread stack, and the SYSRET exit
+/// after it restored the user's RSP. An NMI, #MC or #DB landing there sees
+/// CS = kernel and an RSP the user chose (`stacks::nmi_return`).
+pub fn user_rsp_code() -> [Range<u64>; 2] {
+    let at = |f: unsafe extern "C" fn()| f as *const () as u64;
+    [
+        at(tristack_entry_SYSCALL_64)..at(tristack_syscall_kernel_rsp),
+        at(tristack_sysret_user_rsp)..at(tristack_entry_SYSCALL_64_end),
+    ]
 }
 
 /// Address of the no-switch stub (for BENCH_NOSWITCH_VECTOR's gate).

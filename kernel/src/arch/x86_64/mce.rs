@@ -10,7 +10,8 @@ use super::percpu::this_cpu;
 use super::regs::Regs;
 use crate::debug::oops::die;
 use crate::println;
-use crate::stacks::{info, layout};
+use crate::stacks::info;
+use crate::sync::FnSlots;
 
 const MSR_MCG_CAP: u32 = 0x179;
 const MSR_MCG_STATUS: u32 = 0x17a;
@@ -91,11 +92,18 @@ trait MachineCheckHw {
     fn rdmsr(&mut self, msr: u32) -> u64;
     fn wrmsr(&mut self, msr: u32, v: u64);
     fn report(&mut self, line: core::fmt::Arguments);
+    /// The line of a software #MC (`int $18`), which a hook may silence.
+    fn report_software(&mut self, line: core::fmt::Arguments) {
+        self.report(line)
+    }
     /// On hardware this never returns (`die`); a fake records it and returns.
     fn die(&mut self, regs: &mut Regs);
 }
 
-struct Hardware;
+struct Hardware {
+    /// A hook claimed this #MC: a software one is not reported.
+    quiet_software: bool,
+}
 
 impl MachineCheckHw for Hardware {
     fn has_mca(&self) -> bool {
@@ -110,13 +118,34 @@ impl MachineCheckHw for Hardware {
     fn report(&mut self, line: core::fmt::Arguments) {
         println!("{line}");
     }
+    fn report_software(&mut self, line: core::fmt::Arguments) {
+        if !self.quiet_software {
+            println!("{line}");
+        }
+    }
     fn die(&mut self, regs: &mut Regs) {
         die("machine check", regs)
     }
 }
 
+/// Code that raises #MC on purpose and wants to see each one (the entry
+/// sweep; Linux's `mce_register_decode_chain` gets every record). Runs in
+/// #MC context: atomics only. Returns true to claim a *software* #MC
+/// (MCIP clear), whose report line is then left out.
+pub type MceHook = fn(&Regs) -> bool;
+
+// SAFETY: MceHook is a function pointer type.
+static MCE_HOOKS: FnSlots<MceHook, 4> = unsafe { FnSlots::new() };
+
+/// Show every #MC to `hook` first (registering twice is a no-op).
+pub fn register_mce_hook(hook: MceHook) {
+    MCE_HOOKS.register(hook);
+}
+
 pub fn handle(regs: &mut Regs) {
-    do_machine_check(&mut Hardware, regs)
+    let claimed = MCE_HOOKS.iter().fold(false, |claimed, hook| hook(regs) || claimed);
+    let mut hw = Hardware { quiet_software: claimed };
+    do_machine_check(&mut hw, regs)
 }
 
 // Never inlined: one frame of its own in traces, and an entry of
@@ -127,10 +156,11 @@ fn do_machine_check(hw: &mut impl MachineCheckHw, regs: &mut Regs) {
     cpu.mce_count.fetch_add(1, Ordering::SeqCst);
     // #MC context, as NMI (Linux `do_machine_check` calls `nmi_enter`).
     // Inside an NMI: its handler, or its entry/exit stub on the NMI stack.
-    let (nmi_bottom, nmi_top) = layout::estack_range(cpu.id(), layout::EStack::NMI);
-    if cpu.nmi_depth.fetch_add(1, Ordering::SeqCst) > 0 || (nmi_bottom..=nmi_top).contains(&regs.rsp) {
+    // (`returns_into_nmi`: not by RSP alone, which the user may have chosen.)
+    if super::nmi::returns_into_nmi(regs) {
         cpu.mce_in_nmi.fetch_add(1, Ordering::SeqCst);
     }
+    cpu.nmi_depth.fetch_add(1, Ordering::SeqCst);
     let frame = regs as *const Regs as u64;
     let mca = hw.has_mca();
     let mcg_status = if mca { hw.rdmsr(MSR_MCG_STATUS) } else { 0 };
@@ -156,7 +186,7 @@ fn do_machine_check(hw: &mut impl MachineCheckHw, regs: &mut Regs) {
     }
     let place = info::name_of(frame);
     if mcg_status & MCG_STATUS_MCIP == 0 {
-        hw.report(format_args!(
+        hw.report_software(format_args!(
             "mce: CPU {}: #MC handler ran on the {place} stack (frame {frame:016x}) with MCG_STATUS.MCIP clear: \
              a software int $18, {valid} valid banks",
             cpu.id()

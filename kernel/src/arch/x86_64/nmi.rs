@@ -13,13 +13,17 @@
 //!   `bt-all`, a dying CPU), and the console writes through for its own CPU;
 //! - a bug that faults in it anyway ends in an oops, which never IRETs.
 
+use core::ops::RangeInclusive;
 use core::sync::atomic::Ordering;
 
-use super::percpu::this_cpu;
+use super::entry::user_rsp_code;
+use super::percpu::{this_cpu, PerCpu};
 use super::regs::Regs;
 use super::vectors::X86_TRAP_NMI;
 use crate::println;
 use crate::stacks::info;
+use crate::stacks::layout::{Ist, EXCEPTION_STKSZ};
+use crate::stacks::nmi_return::{self, Interrupted};
 use crate::sync::FnSlots;
 use crate::time::{spin_until, SPIN_WAIT_MS};
 
@@ -44,15 +48,44 @@ pub fn handle(regs: &mut Regs) {
     cpu.nmi_depth.fetch_add(1, Ordering::SeqCst);
     cpu.nmi_count.fetch_add(1, Ordering::SeqCst);
     // The NMI stack must never be re-entered while live: if the interrupted
-    // RSP is on it, the CPU has just overwritten a live frame. Counted, so
-    // `nmi-storm` can prove it never happens.
-    let (bottom, top) = crate::stacks::layout::estack_range(cpu.id(), crate::stacks::layout::EStack::NMI);
-    if (bottom..top).contains(&regs.rsp) {
+    // (kernel, trusted) RSP is on it, the CPU has just overwritten a live
+    // frame. Counted, so `nmi-storm` and the entry sweep can prove it never
+    // happens.
+    if nmi_return::on_nmi_stack(interrupted(regs), nmi_stack(cpu), &user_rsp_code()) {
         cpu.nmi_stack_reentered.fetch_add(1, Ordering::SeqCst);
     }
     NMI_HANDLERS.iter().for_each(|handler| handler(regs));
     cpu.nmi_depth.fetch_sub(1, Ordering::SeqCst);
     super::debug::restore_all(dr7);
+}
+
+/// The exit decision of every exception's way back into kernel mode
+/// (`RETURN_TO_KERNEL` in entry.rs): 1 to return without IRET into NMI
+/// context, 0 to IRET. A whole word: the stub stores RAX as it is.
+pub extern "C" fn kernel_return(regs: &Regs) -> u64 {
+    u64::from(returns_into_nmi(regs))
+}
+
+/// Whether the interrupted code is NMI context, so the return must not
+/// IRET (`stacks::nmi_return` has the rule and why RSP alone is not it).
+pub fn returns_into_nmi(regs: &Regs) -> bool {
+    let cpu = this_cpu();
+    nmi_return::interrupted_nmi_context(
+        cpu.nmi_depth.load(Ordering::SeqCst),
+        interrupted(regs),
+        nmi_stack(cpu),
+        &user_rsp_code(),
+    )
+}
+
+fn interrupted(regs: &Regs) -> Interrupted {
+    Interrupted { from_user: regs.from_user(), rip: regs.rip, rsp: regs.rsp }
+}
+
+/// This CPU's NMI stack as its TSS has it, bottom to top inclusive.
+fn nmi_stack(cpu: &PerCpu) -> RangeInclusive<u64> {
+    let top = cpu.ist(Ist::NMI);
+    top - EXCEPTION_STKSZ..=top
 }
 
 /// Send this CPU an NMI and wait for it, without printing.

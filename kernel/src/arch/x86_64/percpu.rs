@@ -213,9 +213,6 @@ static AREAS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
 /// Offsets from GS base of the fields the interrupt entry code uses.
 pub const IRQ_COUNT_OFFSET: usize = offset_of!(PerCpu, irq_count);
 pub const IRQ_STACK_TOP_OFFSET: usize = offset_of!(PerCpu, irq_stack_top);
-/// NMI/#MC handlers running: the exception exit path returns without IRET
-/// into an NMI handler.
-pub const NMI_DEPTH_OFFSET: usize = offset_of!(PerCpu, nmi_depth);
 
 /// The syscall entry's stack and scratch slot, and the random offset.
 pub const TOP_OF_STACK_OFFSET: usize = offset_of!(PerCpu, top_of_stack);
@@ -227,11 +224,6 @@ pub const TSS_IST_DB_OFFSET: usize =
     offset_of!(PerCpu, tss) + offset_of!(TaskStateSegment, interrupt_stack_table) + 8 * Ist::DB.tss_slot();
 /// Offset from GS base of the stack tracer's per-CPU recursion guard.
 pub const TRACER_BUSY_OFFSET: usize = offset_of!(PerCpu, tracer_busy);
-
-/// Offset from GS base of TSS IST[NMI]: the exception exit path asks
-/// whether it returns onto the NMI stack.
-pub const TSS_IST_NMI_OFFSET: usize =
-    offset_of!(PerCpu, tss) + offset_of!(TaskStateSegment, interrupt_stack_table) + 8 * Ist::NMI.tss_slot();
 
 /// The area of `cpu` (for display and for bring-up).
 pub fn of(cpu: usize) -> &'static PerCpu {

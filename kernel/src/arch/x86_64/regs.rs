@@ -46,6 +46,7 @@ pub const REGS_RBP: usize = offset_of!(Regs, rbp);
 pub const REGS_RIP: usize = offset_of!(Regs, rip);
 pub const REGS_CS: usize = offset_of!(Regs, cs);
 pub const REGS_RAX: usize = offset_of!(Regs, rax);
+pub const REGS_ERROR_CODE: usize = offset_of!(Regs, error_code);
 /// Bytes of a register frame: what an entry from user mode puts at the top
 /// of the thread stack (Linux `sizeof(struct pt_regs)` + our vector word).
 pub const REGS_SIZE: usize = size_of::<Regs>();

@@ -67,6 +67,8 @@ pub const BT_IRQ_OUTER_VECTOR: u8 = 0x49;
 pub const BT_IRQ_INNER_VECTOR: u8 = 0x4a;
 pub const BT_NMI_VECTOR: u8 = 0x4b;
 pub const NMI_STORM_VECTOR: u8 = 0x4c;
+/// The IRQ the entry sweep makes pending at an instruction (a self-IPI).
+pub const ENTRY_SWEEP_VECTOR: u8 = 0x4d;
 
 // --- Device interrupts --------------------------------------------------------------
 
@@ -81,7 +83,7 @@ pub const FIRST_EXTERNAL_VECTOR: u8 = 0x20;
 
 /// Every fixed vector above the exceptions, with its name, to check below
 /// that none is used twice and each sits in its range.
-const FIXED: [(u8, &str); 16] = [
+const FIXED: [(u8, &str); 17] = [
     (SPURIOUS_APIC_VECTOR, "spurious"),
     (RESCHEDULE_VECTOR, "reschedule"),
     (CALL_FUNCTION_SINGLE_VECTOR, "call function"),
@@ -98,6 +100,7 @@ const FIXED: [(u8, &str); 16] = [
     (BT_IRQ_INNER_VECTOR, "bt-irq inner"),
     (BT_NMI_VECTOR, "bt-nmi"),
     (NMI_STORM_VECTOR, "nmi-storm"),
+    (ENTRY_SWEEP_VECTOR, "entry-sweep"),
 ];
 
 /// The irqnest vector of level `level` (1-based).

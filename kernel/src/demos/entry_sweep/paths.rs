@@ -1,0 +1,90 @@
+//! The entry and exit paths the sweep covers, and their instructions: the
+//! code ranges come from the kernel's own symbol table (or the stub tables
+//! in `arch::entry`), the instruction boundaries from decoding that code
+//! with `iced-x86`.
+
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+
+use super::triggers::Trigger;
+use crate::arch::entry::{exception_stub, irq_noswitch_stub, irq_stub};
+use crate::arch::vectors::{BENCH_NOSWITCH_VECTOR, BENCH_SWITCH_VECTOR, LOCAL_TIMER_VECTOR, X86_TRAP_MC, X86_TRAP_NMI};
+use crate::debug::symbols;
+
+/// Where a path's code is.
+#[derive(Clone, Copy)]
+pub enum Code {
+    /// A whole function of the symbol table (asm stubs carry `.size`).
+    Sym(&'static str),
+    /// A per-vector stub: from its address through its first `jmp`.
+    Stub(fn() -> u64),
+}
+
+pub struct Path {
+    pub name: &'static str,
+    pub code: &'static [Code],
+    pub trigger: Trigger,
+}
+
+/// Every path, kernel-mode entries first.
+#[rustfmt::skip]
+pub static PATHS: &[Path] = &[
+    Path { name: "NMI entry and exit", trigger: Trigger::Int(X86_TRAP_NMI),
+           code: &[Code::Stub(|| exception_stub(X86_TRAP_NMI.into())), Code::Sym("tristack_paranoid_common")] },
+    Path { name: "#MC entry and exit", trigger: Trigger::Int(X86_TRAP_MC),
+           code: &[Code::Stub(|| exception_stub(X86_TRAP_MC.into())), Code::Sym("tristack_paranoid_common")] },
+    Path { name: "return into NMI context without IRET", trigger: Trigger::NmiMce,
+           code: &[Code::Sym("tristack_return_without_iret")] },
+    Path { name: "IRQ entry, switching to the IRQ stack", trigger: Trigger::Int(BENCH_SWITCH_VECTOR),
+           code: &[Code::Stub(|| irq_stub(BENCH_SWITCH_VECTOR.into())), Code::Sym("tristack_irq_common")] },
+    Path { name: "IRQ entry, staying on the stack", trigger: Trigger::Int(BENCH_NOSWITCH_VECTOR),
+           code: &[Code::Stub(irq_noswitch_stub), Code::Sym("tristack_irq_noswitch_common")] },
+    Path { name: "context switch", trigger: Trigger::Yield, code: &[Code::Sym("tristack_switch_to")] },
+    Path { name: "call_on_stack", trigger: Trigger::CallOnStack, code: &[Code::Sym("tristack_call_on_stack")] },
+    Path { name: "SYSCALL entry and SYSRET exit", trigger: Trigger::SyscallLoop { nmis: false },
+           code: &[Code::Sym("tristack_entry_SYSCALL_64")] },
+    Path { name: "exit to user mode (checks, STACKLEAK, IRET)", trigger: Trigger::SyscallLoop { nmis: false },
+           code: &[Code::Sym("tristack_return_to_user"), Code::Sym("tristack::arch::x86_64::usermode::exit_to_user_mode"),
+                   Code::Sym("tristack::arch::x86_64::usermode::prepare_exit"),
+                   Code::Sym("tristack::arch::x86_64::usermode::stackleak_lowest")] },
+    Path { name: "IRQ from user mode", trigger: Trigger::SyscallLoop { nmis: false },
+           code: &[Code::Stub(|| irq_stub(LOCAL_TIMER_VECTOR.into())), Code::Sym("tristack_irq_common")] },
+    Path { name: "NMI from user mode (sync_regs)", trigger: Trigger::SyscallLoop { nmis: true },
+           code: &[Code::Stub(|| exception_stub(X86_TRAP_NMI.into())), Code::Sym("tristack_paranoid_common"),
+                   Code::Sym("tristack_exception_from_user"), Code::Sym("tristack::arch::x86_64::usermode::sync_regs")] },
+];
+
+/// The instruction addresses of `path`, in order; Err names a symbol the
+/// table lacks (renamed or inlined).
+pub fn instructions(path: &Path) -> Result<Vec<u64>, &'static str> {
+    let mut all = Vec::new();
+    for code in path.code {
+        let (range, through_jmp) = match *code {
+            Code::Sym(name) => (symbols::find(name).ok_or(name)?, false),
+            // A stub is a few pushes and a jmp; 32 bytes cover it.
+            Code::Stub(addr) => (addr()..addr() + 32, true),
+        };
+        all.extend(decode(range, through_jmp));
+    }
+    Ok(all)
+}
+
+// Never inlined: iced's `Decoder` is about 1 KiB; inlined into its caller
+// the frame passed the frame-size gate (./x checkstack --frame-warn 1024).
+#[inline(never)]
+fn decode(range: Range<u64>, through_jmp: bool) -> Vec<u64> {
+    // SAFETY: kernel text, mapped and never written; only read.
+    let bytes = unsafe { core::slice::from_raw_parts(range.start as *const u8, (range.end - range.start) as usize) };
+    let mut decoder = Decoder::with_ip(64, bytes, range.start, DecoderOptions::NONE);
+    let mut out = Vec::new();
+    while decoder.can_decode() {
+        let insn = decoder.decode();
+        out.push(insn.ip());
+        if through_jmp && insn.mnemonic() == Mnemonic::Jmp {
+            break;
+        }
+    }
+    out
+}

@@ -1,0 +1,193 @@
+//! What makes a path run on the target CPU while the sweep waits for an
+//! instruction: kernel threads pinned there that loop through the path
+//! (checking their registers after each pass), or a user program pinned
+//! there that loops on `syscall`, with NMIs sent to it when the path is an
+//! entry from user mode.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::arch::regcheck::{int_keeps_registers, REG_NAMES};
+use crate::arch::vectors::{BENCH_NOSWITCH_VECTOR, BENCH_SWITCH_VECTOR, X86_TRAP_MC, X86_TRAP_NMI};
+use crate::arch::{mce, nmi};
+use crate::sched::{self, Ended, Placement};
+use crate::stacks::layout::{estack_range, EStack};
+use crate::user::process;
+use crate::{println, smp};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// `int V` from a kernel thread, registers checked (NMI, #MC, IRQs).
+    Int(u8),
+    /// `int $2` whose NMI handler raises `int $18`: an #MC in NMI context,
+    /// which returns without IRET.
+    NmiMce,
+    /// Two kernel threads yield to each other: `switch_to`.
+    Yield,
+    /// A kernel thread calls a function on an extra stack.
+    CallOnStack,
+    /// `attack syscall-rsp-loop` with RSP = the target's NMI stack bottom
+    /// (its registers checked by the program); with `nmis`, NMIs sent to it
+    /// all the while, so entries from user mode happen.
+    SyscallLoop { nmis: bool },
+}
+
+impl Trigger {
+    /// NMIs drive this path, so NMIs are blocked on all of it (until the
+    /// NMI's IRET) and the sweep delivers no NMI of its own there. (Also,
+    /// a real NMI arriving while one the #DB handler delivered is in flight
+    /// would land on its frame: a delivered NMI does not block NMIs.) The
+    /// sweep decides this from the path, not by asking the kernel's own
+    /// `returns_into_nmi`, which is under test.
+    pub fn is_nmi(self) -> bool {
+        matches!(self, Trigger::Int(X86_TRAP_NMI) | Trigger::NmiMce | Trigger::SyscallLoop { nmis: true })
+    }
+
+    fn sends_nmis(self) -> bool {
+        self == Trigger::SyscallLoop { nmis: true }
+    }
+
+    pub fn from_user(self) -> bool {
+        matches!(self, Trigger::SyscallLoop { .. })
+    }
+
+    /// How it is shown in the sweep's lines.
+    pub fn describe(self) -> String {
+        match self {
+            Trigger::Int(v) => alloc::format!("int ${v:#x} from a kernel thread"),
+            Trigger::NmiMce => "int $2 raising int $18 in the NMI handler".into(),
+            Trigger::Yield => "two kernel threads yielding".into(),
+            Trigger::CallOnStack => "call_on_extra_stack from a kernel thread".into(),
+            Trigger::SyscallLoop { nmis: false } => "a user syscall loop, RSP on the NMI stack".into(),
+            Trigger::SyscallLoop { nmis: true } => "a user syscall loop, RSP on the NMI stack, NMIs sent".into(),
+        }
+    }
+}
+
+/// Kernel trigger threads loop while this is set.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+/// The trigger now running (so its NMI and #MC handlers know it).
+static NMI_RAISES_MCE: AtomicBool = AtomicBool::new(false);
+static SOFTWARE_MCE: AtomicBool = AtomicBool::new(false);
+/// Passes whose registers came back changed, and every pass.
+pub static REGS_CHANGED: AtomicU64 = AtomicU64::new(0);
+pub static PASSES: AtomicU64 = AtomicU64::new(0);
+
+pub fn init() {
+    nmi::register_nmi_handler(raise_mce_in_nmi);
+}
+
+/// The #MCs a trigger raises on purpose are not reported one by one.
+pub fn claims_mce() -> bool {
+    SOFTWARE_MCE.load(Ordering::Relaxed)
+}
+
+fn raise_mce_in_nmi(_: &crate::arch::regs::Regs) {
+    if NMI_RAISES_MCE.load(Ordering::Relaxed) {
+        mce::int18();
+    }
+}
+
+fn check(changed: u32) {
+    PASSES.fetch_add(1, Ordering::Relaxed);
+    if changed != 0 && REGS_CHANGED.fetch_add(1, Ordering::Relaxed) < 3 {
+        let names: Vec<&str> = (0..14).filter(|i| changed & 1 << i != 0).map(|i| REG_NAMES[i]).collect();
+        println!("entry-sweep: registers changed across the path: {}", names.join(" "));
+    }
+}
+
+fn int_loop(vector: u64) -> i64 {
+    let vector = vector as u8;
+    while RUNNING.load(Ordering::Relaxed) {
+        check(match vector {
+            X86_TRAP_NMI => int_keeps_registers::<X86_TRAP_NMI>(),
+            X86_TRAP_MC => int_keeps_registers::<X86_TRAP_MC>(),
+            BENCH_SWITCH_VECTOR => int_keeps_registers::<BENCH_SWITCH_VECTOR>(),
+            BENCH_NOSWITCH_VECTOR => int_keeps_registers::<BENCH_NOSWITCH_VECTOR>(),
+            _ => unreachable!("no trigger for vector {vector}"),
+        });
+    }
+    0
+}
+
+fn yield_loop(_: u64) -> i64 {
+    while RUNNING.load(Ordering::Relaxed) {
+        sched::yield_now();
+        PASSES.fetch_add(1, Ordering::Relaxed);
+    }
+    0
+}
+
+fn call_on_stack_loop(_: u64) -> i64 {
+    while RUNNING.load(Ordering::Relaxed) {
+        let r = crate::stacks::extra::call_on_extra_stack(|| 0x5eed);
+        check(if r == Ok(0x5eed) { 0 } else { 1 });
+    }
+    0
+}
+
+/// A trigger running on the target CPU; `stop` ends it and says whether
+/// it ended as it should.
+pub struct Running {
+    trigger: Trigger,
+    target: usize,
+    pids: Vec<u32>,
+    last_nmi: u64,
+}
+
+pub fn start(trigger: Trigger, target: usize) -> Result<Running, String> {
+    RUNNING.store(true, Ordering::SeqCst);
+    NMI_RAISES_MCE.store(trigger == Trigger::NmiMce, Ordering::SeqCst);
+    SOFTWARE_MCE.store(matches!(trigger, Trigger::Int(X86_TRAP_MC) | Trigger::NmiMce), Ordering::SeqCst);
+    let on = Placement::Pinned(target);
+    let kthread = |name: &str, entry: sched::Entry, arg: u64| {
+        sched::spawn_on(name, entry, arg, on).map_err(|e| alloc::format!("entry-sweep: {name}: {e:?}"))
+    };
+    let pids = match trigger {
+        Trigger::Int(v) => alloc::vec![kthread("sweep-int", int_loop, u64::from(v))?],
+        Trigger::NmiMce => alloc::vec![kthread("sweep-int", int_loop, u64::from(X86_TRAP_NMI))?],
+        Trigger::Yield => alloc::vec![kthread("sweep-yield", yield_loop, 0)?, kthread("sweep-yield", yield_loop, 1)?],
+        Trigger::CallOnStack => alloc::vec![kthread("sweep-extra", call_on_stack_loop, 0)?],
+        Trigger::SyscallLoop { .. } => {
+            let (bottom, _) = estack_range(target, EStack::NMI);
+            let args = alloc::format!("syscall-rsp-loop {bottom:x}");
+            alloc::vec![process::run("attack", &args, on).map_err(|e| alloc::format!("entry-sweep: attack: {e}"))?]
+        }
+    };
+    Ok(Running { trigger, target, pids, last_nmi: 0 })
+}
+
+impl Running {
+    /// Called while the sweep waits: NMIs for triggers that want them, at
+    /// most one per 20 us of TSC so the target still makes progress.
+    pub fn feed(&mut self) {
+        if self.trigger.sends_nmis() {
+            let now = crate::time::rdtsc();
+            if now.wrapping_sub(self.last_nmi) > crate::time::tsc_per_ms() / 50 {
+                self.last_nmi = now;
+                smp::send_nmi(self.target);
+            }
+        }
+    }
+
+    /// Stop the trigger; true if every thread or program ended as expected
+    /// (kernel threads returned, the user program was still looping and
+    /// died only by the kill).
+    pub fn stop(self) -> bool {
+        RUNNING.store(false, Ordering::SeqCst);
+        let mut ok = true;
+        for pid in self.pids {
+            if self.trigger.from_user() {
+                ok &= sched::kill(pid).is_ok();
+                ok &= sched::join(pid) == Ok(Ended::Exited(crate::sched::KILLED_BY_SIGKILL));
+            } else {
+                ok &= sched::join(pid) == Ok(Ended::Exited(0));
+            }
+        }
+        sched::reap_children();
+        NMI_RAISES_MCE.store(false, Ordering::SeqCst);
+        SOFTWARE_MCE.store(false, Ordering::SeqCst);
+        ok
+    }
+}
