@@ -41,6 +41,11 @@ impl Event {
 /// The breakpoint slot the sweep arms (the demos' `db`/`watch` use 0, user
 /// watchpoints 3).
 const SWEEP_SLOT: u8 = 1;
+/// The carrier breakpoint: an #MC delivered at it on every pass (the
+/// path "return into NMI context" exists only below such an #MC).
+const CARRIER_SLOT: u8 = 2;
+static CARRIER: AtomicU64 = AtomicU64::new(0);
+
 /// How long an instruction may take to be reached, and an event to arrive.
 const WAIT_MS: u64 = 50;
 
@@ -76,6 +81,16 @@ fn event() -> Option<Event> {
 /// second #MC would shut the CPU down). Decided from the hardware state
 /// and the sweep's own knowledge, never by the kernel code under test.
 fn db_hook(regs: &mut Regs, ev: &DebugEvent) -> bool {
+    if ev.kind == DebugKind::Db && ev.slot == Some(CARRIER_SLOT) {
+        let carrier = CARRIER.load(Ordering::SeqCst);
+        if on_target() && carrier == regs.rip {
+            // One-shot (the slot is disarmed already): the #MC returns
+            // without IRET, which cannot set RF, so a breakpoint still armed
+            // here would fire again at once. The trigger re-arms it.
+            debug::deliver_at_return(regs, X86_TRAP_MC);
+        }
+        return true;
+    }
     if ev.kind != DebugKind::Db || ev.slot != Some(SWEEP_SLOT) {
         return false;
     }
@@ -149,6 +164,28 @@ fn arm(x: u64) {
 
 fn disarm(_: u64) {
     debug::disarm(SWEEP_SLOT);
+}
+
+fn disarm_carrier(_: u64) {
+    debug::disarm(CARRIER_SLOT);
+}
+
+/// Deliver an #MC at `at` on the target CPU once after each
+/// `rearm_carrier` there (None: stop).
+pub fn set_carrier(at: Option<u64>) {
+    CARRIER.store(at.unwrap_or(0), Ordering::SeqCst);
+    if at.is_none() {
+        smp::call_on(core::iter::once(TARGET.load(Ordering::SeqCst)), disarm_carrier, 0);
+    }
+}
+
+/// On the target CPU, from the trigger's thread: arm the carrier for the
+/// next pass (interrupts off: the sweep's IPI also writes DR7).
+pub fn rearm_carrier() {
+    let carrier = CARRIER.load(Ordering::SeqCst);
+    if carrier != 0 {
+        ::x86_64::instructions::interrupts::without_interrupts(|| debug::arm_execute(CARRIER_SLOT, carrier));
+    }
 }
 
 /// Set the CPU the sweep arms its breakpoints on.

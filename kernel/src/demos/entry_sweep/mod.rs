@@ -27,7 +27,6 @@ use crate::{debug, println};
 
 pub fn init() {
     engine::init();
-    triggers::init();
     user_rsp::init();
 }
 

@@ -88,3 +88,19 @@ fn decode(range: Range<u64>, through_jmp: bool) -> Vec<u64> {
     }
     out
 }
+
+/// Where the NMI's exit stub resumes after the handler (the instruction
+/// after its first call): the carrier breakpoint of `Trigger::NmiMce`.
+pub fn nmi_exit_after_handler() -> u64 {
+    let code = symbols::find("tristack_paranoid_common").expect("tristack_paranoid_common in the symbol table");
+    // SAFETY: kernel text, mapped and never written; only read.
+    let bytes = unsafe { core::slice::from_raw_parts(code.start as *const u8, (code.end - code.start) as usize) };
+    let mut decoder = Decoder::with_ip(64, bytes, code.start, DecoderOptions::NONE);
+    while decoder.can_decode() {
+        let insn = decoder.decode();
+        if insn.mnemonic() == Mnemonic::Call {
+            return insn.next_ip();
+        }
+    }
+    panic!("tristack_paranoid_common calls nothing")
+}

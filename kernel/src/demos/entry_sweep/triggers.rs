@@ -10,7 +10,6 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::regcheck::{int_keeps_registers, REG_NAMES};
 use crate::arch::vectors::{BENCH_NOSWITCH_VECTOR, BENCH_SWITCH_VECTOR, X86_TRAP_MC, X86_TRAP_NMI};
-use crate::arch::{mce, nmi};
 use crate::sched::{self, Ended, Placement};
 use crate::stacks::layout::{estack_range, EStack};
 use crate::user::process;
@@ -20,8 +19,9 @@ use crate::{println, smp};
 pub enum Trigger {
     /// `int V` from a kernel thread, registers checked (NMI, #MC, IRQs).
     Int(u8),
-    /// `int $2` whose NMI handler raises `int $18`: an #MC in NMI context,
-    /// which returns without IRET.
+    /// `int $2`, and an #MC delivered in its exit stub after the handler
+    /// (a carrier breakpoint): an #MC in NMI context, which returns
+    /// without IRET.
     NmiMce,
     /// Two kernel threads yield to each other: `switch_to`.
     Yield,
@@ -56,7 +56,7 @@ impl Trigger {
     pub fn describe(self) -> String {
         match self {
             Trigger::Int(v) => alloc::format!("int ${v:#x} from a kernel thread"),
-            Trigger::NmiMce => "int $2 raising int $18 in the NMI handler".into(),
+            Trigger::NmiMce => "int $2, an #MC delivered in its exit stub".into(),
             Trigger::Yield => "two kernel threads yielding".into(),
             Trigger::CallOnStack => "call_on_extra_stack from a kernel thread".into(),
             Trigger::SyscallLoop { nmis: false } => "a user syscall loop, RSP on the NMI stack".into(),
@@ -67,26 +67,15 @@ impl Trigger {
 
 /// Kernel trigger threads loop while this is set.
 static RUNNING: AtomicBool = AtomicBool::new(false);
-/// The trigger now running (so its NMI and #MC handlers know it).
-static NMI_RAISES_MCE: AtomicBool = AtomicBool::new(false);
+/// The trigger raises #MC on purpose (its handler stays quiet).
 static SOFTWARE_MCE: AtomicBool = AtomicBool::new(false);
 /// Passes whose registers came back changed, and every pass.
 pub static REGS_CHANGED: AtomicU64 = AtomicU64::new(0);
 pub static PASSES: AtomicU64 = AtomicU64::new(0);
 
-pub fn init() {
-    nmi::register_nmi_handler(raise_mce_in_nmi);
-}
-
 /// The #MCs a trigger raises on purpose are not reported one by one.
 pub fn claims_mce() -> bool {
     SOFTWARE_MCE.load(Ordering::Relaxed)
-}
-
-fn raise_mce_in_nmi(_: &crate::arch::regs::Regs) {
-    if NMI_RAISES_MCE.load(Ordering::Relaxed) {
-        mce::int18();
-    }
 }
 
 fn check(changed: u32) {
@@ -100,6 +89,7 @@ fn check(changed: u32) {
 fn int_loop(vector: u64) -> i64 {
     let vector = vector as u8;
     while RUNNING.load(Ordering::Relaxed) {
+        super::engine::rearm_carrier();
         check(match vector {
             X86_TRAP_NMI => int_keeps_registers::<X86_TRAP_NMI>(),
             X86_TRAP_MC => int_keeps_registers::<X86_TRAP_MC>(),
@@ -138,7 +128,6 @@ pub struct Running {
 
 pub fn start(trigger: Trigger, target: usize) -> Result<Running, String> {
     RUNNING.store(true, Ordering::SeqCst);
-    NMI_RAISES_MCE.store(trigger == Trigger::NmiMce, Ordering::SeqCst);
     SOFTWARE_MCE.store(matches!(trigger, Trigger::Int(X86_TRAP_MC) | Trigger::NmiMce), Ordering::SeqCst);
     let on = Placement::Pinned(target);
     let kthread = |name: &str, entry: sched::Entry, arg: u64| {
@@ -146,7 +135,10 @@ pub fn start(trigger: Trigger, target: usize) -> Result<Running, String> {
     };
     let pids = match trigger {
         Trigger::Int(v) => alloc::vec![kthread("sweep-int", int_loop, u64::from(v))?],
-        Trigger::NmiMce => alloc::vec![kthread("sweep-int", int_loop, u64::from(X86_TRAP_NMI))?],
+        Trigger::NmiMce => {
+            super::engine::set_carrier(Some(super::paths::nmi_exit_after_handler()));
+            alloc::vec![kthread("sweep-int", int_loop, u64::from(X86_TRAP_NMI))?]
+        }
         Trigger::Yield => alloc::vec![kthread("sweep-yield", yield_loop, 0)?, kthread("sweep-yield", yield_loop, 1)?],
         Trigger::CallOnStack => alloc::vec![kthread("sweep-extra", call_on_stack_loop, 0)?],
         Trigger::SyscallLoop { .. } => {
@@ -176,6 +168,9 @@ impl Running {
     /// died only by the kill).
     pub fn stop(self) -> bool {
         RUNNING.store(false, Ordering::SeqCst);
+        if self.trigger == Trigger::NmiMce {
+            super::engine::set_carrier(None);
+        }
         let mut ok = true;
         for pid in self.pids {
             if self.trigger.from_user() {
@@ -186,7 +181,6 @@ impl Running {
             }
         }
         sched::reap_children();
-        NMI_RAISES_MCE.store(false, Ordering::SeqCst);
         SOFTWARE_MCE.store(false, Ordering::SeqCst);
         ok
     }
