@@ -290,6 +290,14 @@ fn bad_arguments_at_the_prompt_are_clear_errors_and_the_shell_carries_on() {
         ("soak 5 -1", "error: soak: SEED must be a number from 0 to 18446744073709551615, not '-1'"),
         ("soak 5", "error: soak: needs at least 4 CPUs (boot with --smp 4)"),
         ("overflow now", "error: overflow: unexpected argument 'now'; usage: overflow [--holding-lock]"),
+        (
+            "entry-sweep db",
+            "error: entry-sweep: unknown event 'db'; entry-sweep: usage: entry-sweep [nmi|irq|mce|all] [--from user|kernel|both]",
+        ),
+        ("entry-sweep --from ring1", "error: entry-sweep: --from takes user, kernel or both, not 'ring1'"),
+        ("entry-sweep --from", "error: entry-sweep: --from needs user, kernel or both"),
+        ("nmi-user-rsp", "error: nmi-user-rsp: usage: nmi-user-rsp N"),
+        ("nmi-user-rsp 0", "error: nmi-user-rsp: N must be a number from 1 to 10000000, not '0'"),
     ];
     let t = token("after-errors");
     let mut typed = String::new();
