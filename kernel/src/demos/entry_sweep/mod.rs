@@ -83,7 +83,7 @@ pub fn entry_sweep(args: &[&str]) -> CmdResult {
     let names: Vec<&str> = events.iter().map(|e| e.name()).collect();
     println!("entry-sweep: a breakpoint on each instruction on CPU {target}, then {} there", names.join(", "));
     let (mut insns, mut reached, mut delivered, mut lost, mut failed_paths) = (0, 0, 0, 0, Vec::new());
-    for path in PATHS.iter().filter(|p| if p.trigger.from_user() { user } else { kernel }) {
+    for path in PATHS.iter().filter(|p| if p.trigger.in_user_mode() { user } else { kernel }) {
         let code = paths::instructions(path)
             .map_err(|sym| CmdError::Failed(alloc::format!("entry-sweep: no symbol {sym} (renamed or inlined?)")))?;
         let mut running = triggers::start(path.trigger, target).map_err(CmdError::Failed)?;
@@ -123,7 +123,7 @@ pub fn entry_sweep(args: &[&str]) -> CmdResult {
         println!(
             "entry-sweep: {} (from {}: {}): {} instructions, {hit} reached{line}; {}",
             path.name,
-            if path.trigger.from_user() { "user" } else { "kernel" },
+            if path.trigger.in_user_mode() { "user" } else { "kernel" },
             path.trigger.describe(),
             code.len(),
             if ok { "survived" } else { "the trigger did not end as it should" }

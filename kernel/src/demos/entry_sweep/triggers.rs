@@ -48,7 +48,7 @@ impl Trigger {
         self == Trigger::SyscallLoop { nmis: true }
     }
 
-    pub fn from_user(self) -> bool {
+    pub fn in_user_mode(self) -> bool {
         matches!(self, Trigger::SyscallLoop { .. })
     }
 
@@ -173,7 +173,7 @@ impl Running {
         }
         let mut ok = true;
         for pid in self.pids {
-            if self.trigger.from_user() {
+            if self.trigger.in_user_mode() {
                 ok &= sched::kill(pid).is_ok();
                 ok &= sched::join(pid) == Ok(Ended::Exited(crate::sched::KILLED_BY_SIGKILL));
             } else {
