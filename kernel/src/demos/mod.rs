@@ -33,7 +33,7 @@ pub fn init() {
 }
 
 /// The demos' ktests (the runner collects these with the mechanisms').
-pub static KTESTS: &[&[KTest]] = &[ist::ktests::KTESTS, irq::ktests::KTESTS];
+pub static KTESTS: &[&[KTest]] = &[ist::ktests::KTESTS, irq::ktests::KTESTS, entry_sweep::fences::KTESTS];
 
 /// The demo commands, by chapter; the shell adds its built-ins.
 #[rustfmt::skip]

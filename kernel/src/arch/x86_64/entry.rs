@@ -164,6 +164,15 @@ tristack_exc_\vector:
 .size tristack_exc_\vector, . - tristack_exc_\vector
 .endm
 
+// Linux `FENCE_SWAPGS_USER_ENTRY` / `FENCE_SWAPGS_KERNEL_ENTRY` (the SWAPGS
+// variant of Spectre v1, CVE-2019-1125): where a conditional branch decides
+// whether to `swapgs`, the CPU may speculate down the wrong side and load
+// through the wrong GS base. On both sides, before the first GS-relative
+// access, stop speculation. (demos/entry_sweep/fences.rs checks every site.)
+.macro FENCE_SWAPGS
+    lfence
+.endm
+
 // Linux `paranoid_entry`'s GS decision: a kernel GS base is negative (a
 // kernel address); anything else is the user's, so swap, and remember in
 // EBX (callee-saved: it survives the handler) to swap back on exit.
@@ -176,6 +185,7 @@ tristack_exc_\vector:
     swapgs
     mov ebx, 1
 7:
+    FENCE_SWAPGS
 .endm
 
 .section .text.entry, "ax"
@@ -188,6 +198,7 @@ tristack_exc_\vector:
 // then the way back to user mode.
 tristack_exception_from_user:
     swapgs
+    FENCE_SWAPGS
     mov rdi, rsp
     call {sync_regs}
     mov rsp, rax
@@ -211,6 +222,7 @@ tristack_exception_user_body:
 // (Linux `.Lerror_bad_iret` + `fixup_bad_iret`).
 tristack_bad_iret:
     swapgs
+    FENCE_SWAPGS
     mov rdi, rsp
     call {fixup_bad_iret}
     mov rsp, rax
@@ -308,6 +320,7 @@ tristack_exception_common:
     cld
     test byte ptr [rsp + {regs_cs}], 3
     jnz tristack_exception_from_user
+    FENCE_SWAPGS
 // Kernel mode, but the fault is the `iretq` to user mode itself (a
 // non-canonical RIP): GS is already the user's. Linux `.Lerror_bad_iret`.
     lea rax, [rip + tristack_iret_to_user]
@@ -463,6 +476,7 @@ STUB 31, 0, tristack_exception_common
     jz 8f
     swapgs
 8:
+    FENCE_SWAPGS
     mov rsi, rsp
     inc qword ptr gs:[{irq_count}]
 .if \switch

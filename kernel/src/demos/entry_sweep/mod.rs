@@ -8,6 +8,7 @@
 //! NMI return trusting a user-controlled RSP.
 
 mod engine;
+pub mod fences;
 mod paths;
 mod triggers;
 mod user_rsp;

@@ -6,7 +6,7 @@
 use alloc::vec::Vec;
 use core::ops::Range;
 
-use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
 
 use super::triggers::Trigger;
 use crate::arch::entry::{exception_stub, irq_noswitch_stub, irq_stub};
@@ -71,16 +71,9 @@ pub fn instructions(path: &Path) -> Result<Vec<u64>, &'static str> {
     Ok(all)
 }
 
-// Never inlined: iced's `Decoder` is about 1 KiB; inlined into its caller
-// the frame passed the frame-size gate (./x checkstack --frame-warn 1024).
-#[inline(never)]
 fn decode(range: Range<u64>, through_jmp: bool) -> Vec<u64> {
-    // SAFETY: kernel text, mapped and never written; only read.
-    let bytes = unsafe { core::slice::from_raw_parts(range.start as *const u8, (range.end - range.start) as usize) };
-    let mut decoder = Decoder::with_ip(64, bytes, range.start, DecoderOptions::NONE);
     let mut out = Vec::new();
-    while decoder.can_decode() {
-        let insn = decoder.decode();
+    for insn in instructions_in(range) {
         out.push(insn.ip());
         if through_jmp && insn.mnemonic() == Mnemonic::Jmp {
             break;
@@ -89,18 +82,31 @@ fn decode(range: Range<u64>, through_jmp: bool) -> Vec<u64> {
     out
 }
 
+/// The decoded instructions of function `name` (empty if it is not in
+/// the symbol table).
+pub fn decoded(name: &str) -> Vec<Instruction> {
+    symbols::find(name).map(instructions_in).unwrap_or_default()
+}
+
+// Never inlined: iced's `Decoder` is about 1 KiB; inlined into its caller
+// the frame passed the frame-size gate (./x checkstack --frame-warn 1024).
+#[inline(never)]
+fn instructions_in(range: Range<u64>) -> Vec<Instruction> {
+    // SAFETY: kernel text, mapped and never written; only read.
+    let bytes = unsafe { core::slice::from_raw_parts(range.start as *const u8, (range.end - range.start) as usize) };
+    let mut decoder = Decoder::with_ip(64, bytes, range.start, DecoderOptions::NONE);
+    let mut out = Vec::new();
+    while decoder.can_decode() {
+        out.push(decoder.decode());
+    }
+    out
+}
+
 /// Where the NMI's exit stub resumes after the handler (the instruction
 /// after its first call): the carrier breakpoint of `Trigger::NmiMce`.
 pub fn nmi_exit_after_handler() -> u64 {
-    let code = symbols::find("tristack_paranoid_common").expect("tristack_paranoid_common in the symbol table");
-    // SAFETY: kernel text, mapped and never written; only read.
-    let bytes = unsafe { core::slice::from_raw_parts(code.start as *const u8, (code.end - code.start) as usize) };
-    let mut decoder = Decoder::with_ip(64, bytes, code.start, DecoderOptions::NONE);
-    while decoder.can_decode() {
-        let insn = decoder.decode();
-        if insn.mnemonic() == Mnemonic::Call {
-            return insn.next_ip();
-        }
-    }
-    panic!("tristack_paranoid_common calls nothing")
+    let code = decoded("tristack_paranoid_common");
+    let call =
+        code.iter().find(|i| i.mnemonic() == Mnemonic::Call).expect("tristack_paranoid_common calls its handler");
+    call.next_ip()
 }
