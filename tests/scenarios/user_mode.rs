@@ -71,17 +71,22 @@ fn a_program_runs_in_ring_3_and_its_syscalls_run_on_its_thread_stack() {
     assert!(rows.iter().all(|r| r[VIOLATIONS] == 0), "return-to-user violations: {rows:?}");
 }
 
-/// `int3` and a hardware data breakpoint in user mode arrive on the #DB IST
-/// stack, are moved to the thread stack (sync_regs) and handled there; the
-/// program carries on.
+/// `int3`, a hardware data breakpoint and single-stepping in user mode
+/// arrive on the #DB IST stack, are moved to the thread stack (sync_regs)
+/// and handled there, each #DB named by its cause in DR6; the program
+/// carries on.
 #[test]
 fn int3_and_a_data_breakpoint_from_user_mode_are_handled_on_the_task_stack() {
-    let run = boot("run int3; run watch; userstate; poweroff");
+    let run = boot("run int3; run watch; run int3 single-step; userstate; poweroff");
     run.expect_status(0);
+    // TF set by popfq: a trap after each of the next four instructions.
+    let steps = lines_starting(&run, "#DB (single-step) from user mode: int3[");
+    assert_eq!(steps.len(), 4, "{run}");
+    assert!(steps.iter().all(|l| l.contains("; handled on the TASK stack (frame ffffc9")), "{steps:#?}");
     let bp = line_starting(&run, "int3 from user mode: int3[");
     assert!(bp.contains("; handled on the TASK stack (frame ffffc9"), "{bp}");
     run.expect("int3: back in user mode after the breakpoint\n");
-    let db = line_starting(&run, "#DB (data breakpoint) from user mode: watch[");
+    let db = line_starting(&run, "#DB (data breakpoint 3, write) from user mode: watch[");
     assert!(db.contains("; handled on the TASK stack (frame ffffc9"), "{db}");
     run.expect("watch: the write completed (value 42), back in user mode\n");
     // The frame sits at the very top of the thread stack: top - 176, and

@@ -181,10 +181,51 @@ fn run_hooks(regs: &mut Regs, event: &DebugEvent) -> bool {
     DEBUG_HOOKS.iter().any(|hook| hook(regs, event))
 }
 
+/// What raised a #DB, read from DR6 (and DR7 for the kind of breakpoint),
+/// as Linux's `exc_debug_user` tells them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbCause {
+    /// DR6.BS: RFLAGS.TF was set.
+    SingleStep,
+    /// DR6.B0–B3: breakpoint `slot` fired; `rw` is its DR7 R/W field.
+    Breakpoint { slot: u8, rw: u64 },
+    /// No status bit: `int1` (ICEBP, opcode 0xf1).
+    Icebp,
+}
+
+/// DR6.BS: single-step.
+const DR6_BS: u64 = 1 << 14;
+
+impl DbCause {
+    pub fn from_dr6(dr6: u64, dr7: u64) -> DbCause {
+        let slot = (dr6 & DR6_HITS).trailing_zeros() as u8;
+        if slot < 4 {
+            DbCause::Breakpoint { slot, rw: (dr7 >> (16 + 4 * slot)) & 0b11 }
+        } else if dr6 & DR6_BS != 0 {
+            DbCause::SingleStep
+        } else {
+            DbCause::Icebp
+        }
+    }
+}
+
+impl core::fmt::Display for DbCause {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            DbCause::SingleStep => write!(f, "single-step"),
+            DbCause::Breakpoint { slot, rw: RW_EXECUTE } => write!(f, "instruction breakpoint {slot}"),
+            DbCause::Breakpoint { slot, rw: RW_WRITE } => write!(f, "data breakpoint {slot}, write"),
+            DbCause::Breakpoint { slot, rw: _ } => write!(f, "data breakpoint {slot}, read/write"),
+            DbCause::Icebp => write!(f, "ICEBP"),
+        }
+    }
+}
+
 pub fn handle_db(regs: &mut Regs) {
     let cpu = this_cpu();
     let dr6 = read_dr(6);
     write_dr(6, 0); // DR6 is sticky: clear it for the next #DB
+    let cause = DbCause::from_dr6(dr6, read_dr(7));
     let depth = cpu.db_depth.fetch_add(1, Ordering::SeqCst) + 1;
     let frame = regs as *const Regs as u64;
     let slot = (dr6 & DR6_HITS).trailing_zeros() as u8;
@@ -199,7 +240,7 @@ pub fn handle_db(regs: &mut Regs) {
         if slot == Some(USER_WATCH_SLOT) {
             crate::sched::set_user_watch(0);
         }
-        crate::user::fault::debug_trap(regs, "#DB (data breakpoint)", frame);
+        crate::user::fault::debug_trap(regs, &alloc::format!("#DB ({cause})"), frame);
     } else if !run_hooks(regs, &event) {
         println!("#DB: DR6 {dr6:#x} at RIP {:016x} on the {} stack", regs.rip, info::name_of(frame));
     }
