@@ -134,3 +134,16 @@ fn a_soak_of_every_demo_with_background_load_holds() {
     let mem = numbers("soak: free frames ");
     assert!(mem[0] == mem[1] && mem[2] == mem[3], "{mem:?}");
 }
+
+/// One thread calls `exit_group` while another creates threads as fast as
+/// it can: a thread created after the kill read the thread list used to
+/// survive the process (10 of 10 runs left one spinning). A new thread of
+/// a process with a kill pending is refused now, so none outlives it.
+#[test]
+fn no_thread_created_during_exit_group_outlives_the_process() {
+    let run = boot("run-many 10 attack clone-race; ps; poweroff");
+    run.expect_status(0).expect("run-many: 10 runs of attack: 10 exited with status 0, 0 did not\n");
+    let ps = run.line_index("tristack> ps");
+    let survivors: Vec<&str> = run.kernel_lines()[ps..].iter().copied().filter(|l| l.starts_with("attack  ")).collect();
+    assert!(survivors.is_empty(), "threads outlived their process: {survivors:#?}");
+}

@@ -419,3 +419,17 @@ fn munmap_shoots_down_the_tlb_of_another_thread_of_the_process() {
     let free = lines_starting(&run, "frames: ");
     assert_eq!(dec_after(free[0], "usable, "), dec_after(free[1], "usable, "), "{free:?}");
 }
+
+/// `kill PID` is SIGKILL: it ends the whole process, every thread of it,
+/// not just the thread named.
+#[test]
+fn kill_ends_every_thread_of_the_process() {
+    let run = boot("run --bg hold 3; sleep 50; ps; kill 4; ps; poweroff");
+    run.expect_status(0);
+    let ps_before = run.line_index("tristack> kill 4");
+    let lines = run.kernel_lines();
+    let holds = |from: usize, to: usize| lines[from..to].iter().filter(|l| l.starts_with("hold  ")).count();
+    assert_eq!(holds(0, ps_before), 3, "{run}");
+    run.expect("run: hold[4] killed by signal 9\n");
+    assert_eq!(holds(ps_before + 1, lines.len()), 0, "a thread of the killed process survived:\n{run}");
+}

@@ -2,6 +2,7 @@
 //! `kstack-offset`.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::arch::regs::{Regs, REGS_SIZE};
@@ -112,9 +113,23 @@ pub fn kill(args: &[&str]) -> CmdResult {
         return Err(ArgError("kill: usage: kill PID".into()).into());
     };
     let pid = cmdline::number("kill", "PID", pid, 1..=u64::from(u32::MAX))? as u32;
-    let name = sched::snapshot().into_iter().find(|t| t.pid == pid).map(|t| t.name);
+    let tasks = sched::snapshot();
+    let task = tasks.iter().find(|t| t.pid == pid);
+    let name = task.map(|t| t.name.clone());
+    // The process's other threads: the kill ends them too (SIGKILL ends
+    // the thread group), and once PID is gone they are this shell's to
+    // reap (orphans go to init), so the command waits for them as well.
+    let others: Vec<u32> = task
+        .map(|k| tasks.iter().filter(|t| t.user && t.tgid == k.tgid && t.pid != pid).map(|t| t.pid).collect())
+        .unwrap_or_default();
     match sched::kill(pid) {
-        Ok(()) => report(name.as_deref().unwrap_or("?"), pid, sched::join(pid)),
+        Ok(()) => {
+            let how = sched::join(pid);
+            for &t in &others {
+                let _ = sched::join(t);
+            }
+            report(name.as_deref().unwrap_or("?"), pid, how)
+        }
         Err(sched::KillPidError::NoSuchTask) => Err(ArgError(alloc::format!("kill: no task {pid}")).into()),
         Err(sched::KillPidError::KernelThread) => {
             Err(ArgError(alloc::format!("kill: {pid} is a kernel thread; only user processes can be killed")).into())

@@ -209,7 +209,7 @@ pub fn spawn(name: &str, entry: Entry, arg: u64) -> Result<Pid, VmapError> {
 
 /// `spawn` with an explicit placement.
 pub fn spawn_on(name: &str, entry: Entry, arg: u64, placement: Placement) -> Result<Pid, VmapError> {
-    spawn_task(name, entry, arg, placement, None, StackRequest::inherited())
+    kernel_thread(spawn_task(name, entry, arg, placement, None, StackRequest::inherited()))
 }
 
 /// `spawn_on` with the stack given (`spawn --stack-size`, `--stack-limit`).
@@ -220,7 +220,7 @@ pub fn spawn_with_stack(
     placement: Placement,
     stack: StackRequest,
 ) -> Result<Pid, VmapError> {
-    spawn_task(name, entry, arg, placement, None, stack)
+    kernel_thread(spawn_task(name, entry, arg, placement, None, stack))
 }
 
 /// A thread of a user process: runs `entry(arg)` in the kernel on its own
@@ -234,8 +234,29 @@ pub fn spawn_user(
     entry: Entry,
     arg: u64,
     placement: Placement,
-) -> Result<Pid, VmapError> {
+) -> Result<Pid, SpawnError> {
     spawn_task(name, entry, arg, placement, Some((mm, tgid)), StackRequest::inherited())
+}
+
+/// Why a thread was not created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpawnError {
+    /// No kernel stack (no memory, or every stack slot taken).
+    Stack(VmapError),
+    /// A new thread of a process whose creating thread has a fatal signal
+    /// pending: the process is being killed (Linux `copy_process` checks
+    /// `fatal_signal_pending` under the same lock that makes the new thread
+    /// visible, so a kill of the group either sees it or stops it).
+    KillPending,
+}
+
+/// A kernel thread is never refused for a pending kill (only user threads
+/// are killed).
+fn kernel_thread(r: Result<Pid, SpawnError>) -> Result<Pid, VmapError> {
+    r.map_err(|e| match e {
+        SpawnError::Stack(e) => e,
+        SpawnError::KillPending => unreachable!("a kernel thread refused for a pending kill"),
+    })
 }
 
 fn spawn_task(
@@ -245,7 +266,7 @@ fn spawn_task(
     placement: Placement,
     user: Option<(Arc<AddressSpace>, Option<Pid>)>,
     stack: StackRequest,
-) -> Result<Pid, VmapError> {
+) -> Result<Pid, SpawnError> {
     let (mm, tgid) = match user {
         Some((mm, tgid)) => (Some(mm), Some(tgid)),
         None => (None, None),
@@ -261,11 +282,21 @@ fn spawn_task(
     };
     let pinned = matches!(placement, Placement::Pinned(_));
     // The stack is allocated outside every scheduler lock; the pid is set below.
-    let mut task = new_task(name, parent.map_or(0, |t| t.pid), entry, arg, cpu, pinned, mm, stack)?;
+    let mut task =
+        new_task(name, parent.map_or(0, |t| t.pid), entry, arg, cpu, pinned, mm, stack).map_err(SpawnError::Stack)?;
     if let Some(p) = parent {
         task.child_stack_size.store(p.child_stack_size.load(Ordering::Relaxed), Ordering::Relaxed);
     }
     let mut tasks = TASKS.lock();
+    // Under the lock `kill` and `kill_other_threads` mark the group with:
+    // either the kill saw this thread's creator (refuse), or it will see
+    // the new thread.
+    let joins_group = matches!(tgid, Some(Some(_)));
+    if joins_group && parent.is_some_and(|p| p.kill_code.load(Ordering::SeqCst) != task::NO_KILL) {
+        drop(tasks);
+        thread::free(task.stack);
+        return Err(SpawnError::KillPending);
+    }
     let pid = tasks.next_pid;
     tasks.next_pid = pid + 1;
     task.pid = pid;
@@ -308,18 +339,31 @@ pub enum KillPidError {
     KernelThread,
 }
 
-/// `kill PID` (Linux `SIGKILL`): a user thread ends at its next return to
-/// user mode — at once if it sleeps (it is woken), within a tick if it
-/// runs in user mode (the timer interrupt's return takes it).
+/// `kill PID` (Linux `SIGKILL`): every thread of PID's process ends at its
+/// next return to user mode — at once if it sleeps (it is woken), within a
+/// tick if it runs in user mode (the timer interrupt's return takes it).
+/// SIGKILL kills the thread group, not one thread.
 pub fn kill(pid: Pid) -> Result<(), KillPidError> {
-    let tasks = TASKS.lock();
-    let task = tasks.tasks.get(&pid).ok_or(KillPidError::NoSuchTask)?;
-    if !task.is_user() {
-        return Err(KillPidError::KernelThread);
-    }
-    task.kill_code.store(KILLED_BY_SIGKILL, Ordering::SeqCst);
-    drop(tasks);
-    wake_sleeper(pid);
+    let group: alloc::vec::Vec<Pid> = {
+        let tasks = TASKS.lock();
+        let task = tasks.tasks.get(&pid).ok_or(KillPidError::NoSuchTask)?;
+        if !task.is_user() {
+            return Err(KillPidError::KernelThread);
+        }
+        let tgid = task.tgid;
+        tasks
+            .tasks
+            .values()
+            .filter(|t| t.tgid == tgid && t.is_user() && !t.state.get().ended())
+            .map(|t| {
+                // The first fatal signal wins.
+                let _ =
+                    t.kill_code.compare_exchange(task::NO_KILL, KILLED_BY_SIGKILL, Ordering::SeqCst, Ordering::SeqCst);
+                t.pid
+            })
+            .collect()
+    };
+    group.iter().for_each(|&pid| wake_sleeper(pid));
     Ok(())
 }
 

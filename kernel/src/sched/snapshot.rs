@@ -17,6 +17,8 @@ pub struct TaskInfo {
     pub pid: Pid,
     pub name: String,
     pub parent: Pid,
+    /// Its process (thread group) id: its own pid for a kernel thread.
+    pub tgid: Pid,
     pub state: State,
     pub cpu: usize,
     /// Where a task that is not running will resume.
@@ -37,6 +39,7 @@ fn info(t: &Task) -> TaskInfo {
         pid: t.pid,
         name: t.name.clone(),
         parent: t.parent,
+        tgid: if t.is_user() { t.tgid } else { t.pid },
         state,
         cpu: t.cpu,
         // SAFETY: a task that is not running has a switch frame at saved_rsp.

@@ -64,6 +64,7 @@ pub const SYS_CLONE_THREAD: u64 = 1006;
 /// Linux errno values (returned negated).
 pub const EFAULT: i64 = 14;
 pub const EBADF: i64 = 9;
+pub const EINTR: i64 = 4;
 pub const EINVAL: i64 = 22;
 pub const ENOSYS: i64 = 38;
 pub const ENOMEM: i64 = 12;

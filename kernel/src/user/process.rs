@@ -29,6 +29,8 @@ pub enum RunError {
     OutOfMemory,
     /// Every thread-stack slot is taken (`MAX_THREAD_STACKS`).
     TooManyThreads,
+    /// A new thread of a process that is being killed.
+    KillPending,
 }
 
 impl core::fmt::Display for RunError {
@@ -38,15 +40,17 @@ impl core::fmt::Display for RunError {
             RunError::BadImage(e) => write!(f, "bad ELF image: {e}"),
             RunError::OutOfMemory => write!(f, "out of memory"),
             RunError::TooManyThreads => write!(f, "too many threads"),
+            RunError::KillPending => write!(f, "the process is being killed"),
         }
     }
 }
 
 /// Why a thread's kernel stack could not be had.
-fn stack_error(e: crate::mm::vmap::VmapError) -> RunError {
+fn stack_error(e: sched::SpawnError) -> RunError {
     match e {
-        crate::mm::vmap::VmapError::TooManyStacks => RunError::TooManyThreads,
-        _ => RunError::OutOfMemory,
+        sched::SpawnError::Stack(crate::mm::vmap::VmapError::TooManyStacks) => RunError::TooManyThreads,
+        sched::SpawnError::Stack(_) => RunError::OutOfMemory,
+        sched::SpawnError::KillPending => RunError::KillPending,
     }
 }
 

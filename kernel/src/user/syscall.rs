@@ -220,6 +220,8 @@ fn sys_clone_thread(entry: u64, stack_top: u64, arg: u64) -> i64 {
         Ok(tid) => i64::from(tid),
         // Linux: EAGAIN when a thread limit is reached, ENOMEM without memory.
         Err(super::process::RunError::TooManyThreads) => -EAGAIN,
+        // The caller is being killed and never sees this (Linux: -EINTR).
+        Err(super::process::RunError::KillPending) => -EINTR,
         Err(_) => -ENOMEM,
     }
 }

@@ -15,6 +15,9 @@
 //!   known values in every register `syscall` preserves, checked after
 //!   each call (the entry sweep's target: an NMI landing while RSP is
 //!   still the user's must neither trust nor damage it);
+//! - `clone-race`: one thread calls `exit_group` while another creates
+//!   threads as fast as it can: no thread may outlive the process (a new
+//!   thread is refused once the kill is pending);
 //! - `iret-kernel`: `iretq` with a frame asking for CS = 0x10 (ring 0);
 //! - `return-to ADDR`: a syscall that sets its return RIP to ADDR (the
 //!   IRET goes back to *user* mode at ADDR);
@@ -103,6 +106,41 @@ fn syscall_rsp_loop(rsp: u64) -> ! {
     }
 }
 
+const RACE_STACKS: usize = 8;
+const RACE_STACK: usize = 1024;
+#[repr(C, align(16))]
+struct RaceStacks([[u8; RACE_STACK]; RACE_STACKS]);
+static mut RACE: RaceStacks = RaceStacks([[0; RACE_STACK]; RACE_STACKS]);
+
+/// A thread that never sleeps and never returns: only a kill ends it.
+/// (They share stacks: none returns or keeps anything on its stack.)
+extern "C" fn spinner(_: u64) -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// After a few milliseconds, end the process while `clone_race` spawns.
+extern "C" fn exit_soon(_: u64) -> ! {
+    let start = ulib::uptime_ms();
+    while ulib::uptime_ms() < start + 10 {
+        core::hint::spin_loop();
+    }
+    ulib::exit(0)
+}
+
+/// Create spinning threads until the process is ended by `exit_soon`'s
+/// `exit_group`.
+fn clone_race() -> ! {
+    let base = &raw const RACE as u64;
+    let top = |n: usize| base + ((n % RACE_STACKS + 1) * RACE_STACK) as u64;
+    ulib::clone_thread(exit_soon, top(0), 0);
+    for n in 1.. {
+        ulib::clone_thread(spinner, top(n), 0);
+    }
+    unreachable!()
+}
+
 fn main(args: Args) -> i64 {
     let kind = args.word(0).unwrap_or("");
     println!("attack: {}", args.as_str());
@@ -143,6 +181,7 @@ fn main(args: Args) -> i64 {
             return 0;
         }
         "syscall-rsp-loop" => syscall_rsp_loop(hex(&args, 1)),
+        "clone-race" => clone_race(),
         "iret-kernel" => {
             // SAFETY: IRET at CPL 3 to a CPL-0 code selector: #GP.
             unsafe {
