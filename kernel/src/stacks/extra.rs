@@ -25,7 +25,7 @@ use crate::debug::ratelimit::{RateLimit, Verdict, DEFAULT_BURST, DEFAULT_INTERVA
 use crate::mm::vmalloc::{self, ONE_PAGE_GUARDS};
 use crate::mm::vmap::VmapError;
 use crate::stacks::layout::{
-    EXTRA_STACKS_PER_CPU, EXTRA_STACK_SIZE, EXTRA_STACK_THRESHOLD, MAX_EXTRA_STACKS, PAGE_SIZE,
+    EXTRA_STACKS_PER_CPU, EXTRA_STACK_SIZE, EXTRA_STACK_THRESHOLD, MAX_EXTRA_STACKS, PAGE_SIZE, THREAD_SIZE,
 };
 use crate::sync::IrqMutex;
 use crate::time::HZ;
@@ -237,19 +237,26 @@ fn give_back(bottom: u64) {
     FREE.up();
 }
 
-/// The RFC's check at a critical point: run `f` here, or — when more than
-/// the threshold of the current stack is in use — on an extra stack, or
-/// not at all when none is free (`Err`: the caller fails with -EIO).
-/// Thread context only; `f` may sleep.
+/// The RFC's check at a critical point: run `f` here, or — when too little
+/// of the current stack is left — on an extra stack, or not at all when
+/// none is free (`Err`: the caller fails with -EIO). Thread context only;
+/// `f` may sleep.
+///
+/// The threshold is stated as bytes in use on a `THREAD_SIZE` stack; what
+/// decides is what it leaves, `THREAD_SIZE - threshold` bytes below RSP.
+/// So a 4 or 8 KiB stack, or one under a stack limit, switches as early
+/// as it must instead of overflowing before "half" of it is used.
 pub fn call_checked(f: impl FnOnce() -> i64) -> Result<i64, NoExtraStack> {
     let Some(task) = sched::current() else { return Ok(f()) };
     let on_extra = task.extra_top.load(Ordering::Relaxed);
-    let top = if on_extra != 0 { on_extra } else { task.stack.top() };
-    let used = top.saturating_sub(crate::arch::cpu::stack_pointer());
-    if !ENABLED.load(Ordering::Relaxed) || used <= THRESHOLD.load(Ordering::Relaxed) {
+    let (bottom, top) =
+        if on_extra != 0 { (on_extra - EXTRA_STACK_SIZE, on_extra) } else { (task.stack.bottom, task.stack.top()) };
+    let sp = crate::arch::cpu::stack_pointer();
+    let needed = THREAD_SIZE.saturating_sub(THRESHOLD.load(Ordering::Relaxed));
+    if !ENABLED.load(Ordering::Relaxed) || sp.saturating_sub(bottom) >= needed {
         return Ok(f());
     }
-    switch_and_call(used, f)
+    switch_and_call(top.saturating_sub(sp), f)
 }
 
 /// Take an extra stack whatever the current depth and run `f` on it (the
