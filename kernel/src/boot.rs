@@ -52,6 +52,7 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
             None => "not supported by this CPU".into(),
         }
     );
+    println!("CPU 0: kernel/user separation: {}", crate::arch::cpu::protections());
 
     let cal = crate::arch::apic::calibrate_timer();
     crate::time::set_tsc_per_ms(cal.tsc_per_ms);

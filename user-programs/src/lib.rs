@@ -91,6 +91,16 @@ pub fn set_return(addr: u64, ss: u64) -> i64 {
     syscall3(abi::SYS_SET_RETURN_IP, addr, ss, 0)
 }
 
+/// The kernel reads `addr` directly (a planted bug: SMAP stops it).
+pub fn lkdtm_access_userspace(addr: u64) -> i64 {
+    syscall3(abi::SYS_LKDTM_ACCESS_USERSPACE, addr, 0, 0)
+}
+
+/// The kernel calls `addr` in ring 0 (a planted bug: SMEP stops it).
+pub fn lkdtm_exec_userspace(addr: u64) -> i64 {
+    syscall3(abi::SYS_LKDTM_EXEC_USERSPACE, addr, 0, 0)
+}
+
 pub fn watch(addr: u64) -> i64 {
     syscall3(abi::SYS_WATCH, addr, 0, 0)
 }

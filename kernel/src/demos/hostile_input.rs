@@ -23,6 +23,9 @@ enum Expect {
     /// Exited normally with this status (the kernel ignored the attack, or
     /// answered every hostile call with an error).
     Status(i64),
+    /// Killed by an oops: a planted kernel bug the CPU stopped (SMAP,
+    /// SMEP), as Linux's lkdtm tests end.
+    Oops,
 }
 
 impl core::fmt::Display for Expect {
@@ -30,6 +33,7 @@ impl core::fmt::Display for Expect {
         match self {
             Expect::Signal(s) => write!(f, "killed by signal {s}"),
             Expect::Status(s) => write!(f, "exit status {s}"),
+            Expect::Oops => write!(f, "killed by an oops"),
         }
     }
 }
@@ -67,6 +71,11 @@ fn attacks() -> Vec<Attack> {
     for insn in ["cli", "hlt", "wrmsr", "rdmsr", "swapgs", "movcr3", "lgdt", "lidt", "in", "out", "invlpg"] {
         add(&alloc::format!("privileged instruction {insn}"), "attack", alloc::format!("priv {insn}"), segv);
     }
+    for insn in ["sgdt", "sidt"] {
+        add(&alloc::format!("{insn} in user mode (UMIP)"), "attack", alloc::format!("priv {insn}"), segv);
+    }
+    add("the kernel reads user memory through a user address (SMAP)", "attack", "smap".into(), Expect::Oops);
+    add("the kernel calls user code (SMEP)", "attack", "smep".into(), Expect::Oops);
     for n in [2, 8, 18, 48] {
         add(&alloc::format!("int ${n} through a DPL-0 gate"), "attack", alloc::format!("int {n}"), segv);
     }
@@ -117,6 +126,7 @@ pub fn attacks_cmd(args: &[&str]) -> CmdResult {
         let got = match sched::join(pid) {
             Ok(Ended::Exited(code)) if code < 0 => Expect::Signal(-code),
             Ok(Ended::Exited(code)) => Expect::Status(code),
+            Ok(Ended::Killed) if a.expect == Expect::Oops => Expect::Oops,
             Ok(Ended::Killed) => {
                 surprises += 1;
                 println!("attacks: {}: the kernel OOPSED", a.what);

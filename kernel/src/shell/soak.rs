@@ -115,7 +115,8 @@ static FOREGROUND: &[Demo] = &[
     d("run stackleak"),
     d("run sysret noncanonical"),
     d("kstack-offset 50"),
-    alone("attacks"),
+    // Two planted kernel bugs end in the oopses SMAP and SMEP cause.
+    Demo { line: "attacks", oopses: (2, 2), exclusive: true, succeeds: true },
     alone("fuzz-syscalls 2000"),
 ];
 

@@ -61,6 +61,17 @@ pub const SYS_SET_RETURN_IP: u64 = 1005;
 /// Returns its thread id.
 pub const SYS_CLONE_THREAD: u64 = 1006;
 
+/// `lkdtm_access_userspace(addr)`: the kernel reads the 8 bytes at user
+/// address `addr` *directly*, not through the checked copy every other
+/// call uses — the bug Linux's `lkdtm ACCESS_USERSPACE` plants. With SMAP
+/// the read faults and the kernel oopses (the thread dies); without it the
+/// value comes back.
+pub const SYS_LKDTM_ACCESS_USERSPACE: u64 = 1007;
+/// `lkdtm_exec_userspace(addr)`: the kernel calls the user function at
+/// `addr` in ring 0 (Linux `lkdtm EXEC_USERSPACE`). With SMEP the fetch
+/// faults and the kernel oopses.
+pub const SYS_LKDTM_EXEC_USERSPACE: u64 = 1008;
+
 /// Linux errno values (returned negated).
 pub const EFAULT: i64 = 14;
 pub const EBADF: i64 = 9;

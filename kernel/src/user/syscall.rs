@@ -49,6 +49,8 @@ pub fn dispatch(nr: u64, regs: &mut Regs) -> i64 {
             0
         }
         SYS_STACKLEAK_FIND => stackleak_find(a),
+        SYS_LKDTM_ACCESS_USERSPACE => lkdtm_access_userspace(a),
+        SYS_LKDTM_EXEC_USERSPACE => lkdtm_exec_userspace(a),
         SYS_SET_RETURN_IP => {
             // Unchecked, as a careless sigreturn would: only the IRET to
             // user mode uses these, and if it faults the process gets the #GP.
@@ -206,6 +208,31 @@ fn stackleak_find(secret: u64) -> i64 {
         }
         0
     })
+}
+
+/// The planted bug of `SYS_LKDTM_ACCESS_USERSPACE`: a direct read through
+/// a user address (only the range is checked, so a kernel address cannot
+/// be named). SMAP turns it into an oops.
+fn lkdtm_access_userspace(addr: u64) -> i64 {
+    if super::uaccess::user_range(addr, 8).is_none() || !addr.is_multiple_of(8) {
+        return -EINVAL;
+    }
+    // SAFETY: none — this is the bug on purpose (Linux lkdtm). Without SMAP
+    // the page is the caller's own (its page tables are loaded) or the
+    // read faults like any bad kernel access; with SMAP it always faults.
+    unsafe { (addr as *const i64).read_volatile() }
+}
+
+/// The planted bug of `SYS_LKDTM_EXEC_USERSPACE`: a call into user code
+/// in ring 0. SMEP turns it into an oops.
+fn lkdtm_exec_userspace(addr: u64) -> i64 {
+    if super::uaccess::user_range(addr, 1).is_none() {
+        return -EINVAL;
+    }
+    // SAFETY: none — this is the bug on purpose (Linux lkdtm). With SMEP
+    // the fetch faults before the user's code runs.
+    let f: extern "C" fn() -> i64 = unsafe { core::mem::transmute(addr as usize) };
+    f()
 }
 
 fn sys_clone_thread(entry: u64, stack_top: u64, arg: u64) -> i64 {

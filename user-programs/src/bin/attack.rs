@@ -18,6 +18,9 @@
 //! - `clone-race`: one thread calls `exit_group` while another creates
 //!   threads as fast as it can: no thread may outlive the process (a new
 //!   thread is refused once the kill is pending);
+//! - `smap`, `smep`: make the kernel read this program's data, or call
+//!   its code, through a user address (planted bugs, Linux lkdtm
+//!   `ACCESS_USERSPACE` / `EXEC_USERSPACE`): SMAP and SMEP must stop it;
 //! - `iret-kernel`: `iretq` with a frame asking for CS = 0x10 (ring 0);
 //! - `return-to ADDR`: a syscall that sets its return RIP to ADDR (the
 //!   IRET goes back to *user* mode at ADDR);
@@ -54,6 +57,10 @@ fn privileged(insn: &str) {
             "in" => asm!("in al, dx", in("dx") 0x3f8u16, out("al") _),
             "out" => asm!("out dx, al", in("dx") 0xf4u16, in("al") 0x10u8),
             "invlpg" => asm!("invlpg [{}]", in(reg) 0x40_0000u64),
+            // Not privileged, but UMIP makes them so (they would show
+            // where the kernel keeps its GDT and IDT).
+            "sgdt" => asm!("sgdt [{}]", in(reg) [0u8; 16].as_mut_ptr()),
+            "sidt" => asm!("sidt [{}]", in(reg) [0u8; 16].as_mut_ptr()),
             other => {
                 println!("attack: unknown instruction '{other}'");
                 ulib::exit(2)
@@ -135,10 +142,11 @@ fn clone_race() -> ! {
     let base = &raw const RACE as u64;
     let top = |n: usize| base + ((n % RACE_STACKS + 1) * RACE_STACK) as u64;
     ulib::clone_thread(exit_soon, top(0), 0);
-    for n in 1.. {
+    let mut n = 1;
+    loop {
         ulib::clone_thread(spinner, top(n), 0);
+        n = n.wrapping_add(1);
     }
-    unreachable!()
 }
 
 fn main(args: Args) -> i64 {
@@ -182,6 +190,18 @@ fn main(args: Args) -> i64 {
         }
         "syscall-rsp-loop" => syscall_rsp_loop(hex(&args, 1)),
         "clone-race" => clone_race(),
+        "smap" => {
+            static SECRET: i64 = 0x5ec7e7;
+            let v = ulib::lkdtm_access_userspace(&raw const SECRET as u64);
+            println!("attack: the kernel read {v:#x} through a user address!");
+        }
+        "smep" => {
+            extern "C" fn in_ring_0() -> i64 {
+                0x5ec7e7
+            }
+            let v = ulib::lkdtm_exec_userspace(in_ring_0 as *const () as u64);
+            println!("attack: the kernel ran user code in ring 0 and got {v:#x}!");
+        }
         "iret-kernel" => {
             // SAFETY: IRET at CPL 3 to a CPL-0 code selector: #GP.
             unsafe {
@@ -199,7 +219,7 @@ fn main(args: Args) -> i64 {
             println!("attack: set_return came back to the caller!");
         }
         _ => {
-            println!("attack: usage: attack read|write|jump ADDR | priv INSN | int N | syscall-rsp ADDR | iret-kernel | return-to ADDR");
+            println!("attack: usage: attack read|write|jump ADDR | priv INSN | int N | syscall-rsp ADDR | syscall-rsp-loop ADDR | clone-race | smap | smep | iret-kernel | return-to ADDR | munmap-all");
             return 2;
         }
     }

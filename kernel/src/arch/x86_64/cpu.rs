@@ -78,3 +78,55 @@ pub fn flush_tlb_range(start: u64, end: u64) {
         });
     }
 }
+
+/// Which of the CPU's guards between kernel and user memory are on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Protections {
+    /// The kernel cannot execute user pages (CR4.SMEP).
+    pub smep: bool,
+    /// The kernel cannot read or write user pages through user addresses
+    /// unless RFLAGS.AC is set (`stac` ... `clac`) (CR4.SMAP).
+    pub smap: bool,
+    /// User mode cannot read descriptor-table registers: `sgdt`, `sidt`,
+    /// `sldt`, `smsw`, `str` raise #GP (CR4.UMIP).
+    pub umip: bool,
+}
+
+impl core::fmt::Display for Protections {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let on = |b: bool| if b { "on" } else { "not supported" };
+        write!(f, "SMEP {}, SMAP {}, UMIP {}", on(self.smep), on(self.smap), on(self.umip))
+    }
+}
+
+/// Turn on SMEP, SMAP and UMIP where the CPU has them (Linux `setup_smep`,
+/// `setup_smap`, `setup_umip`; QEMU's `-cpu max` has all three). tristack
+/// never touches user memory through a user address: every copy goes
+/// through the direct map after a page-table walk (`AddressSpace::read`
+/// and `write`), so no `stac`/`clac` pair is needed anywhere — and SMAP
+/// turns a kernel bug that does touch one into an oops.
+pub fn enable_protections() {
+    use ::x86_64::registers::control::{Cr4, Cr4Flags};
+    // SAFETY: CPUID leaf 7 exists on every x86_64 CPU QEMU models (max
+    // leaf >= 7); reading it has no side effects.
+    let leaf7 = core::arch::x86_64::__cpuid_count(7, 0);
+    let mut flags = Cr4Flags::empty();
+    flags.set(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION, leaf7.ebx & (1 << 7) != 0);
+    flags.set(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION, leaf7.ebx & (1 << 20) != 0);
+    flags.set(Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION, leaf7.ecx & (1 << 2) != 0);
+    // SAFETY: the kernel runs from supervisor pages and reaches user memory
+    // only through the direct map (above), so none of the three changes
+    // what correct kernel code may do.
+    unsafe { Cr4::update(|f| f.insert(flags)) };
+}
+
+/// What `enable_protections` turned on, on this CPU (read from CR4).
+pub fn protections() -> Protections {
+    use ::x86_64::registers::control::{Cr4, Cr4Flags};
+    let cr4 = Cr4::read();
+    Protections {
+        smep: cr4.contains(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION),
+        smap: cr4.contains(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION),
+        umip: cr4.contains(Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION),
+    }
+}

@@ -43,4 +43,5 @@ pub fn init_cpu(cpu: usize) {
     percpu::this_cpu().apic_id.store(apic::id(), core::sync::atomic::Ordering::Relaxed);
     mce::init();
     syscall::init();
+    cpu::enable_protections();
 }

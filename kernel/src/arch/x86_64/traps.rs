@@ -113,8 +113,12 @@ fn page_fault(regs: &Regs) -> ! {
         stack_overflow(stack, cr2, regs);
     }
     let err = regs.error_code;
+    // Linux `show_fault_oops`: a kernel fetch from a user page is SMEP's work.
+    if err & PF_INSTR != 0 && crate::user::uaccess::user_range(cr2, 1).is_some() {
+        println!("unable to execute userspace code (SMEP?) (uid: 0)");
+    }
     println!("BUG: unable to handle page fault for address: {cr2:016x}");
-    let access = if err & 0x10 != 0 {
+    let access = if err & PF_INSTR != 0 {
         "instruction fetch"
     } else if err & 0x2 != 0 {
         "write"
@@ -124,8 +128,17 @@ fn page_fault(regs: &Regs) -> ! {
     println!("#PF: supervisor {access} access in kernel mode");
     let why = if err & 1 != 0 { "permissions violation" } else { "not-present page" };
     println!("#PF: error_code(0x{err:04x}) - {why}");
+    // A present user page the kernel may not touch: SMAP said no (Linux
+    // oopses the same way, `do_user_addr_fault`).
+    if err & (PF_INSTR | 1) == 1 && crate::user::uaccess::user_range(cr2, 1).is_some() && super::cpu::protections().smap
+    {
+        println!("#PF: SMAP: supervisor access to a user address without stac");
+    }
     die("page fault", regs)
 }
+
+/// #PF error code: the fault was an instruction fetch.
+const PF_INSTR: u64 = 0x10;
 
 /// Set while #DE's gate is marked not present by `force_double_fault`.
 static DE_GATE_REMOVED: AtomicBool = AtomicBool::new(false);
