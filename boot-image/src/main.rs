@@ -45,11 +45,12 @@ pub struct Cli {
     #[arg(long)]
     pub icount: bool,
 
-    /// One guest instruction per translated block (QEMU `-singlestep`):
-    /// TCG checks for interrupts only between blocks, so without this an
-    /// NMI or IRQ never lands inside a short instruction sequence (an
+    /// One guest instruction per translated block from the kernel's first
+    /// line on (QEMU's `singlestep on`, through a monitor of the runner's
+    /// own): TCG checks for interrupts only between blocks, so without this
+    /// an NMI or IRQ rarely lands inside a short instruction sequence (an
     /// entry stub, a critical section). Race tests run with it. TCG only;
-    /// about 5x slower.
+    /// the kernel runs about 5x slower.
     #[arg(long)]
     pub singlestep: bool,
 

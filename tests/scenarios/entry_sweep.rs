@@ -4,7 +4,8 @@
 
 use crate::common::*;
 
-/// Boot under `--singlestep` (one instruction per translated block).
+/// Boot with `--singlestep` (one instruction per translated block from
+/// the kernel's first line on).
 fn boot_singlestep(cmdline: &str) -> Run {
     runner(&["--singlestep", "--smp", "2", "--timeout", "180", "--", cmdline])
 }
@@ -15,18 +16,19 @@ fn boot_singlestep(cmdline: &str) -> Run {
 /// NMI, returned without IRET onto the user's RSP, wrote into the NMI stack
 /// and hit its guard page. Some of the NMIs must land on the user's
 /// RSP (else the test proves nothing), and the program must run on with
-/// its registers intact. (3000 NMIs keep the test under 15 s; the docs
-/// show a run of 10,000.)
+/// its registers intact. STACKLEAK off: the loop is shorter, so more NMIs
+/// land on the user's RSP (about one in a hundred; the docs show a run of
+/// 10,000 with it on).
 #[test]
 fn nmis_on_a_syscall_loop_with_rsp_on_the_nmi_stack_leave_the_kernel_intact() {
-    let run = boot_singlestep("nmi-user-rsp 3000; poweroff");
+    let run = boot_singlestep("hardening stackleak off; nmi-user-rsp 3000; poweroff");
     run.expect_status(0).expect_not("Oops").expect_not("BUG:").expect_not("segfault");
     let line = line_starting(&run, "nmi-user-rsp: ").to_string();
     let tally = lines_starting(&run, "nmi-user-rsp: ")[1];
     assert!(line.contains("calls getpid with RSP = fffffe"), "{line}");
     assert!(tally.contains(" NMIs sent, 3000 delivered, "), "{tally}");
     let on_user_rsp: u64 = tally.split(" delivered, ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-    assert!(on_user_rsp > 0, "no NMI landed while RSP was the user's: {tally}");
+    assert!(on_user_rsp > 5, "too few NMIs landed while RSP was the user's: {tally}");
     assert!(
         tally.ends_with(
             "NMI stack re-entered 0; return-to-user violations 0; oopses 0; the program ran until killed, registers intact"
