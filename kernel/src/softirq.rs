@@ -217,6 +217,7 @@ pub mod ktests {
         SLOW.claim(slow);
         SLOW_DONE.store(false, Ordering::SeqCst);
         let cpu = this_cpu().id();
+        let refused = crate::sched::schedules_while_atomic();
         x86_64::instructions::interrupts::without_interrupts(|| SLOW.raise());
         let mut ran_inside = 0u64;
         let done = crate::time::spin_until(5_000, || {
@@ -229,6 +230,10 @@ pub mod ktests {
         kcheck!(done, "the softirq never ran in ksoftirqd/{cpu}");
         kcheck!(this_cpu().id() == cpu, "moved CPUs");
         kcheck!(ran_inside == 0, "this thread ran {ran_inside} times while ksoftirqd/{cpu} was inside a handler");
+        // Not even asked for: the tick's exit must see softirq context and
+        // not try (the switch's own check is a last line, printing a BUG).
+        let refused = crate::sched::schedules_while_atomic() - refused;
+        kcheck!(refused == 0, "{refused} \"BUG: scheduling while atomic\" while ksoftirqd ran the handler");
         Ok(())
     }
 }

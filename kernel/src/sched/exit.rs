@@ -212,7 +212,50 @@ pub mod ktests {
     pub static KTESTS: &[KTest] = &[
         KTest { name: "oops_waits_for_a_sched_lock_held_elsewhere", run: oops_waits_for_a_sched_lock_held_elsewhere },
         KTest { name: "a_pinned_stack_is_not_reaped", run: a_pinned_stack_is_not_reaped },
+        KTest { name: "no_switch_from_hard_irq_context", run: no_switch_from_hard_irq_context },
     ];
+
+    /// A thread ran while its CPU was inside an interrupt handler.
+    static RAN_INSIDE_IRQ: AtomicBool = AtomicBool::new(false);
+
+    /// In a function-call IPI (hard-IRQ context, on that CPU's IRQ stack):
+    /// ask for a switch with another task runnable there.
+    fn yield_in_irq(_: u64) {
+        crate::sched::yield_now();
+    }
+
+    fn spin_a_while(_: u64) -> i64 {
+        let until = crate::time::jiffies() + 2;
+        while crate::time::jiffies() < until {
+            if percpu::this_cpu().irq_count.load(Ordering::SeqCst) >= 0 {
+                RAN_INSIDE_IRQ.store(true, Ordering::SeqCst);
+            }
+            core::hint::spin_loop();
+        }
+        0
+    }
+
+    /// Hard-IRQ context is atomic (Linux counts it in `preempt_count`): a
+    /// switch asked for from an interrupt handler is refused with "BUG:
+    /// scheduling while atomic", not carried out on the IRQ stack.
+    fn no_switch_from_hard_irq_context() -> KResult {
+        let me = percpu::this_cpu().id();
+        let Some(other) = percpu::online_cpus().find(|&c| c != me) else { return Ok(()) };
+        // Two, so a switch would have somewhere to go.
+        let spawn =
+            || spawn_on("ktest-busy", spin_a_while, 0, Placement::Pinned(other)).map_err(|e| alloc::format!("{e:?}"));
+        let busy = [spawn()?, spawn()?];
+        let refused = crate::sched::schedules_while_atomic();
+        RAN_INSIDE_IRQ.store(false, Ordering::SeqCst);
+        crate::smp::call_on(core::iter::once(other), yield_in_irq, 0);
+        let refused = crate::sched::schedules_while_atomic() - refused;
+        for pid in busy {
+            let _ = join(pid);
+        }
+        kcheck!(!RAN_INSIDE_IRQ.load(Ordering::SeqCst), "a thread ran inside an interrupt handler");
+        kcheck!(refused == 1, "{refused} refusals, expected exactly 1");
+        Ok(())
+    }
 
     /// Rounds in a row that must all pass.
     const ROUNDS: usize = 20;

@@ -25,7 +25,9 @@ use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
 pub use exit::{exit, join, kill_current, ktests, reap_children, Ended, JoinError, KillError};
-pub use runqueue::{need_resched, preempt_on_irq_exit, schedule, scheduler_tick, switches, yield_now};
+pub use runqueue::{
+    need_resched, preempt_on_irq_exit, schedule, scheduler_tick, schedules_while_atomic, switches, yield_now,
+};
 use runqueue::{rq, TASKS};
 pub use snapshot::{saved_context, snapshot, SavedContext, TaskInfo};
 pub use task::{Pid, State, Task};

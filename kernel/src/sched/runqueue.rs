@@ -13,7 +13,7 @@
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::instructions::interrupts;
 
@@ -237,6 +237,7 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
     if in_atomic() {
         // Linux prints this and carries on; switching here would run
         // another thread inside this context, so tristack does not switch.
+        SCHEDULES_WHILE_ATOMIC.fetch_add(1, Ordering::Relaxed);
         crate::println!(
             "BUG: scheduling while atomic: {}/{}/cpu {}; not switching",
             prev.name,
@@ -311,13 +312,23 @@ pub fn preempt_on_irq_exit() {
     }
 }
 
-/// Softirq, NMI or #MC context, or a spin lock held: no switch may happen
-/// here (Linux `in_atomic()`; hard-IRQ context never reaches `schedule`).
+/// Hard-IRQ, softirq, NMI or #MC context, or a spin lock held: no switch
+/// may happen here (Linux `in_atomic()`: `preempt_count` counts hard IRQs
+/// too). The IRQ exit preempts only after `irq_count` is back at -1.
 fn in_atomic() -> bool {
     let cpu = this_cpu();
-    cpu.in_softirq.load(Ordering::Relaxed)
+    cpu.irq_count.load(Ordering::Relaxed) >= 0
+        || cpu.in_softirq.load(Ordering::Relaxed)
         || cpu.nmi_depth.load(Ordering::Relaxed) > 0
         || cpu.locks_held.load(Ordering::Relaxed) > 0
+}
+
+/// "BUG: scheduling while atomic" so far, on every CPU: a switch asked for
+/// where none may happen (ktests check it stays put).
+static SCHEDULES_WHILE_ATOMIC: AtomicU64 = AtomicU64::new(0);
+
+pub fn schedules_while_atomic() -> u64 {
+    SCHEDULES_WHILE_ATOMIC.load(Ordering::SeqCst)
 }
 
 /// Context switches so far, on every CPU.
