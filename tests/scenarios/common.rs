@@ -84,6 +84,15 @@ pub fn boot_smp(cpus: u32, cmdline: &str) -> Run {
     runner(&["--smp", &n, "--timeout", &timeout, "--", cmdline])
 }
 
+/// `boot_smp` under the runner's `--singlestep`: from the kernel's first
+/// line on, one instruction per translated block, so NMIs and IRQs land
+/// between any two instructions (race tests; TCG otherwise delivers them
+/// only between blocks, and a race window inside one never sees them).
+pub fn boot_smp_singlestep(cpus: u32, cmdline: &str) -> Run {
+    let (timeout, n) = (TIMEOUT_SECS.to_string(), cpus.to_string());
+    runner(&["--singlestep", "--smp", &n, "--timeout", &timeout, "--", cmdline])
+}
+
 /// What a test does once the console shows a given text.
 pub enum Action {
     /// Type bytes into the serial port.

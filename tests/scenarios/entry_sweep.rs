@@ -4,12 +4,6 @@
 
 use crate::common::*;
 
-/// Boot with `--singlestep` (one instruction per translated block from
-/// the kernel's first line on).
-fn boot_singlestep(cmdline: &str) -> Run {
-    runner(&["--singlestep", "--smp", "2", "--timeout", "180", "--", cmdline])
-}
-
 /// The review's panic: a user program points RSP at its CPU's NMI stack and
 /// loops on `syscall`; NMIs landing before the entry switches stacks (or
 /// after the SYSRET exit restored RSP) used to be taken for NMIs inside an
@@ -21,7 +15,7 @@ fn boot_singlestep(cmdline: &str) -> Run {
 /// 10,000 with it on).
 #[test]
 fn nmis_on_a_syscall_loop_with_rsp_on_the_nmi_stack_leave_the_kernel_intact() {
-    let run = boot_singlestep("hardening stackleak off; nmi-user-rsp 3000; poweroff");
+    let run = boot_smp_singlestep(2, "hardening stackleak off; nmi-user-rsp 3000; poweroff");
     run.expect_status(0).expect_not("Oops").expect_not("BUG:").expect_not("segfault");
     let line = line_starting(&run, "nmi-user-rsp: ").to_string();
     let tally = lines_starting(&run, "nmi-user-rsp: ")[1];
