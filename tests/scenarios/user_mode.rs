@@ -433,3 +433,28 @@ fn kill_ends_every_thread_of_the_process() {
     run.expect("run: hold[4] killed by signal 9\n");
     assert_eq!(holds(ps_before + 1, lines.len()), 0, "a thread of the killed process survived:\n{run}");
 }
+
+/// Debug registers belong to the CPU, breakpoints to a thread: on one CPU,
+/// another thread of the process writes the watched variable 100 times and
+/// never traps (the switch disarms DR3 for it); the owner's one write does.
+/// (With the disarm left out, the other thread's writes trapped.)
+#[test]
+fn a_watchpoint_traps_only_the_thread_that_set_it() {
+    let run = boot("run watch threads --cpu 1; poweroff");
+    run.expect_status(0);
+    let owner = line_starting(&run, "watch: breakpoint armed on ");
+    let owner = owner.rsplit(' ').next().unwrap();
+    let other = line_starting(&run, "watch: thread ");
+    assert!(
+        other.ends_with(" wrote the watched variable 100 times") && !other.contains(&format!(" {owner} ")),
+        "{run}"
+    );
+    let traps = lines_starting(&run, "#DB (data breakpoint 3, write) from user mode: watch[");
+    assert_eq!(traps.len(), 1, "{traps:#?}");
+    assert!(
+        traps[0].starts_with(&format!("#DB (data breakpoint 3, write) from user mode: watch[{owner}] ")),
+        "{traps:#?}"
+    );
+    run.expect_not("more breakpoints in user mode");
+    run.expect("watch: the write completed (value 42), back in user mode\n");
+}
