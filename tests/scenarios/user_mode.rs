@@ -458,3 +458,14 @@ fn a_watchpoint_traps_only_the_thread_that_set_it() {
     run.expect_not("more breakpoints in user mode");
     run.expect("watch: the write completed (value 42), back in user mode\n");
 }
+
+/// Creating a thread on this CPU asks it to reschedule; the way back to
+/// user mode honours that, so the new thread runs before its creator's
+/// next user instruction (20 of 20 ran only a timer tick later when the
+/// exit path did not look).
+#[test]
+fn a_reschedule_asked_for_in_a_syscall_happens_before_the_return_to_user() {
+    let run = boot("run uthreads wake --cpu 1; poweroff");
+    run.expect_status(0);
+    run.expect("uthreads: 0 of 20 new threads ran only after their creator was back in user mode\n");
+}

@@ -24,11 +24,22 @@ pub mod process;
 pub mod syscall;
 
 /// Work before any return to user mode (Linux `exit_to_user_mode_loop`):
-/// a pending fatal signal ends the thread here.
+/// a pending fatal signal ends the thread here, a pending reschedule
+/// switches.
 #[cfg(target_os = "none")]
 pub fn exit_to_user_mode_work(_regs: &mut crate::arch::regs::Regs) {
-    if let Some(code) = crate::sched::pending_kill() {
-        crate::sched::exit(code);
+    // Linux `exit_to_user_mode_loop`: a pending kill ends the thread; a
+    // reschedule asked for meanwhile (a task woken or created on this CPU,
+    // the time slice over) happens now, not a timer tick later in user
+    // mode; and whatever the switch brought is looked at again.
+    loop {
+        if let Some(code) = crate::sched::pending_kill() {
+            crate::sched::exit(code);
+        }
+        if !crate::sched::need_resched() {
+            return;
+        }
+        crate::sched::schedule();
     }
 }
 
