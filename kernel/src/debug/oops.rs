@@ -178,13 +178,18 @@ pub fn print_cpu_line() {
 /// Called when the killed thread is gone and the CPU moves on: undo what
 /// the dying path left behind on this CPU.
 pub fn recovered() {
-    // The oops may have come from inside a #DB handler (IST[DB] shifted) with
-    // breakpoints armed.
-    let cpu = percpu::this_cpu();
-    crate::arch::debug::reset_after_oops(cpu);
-
-    crate::arch::traps::restore_after_oops();
     DIE_LOCK.store(0, Ordering::Release);
+}
+
+/// Before the CPU switches to the next task after killing an oopsed one:
+/// the oops may have come from inside a #DB handler (IST[DB] shifted) with
+/// breakpoints armed, or from a demo that took #DE's gate away. Reset
+/// *before* the switch-in, which then arms the next thread's own user
+/// watchpoint (reset after it, that watchpoint was wiped: the next thread
+/// ran without it until its next switch).
+pub fn reset_cpu_after_oops() {
+    crate::arch::debug::reset_after_oops(percpu::this_cpu());
+    crate::arch::traps::restore_after_oops();
 }
 
 fn oops_id() -> u64 {

@@ -104,6 +104,7 @@ pub fn kill_current() -> KillError {
     };
     cur.exit_code = -11; // as if by SIGSEGV
     cur.state.set(State::Dead);
+    crate::debug::oops::reset_cpu_after_oops();
     let next = q.switch_in_next();
     q.switches += 1;
     this_cpu().switching_from.store(cur as *const Task as u64, Ordering::Release);

@@ -225,7 +225,10 @@ pub fn schedule() {
 /// wake-ups. `prepare` must not take `TASKS` or a run-queue lock.
 // Not traced, as Linux's `notrace __schedule`: the switch is the hottest
 // path there is, and the tracer sees the functions around it.
+// Never inlined: its frame is where a sleeping thread's trace starts
+// (`bt PID`), whatever the optimizer decides for its callers.
 #[instrument_fn = "off"]
+#[inline(never)]
 pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bool) {
     let were_enabled = interrupts::are_enabled();
     interrupts::disable();

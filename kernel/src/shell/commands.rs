@@ -119,11 +119,12 @@ fn meminfo(args: &[&str]) -> CmdResult {
 /// kind of stack, then what is built on them, then the demos'. Each module
 /// declares its own `KTESTS` next to the code it tests.
 fn ktest_suites() -> alloc::vec::Vec<&'static [ktest::KTest]> {
-    let mechanisms: [&[ktest::KTest]; 9] = [
+    let mechanisms: [&[ktest::KTest]; 10] = [
         crate::boot::ktests::KTESTS,
         crate::mm::ktests::KTESTS,
         crate::stacks::exception::ktests::KTESTS,
         crate::arch::mce::ktests::KTESTS,
+        crate::arch::debug::ktests::KTESTS,
         crate::stacks::thread::ktests::KTESTS,
         crate::stacks::irq::ktests::KTESTS,
         crate::softirq::ktests::KTESTS,
