@@ -50,7 +50,7 @@ fn an_nmi_irq_and_mce_at_every_instruction_of_every_entry_path_leave_the_kernel_
     let lines = lines_starting(&run, "entry-sweep: ");
     let (summary, paths) = lines.split_last().unwrap();
     let paths = &paths[1..];
-    assert_eq!(paths.len(), 11, "{paths:#?}");
+    assert_eq!(paths.len(), 12, "{paths:#?}");
     assert!(paths.iter().all(|l| l.ends_with("; survived") && !l.contains("LOST")), "{paths:#?}");
     let path = |name: &str| *paths.iter().find(|l| l.starts_with(&format!("entry-sweep: {name} "))).unwrap();
     // The SYSCALL entry and SYSRET exit run on every loop of the program:

@@ -51,6 +51,8 @@ pub static PATHS: &[Path] = &[
                    Code::Sym("tristack::arch::x86_64::usermode::stackleak_lowest")] },
     Path { name: "IRQ from user mode", trigger: Trigger::SyscallLoop { nmis: false },
            code: &[Code::Stub(|| irq_stub(LOCAL_TIMER_VECTOR.into())), Code::Sym("tristack_irq_common")] },
+    Path { name: "faulting IRET to user mode (fixup_bad_iret)", trigger: Trigger::BadIret,
+           code: &[Code::Sym("tristack_bad_iret"), Code::Sym("tristack::arch::x86_64::usermode::fixup_bad_iret")] },
     Path { name: "NMI from user mode (sync_regs)", trigger: Trigger::SyscallLoop { nmis: true },
            code: &[Code::Stub(|| exception_stub(X86_TRAP_NMI.into())), Code::Sym("tristack_paranoid_common"),
                    Code::Sym("tristack_exception_from_user"), Code::Sym("tristack::arch::x86_64::usermode::sync_regs")] },

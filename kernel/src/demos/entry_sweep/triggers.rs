@@ -31,6 +31,10 @@ pub enum Trigger {
     /// (its registers checked by the program); with `nmis`, NMIs sent to it
     /// all the while, so entries from user mode happen.
     SyscallLoop { nmis: bool },
+    /// `sysret badss` started again and again: a syscall whose IRET back to
+    /// user mode faults (a bad SS), so `fixup_bad_iret` turns the #GP into
+    /// one from user mode, which ends the process.
+    BadIret,
 }
 
 impl Trigger {
@@ -49,7 +53,7 @@ impl Trigger {
     }
 
     pub fn in_user_mode(self) -> bool {
-        matches!(self, Trigger::SyscallLoop { .. })
+        matches!(self, Trigger::SyscallLoop { .. } | Trigger::BadIret)
     }
 
     /// How it is shown in the sweep's lines.
@@ -61,9 +65,12 @@ impl Trigger {
             Trigger::CallOnStack => "call_on_extra_stack from a kernel thread".into(),
             Trigger::SyscallLoop { nmis: false } => "a user syscall loop, RSP on the NMI stack".into(),
             Trigger::SyscallLoop { nmis: true } => "a user syscall loop, RSP on the NMI stack, NMIs sent".into(),
+            Trigger::BadIret => "sysret badss, again and again".into(),
         }
     }
 }
+
+const SIGSEGV: i64 = 11;
 
 /// Kernel trigger threads loop while this is set.
 static RUNNING: AtomicBool = AtomicBool::new(false);
@@ -124,6 +131,15 @@ pub struct Running {
     target: usize,
     pids: Vec<u32>,
     last_nmi: u64,
+    /// `BadIret`: runs of `sysret badss` so far, and how many ended with
+    /// the #GP's SIGSEGV as they must.
+    runs: u64,
+    segv: u64,
+}
+
+/// `sysret badss` on `target`.
+fn start_bad_iret(target: usize) -> Result<u32, String> {
+    process::run("sysret", "badss", Placement::Pinned(target)).map_err(|e| alloc::format!("entry-sweep: sysret: {e}"))
 }
 
 pub fn start(trigger: Trigger, target: usize) -> Result<Running, String> {
@@ -146,19 +162,33 @@ pub fn start(trigger: Trigger, target: usize) -> Result<Running, String> {
             let args = alloc::format!("syscall-rsp-loop {bottom:x}");
             alloc::vec![process::run("attack", &args, on).map_err(|e| alloc::format!("entry-sweep: attack: {e}"))?]
         }
+        Trigger::BadIret => alloc::vec![start_bad_iret(target)?],
     };
-    Ok(Running { trigger, target, pids, last_nmi: 0 })
+    Ok(Running { trigger, target, pids, last_nmi: 0, runs: 1, segv: 0 })
 }
 
 impl Running {
     /// Called while the sweep waits: NMIs for triggers that want them, at
     /// most one per 20 us of TSC so the target still makes progress.
     pub fn feed(&mut self) {
+        let now = crate::time::rdtsc();
+        if now.wrapping_sub(self.last_nmi) <= crate::time::tsc_per_ms() / 50 {
+            return;
+        }
+        self.last_nmi = now;
         if self.trigger.sends_nmis() {
-            let now = crate::time::rdtsc();
-            if now.wrapping_sub(self.last_nmi) > crate::time::tsc_per_ms() / 50 {
-                self.last_nmi = now;
-                smp::send_nmi(self.target);
+            smp::send_nmi(self.target);
+        }
+        // Each run passes the path once: start the next when it is over.
+        if self.trigger == Trigger::BadIret && self.pids.len() == 1 {
+            let pid = self.pids[0];
+            if sched::snapshot().iter().any(|t| t.pid == pid && t.state.ended()) {
+                self.segv += u64::from(sched::join(pid) == Ok(Ended::Exited(-SIGSEGV)));
+                self.pids.clear();
+                if let Ok(pid) = start_bad_iret(self.target) {
+                    self.pids.push(pid);
+                    self.runs += 1;
+                }
             }
         }
     }
@@ -172,6 +202,15 @@ impl Running {
             super::engine::set_carrier(None);
         }
         let mut ok = true;
+        if self.trigger == Trigger::BadIret {
+            // Every finished run ended by its #GP (the last may be cut short).
+            for pid in self.pids {
+                let _ = sched::kill(pid);
+                let _ = sched::join(pid);
+            }
+            sched::reap_children();
+            return self.segv + 1 >= self.runs;
+        }
         for pid in self.pids {
             if self.trigger.in_user_mode() {
                 ok &= sched::kill(pid).is_ok();
