@@ -129,8 +129,7 @@ pub fn prepare_exit(regs: &mut Regs) {
 /// spread over lockdep and `DEBUG_ENTRY` assertions): the frame being
 /// returned through sits exactly at the thread stack's top (nothing else
 /// is live on it), this CPU is in no interrupt (`irq_count == -1`) and in
-/// no NMI/#MC/#DB handler, IST[DB] is unshifted, and the user watchpoint
-/// armed is this thread's own. Violations are
+/// no NMI/#MC/#DB handler, and IST[DB] is unshifted. Violations are
 /// counted (must stay 0) and the first few printed.
 fn check_user_return(regs: &Regs) {
     let cpu = this_cpu();
@@ -143,18 +142,13 @@ fn check_user_return(regs: &Regs) {
     const DB_TOP: u64 = EStack::DB.offset() + EStack::DB.desc().size;
     let db_top = cea_base(cpu.id()) + DB_TOP;
     let ist_db = cpu.ist(crate::stacks::layout::Ist::DB);
-    // The thread's own user watchpoint is the one armed (the CPU's shadow
-    // of DR3, which every switch keeps; reading DR7 itself can trap to a
-    // hypervisor).
-    let watch = crate::sched::current().map_or(0, |t| t.user_watch.load(Ordering::Relaxed));
-    let armed = cpu.user_watch_armed.load(Ordering::Relaxed);
-    if at_top && irq_count == -1 && nmi == 0 && db == 0 && ist_db == db_top && armed == watch {
+    if at_top && irq_count == -1 && nmi == 0 && db == 0 && ist_db == db_top {
         return;
     }
     let n = cpu.user.violations.fetch_add(1, Ordering::Relaxed);
     if n < 3 {
         crate::println!(
-            "BUG: return to user with a live kernel stack on CPU {}: frame {:016x} (expected {:016x}), irq_count {irq_count}, nmi {nmi}, db {db}, IST[DB] {ist_db:016x}, user watchpoint {armed:#x} armed for {watch:#x}",
+            "BUG: return to user with a live kernel stack on CPU {}: frame {:016x} (expected {:016x}), irq_count {irq_count}, nmi {nmi}, db {db}, IST[DB] {ist_db:016x}",
             cpu.id(),
             regs as *const Regs as u64,
             user_frame_slot() as u64
