@@ -215,13 +215,13 @@ fn an_oops_on_cpu_2_stops_the_other_three_with_nmi_backtraces() {
     run.expect_not("NMI backtrace for cpu 2").expect_not("did not answer");
 }
 
-/// `nmi-storm 5`: NMIs land in IRQ handlers, #DB handlers and context
+/// `nmi-storm 3`: NMIs land in IRQ handlers, #DB handlers and context
 /// switches on three CPUs; every count adds up. Single-stepped, so they
 /// land at any instruction of the IRQ and #DB entry stubs too (the part of
 /// the #DB stub the entry sweep cannot put a breakpoint in).
 #[test]
 fn an_nmi_storm_loses_nothing() {
-    let run = boot_smp_singlestep(4, "nmi-storm 5; poweroff");
+    let run = boot_smp_singlestep(4, "nmi-storm 3; poweroff");
     run.expect_status(0).expect("nmi-storm: ok, every count adds up");
     let sent = line_starting(&run, "nmi-storm: NMIs sent ");
     let nums: Vec<u64> = sent.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();

@@ -47,7 +47,7 @@ const CARRIER_SLOT: u8 = 2;
 static CARRIER: AtomicU64 = AtomicU64::new(0);
 
 /// How long an instruction may take to be reached, and an event to arrive.
-const WAIT_MS: u64 = 50;
+const WAIT_MS: u64 = 30;
 
 static TARGET: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// The armed instruction (0 once its #DB came, or when given up).
