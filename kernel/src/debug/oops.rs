@@ -200,3 +200,69 @@ fn oops_id() -> u64 {
     }
     OOPS_ID.load(Ordering::Relaxed)
 }
+
+pub mod ktests {
+    use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    use crate::arch::percpu::{self, this_cpu};
+    use crate::kcheck;
+    use crate::ktest::{KResult, KTest};
+    use crate::sched::{join, spawn_on, Ended, Placement};
+    use crate::time::spin_until;
+
+    pub static KTESTS: &[KTest] =
+        &[KTest { name: "an_oops_keeps_the_next_threads_watchpoint", run: an_oops_keeps_the_next_threads_watchpoint }];
+
+    /// What the owner's watchpoint watches (nobody writes it).
+    static WATCHED: AtomicU64 = AtomicU64::new(0);
+    static OWNER_READY: AtomicBool = AtomicBool::new(false);
+    static VICTIM_DONE: AtomicBool = AtomicBool::new(false);
+    /// After the oops: the watchpoint this CPU had armed when the owner ran.
+    static ARMED_AFTER: AtomicU64 = AtomicU64::new(u64::MAX);
+
+    fn owner(_: u64) -> i64 {
+        let addr = &raw const WATCHED as u64;
+        crate::sched::set_user_watch(addr);
+        OWNER_READY.store(true, Ordering::SeqCst);
+        // Interrupts off from here to the look: the first thing this thread
+        // does after the oops switched to it is the look (a tick pending
+        // after the long oops would otherwise switch away and back first,
+        // which arms the watchpoint again and hides a wiped one).
+        ::x86_64::instructions::interrupts::without_interrupts(|| {
+            while !VICTIM_DONE.load(Ordering::SeqCst) {
+                crate::sched::yield_now();
+            }
+            ARMED_AFTER.store(this_cpu().user_watch_armed.load(Ordering::SeqCst), Ordering::SeqCst);
+        });
+        crate::sched::set_user_watch(0);
+        0
+    }
+
+    fn victim(_: u64) -> i64 {
+        VICTIM_DONE.store(true, Ordering::SeqCst);
+        // SAFETY: deliberately fatal: #UD, oops, this thread is killed and
+        // the CPU switches to the next task: the watchpoint's owner.
+        unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+        0
+    }
+
+    /// An oops resets this CPU's debug registers and switches to the next
+    /// task; that task's own watchpoint must be armed when it runs (the
+    /// reset came after the switch-in and wiped it).
+    fn an_oops_keeps_the_next_threads_watchpoint() -> KResult {
+        let me = percpu::current_cpu_id();
+        let Some(other) = percpu::online_cpus().find(|&c| c != me) else { return Ok(()) };
+        let on = Placement::Pinned(other);
+        OWNER_READY.store(false, Ordering::SeqCst);
+        VICTIM_DONE.store(false, Ordering::SeqCst);
+        ARMED_AFTER.store(u64::MAX, Ordering::SeqCst);
+        let owner = spawn_on("ktest-watch", owner, 0, on).map_err(|e| alloc::format!("{e}"))?;
+        kcheck!(spin_until(5_000, || OWNER_READY.load(Ordering::SeqCst)), "the owner never ran");
+        let victim = spawn_on("oops-victim", victim, 0, on).map_err(|e| alloc::format!("{e}"))?;
+        kcheck!(join(victim) == Ok(Ended::Killed), "the victim did not oops");
+        kcheck!(join(owner) == Ok(Ended::Exited(0)), "the owner did not end");
+        let (want, armed) = (&raw const WATCHED as u64, ARMED_AFTER.load(Ordering::SeqCst));
+        kcheck!(armed == want, "after the oops the owner ran with watchpoint {armed:#x} armed, not its own {want:#x}");
+        Ok(())
+    }
+}

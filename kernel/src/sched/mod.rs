@@ -16,6 +16,7 @@
 
 mod exit;
 mod runqueue;
+mod signal;
 mod snapshot;
 mod task;
 mod wait;
@@ -29,9 +30,9 @@ pub use runqueue::{
     need_resched, preempt_on_irq_exit, schedule, scheduler_tick, schedules_while_atomic, switches, yield_now,
 };
 use runqueue::{rq, TASKS};
+pub use signal::{kill, kill_other_threads, pending_kill, KillPidError, KILLED_BY_SIGKILL};
 pub use snapshot::{saved_context, snapshot, SavedContext, TaskInfo};
 pub use task::{Pid, State, Task};
-use wait::wake_sleeper;
 pub use wait::{sleep_ms, timer_tick, WaitQueue};
 use x86_64::instructions::interrupts;
 
@@ -331,75 +332,6 @@ pub fn set_child_stack_size(pid: Option<Pid>, size: u64) -> Result<(), KillPidEr
         }
     }
     Ok(())
-}
-
-/// Why `kill` refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KillPidError {
-    NoSuchTask,
-    /// Kernel threads cannot be killed (Linux ignores SIGKILL to them).
-    KernelThread,
-}
-
-/// `kill PID` (Linux `SIGKILL`): every thread of PID's process ends at its
-/// next return to user mode — at once if it sleeps (it is woken), within a
-/// tick if it runs in user mode (the timer interrupt's return takes it).
-/// SIGKILL kills the thread group, not one thread.
-pub fn kill(pid: Pid) -> Result<(), KillPidError> {
-    let group: alloc::vec::Vec<Pid> = {
-        let tasks = TASKS.lock();
-        let task = tasks.tasks.get(&pid).ok_or(KillPidError::NoSuchTask)?;
-        if !task.is_user() {
-            return Err(KillPidError::KernelThread);
-        }
-        let tgid = task.tgid;
-        tasks
-            .tasks
-            .values()
-            .filter(|t| t.tgid == tgid && t.is_user() && !t.state.get().ended())
-            .map(|t| {
-                // The first fatal signal wins.
-                let _ =
-                    t.kill_code.compare_exchange(task::NO_KILL, KILLED_BY_SIGKILL, Ordering::SeqCst, Ordering::SeqCst);
-                t.pid
-            })
-            .collect()
-    };
-    group.iter().for_each(|&pid| wake_sleeper(pid));
-    Ok(())
-}
-
-/// The exit code of a thread killed by `kill` (as by SIGKILL).
-pub const KILLED_BY_SIGKILL: i64 = -9;
-
-/// End every other thread of the current thread's process with `code`
-/// (Linux `zap_other_threads` in `do_group_exit`): each leaves at its next
-/// return to user mode. Returns how many were told.
-pub fn kill_other_threads(code: i64) -> usize {
-    let Some(me) = current() else { return 0 };
-    if me.tgid == 0 {
-        return 0;
-    }
-    let others: alloc::vec::Vec<Pid> = {
-        let tasks = TASKS.lock();
-        tasks
-            .tasks
-            .values()
-            .filter(|t| t.tgid == me.tgid && t.pid != me.pid && !t.state.get().ended())
-            .map(|t| {
-                // The first fatal signal wins.
-                let _ = t.kill_code.compare_exchange(task::NO_KILL, code, Ordering::SeqCst, Ordering::SeqCst);
-                t.pid
-            })
-            .collect()
-    };
-    others.iter().for_each(|&pid| wake_sleeper(pid));
-    others.len()
-}
-
-/// The fatal signal pending for the running thread, as its exit code.
-pub fn pending_kill() -> Option<i64> {
-    current().map(|t| t.kill_code.load(Ordering::SeqCst)).filter(|&c| c != task::NO_KILL)
 }
 
 /// Set the running thread's user breakpoint (0: none) and apply it now.

@@ -124,7 +124,7 @@ fn ktest_suites() -> alloc::vec::Vec<&'static [ktest::KTest]> {
         crate::mm::ktests::KTESTS,
         crate::stacks::exception::ktests::KTESTS,
         crate::arch::mce::ktests::KTESTS,
-        crate::arch::debug::ktests::KTESTS,
+        crate::debug::oops::ktests::KTESTS,
         crate::stacks::thread::ktests::KTESTS,
         crate::stacks::irq::ktests::KTESTS,
         crate::softirq::ktests::KTESTS,
