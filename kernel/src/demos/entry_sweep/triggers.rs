@@ -76,9 +76,8 @@ const SIGSEGV: i64 = 11;
 static RUNNING: AtomicBool = AtomicBool::new(false);
 /// The trigger raises #MC on purpose (its handler stays quiet).
 static SOFTWARE_MCE: AtomicBool = AtomicBool::new(false);
-/// Passes whose registers came back changed, and every pass.
+/// Passes whose registers came back changed.
 pub static REGS_CHANGED: AtomicU64 = AtomicU64::new(0);
-pub static PASSES: AtomicU64 = AtomicU64::new(0);
 
 /// The #MCs a trigger raises on purpose are not reported one by one.
 pub fn claims_mce() -> bool {
@@ -86,7 +85,6 @@ pub fn claims_mce() -> bool {
 }
 
 fn check(changed: u32) {
-    PASSES.fetch_add(1, Ordering::Relaxed);
     if changed != 0 && REGS_CHANGED.fetch_add(1, Ordering::Relaxed) < 3 {
         let names: Vec<&str> = (0..14).filter(|i| changed & 1 << i != 0).map(|i| REG_NAMES[i]).collect();
         println!("entry-sweep: registers changed across the path: {}", names.join(" "));
@@ -111,7 +109,6 @@ fn int_loop(vector: u64) -> i64 {
 fn yield_loop(_: u64) -> i64 {
     while RUNNING.load(Ordering::Relaxed) {
         sched::yield_now();
-        PASSES.fetch_add(1, Ordering::Relaxed);
     }
     0
 }
@@ -130,7 +127,7 @@ pub struct Running {
     trigger: Trigger,
     target: usize,
     pids: Vec<u32>,
-    last_nmi: u64,
+    last_feed: u64,
     /// `BadIret`: runs of `sysret badss` so far, and how many ended with
     /// the #GP's SIGSEGV as they must.
     runs: u64,
@@ -164,18 +161,19 @@ pub fn start(trigger: Trigger, target: usize) -> Result<Running, String> {
         }
         Trigger::BadIret => alloc::vec![start_bad_iret(target)?],
     };
-    Ok(Running { trigger, target, pids, last_nmi: 0, runs: 1, segv: 0 })
+    Ok(Running { trigger, target, pids, last_feed: 0, runs: 1, segv: 0 })
 }
 
 impl Running {
-    /// Called while the sweep waits: NMIs for triggers that want them, at
-    /// most one per 20 us of TSC so the target still makes progress.
+    /// Called while the sweep waits, acting at most once per 20 us of TSC
+    /// (so the target still makes progress): an NMI for triggers that send
+    /// them, the next run for `BadIret`.
     pub fn feed(&mut self) {
         let now = crate::time::rdtsc();
-        if now.wrapping_sub(self.last_nmi) <= crate::time::tsc_per_ms() / 50 {
+        if now.wrapping_sub(self.last_feed) <= crate::time::tsc_per_ms() / 50 {
             return;
         }
-        self.last_nmi = now;
+        self.last_feed = now;
         if self.trigger.sends_nmis() {
             smp::send_nmi(self.target);
         }
