@@ -53,8 +53,9 @@ fn nested_block_layers_overflow_the_thread_stack_without_the_pool_and_complete_o
     assert_eq!(io_counts(done), [4, 0, 4, 0, 0], "{done}");
     let (task, extra) = (num_after(done, "TASK "), num_after(done, "EXTRA "));
     // The switch came at the threshold (8 KiB); the two parts together are
-    // about what overflowed the single stack above.
-    assert!(task <= 8192 + 1024 && extra > 0 && task + extra > 16384 - 1024, "{done}");
+    // about what a 16 KiB stack holds: 16 320 bytes in a quiet boot here,
+    // 15 280 in a loaded CI run (the depth moves with timing).
+    assert!(task <= 8192 + 1024 && extra > 0 && task + extra > 16384 - 2048, "{done}");
     assert!(num_after(done, "bytes; ") >= 41, "{done}");
     let switches = lines_starting(&run, "blk-io: extra stacks: ");
     assert!(num_after(switches[1], "extra stacks: ") > 0, "{switches:?}");
