@@ -6,7 +6,9 @@
 //!
 //! The kernel never touches user memory through user addresses: it finds
 //! the frame in this table and goes through the direct map (`read`,
-//! `write`), which is also how the user-pointer checks work.
+//! `write`), which is also how the user-pointer checks work. The lookup and
+//! the copy of each page are one step under the table's lock, so `munmap`
+//! cannot free a frame in the middle of a copy.
 
 use alloc::vec::Vec;
 
@@ -152,10 +154,16 @@ impl AddressSpace {
 
     fn with_table<R>(&self, f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {
         let _guard = self.lock.lock();
+        self.with_table_locked(f)
+    }
+
+    /// `with_table` for a caller that holds `lock` already.
+    fn with_table_locked<R>(&self, f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {
         let root = phys::phys_to_virt(self.cr3()) as *mut PageTable;
         // SAFETY: our own top-level table through the direct map; the lock
-        // makes this the only mutable view of its lower half, and the kernel
-        // half is never changed through it (only user addresses are mapped).
+        // (held by the caller) makes this the only mutable view of its lower
+        // half, and the kernel half is never changed through it (only user
+        // addresses are mapped).
         let mut table = unsafe { OffsetPageTable::new(&mut *root, VirtAddr::new(DIRECT_MAP_BASE)) };
         f(&mut table)
     }
@@ -187,10 +195,16 @@ impl AddressSpace {
     /// The physical address behind user address `va`, if it is mapped for
     /// user access (and writable, if `write`).
     pub fn translate(&self, va: u64, write: bool) -> Option<PhysAddr> {
+        let _guard = self.lock.lock();
+        self.translate_locked(va, write)
+    }
+
+    /// `translate` for a caller that holds `lock`.
+    fn translate_locked(&self, va: u64, write: bool) -> Option<PhysAddr> {
         if va >= USER_TOP {
             return None;
         }
-        self.with_table(|t| match t.translate(VirtAddr::new(va)) {
+        self.with_table_locked(|t| match t.translate(VirtAddr::new(va)) {
             TranslateResult::Mapped { frame, offset, flags }
                 if flags.contains(USER_PAGE) && (!write || flags.contains(PageTableFlags::WRITABLE)) =>
             {
@@ -200,7 +214,12 @@ impl AddressSpace {
         })
     }
 
-    /// Visit `[va, va + len)` page piece by page piece through the direct map.
+    /// Visit `[va, va + len)` page piece by page piece through the direct
+    /// map. Each piece is looked up and visited under the lock `unmap`
+    /// takes, so its frame stays mapped — and allocated — until the visit
+    /// is over (Linux pins the pages of a copy, `get_user_pages`): a
+    /// `munmap` on another CPU waits for at most one page's copy instead
+    /// of freeing a frame the copy is still writing.
     fn for_each_piece(
         &self,
         va: u64,
@@ -213,7 +232,8 @@ impl AddressSpace {
         let mut done = 0usize;
         while addr < end {
             let in_page = ((PAGE_SIZE - addr % PAGE_SIZE).min(end - addr)) as usize;
-            let pa = self.translate(addr, write).ok_or(Fault::NotMapped(addr))?;
+            let _guard = self.lock.lock();
+            let pa = self.translate_locked(addr, write).ok_or(Fault::NotMapped(addr))?;
             f(phys::phys_to_virt(pa.as_u64()), done, in_page);
             addr += in_page as u64;
             done += in_page;

@@ -119,7 +119,7 @@ fn meminfo(args: &[&str]) -> CmdResult {
 /// kind of stack, then what is built on them, then the demos'. Each module
 /// declares its own `KTESTS` next to the code it tests.
 fn ktest_suites() -> alloc::vec::Vec<&'static [ktest::KTest]> {
-    let mechanisms: [&[ktest::KTest]; 10] = [
+    let mechanisms: [&[ktest::KTest]; 11] = [
         crate::boot::ktests::KTESTS,
         crate::mm::ktests::KTESTS,
         crate::stacks::exception::ktests::KTESTS,
@@ -130,6 +130,7 @@ fn ktest_suites() -> alloc::vec::Vec<&'static [ktest::KTest]> {
         crate::softirq::ktests::KTESTS,
         crate::smp::ktests::KTESTS,
         crate::sched::ktests::KTESTS,
+        crate::user::ktests::KTESTS,
     ];
     mechanisms.into_iter().chain(crate::demos::KTESTS.iter().copied()).collect()
 }

@@ -5,7 +5,8 @@
 //! - `programs`: the embedded user programs;
 //! - `process`: address space + program + thread; `run`;
 //! - `syscall`: the dispatcher and the calls;
-//! - `fault`: user faults end the process with Linux's messages.
+//! - `fault`: user faults end the process with Linux's messages;
+//! - `ktests`: user memory access against a concurrent `munmap`.
 //!
 //! The entry and exit code itself (swapgs, the frame, sync_regs, SYSRET or
 //! IRET, the hardenings) is architecture code: `arch/x86_64/syscall.rs`,
@@ -18,6 +19,8 @@ pub mod uaccess;
 
 #[cfg(target_os = "none")]
 pub mod fault;
+#[cfg(target_os = "none")]
+pub mod ktests;
 #[cfg(target_os = "none")]
 pub mod process;
 #[cfg(target_os = "none")]

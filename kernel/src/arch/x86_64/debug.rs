@@ -62,6 +62,7 @@ const fn dr7_fields(slot: u8, rw: u64, len: u64) -> u64 {
 }
 const RW_EXECUTE: u64 = 0b00;
 const RW_WRITE: u64 = 0b01;
+const RW_ACCESS: u64 = 0b11;
 const LEN_1: u64 = 0b00;
 const LEN_8: u64 = 0b10;
 /// DR7.LE|GE: "exact breakpoints", recommended whenever any is armed.
@@ -77,6 +78,12 @@ pub fn arm_execute(slot: u8, addr: u64) {
 /// Arm breakpoint `slot` (0–3) to fire after a write to the 8 bytes at `addr`.
 pub fn arm_write(slot: u8, addr: u64) {
     arm(slot, addr, dr7_fields(slot, RW_WRITE, LEN_8));
+}
+
+/// Arm breakpoint `slot` (0–3) to fire after a read or write of the 8
+/// bytes at `addr`.
+pub fn arm_access(slot: u8, addr: u64) {
+    arm(slot, addr, dr7_fields(slot, RW_ACCESS, LEN_8));
 }
 
 fn arm(slot: u8, addr: u64, fields: u64) {
