@@ -6,7 +6,7 @@ use clap::Parser;
 
 use checkstack::graph::Graph;
 use checkstack::{checkstack_line, Kernel};
-use tristack::stacks::layout::{EXCEPTION_STKSZ, IRQ_STACK_SIZE, KSTACK_OFFSET_MASK, THREAD_SIZE};
+use tristack::layout::{EXCEPTION_STKSZ, IRQ_STACK_SIZE, KSTACK_OFFSET_MASK, THREAD_SIZE};
 
 /// `println!` that ends the program quietly when stdout is closed early
 /// (`./x checkstack | head`), instead of panicking on the broken pipe.

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tristack::stacks::layout::{USER_SEGMENTS_END, USER_TEXT_BASE};
+use tristack::layout::{USER_SEGMENTS_END, USER_TEXT_BASE};
 use tristack::user::elf::plan;
 
 fuzz_target!(|data: &[u8]| {

@@ -42,11 +42,11 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         free * 4,
         usable * 4,
         mm::HEAP_SIZE / 1024,
-        crate::stacks::layout::VMAP_BASE
+        crate::layout::VMAP_BASE
     );
     println!(
         "CPU 0: GDT/TSS/IDT loaded, IST stacks in the cpu entry area at {:#x}, machine checks {}",
-        crate::stacks::layout::cea_base(0),
+        crate::layout::cea_base(0),
         match crate::arch::mce::banks_enabled() {
             Some(n) => alloc::format!("enabled ({n} banks)"),
             None => "not supported by this CPU".into(),
@@ -164,7 +164,7 @@ fn init_main(_: u64) -> i64 {
 pub mod ktests {
     use crate::kcheck;
     use crate::ktest::{KResult, KTest};
-    use crate::stacks::layout::{region_of, KERNEL_IMAGE_BASE};
+    use crate::layout::{region_of, KERNEL_IMAGE_BASE};
 
     pub static KTESTS: &[KTest] = &[KTest { name: "kernel_runs_at_link_address", run: runs_at_link_address }];
 

@@ -95,7 +95,7 @@ fn must_not_wait() -> bool {
 fn holder_stuck() -> bool {
     let owner = CONSOLE.owner.load(Ordering::Acquire);
     owner != NO_OWNER
-        && (owner as usize) < crate::stacks::layout::MAX_CPUS
+        && (owner as usize) < crate::layout::MAX_CPUS
         && crate::arch::percpu::of(owner as usize).nmi_depth.load(Ordering::Relaxed) > 0
 }
 

@@ -17,6 +17,7 @@ pub mod block;
 pub mod console;
 pub mod debug;
 pub mod drivers;
+pub mod layout;
 pub mod mm;
 pub mod shell;
 pub mod stacks;

@@ -6,7 +6,7 @@
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::{entry_point, BootInfo};
-use tristack::stacks::layout::{BOOTLOADER_DYNAMIC_END, BOOTLOADER_DYNAMIC_START, DIRECT_MAP_BASE, THREAD_SIZE};
+use tristack::layout::{BOOTLOADER_DYNAMIC_END, BOOTLOADER_DYNAMIC_START, DIRECT_MAP_BASE, THREAD_SIZE};
 
 pub static BOOTLOADER_CONFIG: BootloaderConfig = {
     let mut config = BootloaderConfig::new_default();

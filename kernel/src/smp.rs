@@ -18,7 +18,7 @@ use crate::arch::percpu::{self, this_cpu};
 use crate::arch::regs::Regs;
 use crate::arch::{apic, irq, smpboot};
 use crate::drivers::acpi::Madt;
-use crate::stacks::layout::{cea_base, MAX_CPUS};
+use crate::layout::{cea_base, MAX_CPUS};
 use crate::sync::IrqMutex;
 use crate::{println, time};
 
@@ -180,7 +180,7 @@ pub mod ktests {
     use crate::arch::percpu::{self, this_cpu};
     use crate::kcheck;
     use crate::ktest::{KResult, KTest};
-    use crate::stacks::layout::MAX_CPUS;
+    use crate::layout::MAX_CPUS;
 
     pub static KTESTS: &[KTest] =
         &[KTest { name: "call_runs_on_each_cpus_own_irq_stack", run: call_runs_on_each_cpus_own_irq_stack }];

@@ -10,7 +10,7 @@ use x86_64::instructions::interrupts;
 
 use crate::arch::percpu::this_cpu;
 use crate::sched::WaitQueue;
-use crate::stacks::layout::MAX_CPUS;
+use crate::layout::MAX_CPUS;
 
 /// A softirq number: a bit in the per-CPU pending mask. The kernel's own
 /// are constants; a demo claims one at init (`Claimed`), so the kernel's

@@ -12,7 +12,7 @@ use super::{Bio, BlkError, BlockDevice, Op, SECTOR_SIZE};
 use crate::mm::vmalloc::{self, ONE_PAGE_GUARDS};
 use crate::mm::vmap::VmapError;
 use crate::sched::{self, WaitQueue};
-use crate::stacks::layout::PAGE_SIZE;
+use crate::layout::PAGE_SIZE;
 use crate::sync::IrqMutex;
 
 pub struct RamDisk {

@@ -58,7 +58,7 @@ impl super::unwind::Walker for KernelWalker {
             super::symbols::is_text(addr)
         } else {
             // A stripped kernel: anything in the image's range, printed raw.
-            crate::stacks::layout::region_of(addr).is_some_and(|r| r.name == "kernel image")
+            crate::layout::region_of(addr).is_some_and(|r| r.name == "kernel image")
         }
     }
 }

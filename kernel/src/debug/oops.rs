@@ -10,7 +10,7 @@ use crate::console;
 use crate::drivers::qemu_exit::{exit, ExitCode};
 use crate::println;
 use crate::stacks::info;
-use crate::stacks::layout::EStack;
+use crate::layout::EStack;
 
 /// Linux `die_counter`: the `[#n]` of the header.
 static DIE_COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -11,7 +11,7 @@ use crate::mm::phys;
 use crate::sched::{self, Ended, Placement};
 use crate::shell::cmdline;
 use crate::shell::commands::{CmdError, CmdResult};
-use crate::stacks::layout::{estack_range, EStack, DIRECT_MAP_BASE};
+use crate::layout::{estack_range, EStack, DIRECT_MAP_BASE};
 use crate::user::process;
 use crate::{debug, println};
 

@@ -15,8 +15,8 @@ use crate::shell::cmdline::{self, ArgError};
 use crate::shell::commands::{CmdError, CmdResult};
 use crate::stacks::exception;
 use crate::stacks::info;
-use crate::stacks::layout::Ist;
-use crate::stacks::layout::PAGE_SIZE;
+use crate::layout::Ist;
+use crate::layout::PAGE_SIZE;
 
 pub fn stacks(args: &[&str]) -> CmdResult {
     cmdline::no_args("stacks", args)?;
@@ -297,7 +297,7 @@ pub mod ktests {
     use crate::arch::percpu;
     use crate::kcheck;
     use crate::ktest::{KResult, KTest};
-    use crate::stacks::layout::{estack_range, EStack, Ist};
+    use crate::layout::{estack_range, EStack, Ist};
 
     pub static KTESTS: &[KTest] = &[KTest { name: "nested_db_uses_db_then_db1", run: nested_db_uses_db_then_db1 }];
 

@@ -16,7 +16,7 @@ use crate::arch::{apic, irq, nmi};
 use crate::sched::{self, Ended, Placement};
 use crate::shell::cmdline::{self, ArgError};
 use crate::shell::commands::{CmdError, CmdResult};
-use crate::stacks::layout::{estack_range, EStack, Ist, MAX_CPUS};
+use crate::layout::{estack_range, EStack, Ist, MAX_CPUS};
 use crate::time::{self, spin_until, SPIN_WAIT_MS};
 use crate::{println, smp};
 

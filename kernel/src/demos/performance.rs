@@ -187,8 +187,8 @@ const MIN_SWITCH_ROUND_TRIP: u64 = 2 * (1 + 6 + 1 + 1 + 6 + 1);
 /// Spawn + run + exit + join: zero the 16 KiB stack with 8-byte stores
 /// (THREAD_SIZE / 8), write the 8-word first frame, two switches there and
 /// back. A stack that is not cached also needs its 4 page-table entries.
-const MIN_SPAWN: u64 = crate::stacks::layout::THREAD_SIZE / 8 + 8 + MIN_SWITCH_ROUND_TRIP;
-const MIN_SPAWN_COLD: u64 = MIN_SPAWN + crate::stacks::layout::THREAD_SIZE / crate::stacks::layout::PAGE_SIZE;
+const MIN_SPAWN: u64 = crate::layout::THREAD_SIZE / 8 + 8 + MIN_SWITCH_ROUND_TRIP;
+const MIN_SPAWN_COLD: u64 = MIN_SPAWN + crate::layout::THREAD_SIZE / crate::layout::PAGE_SIZE;
 /// An interrupt into a Rust handler: `int`, save the nine caller-saved
 /// registers, call and return from an empty handler, restore nine, `iretq`.
 const MIN_INTERRUPT: u64 = 1 + 9 + 2 + 9 + 1;

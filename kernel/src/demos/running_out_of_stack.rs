@@ -18,7 +18,7 @@ use crate::println;
 use crate::sched::{self, Ended, Placement, StackRequest};
 use crate::shell::cmdline::{self, ArgError};
 use crate::shell::commands::{CmdError, CmdResult};
-use crate::stacks::layout::{MAX_EXTRA_STACKS, PAGE_SIZE, THREAD_SIZE, THREAD_STACK_SIZES};
+use crate::layout::{MAX_EXTRA_STACKS, PAGE_SIZE, THREAD_SIZE, THREAD_STACK_SIZES};
 use crate::stacks::{extra, thread};
 use crate::sync::IrqMutex;
 
@@ -518,7 +518,7 @@ fn try_workload(w: Workload, limit: Option<u64>) -> Result<Option<u64>, CmdError
 /// which the workload completes, by bisection, beside what the usage
 /// accounting says it used on a full stack.
 pub fn stack_limit_search(args: &[&str]) -> CmdResult {
-    use crate::stacks::layout::{STACK_LIMIT_ALIGN as STEP, STACK_LIMIT_MAX, STACK_LIMIT_MIN};
+    use crate::layout::{STACK_LIMIT_ALIGN as STEP, STACK_LIMIT_MAX, STACK_LIMIT_MIN};
     let w = match args {
         ["deep", n] => Workload::Deep(cmdline::number("stack-limit-search", "LEVELS", n, 0..=40)?),
         ["blk-io"] => Workload::BlkIo,

@@ -10,7 +10,7 @@ use crate::mm::vmalloc;
 use crate::sched::{self, Ended, Placement};
 use crate::shell::cmdline::{self, ArgError};
 use crate::shell::commands::{CmdError, CmdResult};
-use crate::stacks::layout::{Ist, MAX_CPUS, PAGE_SIZE};
+use crate::layout::{Ist, MAX_CPUS, PAGE_SIZE};
 use crate::{println, smp};
 
 /// `cpus`: every CPU the MADT lists: the online ones with their per-CPU

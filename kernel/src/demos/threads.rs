@@ -10,7 +10,7 @@ use crate::mm::{phys, vmalloc};
 use crate::sched::{self, Ended, State};
 use crate::shell::cmdline::{self, ArgError};
 use crate::shell::commands::{CmdError, CmdResult};
-use crate::stacks::layout::{estack_range, ESTACKS};
+use crate::layout::{estack_range, ESTACKS};
 use crate::stacks::{thread, usage};
 use crate::{println, time};
 
@@ -131,7 +131,7 @@ pub fn spawn(args: &[&str]) -> CmdResult {
         match a {
             "--stack-size" => {
                 stack.size = cmdline::stack_size("spawn", it.next().ok_or_else(usage)?)?;
-                stack.limit = stack.limit.filter(|_| stack.size == crate::stacks::layout::THREAD_SIZE);
+                stack.limit = stack.limit.filter(|_| stack.size == crate::layout::THREAD_SIZE);
             }
             "--stack-limit" => stack.limit = Some(cmdline::stack_limit("spawn", it.next().ok_or_else(usage)?)?),
             n if count.is_none() => count = Some(cmdline::number("spawn", "N", n, 1..=64)?),
@@ -139,7 +139,7 @@ pub fn spawn(args: &[&str]) -> CmdResult {
         }
     }
     let n = count.ok_or_else(usage)?;
-    if stack.limit.is_some() && stack.size != crate::stacks::layout::THREAD_SIZE {
+    if stack.limit.is_some() && stack.size != crate::layout::THREAD_SIZE {
         return Err(ArgError("spawn: a stack limit goes inside a 16K stack; not with --stack-size".into()).into());
     }
     let mut pids = Vec::new();
@@ -302,7 +302,7 @@ pub fn threads_stress(args: &[&str]) -> CmdResult {
         bad.len()
     );
     // On the heap: 64 counters would be half a KiB of this frame.
-    let mut per_cpu = alloc::vec![0u64; crate::stacks::layout::MAX_CPUS];
+    let mut per_cpu = alloc::vec![0u64; crate::layout::MAX_CPUS];
     (0..n as usize).for_each(|i| per_cpu[STRESS_CPU[i].load(Ordering::SeqCst) as usize] += 1);
     let spread: Vec<alloc::string::String> =
         percpu::online_cpus().map(|c| alloc::format!("CPU {c}: {}", per_cpu[c])).collect();

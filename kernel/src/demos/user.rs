@@ -11,7 +11,7 @@ use crate::println;
 use crate::sched::{self, Ended, Placement};
 use crate::shell::cmdline::{self, ArgError};
 use crate::shell::commands::{CmdError, CmdResult};
-use crate::stacks::layout::{estack_range, EStack, Ist, MAX_CPUS};
+use crate::layout::{estack_range, EStack, Ist, MAX_CPUS};
 use crate::user::process::{self, RunError};
 use crate::user::programs;
 

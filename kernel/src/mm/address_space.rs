@@ -20,7 +20,7 @@ use x86_64::{PhysAddr, VirtAddr};
 
 use super::paging::{kernel_root, MapError};
 use super::phys;
-use crate::stacks::layout::{DIRECT_MAP_BASE, KERNEL_PML4_FIRST, PAGE_SIZE, USER_TOP};
+use crate::layout::{DIRECT_MAP_BASE, KERNEL_PML4_FIRST, PAGE_SIZE, USER_TOP};
 use crate::sync::IrqMutex;
 
 /// Leaf flags of user pages (text is mapped without WRITABLE, data NX).

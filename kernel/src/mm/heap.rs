@@ -10,7 +10,7 @@ use crate::sync::{note_lock_released, note_lock_taken};
 use x86_64::instructions::interrupts::without_interrupts;
 
 use super::phys;
-use crate::stacks::layout::PAGE_SIZE;
+use crate::layout::PAGE_SIZE;
 
 /// 4 MiB: page-table bookkeeping, vmap ranges, command buffers, test data.
 pub const HEAP_SIZE: u64 = 4 << 20;

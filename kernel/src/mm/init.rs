@@ -3,7 +3,7 @@
 use bootloader_api::BootInfo;
 
 use super::{heap, phys};
-use crate::stacks::layout::DIRECT_MAP_BASE;
+use crate::layout::DIRECT_MAP_BASE;
 
 pub fn init(boot_info: &BootInfo) {
     let offset = boot_info.physical_memory_offset.into_option();

@@ -7,7 +7,7 @@ use super::vmalloc;
 use super::{paging, phys};
 use crate::kcheck;
 use crate::ktest::{KResult, KTest};
-use crate::stacks::layout::{DIRECT_MAP_BASE, PAGE_SIZE, THREAD_SIZE};
+use crate::layout::{DIRECT_MAP_BASE, PAGE_SIZE, THREAD_SIZE};
 
 pub static KTESTS: &[KTest] = &[
     KTest { name: "direct_map_covers_ram", run: direct_map_covers_ram },

@@ -18,7 +18,7 @@ use x86_64::structures::paging::{
 use x86_64::{PhysAddr, VirtAddr};
 
 use super::phys;
-use crate::stacks::layout::{DIRECT_MAP_BASE, KERNEL_PML4_FIRST, PAGE_SIZE};
+use crate::layout::{DIRECT_MAP_BASE, KERNEL_PML4_FIRST, PAGE_SIZE};
 
 static LOCK: Mutex<()> = Mutex::new(());
 

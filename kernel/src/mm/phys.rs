@@ -7,7 +7,7 @@ use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use x86_64::PhysAddr;
 
 use super::frame::{FrameBitmap, FrameError, Pfn};
-use crate::stacks::layout::{DIRECT_MAP_BASE, PAGE_SIZE};
+use crate::layout::{DIRECT_MAP_BASE, PAGE_SIZE};
 
 /// Frames below 1 MiB are never handed out: BIOS data, and later the SMP
 /// trampoline, which must live there.

@@ -10,7 +10,7 @@ use crate::sync::IrqMutex as Mutex;
 
 use super::paging;
 use super::vmap::{VmRange, VmapError, VmapSpace, VmapStats};
-use crate::stacks::layout::{PAGE_SIZE, VMAP_BASE, VMAP_SIZE};
+use crate::layout::{PAGE_SIZE, VMAP_BASE, VMAP_SIZE};
 
 static SPACE: Mutex<VmapSpace> = Mutex::new(VmapSpace::new(VMAP_BASE, VMAP_SIZE));
 

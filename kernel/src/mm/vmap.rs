@@ -7,7 +7,7 @@
 use alloc::collections::BTreeMap;
 use core::fmt;
 
-use crate::stacks::layout::PAGE_SIZE;
+use crate::layout::PAGE_SIZE;
 
 /// One allocation: `[start, start + size)` is mapped; the guards are not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +61,7 @@ impl fmt::Display for VmapError {
             VmapError::NotAllocated(a) => write!(f, "{a:#x} does not start a vmap allocation"),
             VmapError::OutOfMemory => write!(f, "out of physical frames"),
             VmapError::TooManyStacks => {
-                write!(f, "too many thread stacks (MAX_THREAD_STACKS = {})", crate::stacks::layout::MAX_THREAD_STACKS)
+                write!(f, "too many thread stacks (MAX_THREAD_STACKS = {})", crate::layout::MAX_THREAD_STACKS)
             }
         }
     }

@@ -40,7 +40,7 @@ use crate::arch::percpu::{self, this_cpu};
 use crate::arch::switch;
 use crate::mm::address_space::AddressSpace;
 use crate::mm::vmap::VmapError;
-use crate::stacks::layout::MAX_CPUS;
+use crate::layout::MAX_CPUS;
 use crate::stacks::thread;
 
 /// A thread's body: gets the `arg` given to `spawn`, returns its exit code.
@@ -93,14 +93,14 @@ pub struct StackRequest {
 }
 
 impl StackRequest {
-    pub const DEFAULT: StackRequest = StackRequest { size: crate::stacks::layout::THREAD_SIZE, limit: None };
+    pub const DEFAULT: StackRequest = StackRequest { size: crate::layout::THREAD_SIZE, limit: None };
 
     /// What a thread spawned now gets unless told otherwise: its parent's
     /// `child_stack_size`, and the boot-time default limit (on a
     /// `THREAD_SIZE` stack only).
     pub fn inherited() -> StackRequest {
-        let size = current().map_or(crate::stacks::layout::THREAD_SIZE, |t| t.child_stack_size.load(Ordering::Relaxed));
-        let limit = thread::default_limit().filter(|_| size == crate::stacks::layout::THREAD_SIZE);
+        let size = current().map_or(crate::layout::THREAD_SIZE, |t| t.child_stack_size.load(Ordering::Relaxed));
+        let limit = thread::default_limit().filter(|_| size == crate::layout::THREAD_SIZE);
         StackRequest { size, limit }
     }
 }

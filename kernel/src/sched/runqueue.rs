@@ -21,7 +21,7 @@ use super::task::{Pid, State, Task};
 use super::wait::WaitKey;
 use crate::arch::percpu::{self, this_cpu};
 use crate::arch::switch;
-use crate::stacks::layout::MAX_CPUS;
+use crate::layout::MAX_CPUS;
 use crate::sync::IrqMutex;
 
 /// A task on a run queue. Tasks are boxed and never move; one is freed only

@@ -9,7 +9,7 @@ use super::runqueue::{rq, TASKS};
 use super::task::{Pid, State, Task};
 use crate::arch::percpu::this_cpu;
 use crate::arch::switch;
-use crate::stacks::layout::MAX_CPUS;
+use crate::layout::MAX_CPUS;
 use crate::stacks::thread;
 
 /// A snapshot of one task for `ps` and `stacks`.

@@ -187,7 +187,7 @@ impl Task {
             lowest_stack: AtomicU64::new(u64::MAX),
             in_user: AtomicBool::new(false),
             user_traps: AtomicU32::new(0),
-            child_stack_size: AtomicU64::new(crate::stacks::layout::THREAD_SIZE),
+            child_stack_size: AtomicU64::new(crate::layout::THREAD_SIZE),
             extra_top: AtomicU64::new(0),
         }
     }

@@ -101,7 +101,7 @@ pub fn number(cmd: &str, what: &str, arg: &str, range: core::ops::RangeInclusive
 /// A thread stack size: `4K`, `8K`, `16K`, `32K` (or the same in bytes),
 /// one of `THREAD_STACK_SIZES`.
 pub fn stack_size(cmd: &str, arg: &str) -> Result<u64, ArgError> {
-    use crate::stacks::layout::THREAD_STACK_SIZES;
+    use crate::layout::THREAD_STACK_SIZES;
     let parsed = match arg.strip_suffix(['K', 'k']) {
         Some(k) => k.parse::<u64>().ok().and_then(|k| k.checked_mul(1024)),
         None => arg.parse::<u64>().ok(),
@@ -119,7 +119,7 @@ pub fn stack_size(cmd: &str, arg: &str) -> Result<u64, ArgError> {
 /// multiple of `STACK_LIMIT_ALIGN` (room for a guard page inside the
 /// `THREAD_SIZE` stack, and an aligned top).
 pub fn stack_limit(cmd: &str, arg: &str) -> Result<u64, ArgError> {
-    use crate::stacks::layout::{STACK_LIMIT_ALIGN, STACK_LIMIT_MAX, STACK_LIMIT_MIN};
+    use crate::layout::{STACK_LIMIT_ALIGN, STACK_LIMIT_MAX, STACK_LIMIT_MIN};
     let n = number(cmd, "the stack limit", arg, STACK_LIMIT_MIN..=STACK_LIMIT_MAX)?;
     if !n.is_multiple_of(STACK_LIMIT_ALIGN) {
         return Err(ArgError(alloc::format!(

@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::percpu;
 use crate::mm::paging;
-use crate::stacks::layout::{estack_range, EStack, Ist, DB_STACK_OFFSET, ESTACKS, MAX_CPUS, PAGE_SIZE};
+use crate::layout::{estack_range, EStack, Ist, DB_STACK_OFFSET, ESTACKS, MAX_CPUS, PAGE_SIZE};
 
 /// Per CPU: its exception stacks are mapped (the cpu entry area of a CPU
 /// that never came up has no pages, and must not be walked).
@@ -87,7 +87,7 @@ pub mod ktests {
     use crate::kcheck;
     use crate::ktest::{KResult, KTest};
     use crate::mm::paging;
-    use crate::stacks::layout::{cea_base, estack_range, EStack, Ist, CEA_PER_CPU_SIZE, ESTACKS, MAX_CPUS, PAGE_SIZE};
+    use crate::layout::{cea_base, estack_range, EStack, Ist, CEA_PER_CPU_SIZE, ESTACKS, MAX_CPUS, PAGE_SIZE};
 
     pub static KTESTS: &[KTest] = &[
         KTest { name: "ist_slots_point_at_stack_tops", run: ist_slots_point_at_stack_tops },

@@ -24,7 +24,7 @@ use super::extra_pool::{Counts, ResizeError, Semaphore};
 use crate::debug::ratelimit::{RateLimit, Verdict, DEFAULT_BURST, DEFAULT_INTERVAL_MS};
 use crate::mm::vmalloc::{self, ONE_PAGE_GUARDS};
 use crate::mm::vmap::VmapError;
-use crate::stacks::layout::{
+use crate::layout::{
     EXTRA_STACKS_PER_CPU, EXTRA_STACK_SIZE, EXTRA_STACK_THRESHOLD, MAX_EXTRA_STACKS, PAGE_SIZE, THREAD_SIZE,
 };
 use crate::sync::IrqMutex;

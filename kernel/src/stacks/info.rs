@@ -8,7 +8,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::stacks::layout::{classify_cea, estack_range, CeaPart, EStack, PAGE_SIZE};
+use crate::layout::{classify_cea, estack_range, CeaPart, EStack, PAGE_SIZE};
 
 /// The bootloader's stack, [bottom, top), which boot runs on until the
 /// scheduler starts (0, 0: not recorded yet).

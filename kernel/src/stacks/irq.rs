@@ -9,7 +9,7 @@ use core::sync::atomic::Ordering;
 
 use crate::arch::percpu;
 use crate::mm::vmalloc::{self, ONE_PAGE_GUARDS};
-use crate::stacks::layout::IRQ_STACK_SIZE;
+use crate::layout::IRQ_STACK_SIZE;
 
 /// Allocate `cpu`'s IRQ stack and record its top in the per-CPU area.
 pub fn init_cpu(cpu: usize) {
@@ -41,7 +41,7 @@ pub mod ktests {
     use crate::kcheck;
     use crate::ktest::{KResult, KTest};
     use crate::mm::paging;
-    use crate::stacks::layout::PAGE_SIZE;
+    use crate::layout::PAGE_SIZE;
 
     use crate::arch::vectors::KTEST_PROBE_VECTOR as KTEST_VECTOR;
 

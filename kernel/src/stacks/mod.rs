@@ -1,13 +1,13 @@
 //! The subject of tristack: every kind of kernel stack, one module each.
 //!
-//! `layout` is the single table of sizes and addresses; `thread`, `irq` and
-//! `exception` allocate and map the three kinds Linux has; `extra` is the
-//! pool of extra stacks from Keith Owens' RFC (its counts: `extra_pool`); `usage` measures them;
+//! Sizes and addresses come from the memory map (`crate::layout`, which
+//! `mm` reads too). Here `thread`, `irq` and `exception` allocate and map
+//! the three kinds Linux has; `extra` is the pool of extra stacks from
+//! Keith Owens' RFC (its counts: `extra_pool`); `usage` measures them;
 //! `info` tells which stack any address is on; `nmi_return` whether an
 //! interrupted context was on the live NMI stack.
 
 pub mod extra_pool;
-pub mod layout;
 pub mod nmi_return;
 pub mod usage;
 

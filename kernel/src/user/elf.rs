@@ -10,7 +10,7 @@ use object::elf::{ELFCLASS64, EM_X86_64, ET_EXEC, PF_W, PF_X, PT_INTERP, PT_LOAD
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
 use object::Endianness;
 
-use crate::stacks::layout::{PAGE_SIZE, USER_SEGMENTS_END, USER_TEXT_BASE};
+use crate::layout::{PAGE_SIZE, USER_SEGMENTS_END, USER_TEXT_BASE};
 
 /// One loadable segment: `file` bytes go at `vaddr`, the rest of `memsz`
 /// is zero (bss).

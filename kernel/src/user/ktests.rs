@@ -13,7 +13,7 @@ use crate::ktest::{KResult, KTest};
 use crate::mm::address_space::AddressSpace;
 use crate::mm::phys;
 use crate::sched::{join, spawn_on, Placement};
-use crate::stacks::layout::PAGE_SIZE;
+use crate::layout::PAGE_SIZE;
 use crate::time::spin_until;
 
 pub static KTESTS: &[KTest] =

@@ -54,7 +54,7 @@ mod tests {
         assert!(super::programs::PROGRAMS.len() >= 10);
         for (name, image) in super::programs::PROGRAMS {
             let plan = super::elf::plan(image).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert!(plan.entry >= crate::stacks::layout::USER_TEXT_BASE, "{name}");
+            assert!(plan.entry >= crate::layout::USER_TEXT_BASE, "{name}");
         }
     }
 }

@@ -18,7 +18,7 @@ use super::programs;
 use crate::arch::usermode;
 use crate::mm::address_space::AddressSpace;
 use crate::sched::{self, Pid, Placement};
-use crate::stacks::layout::{PAGE_SIZE, USER_STACK_BOTTOM, USER_STACK_TOP};
+use crate::layout::{PAGE_SIZE, USER_STACK_BOTTOM, USER_STACK_TOP};
 
 /// Why `run` failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

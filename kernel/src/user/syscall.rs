@@ -257,7 +257,7 @@ fn sys_clone_thread(entry: u64, stack_top: u64, arg: u64) -> i64 {
 /// address space loaded, and only then free the frames (a CPU still
 /// holding a translation would otherwise read or write a reused frame).
 fn sys_munmap(addr: u64, len: u64) -> i64 {
-    use crate::stacks::layout::PAGE_SIZE;
+    use crate::layout::PAGE_SIZE;
     if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
         return -EINVAL;
     }

@@ -2,7 +2,7 @@
 //! The copy itself (`mm::address_space`) then checks every page's mapping
 //! before reading or writing a byte: no user pointer is ever dereferenced.
 
-use crate::stacks::layout::USER_TOP;
+use crate::layout::USER_TOP;
 
 /// The end of `[va, va + len)` if the whole range lies in user space and
 /// does not wrap (Linux `access_ok`: `size <= TASK_SIZE_MAX && addr <=

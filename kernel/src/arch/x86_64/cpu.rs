@@ -62,7 +62,7 @@ pub unsafe fn clear_words(dst: *mut u8, bytes: usize) {
 pub fn flush_tlb_range(start: u64, end: u64) {
     use ::x86_64::registers::control::{Cr4, Cr4Flags};
     const MAX_INVLPG_PAGES: u64 = 64;
-    let page = crate::stacks::layout::PAGE_SIZE;
+    let page = crate::layout::PAGE_SIZE;
     if (end - start) / page <= MAX_INVLPG_PAGES {
         for va in (start..end).step_by(page as usize) {
             ::x86_64::instructions::tlb::flush(::x86_64::VirtAddr::new(va));

@@ -14,7 +14,7 @@ use super::regs::{Regs, RFLAGS_RF};
 use super::vectors::{X86_TRAP_MC, X86_TRAP_NMI};
 use crate::println;
 use crate::stacks::info;
-use crate::stacks::layout::{Ist, MAX_CPUS};
+use crate::layout::{Ist, MAX_CPUS};
 use crate::sync::FnSlots;
 
 /// Read debug register `n` (0–3, 6, 7).
@@ -341,7 +341,7 @@ pub fn reset_after_oops(cpu: &super::percpu::PerCpu) {
     write_dr(6, 0);
     cpu.user_watch_armed.store(0, Ordering::Relaxed);
     cpu.db_depth.store(0, Ordering::SeqCst);
-    let (_, top) = crate::stacks::layout::estack_range(cpu.id(), crate::stacks::layout::EStack::DB);
+    let (_, top) = crate::layout::estack_range(cpu.id(), crate::layout::EStack::DB);
     // SAFETY: this CPU's own TSS, and no #DB handler is running on it.
     unsafe {
         let tss = cpu.tss.get();

@@ -51,7 +51,7 @@ use super::percpu::{
 use super::regs::{REGS_CS, REGS_RAX, REGS_RBP, REGS_RIP};
 use super::usermode::MSR_GS_BASE;
 use super::vectors::{FIRST_EXTERNAL_VECTOR, NR_EXCEPTIONS, SYSCALL_FRAME};
-use crate::stacks::layout::DB_STACK_OFFSET;
+use crate::layout::DB_STACK_OFFSET;
 
 global_asm!(
     r#"
@@ -557,7 +557,7 @@ tristack_exception_stubs:
     user_rsp_scratch = const USER_RSP_SCRATCH_OFFSET,
     top_of_stack = const TOP_OF_STACK_OFFSET,
     kstack_offset = const KSTACK_OFFSET_OFFSET,
-    kstack_offset_mask = const crate::stacks::layout::KSTACK_OFFSET_MASK,
+    kstack_offset_mask = const crate::layout::KSTACK_OFFSET_MASK,
     user_ds = const USER_DS,
     user_cs = const USER_CS,
     syscall_frame = const SYSCALL_FRAME,

@@ -14,7 +14,7 @@ use ::x86_64::structures::gdt::Descriptor;
 use ::x86_64::VirtAddr;
 
 use super::percpu;
-use crate::stacks::layout::Ist;
+use crate::layout::Ist;
 
 /// Linux `__KERNEL_CS` and `__KERNEL_DS`.
 pub const KERNEL_CS: u16 = 0x10;

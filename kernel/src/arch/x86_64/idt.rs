@@ -13,7 +13,7 @@ use ::x86_64::VirtAddr;
 use super::entry::{exception_stub, irq_noswitch_stub, irq_stub};
 use super::gdt::KERNEL_CS;
 use super::vectors::*;
-use crate::stacks::layout::Ist;
+use crate::layout::Ist;
 
 /// Which IST each exception uses (hardware numbering; 0 = no switch).
 /// #BP shares #DB's stack here. This differs from Linux 5.2–5.7, whose

@@ -5,7 +5,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::drivers::acpi::{IoApicInfo, IsaRoute};
 use crate::mm::vmalloc;
-use crate::stacks::layout::PAGE_SIZE;
+use crate::layout::PAGE_SIZE;
 
 const IOREGSEL: u64 = 0x00;
 const IOWIN: u64 = 0x10;

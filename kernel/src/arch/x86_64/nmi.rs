@@ -22,7 +22,7 @@ use super::regs::Regs;
 use super::vectors::X86_TRAP_NMI;
 use crate::println;
 use crate::stacks::info;
-use crate::stacks::layout::{Ist, EXCEPTION_STKSZ};
+use crate::layout::{Ist, EXCEPTION_STKSZ};
 use crate::stacks::nmi_return::{self, Interrupted};
 use crate::sync::FnSlots;
 use crate::time::{spin_until, SPIN_WAIT_MS};

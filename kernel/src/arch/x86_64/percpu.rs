@@ -15,7 +15,7 @@ use ::x86_64::structures::tss::TaskStateSegment;
 use ::x86_64::VirtAddr;
 
 use super::vectors::NR_EXCEPTIONS;
-use crate::stacks::layout::{Ist, MAX_CPUS, NR_CACHED_STACKS, THREAD_STACK_SIZES};
+use crate::layout::{Ist, MAX_CPUS, NR_CACHED_STACKS, THREAD_STACK_SIZES};
 
 /// Entries of a per-CPU GDT: null, (Linux's KERNEL32_CS slot, unused),
 /// kernel code 0x10, kernel data 0x18, user32 code 0x23, user data 0x2b,

@@ -21,7 +21,7 @@ use ::x86_64::structures::paging::PageTable;
 
 use super::{apic, percpu};
 use crate::mm::phys;
-use crate::stacks::layout::{PAGE_SIZE, TRAMPOLINE_PHYS};
+use crate::layout::{PAGE_SIZE, TRAMPOLINE_PHYS};
 
 /// Hand-over from the BSP to the AP being started (read by the 64-bit stub).
 #[unsafe(no_mangle)]

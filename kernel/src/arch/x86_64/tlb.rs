@@ -7,7 +7,7 @@
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::percpu::{self, this_cpu};
-use crate::stacks::layout::MAX_CPUS;
+use crate::layout::MAX_CPUS;
 
 /// Per CPU: TLB shoot-downs it has carried out for other CPUs.
 static TLB_SHOOTDOWNS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];

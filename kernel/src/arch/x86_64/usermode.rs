@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use super::percpu::this_cpu;
 use super::regs::Regs;
 use super::vectors::X86_TRAP_NMI;
-use crate::stacks::layout::{cea_base, EStack};
+use crate::layout::{cea_base, EStack};
 
 /// `MSR_GS_BASE`: the paranoid entries read it to learn whose GS is loaded.
 pub const MSR_GS_BASE: u32 = 0xc000_0101;
@@ -141,7 +141,7 @@ fn check_user_return(regs: &Regs) {
     // compile time; `estack_range` walks the layout table at run time).
     const DB_TOP: u64 = EStack::DB.offset() + EStack::DB.desc().size;
     let db_top = cea_base(cpu.id()) + DB_TOP;
-    let ist_db = cpu.ist(crate::stacks::layout::Ist::DB);
+    let ist_db = cpu.ist(crate::layout::Ist::DB);
     if at_top && irq_count == -1 && nmi == 0 && db == 0 && ist_db == db_top {
         return;
     }

@@ -11,7 +11,7 @@ use crate::arch::regs::Regs;
 use crate::sched::{self, Ended, Placement};
 use crate::shell::cmdline::{self, ArgError};
 use crate::shell::commands::{CmdError, CmdResult};
-use crate::stacks::layout::{estack_range, EStack, MAX_CPUS};
+use crate::layout::{estack_range, EStack, MAX_CPUS};
 use crate::time::spin_until;
 use crate::user::process;
 use crate::{debug, println, smp};

@@ -1,4 +1,7 @@
-//! The virtual memory map and every stack-related constant, in one table.
+//! The virtual memory map and every stack-related constant, in one table
+//! (Linux keeps these in `page_64_types.h` and `cpu_entry_area.h`, xv6 in
+//! `memlayout.h`). It sits below everything: `mm` maps what it names and
+//! `stacks` allocates what it sizes.
 //!
 //! Linux-shaped (Documentation/x86/x86_64/mm.rst) so that addresses in a
 //! tristack oops read like addresses in a Linux oops. Nothing else in the
