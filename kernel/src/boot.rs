@@ -82,7 +82,7 @@ const COM1_IRQ: u8 = 4;
 fn pit_irq(_: &mut crate::arch::regs::Regs) {}
 
 fn com1_irq(_: &mut crate::arch::regs::Regs) {
-    crate::console::receive_irq();
+    crate::tty::receive_irq();
 }
 
 /// The ACPI MADT: processors and I/O APICs.
@@ -122,12 +122,12 @@ fn route_device_interrupts(madt: &crate::drivers::acpi::Madt) {
         println!("IO-APIC: ISA IRQ {irq_line} -> GSI {} -> vector {vector:#04x} ({name})", route.gsi);
     }
     println!("IO-APIC: id {} at {:#x}, {inputs} inputs, GSI base {}", first.id, first.address, first.gsi_base);
-    crate::console::set_irq_driven();
+    crate::tty::set_irq_driven();
 }
 
 /// pid 1: start the tick, run the command line, then the shell.
 fn init_main(_: u64) -> i64 {
-    crate::softirq::open(crate::softirq::Softirq::TIMER, crate::time::timer_softirq);
+    crate::softirq::open(crate::softirq::Softirq::TIMER, crate::sched::timer_softirq);
     crate::smp::init();
     crate::debug::nmi_backtrace::init();
     crate::demos::init();

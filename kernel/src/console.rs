@@ -127,65 +127,10 @@ pub fn write_bytes(bytes: &[u8]) {
     with_port(|p| bytes.iter().for_each(|&b| p.send_raw(b)));
 }
 
-/// A received byte, if one is waiting in the UART (polling).
-fn try_read_uart() -> Option<u8> {
+/// A received byte, if one is waiting in the UART (polling; the input
+/// side, `tty`, calls it under the console lock like every port access).
+pub fn try_read_uart() -> Option<u8> {
     with_port(|p| p.try_receive().ok())
-}
-
-// --- Input: by interrupt (COM1 IRQ 4 through the I/O APIC), else polled ----
-
-/// Bytes received by the interrupt handler, not yet read.
-static INPUT: crate::sync::IrqMutex<alloc::collections::VecDeque<u8>> =
-    crate::sync::IrqMutex::new(alloc::collections::VecDeque::new());
-/// Set once the receive interrupt is routed.
-static IRQ_DRIVEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-/// Where a reader sleeps until input arrives.
-static INPUT_WAIT: crate::sched::WaitQueue = crate::sched::WaitQueue::new("ttyS0 input");
-/// Bytes the receive interrupt has taken from the UART.
-pub static RECEIVED_BY_IRQ: AtomicU64 = AtomicU64::new(0);
-/// Most bytes kept; more are dropped (the shell reads far faster).
-const INPUT_MAX: usize = 4096;
-
-/// The COM1 receive interrupt: drain the UART (so its line drops and the
-/// next byte raises a new edge) and wake the reader.
-pub fn receive_irq() {
-    let mut q = INPUT.lock();
-    while let Some(b) = try_read_uart() {
-        RECEIVED_BY_IRQ.fetch_add(1, Ordering::Relaxed);
-        if q.len() < INPUT_MAX {
-            q.push_back(b);
-        }
-    }
-    drop(q);
-    INPUT_WAIT.wake_up();
-}
-
-pub fn set_irq_driven() {
-    IRQ_DRIVEN.store(true, Ordering::SeqCst);
-}
-
-/// A received byte if one is there, without waiting.
-pub fn try_read_byte() -> Option<u8> {
-    if IRQ_DRIVEN.load(Ordering::SeqCst) {
-        INPUT.lock().pop_front()
-    } else {
-        try_read_uart()
-    }
-}
-
-/// The next input byte: sleep until the receive interrupt brings one (or,
-/// before it is routed, poll once a tick).
-pub fn read_byte() -> u8 {
-    loop {
-        if let Some(b) = try_read_byte() {
-            return b;
-        }
-        if IRQ_DRIVEN.load(Ordering::SeqCst) {
-            INPUT_WAIT.wait_until(|| !INPUT.lock().is_empty());
-        } else {
-            crate::sched::sleep_ms(1);
-        }
-    }
 }
 
 /// Run `f` while this CPU holds the console lock, as if interrupted in the

@@ -41,6 +41,8 @@ pub mod softirq;
 pub mod sync;
 #[cfg(target_os = "none")]
 pub mod time;
+#[cfg(target_os = "none")]
+pub mod tty;
 
 #[cfg(test)]
 mod layering;

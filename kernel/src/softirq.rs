@@ -9,8 +9,8 @@ use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use x86_64::instructions::interrupts;
 
 use crate::arch::percpu::this_cpu;
-use crate::sched::WaitQueue;
 use crate::layout::MAX_CPUS;
+use crate::sched::WaitQueue;
 
 /// A softirq number: a bit in the per-CPU pending mask. The kernel's own
 /// are constants; a demo claims one at init (`Claimed`), so the kernel's

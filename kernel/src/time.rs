@@ -10,19 +10,12 @@ static JIFFIES: AtomicU64 = AtomicU64::new(0);
 static TSC_PER_MS: AtomicU64 = AtomicU64::new(0);
 
 /// Called by every CPU's timer interrupt. Only CPU 0 advances jiffies
-/// (Linux `tick_do_timer_cpu`); each CPU defers waking sleepers to its
-/// timer softirq.
+/// (Linux `tick_do_timer_cpu`). What else a tick does (the scheduler's
+/// time slice, the timer softirq) the interrupt handler calls itself.
 pub fn tick(cpu: usize) {
     if cpu == 0 {
         JIFFIES.fetch_add(1, Ordering::Relaxed);
     }
-    crate::softirq::raise(crate::softirq::Softirq::TIMER);
-    crate::sched::scheduler_tick();
-}
-
-/// The timer softirq: wake sleepers whose time has come.
-pub fn timer_softirq() {
-    crate::sched::timer_tick(jiffies());
 }
 
 /// Ticks since the timer started (Linux `jiffies`).

@@ -9,10 +9,10 @@ use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use super::{Bio, BlkError, BlockDevice, Op, SECTOR_SIZE};
+use crate::layout::PAGE_SIZE;
 use crate::mm::vmalloc::{self, ONE_PAGE_GUARDS};
 use crate::mm::vmap::VmapError;
 use crate::sched::{self, WaitQueue};
-use crate::layout::PAGE_SIZE;
 use crate::sync::IrqMutex;
 
 pub struct RamDisk {

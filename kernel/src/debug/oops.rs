@@ -8,9 +8,9 @@ use crate::arch::percpu;
 use crate::arch::regs::{show_regs, Regs};
 use crate::console;
 use crate::drivers::qemu_exit::{exit, ExitCode};
+use crate::layout::EStack;
 use crate::println;
 use crate::stacks::info;
-use crate::layout::EStack;
 
 /// Linux `die_counter`: the `[#n]` of the header.
 static DIE_COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -16,8 +16,8 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
-use crate::stacks::info::{self, StackKind};
 use crate::layout::EStack;
+use crate::stacks::info::{self, StackKind};
 
 /// The kinds of stack with a record, in table order.
 pub const KINDS: [&str; 7] = ["TASK", "IRQ", "#DF", "NMI", "#DB", "#DB1", "#MC"];

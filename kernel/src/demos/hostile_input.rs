@@ -7,11 +7,11 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use crate::arch::percpu;
+use crate::layout::{estack_range, EStack, DIRECT_MAP_BASE};
 use crate::mm::phys;
 use crate::sched::{self, Ended, Placement};
 use crate::shell::cmdline;
 use crate::shell::commands::{CmdError, CmdResult};
-use crate::layout::{estack_range, EStack, DIRECT_MAP_BASE};
 use crate::user::process;
 use crate::{debug, println};
 

@@ -8,15 +8,14 @@ use x86_64::instructions::interrupts::without_interrupts;
 use crate::arch::debug::{self, DebugEvent, DebugKind};
 use crate::arch::regs::{Regs, RFLAGS_IF};
 use crate::arch::{mce, nmi, percpu, traps};
-use crate::console;
+use crate::layout::Ist;
+use crate::layout::PAGE_SIZE;
 use crate::mm::paging;
 use crate::println;
 use crate::shell::cmdline::{self, ArgError};
 use crate::shell::commands::{CmdError, CmdResult};
 use crate::stacks::exception;
 use crate::stacks::info;
-use crate::layout::Ist;
-use crate::layout::PAGE_SIZE;
 
 pub fn stacks(args: &[&str]) -> CmdResult {
     cmdline::no_args("stacks", args)?;
@@ -103,7 +102,7 @@ fn wait_for(counter: &AtomicU64, announce: &str) -> CmdResult {
     let before = counter.load(Ordering::SeqCst);
     println!("{announce}; Ctrl-C cancels");
     while counter.load(Ordering::SeqCst) == before {
-        if console::try_read_byte() == Some(0x03) {
+        if crate::tty::try_read_byte() == Some(0x03) {
             return Err(CmdError::Failed("cancelled".into()));
         }
         core::hint::spin_loop();

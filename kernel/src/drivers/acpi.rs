@@ -7,7 +7,7 @@ use core::ptr::NonNull;
 use acpi::platform::interrupt::{InterruptModel, Polarity, TriggerMode};
 use acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
 
-use crate::mm::phys::phys_to_virt;
+use crate::layout::DIRECT_MAP_BASE;
 
 /// Tables live in RAM, which the direct map covers: "mapping" is arithmetic.
 #[derive(Clone, Copy)]
@@ -15,7 +15,7 @@ struct DirectMap;
 
 impl AcpiHandler for DirectMap {
     unsafe fn map_physical_region<T>(&self, pa: usize, size: usize) -> PhysicalMapping<Self, T> {
-        let va = NonNull::new(phys_to_virt(pa as u64) as *mut T).expect("direct map is never null");
+        let va = NonNull::new((DIRECT_MAP_BASE + pa as u64) as *mut T).expect("direct map is never null");
         // SAFETY: the direct map maps [pa, pa + size) for as long as the kernel runs.
         unsafe { PhysicalMapping::new(pa, va, size, size, *self) }
     }

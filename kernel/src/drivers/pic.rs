@@ -13,12 +13,8 @@ const SLAVE_DATA: u16 = 0xa1;
 const ICW1_INIT: u8 = 0x11;
 /// ICW4: 8086 mode.
 const ICW4_8086: u8 = 0x01;
-/// Where the PICs' 16 vectors go if anything ever slips through: just above
-/// the exceptions (the I/O APIC's ISA vectors start at 0x30, as in Linux).
-use crate::arch::vectors::PIC_VECTOR_BASE;
-
-/// Remap both PICs to PIC_VECTOR_BASE.. and mask every line.
-pub fn remap_and_mask() {
+/// Remap both PICs to vectors `base..base + 16` and mask every line.
+pub fn remap_and_mask(base: u8) {
     // SAFETY: the standard 8259 initialisation sequence on its fixed ports;
     // it only changes which vectors the PICs raise and masks them all.
     unsafe {
@@ -28,8 +24,8 @@ pub fn remap_and_mask() {
         let mut sd = Port::<u8>::new(SLAVE_DATA);
         mc.write(ICW1_INIT);
         sc.write(ICW1_INIT);
-        md.write(PIC_VECTOR_BASE); // ICW2: vector offsets
-        sd.write(PIC_VECTOR_BASE + 8);
+        md.write(base); // ICW2: vector offsets
+        sd.write(base + 8);
         md.write(4); // ICW3: slave on IRQ2
         sd.write(2);
         md.write(ICW4_8086);

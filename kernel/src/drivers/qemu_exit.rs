@@ -18,5 +18,7 @@ pub fn exit(code: ExitCode) -> ! {
     // SAFETY: port 0xf4 is the isa-debug-exit device the runner configures;
     // writing it has no effect on memory.
     unsafe { Port::<u32>::new(ISA_DEBUG_EXIT_PORT).write(code as u32) };
-    crate::arch::cpu::halt_forever()
+    loop {
+        ::x86_64::instructions::hlt();
+    }
 }

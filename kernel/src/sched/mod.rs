@@ -33,14 +33,14 @@ use runqueue::{rq, TASKS};
 pub use signal::{kill, kill_other_threads, pending_kill, KillPidError, KILLED_BY_SIGKILL};
 pub use snapshot::{saved_context, snapshot, SavedContext, TaskInfo};
 pub use task::{Pid, State, Task};
-pub use wait::{sleep_ms, timer_tick, WaitQueue};
+pub use wait::{sleep_ms, timer_softirq, WaitQueue};
 use x86_64::instructions::interrupts;
 
 use crate::arch::percpu::{self, this_cpu};
 use crate::arch::switch;
+use crate::layout::MAX_CPUS;
 use crate::mm::address_space::AddressSpace;
 use crate::mm::vmap::VmapError;
-use crate::layout::MAX_CPUS;
 use crate::stacks::thread;
 
 /// A thread's body: gets the `arg` given to `spawn`, returns its exit code.

@@ -5,8 +5,8 @@ use alloc::string::String;
 
 use super::cmdline::{self, ArgError};
 use crate::drivers::qemu_exit::{exit, ExitCode};
-use crate::mm::{self, phys, vmalloc};
 use crate::layout::{PAGE_SIZE, VMAP_BASE, VMAP_SIZE};
+use crate::mm::{self, phys, vmalloc};
 use crate::{arch, ktest, println};
 
 pub enum CmdError {

@@ -134,7 +134,7 @@ pub fn interactive() -> ! {
     print!("{PROMPT}");
     loop {
         // Sleeps until the COM1 receive interrupt brings a byte.
-        let byte = console::read_byte();
+        let byte = crate::tty::read_byte();
         match editor.feed(byte, console::write_bytes) {
             Event::None => continue,
             Event::Cancelled => {}

@@ -8,8 +8,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::percpu;
-use crate::mm::paging;
 use crate::layout::{estack_range, EStack, Ist, DB_STACK_OFFSET, ESTACKS, MAX_CPUS, PAGE_SIZE};
+use crate::mm::paging;
 
 /// Per CPU: its exception stacks are mapped (the cpu entry area of a CPU
 /// that never came up has no pages, and must not be walked).
@@ -86,8 +86,8 @@ pub mod ktests {
     use crate::arch::{debug, idt, mce, nmi, percpu};
     use crate::kcheck;
     use crate::ktest::{KResult, KTest};
-    use crate::mm::paging;
     use crate::layout::{cea_base, estack_range, EStack, Ist, CEA_PER_CPU_SIZE, ESTACKS, MAX_CPUS, PAGE_SIZE};
+    use crate::mm::paging;
 
     pub static KTESTS: &[KTest] = &[
         KTest { name: "ist_slots_point_at_stack_tops", run: ist_slots_point_at_stack_tops },

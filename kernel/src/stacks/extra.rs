@@ -22,11 +22,11 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::extra_pool::{Counts, ResizeError, Semaphore};
 use crate::debug::ratelimit::{RateLimit, Verdict, DEFAULT_BURST, DEFAULT_INTERVAL_MS};
-use crate::mm::vmalloc::{self, ONE_PAGE_GUARDS};
-use crate::mm::vmap::VmapError;
 use crate::layout::{
     EXTRA_STACKS_PER_CPU, EXTRA_STACK_SIZE, EXTRA_STACK_THRESHOLD, MAX_EXTRA_STACKS, PAGE_SIZE, THREAD_SIZE,
 };
+use crate::mm::vmalloc::{self, ONE_PAGE_GUARDS};
+use crate::mm::vmap::VmapError;
 use crate::sync::IrqMutex;
 use crate::time::HZ;
 use crate::{println, sched};

@@ -8,8 +8,8 @@
 use core::sync::atomic::Ordering;
 
 use crate::arch::percpu;
-use crate::mm::vmalloc::{self, ONE_PAGE_GUARDS};
 use crate::layout::IRQ_STACK_SIZE;
+use crate::mm::vmalloc::{self, ONE_PAGE_GUARDS};
 
 /// Allocate `cpu`'s IRQ stack and record its top in the per-CPU area.
 pub fn init_cpu(cpu: usize) {
@@ -40,8 +40,8 @@ pub mod ktests {
     use crate::arch::{apic, irq, percpu};
     use crate::kcheck;
     use crate::ktest::{KResult, KTest};
-    use crate::mm::paging;
     use crate::layout::PAGE_SIZE;
+    use crate::mm::paging;
 
     use crate::arch::vectors::KTEST_PROBE_VECTOR as KTEST_VECTOR;
 

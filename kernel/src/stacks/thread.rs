@@ -17,12 +17,12 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::percpu::this_cpu;
-use crate::mm::vmalloc::{self, Guards};
-use crate::mm::vmap::VmapError;
 use crate::layout::{
     MAX_THREAD_STACKS, PAGE_SIZE, STACK_END_MAGIC, STACK_LIMIT_ALIGN, STACK_LIMIT_MAX, STACK_LIMIT_MIN, THREAD_SIZE,
     THREAD_STACK_SIZES,
 };
+use crate::mm::vmalloc::{self, Guards};
+use crate::mm::vmap::VmapError;
 use crate::stacks::usage;
 
 /// Guard page below (catches overflow); one unmapped page above as a gap.

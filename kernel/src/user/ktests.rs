@@ -10,10 +10,10 @@ use crate::arch::percpu;
 use crate::arch::regs::Regs;
 use crate::kcheck;
 use crate::ktest::{KResult, KTest};
+use crate::layout::PAGE_SIZE;
 use crate::mm::address_space::AddressSpace;
 use crate::mm::phys;
 use crate::sched::{join, spawn_on, Placement};
-use crate::layout::PAGE_SIZE;
 use crate::time::spin_until;
 
 pub static KTESTS: &[KTest] =

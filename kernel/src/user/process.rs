@@ -16,9 +16,9 @@ use super::abi::ARGS_MAX;
 use super::elf::{self, ElfError};
 use super::programs;
 use crate::arch::usermode;
+use crate::layout::{PAGE_SIZE, USER_STACK_BOTTOM, USER_STACK_TOP};
 use crate::mm::address_space::AddressSpace;
 use crate::sched::{self, Pid, Placement};
-use crate::layout::{PAGE_SIZE, USER_STACK_BOTTOM, USER_STACK_TOP};
 
 /// Why `run` failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

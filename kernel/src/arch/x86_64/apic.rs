@@ -6,8 +6,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use ::x86_64::registers::model_specific::Msr;
 
-use crate::mm::vmalloc;
 use crate::layout::PAGE_SIZE;
+use crate::mm::vmalloc;
 
 const IA32_APIC_BASE: u32 = 0x1b;
 const REG_ID: u64 = 0x20;

@@ -12,9 +12,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use super::percpu::this_cpu;
 use super::regs::{Regs, RFLAGS_RF};
 use super::vectors::{X86_TRAP_MC, X86_TRAP_NMI};
+use crate::layout::{Ist, MAX_CPUS};
 use crate::println;
 use crate::stacks::info;
-use crate::layout::{Ist, MAX_CPUS};
 use crate::sync::FnSlots;
 
 /// Read debug register `n` (0–3, 6, 7).

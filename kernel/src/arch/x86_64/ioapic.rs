@@ -4,8 +4,8 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::drivers::acpi::{IoApicInfo, IsaRoute};
-use crate::mm::vmalloc;
 use crate::layout::PAGE_SIZE;
+use crate::mm::vmalloc;
 
 const IOREGSEL: u64 = 0x00;
 const IOWIN: u64 = 0x10;

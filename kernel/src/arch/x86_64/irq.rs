@@ -62,7 +62,7 @@ pub extern "C" fn irq_dispatch(regs: &mut Regs) {
     cpu.irq_max_nest.fetch_max(depth, Ordering::Relaxed);
     match vector {
         LOCAL_TIMER_VECTOR => {
-            crate::time::tick(cpu.id());
+            timer_interrupt(cpu.id());
             apic::eoi();
         }
         // A spurious interrupt is not in service: no EOI (SDM 10.9).
@@ -80,6 +80,15 @@ pub extern "C" fn irq_dispatch(regs: &mut Regs) {
     if depth == 0 {
         crate::softirq::run_on_irq_exit();
     }
+}
+
+/// The local timer (Linux `tick_periodic` + `update_process_times`): the
+/// clock, the running thread's time slice, and the timer softirq, which
+/// wakes sleepers whose time has come.
+fn timer_interrupt(cpu: usize) {
+    crate::time::tick(cpu);
+    crate::softirq::raise(crate::softirq::Softirq::TIMER);
+    crate::sched::scheduler_tick();
 }
 
 /// Called by the entry code once `irq_count` is back at -1, on the

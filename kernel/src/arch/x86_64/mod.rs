@@ -36,7 +36,7 @@ pub fn init_cpu(cpu: usize) {
     gdt::init(cpu, &tops);
     if cpu == 0 {
         idt::init();
-        crate::drivers::pic::remap_and_mask();
+        crate::drivers::pic::remap_and_mask(vectors::PIC_VECTOR_BASE);
     }
     idt::load();
     apic::init();

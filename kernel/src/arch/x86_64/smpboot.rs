@@ -20,8 +20,8 @@ use ::x86_64::registers::control::{Cr0, Cr3, Cr4};
 use ::x86_64::structures::paging::PageTable;
 
 use super::{apic, percpu};
-use crate::mm::phys;
 use crate::layout::{PAGE_SIZE, TRAMPOLINE_PHYS};
+use crate::mm::phys;
 
 /// Hand-over from the BSP to the AP being started (read by the 64-bit stub).
 #[unsafe(no_mangle)]

@@ -13,8 +13,8 @@ use crate::arch::percpu::this_cpu;
 use crate::arch::regs::Regs;
 use crate::arch::vectors::{ENTRY_SWEEP_VECTOR, X86_TRAP_MC, X86_TRAP_NMI};
 use crate::arch::{apic, irq, mce, nmi};
-use crate::smp;
 use crate::layout::{estack_range, EStack};
+use crate::smp;
 use crate::time::spin_until;
 
 /// The events the sweep delivers at an instruction.

@@ -10,8 +10,8 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::regcheck::{int_keeps_registers, REG_NAMES};
 use crate::arch::vectors::{BENCH_NOSWITCH_VECTOR, BENCH_SWITCH_VECTOR, X86_TRAP_MC, X86_TRAP_NMI};
-use crate::sched::{self, Ended, Placement};
 use crate::layout::{estack_range, EStack};
+use crate::sched::{self, Ended, Placement};
 use crate::user::process;
 use crate::{println, smp};
 
