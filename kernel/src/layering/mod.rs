@@ -33,8 +33,8 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("debugging: symbols, unwinder, backtraces, oops, panic, tracer", &["debug"]),
     ("user processes and the block layer", &["user", "block"]),
     (
-        "trap, IRQ, NMI, #MC, #DB and syscall handlers: the Rust side of the stubs",
-        &["arch::traps", "arch::irq", "arch::nmi", "arch::mce", "arch::syscall", "arch::usermode"],
+        "entry: the stubs the CPU enters through (trap, IRQ, NMI, #MC, #DB, syscall) and the handlers they call",
+        &["arch::entry", "arch::traps", "arch::irq", "arch::nmi", "arch::mce", "arch::syscall", "arch::usermode"],
     ),
     ("the demos", &["demos"]),
     ("the shell", &["shell"]),
@@ -46,13 +46,15 @@ pub const LAYERS: &[(&str, &[&str])] = &[
 /// the registries they share a file with; per-CPU data moves to its owner;
 /// the command types move below both demos and shell.
 const NOT_YET_CUT: &[(&str, &str)] = &[
+    ("arch/x86_64/debug.rs", "arch::entry"),
+    ("arch/x86_64/debug.rs", "arch::nmi"),
+    ("arch/x86_64/idt.rs", "arch::entry"),
     ("arch/x86_64/apic.rs", "mm"),
     ("arch/x86_64/debug.rs", "console"),
     ("arch/x86_64/debug.rs", "sched"),
     ("arch/x86_64/debug.rs", "stacks"),
     ("arch/x86_64/debug.rs", "sync"),
     ("arch/x86_64/debug.rs", "user"),
-    ("arch/x86_64/entry.rs", "user"),
     ("arch/x86_64/ioapic.rs", "mm"),
     ("arch/x86_64/mcount.rs", "debug"),
     ("arch/x86_64/mod.rs", "stacks"),
@@ -98,169 +100,17 @@ const NOT_YET_CUT: &[(&str, &str)] = &[
 ];
 
 /// Files that are not kernel modules (the crate root, this check).
-const NOT_MODULES: &[&str] = &["lib.rs", "layering.rs"];
+fn not_a_module(rel: &Path) -> bool {
+    rel == Path::new("lib.rs") || rel.starts_with("layering")
+}
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
-    if path.is_dir() {
-        for entry in fs::read_dir(path).unwrap() {
-            rust_files(&entry.unwrap().path(), out);
-        }
-    } else if path.extension().is_some_and(|e| e == "rs") {
-        out.push(path.to_path_buf());
-    }
-}
+mod paths;
 
-/// Module path of a file below `src`: `arch/x86_64/traps.rs` → `arch::traps`,
-/// `sched/mod.rs` → `sched`.
-fn module_of(rel: &Path) -> String {
-    let mut parts: Vec<String> = rel.with_extension("").iter().map(|p| p.to_string_lossy().into_owned()).collect();
-    if parts.last().is_some_and(|p| p == "mod") {
-        parts.pop();
-    }
-    parts.retain(|p| p != "x86_64");
-    parts.join("::")
-}
-
-/// The source with comments, string and character literals blanked, so a
-/// path named in a comment or a message is not an import.
-fn code_only(text: &str) -> String {
-    let b = text.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    let blank = |out: &mut Vec<u8>, s: &[u8]| out.extend(s.iter().map(|&c| if c == b'\n' { b'\n' } else { b' ' }));
-    while i < b.len() {
-        let rest = &b[i..];
-        let len = if rest.starts_with(b"//") {
-            rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len())
-        } else if rest.starts_with(b"/*") {
-            let mut depth = 0;
-            let mut j = 0;
-            loop {
-                if rest[j..].starts_with(b"/*") {
-                    depth += 1;
-                    j += 2;
-                } else if rest[j..].starts_with(b"*/") {
-                    depth -= 1;
-                    j += 2;
-                    if depth == 0 {
-                        break j;
-                    }
-                } else {
-                    j += 1;
-                }
-            }
-        } else if rest[0] == b'"' || (rest.starts_with(b"b\"") && !ident_before(b, i)) {
-            let start = if rest[0] == b'"' { 1 } else { 2 };
-            let mut j = start;
-            while rest[j] != b'"' {
-                j += if rest[j] == b'\\' { 2 } else { 1 };
-            }
-            j + 1
-        } else if (rest.starts_with(b"r\"") || rest.starts_with(b"r#")) && !ident_before(b, i) {
-            let hashes = rest[1..].iter().take_while(|&&c| c == b'#').count();
-            let close: Vec<u8> = core::iter::once(b'"').chain(core::iter::repeat_n(b'#', hashes)).collect();
-            let body = 2 + hashes;
-            body + rest[body..].windows(close.len()).position(|w| w == close.as_slice()).unwrap() + close.len()
-        } else if rest[0] == b'\'' && rest.len() > 2 && (rest[1] == b'\\' || rest[2] == b'\'') {
-            // A character literal ('x', '\n', '\''), not a lifetime.
-            let mut j = if rest[1] == b'\\' { 3 } else { 2 };
-            while rest[j] != b'\'' {
-                j += 1;
-            }
-            j + 1
-        } else {
-            out.push(rest[0]);
-            i += 1;
-            continue;
-        };
-        blank(&mut out, &rest[..len]);
-        i += len;
-    }
-    String::from_utf8(out).unwrap()
-}
-
-fn ident_before(b: &[u8], i: usize) -> bool {
-    i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_')
-}
-
-fn ident(s: &str) -> &str {
-    let end = s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(s.len());
-    &s[..end]
-}
-
-/// Every path `code` names below `crate::` (or `$crate::`), as far as it
-/// spells modules: `crate::arch::traps::die` → `arch::traps::die`, and a
-/// group `crate::{a::b, c}` → `a::b`, `c`.
-fn crate_paths(code: &str) -> Vec<String> {
-    let mut paths = Vec::new();
-    let mut at = 0;
-    while let Some(found) = code[at..].find("crate::") {
-        let start = at + found;
-        at = start + "crate::".len();
-        let before = code[..start].chars().next_back();
-        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
-            continue;
-        }
-        paths.extend(expand(&code[at..]));
-    }
-    paths
-}
-
-/// The paths at the start of `s` (just after a `crate::`).
-fn expand(s: &str) -> Vec<String> {
-    let s = s.trim_start();
-    if let Some(group) = s.strip_prefix('{') {
-        let mut depth = 1;
-        let end = group
-            .char_indices()
-            .find(|&(_, c)| {
-                depth += match c {
-                    '{' => 1,
-                    '}' => -1,
-                    _ => 0,
-                };
-                depth == 0
-            })
-            .map_or(group.len(), |(i, _)| i);
-        let mut items = Vec::new();
-        let (mut depth, mut from) = (0, 0);
-        for (i, c) in group[..end].char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => depth -= 1,
-                ',' if depth == 0 => {
-                    items.push(&group[from..i]);
-                    from = i + 1;
-                }
-                _ => {}
-            }
-        }
-        items.push(&group[from..end]);
-        return items.into_iter().filter(|i| !i.trim().is_empty()).flat_map(expand).collect();
-    }
-    let mut path = Vec::new();
-    let mut rest = s;
-    loop {
-        let name = ident(rest);
-        if name.is_empty() {
-            break;
-        }
-        path.push(name.to_string());
-        rest = &rest[name.len()..];
-        match rest.trim_start().strip_prefix("::") {
-            Some(r) if r.trim_start().starts_with('{') => {
-                return expand(r).into_iter().map(|tail| format!("{}::{tail}", path.join("::"))).collect();
-            }
-            Some(r) => rest = r.trim_start(),
-            None => break,
-        }
-    }
-    vec![path.join("::")]
-}
+use paths::{code_only, ident, module_of, module_segments, named_paths, normalize, rust_files};
 
 /// The layer of module path `path`: its longest listed prefix.
 fn layer_of(path: &str) -> Option<usize> {
@@ -299,17 +149,20 @@ fn upward_edges() -> Vec<(String, String, String)> {
     let src = src();
     let mut paths = Vec::new();
     rust_files(&src, &mut paths);
-    let files: Vec<(String, String, String)> = paths
+    let files: Vec<(String, Vec<String>, String)> = paths
         .iter()
         .map(|p| p.strip_prefix(&src).unwrap())
-        .filter(|rel| !NOT_MODULES.contains(&rel.to_str().unwrap()))
-        .map(|rel| (rel.display().to_string(), module_of(rel), code_only(&fs::read_to_string(src.join(rel)).unwrap())))
+        .filter(|rel| !not_a_module(rel))
+        .map(|rel| {
+            (rel.display().to_string(), module_segments(rel), code_only(&fs::read_to_string(src.join(rel)).unwrap()))
+        })
         .collect();
-    let macros = exported_macros(&files.iter().map(|(_, m, c)| (m.clone(), c.clone())).collect::<Vec<_>>());
+    let macros = exported_macros(&files.iter().map(|(_, m, c)| (normalize(m), c.clone())).collect::<Vec<_>>());
     let mut up = Vec::new();
-    for (file, module, code) in &files {
-        let from = layer_of(module).unwrap_or_else(|| panic!("{file}: module {module} is in no layer of LAYERS"));
-        for path in crate_paths(code) {
+    for (file, segments, code) in &files {
+        let module = normalize(segments);
+        let from = layer_of(&module).unwrap_or_else(|| panic!("{file}: module {module} is in no layer of LAYERS"));
+        for path in named_paths(code, segments) {
             let first = path.split("::").next().unwrap();
             let target = macros.iter().find(|(name, _)| name == first).map_or(path.clone(), |(_, m)| m.clone());
             let Some(to) = layer_of(&target) else { panic!("{file}: `crate::{path}` names no module of LAYERS") };
@@ -356,7 +209,7 @@ fn every_module_is_in_a_layer() {
     rust_files(&src(), &mut files);
     for f in files {
         let rel = f.strip_prefix(src()).unwrap();
-        if !NOT_MODULES.contains(&rel.to_str().unwrap()) {
+        if !not_a_module(rel) {
             assert!(layer_of(&module_of(rel)).is_some(), "{} is in no layer", rel.display());
         }
     }
@@ -371,20 +224,13 @@ fn the_parser_sees_every_form_of_path() {
          let s = \"crate::demos::x\"; let c = '\"'; let l: &'static str = r#\"crate::boot\"#;\n\
          $crate::console::_print(x);",
     );
-    let paths = crate_paths(&code);
-    assert_eq!(
-        paths,
-        [
-            "sched::self",
-            "sched::exit::a",
-            "sched::exit::b",
-            "sched::Task",
-            "mm",
-            "arch::cpu",
-            "time::jiffies",
-            "console::_print"
-        ]
-    );
+    let module = ["arch".to_string(), "x86_64".to_string(), "entry".to_string()];
+    let want = ["sched::self", "sched::exit::a", "sched::exit::b", "sched::Task", "mm", "arch::cpu", "time::jiffies"];
+    assert_eq!(named_paths(&code, &module), [&want[..], &["console::_print"]].concat());
+    // `super::` from a file, and from an inline module inside it.
+    let code = code_only("use super::syscall::x; mod ktests { use super::super::traps::{die, Oops}; use super::y; }");
+    let want = ["arch::syscall::x", "arch::traps::die", "arch::traps::Oops", "arch::entry::y"];
+    assert_eq!(named_paths(&code, &module), want);
 }
 
 #[test]
@@ -395,5 +241,5 @@ fn an_upward_path_is_found() {
     assert_eq!(layer_of("arch::x86_64::traps::die"), layer_of("arch::traps"));
     assert!(layer_of("arch::traps").unwrap() > layer_of("arch::cpu").unwrap());
     let planted = code_only("fn f() { crate::shell::run(\"x\"); }");
-    assert_eq!(crate_paths(&planted), ["shell::run"]);
+    assert_eq!(named_paths(&planted, &["mm".to_string()]), ["shell::run"]);
 }
