@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tristack::shell::cmdline::{self, COMMAND_LINE_MAX};
+use tristack::cmd::cmdline::{self, COMMAND_LINE_MAX};
 use tristack::shell::line::{Event, LineEditor, LINE_MAX};
 
 fuzz_target!(|data: &[u8]| {

@@ -13,6 +13,7 @@
 extern crate alloc;
 
 pub mod block;
+pub mod cmd;
 #[cfg(target_os = "none")]
 pub mod console;
 pub mod debug;

@@ -7,9 +7,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use crate::arch::regs::Regs;
 use crate::arch::vectors::{BT_IRQ_INNER_VECTOR, BT_IRQ_OUTER_VECTOR, BT_NMI_VECTOR};
 use crate::arch::{apic, cpu, irq, nmi};
+use crate::cmd::cmdline::{self, ArgError};
+use crate::cmd::{CmdError, CmdResult};
 use crate::debug::backtrace::print_trace;
-use crate::shell::cmdline::{self, ArgError};
-use crate::shell::commands::{CmdError, CmdResult};
 use crate::time::{spin_until, SPIN_WAIT_MS};
 use crate::{println, sched};
 

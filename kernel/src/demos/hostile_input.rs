@@ -7,11 +7,11 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use crate::arch::percpu;
+use crate::cmd::cmdline;
+use crate::cmd::{CmdError, CmdResult};
 use crate::layout::{estack_range, EStack, DIRECT_MAP_BASE};
 use crate::mm::phys;
 use crate::sched::{self, Ended, Placement};
-use crate::shell::cmdline;
-use crate::shell::commands::{CmdError, CmdResult};
 use crate::user::process;
 use crate::{debug, println};
 
@@ -165,7 +165,7 @@ pub fn fuzz_syscalls(args: &[&str]) -> CmdResult {
             cmdline::number("fuzz-syscalls", "N", n, 1..=10_000_000)?,
             cmdline::number("fuzz-syscalls", "SEED", seed, 0..=u64::MAX)?,
         ),
-        _ => return Err(crate::shell::cmdline::ArgError("fuzz-syscalls: usage: fuzz-syscalls N [SEED]".into()).into()),
+        _ => return Err(crate::cmd::cmdline::ArgError("fuzz-syscalls: usage: fuzz-syscalls N [SEED]".into()).into()),
     };
     let cpus: Vec<usize> = percpu::online_cpus().collect();
     let per = n.div_ceil(cpus.len() as u64);

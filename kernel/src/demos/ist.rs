@@ -8,12 +8,12 @@ use x86_64::instructions::interrupts::without_interrupts;
 use crate::arch::debug::{self, DebugEvent, DebugKind};
 use crate::arch::regs::{Regs, RFLAGS_IF};
 use crate::arch::{mce, nmi, percpu, traps};
+use crate::cmd::cmdline::{self, ArgError};
+use crate::cmd::{CmdError, CmdResult};
 use crate::layout::Ist;
 use crate::layout::PAGE_SIZE;
 use crate::mm::paging;
 use crate::println;
-use crate::shell::cmdline::{self, ArgError};
-use crate::shell::commands::{CmdError, CmdResult};
 use crate::stacks::exception;
 use crate::stacks::info;
 

@@ -18,8 +18,8 @@ pub mod stack_tools;
 pub mod threads;
 pub mod user;
 
+use crate::cmd::Spec;
 use crate::ktest::KTest;
-use crate::shell::commands::Spec;
 
 /// Register every demo's vectors, softirqs and hooks (from init, once).
 pub fn init() {

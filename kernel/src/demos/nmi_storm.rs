@@ -13,10 +13,10 @@ use crate::arch::percpu::{self, this_cpu};
 use crate::arch::regs::Regs;
 use crate::arch::vectors::NMI_STORM_VECTOR;
 use crate::arch::{apic, irq, nmi};
+use crate::cmd::cmdline::{self, ArgError};
+use crate::cmd::{CmdError, CmdResult};
 use crate::layout::{estack_range, EStack, Ist, MAX_CPUS};
 use crate::sched::{self, Ended, Placement};
-use crate::shell::cmdline::{self, ArgError};
-use crate::shell::commands::{CmdError, CmdResult};
 use crate::time::{self, spin_until, SPIN_WAIT_MS};
 use crate::{println, smp};
 

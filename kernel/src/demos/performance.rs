@@ -17,8 +17,8 @@ use crate::arch::percpu::{self, this_cpu};
 use crate::arch::regs::Regs;
 use crate::arch::vectors::{BENCH_NOSWITCH_VECTOR, BENCH_SWITCH_VECTOR};
 use crate::arch::{cpu, irq};
-use crate::shell::cmdline::ArgError;
-use crate::shell::commands::{CmdError, CmdResult};
+use crate::cmd::cmdline::ArgError;
+use crate::cmd::{CmdError, CmdResult};
 use crate::stacks::{info, thread};
 use crate::{println, sched, smp, time};
 

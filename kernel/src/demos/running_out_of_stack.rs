@@ -13,12 +13,12 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::block::layers::{Crypt, Dev, Integrity, Linear, Loop, Mirror};
 use crate::block::ramdisk::RamDisk;
 use crate::block::{map, submit_bio, Bio, Depth, Op, SECTOR_SIZE};
+use crate::cmd::cmdline::{self, ArgError};
+use crate::cmd::{CmdError, CmdResult};
 use crate::layout::{MAX_EXTRA_STACKS, PAGE_SIZE, THREAD_SIZE, THREAD_STACK_SIZES};
 use crate::mm::phys;
 use crate::println;
 use crate::sched::{self, Ended, Placement, StackRequest};
-use crate::shell::cmdline::{self, ArgError};
-use crate::shell::commands::{CmdError, CmdResult};
 use crate::stacks::{extra, thread};
 use crate::sync::IrqMutex;
 

@@ -5,12 +5,12 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::percpu::{self, this_cpu};
 use crate::arch::tlb;
+use crate::cmd::cmdline::{self, ArgError};
+use crate::cmd::{CmdError, CmdResult};
 use crate::debug::nmi_backtrace;
 use crate::layout::{Ist, MAX_CPUS, PAGE_SIZE};
 use crate::mm::vmalloc;
 use crate::sched::{self, Ended, Placement};
-use crate::shell::cmdline::{self, ArgError};
-use crate::shell::commands::{CmdError, CmdResult};
 use crate::{println, smp};
 
 /// `cpus`: every CPU the MADT lists: the online ones with their per-CPU

@@ -2,11 +2,11 @@
 //! `stack_tracer_enabled`, the `stack_trace` table, `stack_max_size`, the
 //! `stacktrace` boot parameter and `stack_trace_filter`.
 
+use crate::cmd::cmdline::{self, ArgError};
+use crate::cmd::CmdResult;
 use crate::debug::stack_tracer::{self, KINDS};
 use crate::debug::symbols::{Pb, Ps};
 use crate::println;
-use crate::shell::cmdline::{self, ArgError};
-use crate::shell::commands::CmdResult;
 
 /// `stack-tracer on|off|reset`.
 pub fn stack_tracer(args: &[&str]) -> CmdResult {

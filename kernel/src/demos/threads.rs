@@ -6,11 +6,11 @@ use core::hint::black_box;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::percpu;
+use crate::cmd::cmdline::{self, ArgError};
+use crate::cmd::{CmdError, CmdResult};
 use crate::layout::{estack_range, ESTACKS};
 use crate::mm::{phys, vmalloc};
 use crate::sched::{self, Ended, State};
-use crate::shell::cmdline::{self, ArgError};
-use crate::shell::commands::{CmdError, CmdResult};
 use crate::stacks::{thread, usage};
 use crate::{println, time};
 

@@ -7,11 +7,11 @@ use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::arch::regs::{Regs, REGS_SIZE};
 use crate::arch::{percpu, usermode};
+use crate::cmd::cmdline::{self, ArgError};
+use crate::cmd::{CmdError, CmdResult};
 use crate::layout::{estack_range, EStack, Ist, MAX_CPUS};
 use crate::println;
 use crate::sched::{self, Ended, Placement};
-use crate::shell::cmdline::{self, ArgError};
-use crate::shell::commands::{CmdError, CmdResult};
 use crate::user::process::{self, RunError};
 use crate::user::programs;
 

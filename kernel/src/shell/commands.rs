@@ -1,36 +1,14 @@
-//! What a command is (name, usage, one help line, handler) and the shell's
-//! built-ins; the demos export the rest (`demos::COMMANDS`).
+//! The shell's built-in commands; the demos export the rest
+//! (`demos::COMMANDS`). What a command is lives in `cmd`.
 
 use alloc::string::String;
 
-use super::cmdline::{self, ArgError};
+use crate::cmd::cmdline::{self, ArgError};
+use crate::cmd::{CmdError, CmdResult, Spec};
 use crate::drivers::qemu_exit::{exit, ExitCode};
 use crate::layout::{PAGE_SIZE, VMAP_BASE, VMAP_SIZE};
 use crate::mm::{self, phys, vmalloc};
 use crate::{arch, ktest, println};
-
-pub enum CmdError {
-    /// Bad arguments: the message names what is valid.
-    Usage(ArgError),
-    /// The command ran and failed.
-    Failed(String),
-}
-
-impl From<ArgError> for CmdError {
-    fn from(e: ArgError) -> Self {
-        CmdError::Usage(e)
-    }
-}
-
-pub type CmdResult = Result<(), CmdError>;
-
-pub struct Spec {
-    pub name: &'static str,
-    /// Arguments as shown by `help` ("" for none).
-    pub usage: &'static str,
-    pub help: &'static str,
-    pub run: fn(&[&str]) -> CmdResult,
-}
 
 pub static BUILTINS: &[Spec] = &[
     Spec { name: "help", usage: "[COMMAND]", help: "list commands, or show one", run: help },

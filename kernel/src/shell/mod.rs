@@ -3,7 +3,6 @@
 //! run from the kernel command line (`;`-separated) or typed at the
 //! `tristack> ` prompt.
 
-pub mod cmdline;
 pub mod line;
 
 #[cfg(target_os = "none")]

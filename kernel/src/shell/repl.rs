@@ -1,8 +1,9 @@
 //! Running commands: from the kernel command line, and at the prompt.
 
-use super::cmdline::{self, Command};
-use super::commands::{self, CmdError};
+use super::commands;
 use super::line::{Event, LineEditor};
+use crate::cmd::cmdline::{self, Command};
+use crate::cmd::{CmdError, Spec};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -33,7 +34,7 @@ fn execute(cmd: &Command) -> bool {
     }
 }
 
-fn run(spec: &commands::Spec, args: &[&str]) -> bool {
+fn run(spec: &Spec, args: &[&str]) -> bool {
     match (spec.run)(args) {
         Ok(()) => true,
         Err(CmdError::Usage(e)) => {
@@ -49,7 +50,7 @@ fn run(spec: &commands::Spec, args: &[&str]) -> bool {
 
 /// A command to run on another CPU, and how it went.
 struct Job {
-    spec: &'static commands::Spec,
+    spec: &'static Spec,
     args: Vec<String>,
 }
 
@@ -66,7 +67,7 @@ fn job_main(arg: u64) -> i64 {
 
 /// `COMMAND ... --cpu C`: run the command in a thread pinned to CPU C (the
 /// threads it starts stay there too) and wait for it.
-fn run_on_cpu(spec: &'static commands::Spec, args: &[&str], cpu: usize) -> bool {
+fn run_on_cpu(spec: &'static Spec, args: &[&str], cpu: usize) -> bool {
     if !percpu::is_online(cpu) {
         let online: Vec<String> = percpu::online_cpus().map(|c| alloc::format!("{c}")).collect();
         println!("error: {}: CPU {cpu} is not online; online CPUs: {}", spec.name, online.join(" "));

@@ -12,10 +12,10 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use super::cmdline::{self, ArgError};
-use super::commands::{CmdError, CmdResult};
 use super::repl;
 use crate::arch::percpu;
+use crate::cmd::cmdline::{self, ArgError};
+use crate::cmd::{CmdError, CmdResult};
 use crate::demos::hostile_input::{free_frames, violations};
 use crate::mm::{paging, vmalloc};
 use crate::sched::{self, Ended, Placement};

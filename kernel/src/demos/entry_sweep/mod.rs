@@ -22,8 +22,8 @@ use paths::PATHS;
 pub use user_rsp::nmi_user_rsp;
 
 use crate::arch::percpu;
-use crate::shell::cmdline::ArgError;
-use crate::shell::commands::{CmdError, CmdResult};
+use crate::cmd::cmdline::ArgError;
+use crate::cmd::{CmdError, CmdResult};
 use crate::{debug, println};
 
 pub fn init() {
