@@ -238,8 +238,8 @@ fn doublefault_that_is_not_an_overflow() {
     assert_eq!(run.kernel_lines()[panic + 1], "Oops: double fault: 0000 [#1] SMP", "{run}");
     run.expect_not("guard page was hit");
     line_starting(&run, "Exception stack: #DF ");
-    // The #DE that could not be delivered was the divide in force_double_fault.
-    line_starting(&run, "RIP: 0010:tristack::arch::x86_64::traps::force_double_fault+0x");
+    // The #DE that could not be delivered was the divide in divide_error.
+    line_starting(&run, "RIP: 0010:tristack::arch::x86_64::cpu::divide_error+0x");
     line_starting(&run, "---[ end trace ");
 }
 

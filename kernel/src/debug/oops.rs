@@ -189,7 +189,7 @@ pub fn recovered() {
 /// ran without it until its next switch).
 pub fn reset_cpu_after_oops() {
     crate::arch::debug::reset_after_oops(percpu::this_cpu());
-    crate::arch::traps::restore_after_oops();
+    crate::arch::idt::restore_removed_gates();
 }
 
 fn oops_id() -> u64 {

@@ -7,7 +7,7 @@ use x86_64::instructions::interrupts::without_interrupts;
 
 use crate::arch::debug::{self, DebugEvent, DebugKind};
 use crate::arch::regs::{Regs, RFLAGS_IF};
-use crate::arch::{mce, nmi, percpu, traps};
+use crate::arch::{mce, nmi, percpu};
 use crate::cmd::cmdline::{self, ArgError};
 use crate::cmd::{CmdError, CmdResult};
 use crate::layout::Ist;
@@ -132,7 +132,13 @@ pub fn mce(args: &[&str]) -> CmdResult {
 pub fn doublefault(args: &[&str]) -> CmdResult {
     cmdline::no_args("doublefault", args)?;
     println!("doublefault: removing the #DE gate and dividing by zero");
-    traps::force_double_fault()
+    // A #DE that cannot be delivered (#NP on its gate), and #NP while
+    // delivering #DE (both "contributory"), is a double fault. Interrupts
+    // stay off: nothing else may take vector 0 meanwhile.
+    ::x86_64::instructions::interrupts::disable();
+    // SAFETY: interrupts are off on this CPU; the oops that follows puts the gate back.
+    unsafe { crate::arch::idt::remove_gate(crate::arch::vectors::X86_TRAP_DE) };
+    crate::arch::cpu::divide_error()
 }
 
 pub fn nested_oops(args: &[&str]) -> CmdResult {

@@ -67,7 +67,6 @@ const NOT_YET_CUT: &[(&str, &str)] = &[
     ("arch/x86_64/switch.rs", "sched"),
     ("arch/x86_64/tlb.rs", "smp"),
     ("debug/nmi_backtrace.rs", "arch::nmi"),
-    ("debug/oops.rs", "arch::traps"),
     ("mm/address_space.rs", "user"),
     ("sched/exit.rs", "debug"),
     ("sched/exit.rs", "smp"),

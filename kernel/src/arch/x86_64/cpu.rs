@@ -28,6 +28,19 @@ pub fn stack_pointer() -> u64 {
     rsp
 }
 
+/// Divide by zero: raise #DE (the `doublefault` demo, with #DE's gate
+/// removed). CR2 is cleared first, so a stale fault address cannot pass for
+/// a stack overflow in the #DF that follows.
+pub fn divide_error() -> ! {
+    // SAFETY: CR2 is only read by fault handlers; the division traps and
+    // nothing after it runs.
+    unsafe {
+        asm!("mov cr2, {}", in(reg) 0u64, options(nostack));
+        asm!("xor edx, edx", "xor eax, eax", "xor ecx, ecx", "div rcx", out("rax") _, out("rdx") _, out("rcx") _);
+    }
+    unreachable!("divide by zero returned")
+}
+
 /// Load an IDT with limit 0 and execute `int3`: the #BP gate is beyond the
 /// limit → #GP, whose gate is beyond it too → #DF, likewise → triple fault,
 /// and QEMU (`-no-reboot`) exits without the kernel reporting anything.

@@ -119,13 +119,39 @@ pub fn gate_present(vector: u8) -> bool {
     unsafe { (*IDT.0.get())[vector as usize].type_attr & PRESENT != 0 }
 }
 
-/// Mark a gate present or not (the `doublefault` demo removes #DE's gate so
+/// Gates `remove_gate` marked not present, one bit per vector.
+static REMOVED: [core::sync::atomic::AtomicU64; 4] = [const { core::sync::atomic::AtomicU64::new(0) }; 4];
+
+/// Mark a gate not present (the `doublefault` demo removes #DE's gate so
 /// that a divide error raises #NP while delivering it: a double fault).
+/// The table is shared by every CPU, so the oops that follows puts it back
+/// (`restore_removed_gates`).
 ///
 /// # Safety
 /// Interrupts must be off on this CPU and no other CPU may take `vector`
 /// while it is missing.
-pub unsafe fn set_present(vector: u8, present: bool) {
+pub unsafe fn remove_gate(vector: u8) {
+    REMOVED[usize::from(vector / 64)].fetch_or(1 << (vector % 64), core::sync::atomic::Ordering::SeqCst);
+    // SAFETY: per the contract.
+    unsafe { set_present(vector, false) };
+}
+
+/// After an oops that killed a thread: make every removed gate present again.
+pub fn restore_removed_gates() {
+    for (word, bits) in REMOVED.iter().enumerate() {
+        let mut bits = bits.swap(0, core::sync::atomic::Ordering::SeqCst);
+        while bits != 0 {
+            let vector = (word * 64) as u8 + bits.trailing_zeros() as u8;
+            bits &= bits - 1;
+            // SAFETY: making a gate present again, pointing at its own stub.
+            unsafe { set_present(vector, true) };
+        }
+    }
+}
+
+/// # Safety
+/// As `remove_gate`'s, when `present` is false.
+unsafe fn set_present(vector: u8, present: bool) {
     // SAFETY: per the contract, nobody delivers through this gate meanwhile.
     let gate = unsafe { &mut (*IDT.0.get())[vector as usize] };
     if present {

@@ -1,8 +1,6 @@
 //! Exception dispatch and the handlers of faults that end in an oops
 //! (Linux `arch/x86/kernel/traps.c`, `mm/fault.c`).
 
-use core::sync::atomic::{AtomicBool, Ordering};
-
 use super::percpu;
 use super::regs::{read_cr2, Regs};
 use super::vectors::*;
@@ -139,35 +137,3 @@ fn page_fault(regs: &Regs) -> ! {
 
 /// #PF error code: the fault was an instruction fetch.
 const PF_INSTR: u64 = 0x10;
-
-/// Set while #DE's gate is marked not present by `force_double_fault`.
-static DE_GATE_REMOVED: AtomicBool = AtomicBool::new(false);
-
-/// Force a #DF that is not a stack overflow: remove #DE's gate, then divide
-/// by zero. The #DE cannot be delivered (#NP on its gate), and #NP while
-/// delivering #DE (both "contributory") is a double fault. The IDT is shared
-/// by every CPU, so the oops that follows puts the gate back
-/// (`restore_after_oops`) when it survives.
-pub fn force_double_fault() -> ! {
-    ::x86_64::instructions::interrupts::disable();
-    DE_GATE_REMOVED.store(true, Ordering::SeqCst);
-    // SAFETY:
-    // - CR2 := 0 so a stale fault address cannot pass for an overflow;
-    // - interrupts are off and nothing else takes vector 0 meanwhile;
-    // - the division traps; nothing after it runs.
-    unsafe {
-        core::arch::asm!("mov cr2, {}", in(reg) 0u64, options(nostack));
-        super::idt::set_present(X86_TRAP_DE, false);
-        core::arch::asm!("xor edx, edx", "xor eax, eax", "xor ecx, ecx", "div rcx", out("rax") _, out("rdx") _, out("rcx") _);
-    }
-    unreachable!("divide by zero returned")
-}
-
-/// After an oops that killed a thread: put back what a demo took away from
-/// every CPU (#DE's gate, if `force_double_fault` removed it).
-pub fn restore_after_oops() {
-    if DE_GATE_REMOVED.swap(false, Ordering::SeqCst) {
-        // SAFETY: making a gate present again, pointing at its own stub.
-        unsafe { super::idt::set_present(X86_TRAP_DE, true) };
-    }
-}
