@@ -35,7 +35,7 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
     println!("tristack {} (x86_64, {}) booting", env!("CARGO_PKG_VERSION"), env!("TRISTACK_BUILD"));
     mm::init(boot_info);
     load_symbols();
-    crate::arch::init_cpu(0);
+    init_cpu(0);
     let (usable, free) = mm::phys::counts();
     println!(
         "Memory: {}K/{}K available, heap {}K, vmap area {:#x}",
@@ -139,7 +139,7 @@ fn init_main(_: u64) -> i64 {
     }
     crate::arch::apic::start_periodic_timer(crate::time::HZ);
     match &madt {
-        Some(madt) => crate::smp::boot_secondary_cpus(madt),
+        Some(madt) => crate::smp::boot_secondary_cpus(madt, ap_main),
         None => println!("smp: no MADT; running on CPU 0 only"),
     }
     let cmdline = fw_cfg::read_file(fw_cfg::CMDLINE_FILE);
@@ -178,4 +178,34 @@ pub mod ktests {
         kcheck!(region_of(here).map(|r| r.name) == Some("kernel image"), "{here:#x} not in image");
         Ok(())
     }
+}
+
+/// Bring up this CPU's exception handling: per-CPU area (GS base), its IST
+/// stacks and IRQ stack, GDT and TSS, the shared IDT, the local APIC and
+/// machine checks.
+/// The boot CPU runs it first; each AP runs it for itself (`ap_main`).
+pub fn init_cpu(cpu: usize) {
+    use crate::arch::{apic, cpu as x86, gdt, idt, mce, percpu, syscall, vectors};
+    percpu::init(cpu);
+    let tops = crate::stacks::exception::init_cpu(cpu);
+    crate::stacks::irq::init_cpu(cpu);
+    crate::stacks::extra::init_cpu(cpu);
+    gdt::init(cpu, &tops);
+    if cpu == 0 {
+        idt::init();
+        crate::drivers::pic::remap_and_mask(vectors::PIC_VECTOR_BASE);
+    }
+    idt::load();
+    apic::init();
+    percpu::this_cpu().apic_id.store(apic::id(), core::sync::atomic::Ordering::Relaxed);
+    mce::init();
+    syscall::init();
+    x86::enable_protections();
+}
+
+/// What each AP runs once it is in 64-bit mode on its idle stack: the
+/// same bring-up as the boot CPU's, then its own tick, ksoftirqd and idle.
+fn ap_main(cpu: usize) -> ! {
+    init_cpu(cpu);
+    crate::smp::secondary_start(cpu)
 }

@@ -113,9 +113,26 @@ pub fn not_online() -> alloc::vec::Vec<(u32, &'static str)> {
     NOT_ONLINE.lock().clone()
 }
 
+/// The trampoline below 1 MiB and its page table, whose three frames come
+/// from the frame allocator (below 4 GiB: real mode loads 32 bits of CR3).
+fn install_trampoline() -> Result<(), smpboot::StartError> {
+    use crate::mm::phys;
+    if smpboot::trampoline_installed() {
+        return Ok(());
+    }
+    if !phys::low_frame_usable(crate::layout::TRAMPOLINE_PHYS) {
+        return Err(smpboot::StartError::TrampolinePageNotRam);
+    }
+    let mut frames = [0u64; 3];
+    for f in &mut frames {
+        *f = phys::alloc_frame().ok_or(smpboot::StartError::NoMemory)?.start_address().as_u64();
+    }
+    smpboot::install_trampoline(frames)
+}
+
 /// Start every AP the MADT lists as usable, one at a time; CPU numbers
-/// follow MADT order after the BSP (CPU 0).
-pub fn boot_secondary_cpus(madt: &Madt) {
+/// follow MADT order after the BSP (CPU 0). Each runs `ap_main(cpu)`.
+pub fn boot_secondary_cpus(madt: &Madt, ap_main: fn(usize) -> !) {
     let me = apic::id();
     let mut next = 1;
     for p in madt.processors.iter().filter(|p| p.apic_id != me) {
@@ -138,7 +155,7 @@ pub fn boot_secondary_cpus(madt: &Madt) {
                 continue;
             }
         };
-        match smpboot::start_ap(cpu, p.apic_id, top) {
+        match install_trampoline().and_then(|()| smpboot::start_ap(cpu, p.apic_id, top, ap_main)) {
             Ok(()) => {
                 println!(
                     "smpboot: CPU {cpu} (APIC id {}) online: IST stacks at {:#x}, IRQ stack at {:#x}, idle stack top {top:#x}",
@@ -160,7 +177,7 @@ pub fn boot_secondary_cpus(madt: &Madt) {
     println!("smp: Brought up 1 node, {} CPU{}", next, if next == 1 { "" } else { "s" });
 }
 
-/// An AP's last step of bring-up (on its idle stack, after `init_cpu`): its
+/// An AP's last step of bring-up (on its idle stack, after `boot::init_cpu`): its
 /// tick, its ksoftirqd, then it becomes its idle task.
 pub fn secondary_start(cpu: usize) -> ! {
     crate::arch::apic::start_periodic_timer(time::HZ);

@@ -14,14 +14,13 @@
 //! APs are started one at a time, so a few statics carry the hand-over.
 
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use ::x86_64::registers::control::{Cr0, Cr3, Cr4};
 use ::x86_64::structures::paging::PageTable;
 
 use super::{apic, percpu};
-use crate::layout::{PAGE_SIZE, TRAMPOLINE_PHYS};
-use crate::mm::phys;
+use crate::layout::{DIRECT_MAP_BASE, PAGE_SIZE, TRAMPOLINE_PHYS};
 
 /// Hand-over from the BSP to the AP being started (read by the 64-bit stub).
 #[unsafe(no_mangle)]
@@ -125,7 +124,7 @@ tristack_ap_start64:
     cr4 = sym AP_CR4,
     stack = sym AP_STACK_TOP,
     cpu = sym AP_CPU,
-    ap_main = sym ap_main,
+    ap_main = sym ap_entry,
 );
 
 unsafe extern "C" {
@@ -163,20 +162,22 @@ fn symbol(s: &u8) -> u64 {
     s as *const u8 as u64
 }
 
-/// Copy the trampoline below 1 MiB and build its page table (once).
-fn install_trampoline() -> Result<(), StartError> {
-    if TRAMPOLINE_PML4.load(Ordering::Relaxed) != 0 {
-        return Ok(());
-    }
-    if !phys::low_frame_usable(TRAMPOLINE_PHYS) {
-        return Err(StartError::TrampolinePageNotRam);
-    }
-    let frame = || -> Result<(u64, &'static mut PageTable), StartError> {
-        let pa = phys::alloc_frame().ok_or(StartError::NoMemory)?.start_address().as_u64();
+/// Whether the trampoline is in place (`install_trampoline` ran).
+pub fn trampoline_installed() -> bool {
+    TRAMPOLINE_PML4.load(Ordering::Relaxed) != 0
+}
+
+/// Copy the trampoline below 1 MiB (to `TRAMPOLINE_PHYS`, which the caller
+/// found to be usable RAM) and build its page table in `frames`: three
+/// free frames the caller allocated, for the PML4, PDPT and PD.
+pub fn install_trampoline(frames: [u64; 3]) -> Result<(), StartError> {
+    let mut frames = frames.into_iter();
+    let mut frame = || -> Result<(u64, &'static mut PageTable), StartError> {
+        let pa = frames.next().expect("three frames");
         if pa >= 1 << 32 {
             return Err(StartError::PageTableAbove4G);
         }
-        let table = phys::phys_to_virt(pa) as *mut PageTable;
+        let table = (DIRECT_MAP_BASE + pa) as *mut PageTable;
         // SAFETY: a fresh frame, ours alone, mapped writable by the direct map.
         unsafe {
             table.write(PageTable::new());
@@ -198,7 +199,7 @@ fn install_trampoline() -> Result<(), StartError> {
     // The kernel's upper half, shared: the 64-bit stub and its data are there.
     let (root, _) = Cr3::read();
     // SAFETY: CR3 holds the live top-level table, reached through the direct map.
-    let kernel = unsafe { &*(phys::phys_to_virt(root.start_address().as_u64()) as *const PageTable) };
+    let kernel = unsafe { &*((DIRECT_MAP_BASE + root.start_address().as_u64()) as *const PageTable) };
     for i in 256..512 {
         pml4[i] = kernel[i].clone();
     }
@@ -210,7 +211,7 @@ fn install_trampoline() -> Result<(), StartError> {
         let start = symbol(&tristack_trampoline_start);
         let len = symbol(&tristack_trampoline_end) - start;
         assert!(len <= PAGE_SIZE, "trampoline larger than a page");
-        let dst = phys::phys_to_virt(TRAMPOLINE_PHYS);
+        let dst = (DIRECT_MAP_BASE + TRAMPOLINE_PHYS) as *mut u8;
         core::ptr::copy_nonoverlapping(start as *const u8, dst, len as usize);
         let patch =
             |label: &u8, value: u64| (dst.add((symbol(label) - start) as usize) as *mut u64).write_unaligned(value);
@@ -224,8 +225,13 @@ fn install_trampoline() -> Result<(), StartError> {
 /// Start `cpu` (APIC ID `apic_id`) on the stack `stack_top` and wait until it
 /// reports online: INIT, 10 ms, STARTUP, 200 µs, STARTUP, 200 µs (the Intel
 /// SDM's universal start-up algorithm, as Linux `wakeup_secondary_cpu_via_init`).
-pub fn start_ap(cpu: usize, apic_id: u32, stack_top: u64) -> Result<(), StartError> {
-    install_trampoline()?;
+///
+/// The AP runs `ap_main(cpu)` on that stack once it is in 64-bit mode on
+/// the kernel's page tables (the caller's bring-up: this layer knows the
+/// CPU, not what the kernel runs on it).
+pub fn start_ap(cpu: usize, apic_id: u32, stack_top: u64, ap_main: fn(usize) -> !) -> Result<(), StartError> {
+    assert!(trampoline_installed(), "install_trampoline first");
+    AP_MAIN.store(ap_main as usize, Ordering::SeqCst);
     AP_KERNEL_CR3.store(Cr3::read().0.start_address().as_u64(), Ordering::SeqCst);
     AP_CR0.store(Cr0::read_raw(), Ordering::SeqCst);
     AP_CR4.store(Cr4::read_raw(), Ordering::SeqCst);
@@ -235,28 +241,31 @@ pub fn start_ap(cpu: usize, apic_id: u32, stack_top: u64) -> Result<(), StartErr
 
     let page = (TRAMPOLINE_PHYS / PAGE_SIZE) as u8;
     apic::send_init(apic_id);
-    crate::time::udelay(10_000);
+    super::tsc::udelay(10_000);
     for _ in 0..2 {
         if percpu::of(cpu).online.load(Ordering::Acquire) {
             break;
         }
         apic::send_startup(apic_id, page);
-        crate::time::udelay(200);
+        super::tsc::udelay(200);
     }
     // Up to 1 s for the AP to finish its bring-up.
     for _ in 0..10_000 {
         if percpu::is_online(cpu) {
             return Ok(());
         }
-        crate::time::udelay(100);
+        super::tsc::udelay(100);
     }
     Err(StartError::NoResponse)
 }
 
+/// What each AP runs, handed down by `start_ap`'s caller.
+static AP_MAIN: AtomicUsize = AtomicUsize::new(0);
+
 /// First Rust code on an AP: on the idle task's stack, on the kernel's page
 /// tables, interrupts off, GS base not set yet.
-extern "C" fn ap_main(cpu: u64) -> ! {
-    let cpu = cpu as usize;
-    super::init_cpu(cpu);
-    crate::smp::secondary_start(cpu)
+extern "C" fn ap_entry(cpu: u64) -> ! {
+    // SAFETY: `start_ap` stored a `fn(usize) -> !` before starting the AP.
+    let ap_main = unsafe { core::mem::transmute::<usize, fn(usize) -> !>(AP_MAIN.load(Ordering::SeqCst)) };
+    ap_main(cpu as usize)
 }
