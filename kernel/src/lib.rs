@@ -20,6 +20,7 @@ pub mod debug;
 pub mod drivers;
 pub mod layout;
 pub mod mm;
+pub mod ratelimit;
 pub mod shell;
 pub mod stacks;
 pub mod user;

@@ -116,7 +116,7 @@ pub fn submit_bio(dev: &dyn BlockDevice, bio: &mut Bio) -> Result<(), BlkError> 
     let r = if bio.sector >= dev.sectors() {
         Err(BlkError::OutOfRange)
     } else {
-        match crate::stacks::extra::call_checked(|| encode(dev.submit(bio))) {
+        match crate::sched::task_stack::call_checked(|| encode(dev.submit(bio))) {
             Ok(code) => decode(code),
             Err(_) => Err(BlkError::NoStack),
         }

@@ -10,7 +10,7 @@
 //! each bio from its own thread while the submitter sleeps.
 //!
 //! `submit_bio` is the critical point of the RFC: it may sleep and may
-//! fail, so it asks `stacks::extra::call_checked` to continue on an extra
+//! fail, so it asks `sched::task_stack::call_checked` to continue on an extra
 //! stack when the current one is getting full, and fails with -EIO when
 //! none is free.
 

@@ -10,7 +10,6 @@ pub mod nmi_backtrace;
 pub mod oops;
 #[cfg(target_os = "none")]
 pub mod panic;
-pub mod ratelimit;
 #[cfg(target_os = "none")]
 pub mod stack_tracer;
 pub mod symbols;

@@ -366,7 +366,7 @@ fn recurse_forever(depth: u64) -> u64 {
 }
 
 fn extra_overflow_thread(_: u64) -> i64 {
-    match extra::call_on_extra_stack(|| recurse_forever(0) as i64) {
+    match crate::sched::task_stack::call_on_extra_stack(|| recurse_forever(0) as i64) {
         Ok(_) => 0,
         Err(_) => 1,
     }

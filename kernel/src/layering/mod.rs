@@ -22,7 +22,7 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("the memory map: sizes and addresses", &["layout"]),
     ("devices: UART, PIT, PIC, ACPI tables, QEMU exit", &["drivers"]),
     ("the CPU: registers, descriptor tables, per-CPU base, APIC, entry stubs", &["arch"]),
-    ("locks and time", &["sync", "time"]),
+    ("locks, time and rate limits", &["sync", "time", "ratelimit"]),
     ("the console (printk)", &["console"]),
     ("the in-kernel test harness", &["ktest"]),
     ("memory: frames, page tables, heap, vmap, address spaces", &["mm"]),
@@ -73,11 +73,7 @@ const NOT_YET_CUT: &[(&str, &str)] = &[
     ("smp.rs", "arch::irq"),
     ("stacks/exception.rs", "arch::mce"),
     ("stacks/exception.rs", "arch::nmi"),
-    ("stacks/extra.rs", "debug"),
-    ("stacks/extra.rs", "sched"),
     ("stacks/irq.rs", "arch::irq"),
-    ("stacks/irq.rs", "sched"),
-    ("stacks/thread.rs", "sched"),
     ("user/process.rs", "arch::usermode"),
 ];
 

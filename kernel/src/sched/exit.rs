@@ -214,7 +214,17 @@ pub mod ktests {
         KTest { name: "oops_waits_for_a_sched_lock_held_elsewhere", run: oops_waits_for_a_sched_lock_held_elsewhere },
         KTest { name: "a_pinned_stack_is_not_reaped", run: a_pinned_stack_is_not_reaped },
         KTest { name: "no_switch_from_hard_irq_context", run: no_switch_from_hard_irq_context },
+        KTest { name: "current_is_per_cpu", run: current_is_per_cpu_and_owns_rsp },
     ];
+
+    /// `current` comes from the per-CPU area, and we run on its stack.
+    fn current_is_per_cpu_and_owns_rsp() -> KResult {
+        let cur = crate::sched::current().ok_or("no current task")?;
+        let rsp = crate::arch::cpu::stack_pointer();
+        kcheck!(cur.pid == crate::sched::INIT_PID, "ktests run in init, current is pid {}", cur.pid);
+        kcheck!((cur.stack.bottom..cur.stack.top()).contains(&rsp), "RSP {rsp:#x} not on current's stack");
+        Ok(())
+    }
 
     /// A thread ran while its CPU was inside an interrupt handler.
     static RAN_INSIDE_IRQ: AtomicBool = AtomicBool::new(false);

@@ -19,6 +19,7 @@ mod runqueue;
 mod signal;
 mod snapshot;
 mod task;
+pub mod task_stack;
 mod wait;
 
 use alloc::boxed::Box;

@@ -7,7 +7,8 @@
 //!   a guard page below, zeroed, non-executable — like thread stacks;
 //! - they are chained on one global free list, counted by a semaphore;
 //! - at a critical point (the block layer's generic submit path, which may
-//!   sleep and may fail) `call_checked` measures the current stack; above
+//!   sleep and may fail) `call_checked` (through `sched::task_stack`, which
+//!   knows the running thread) measures the current stack; above
 //!   the threshold it does `down_trylock`: on failure it logs (rate-limited)
 //!   and the caller returns -EIO; on success it switches to the extra stack
 //!   (`arch::call_on_stack`: interrupts off only around the switch, the
@@ -21,15 +22,15 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::extra_pool::{Counts, ResizeError, Semaphore};
-use crate::debug::ratelimit::{RateLimit, Verdict, DEFAULT_BURST, DEFAULT_INTERVAL_MS};
 use crate::layout::{
     EXTRA_STACKS_PER_CPU, EXTRA_STACK_SIZE, EXTRA_STACK_THRESHOLD, MAX_EXTRA_STACKS, PAGE_SIZE, THREAD_SIZE,
 };
 use crate::mm::vmalloc::{self, ONE_PAGE_GUARDS};
 use crate::mm::vmap::VmapError;
+use crate::println;
+use crate::ratelimit::{RateLimit, Verdict, DEFAULT_BURST, DEFAULT_INTERVAL_MS};
 use crate::sync::IrqMutex;
 use crate::time::HZ;
-use crate::{println, sched};
 
 struct ExtraStack {
     /// The CPU it was created for (the RFC creates them per CPU; any CPU
@@ -64,6 +65,18 @@ static LIVE: [AtomicU64; MAX_EXTRA_STACKS] = [const { AtomicU64::new(0) }; MAX_E
 /// `extra-stacks off` turns the check off (to show what overflows without it).
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static THRESHOLD: AtomicU64 = AtomicU64::new(EXTRA_STACK_THRESHOLD);
+
+/// The running thread as the checked call sees it (the scheduler fills it
+/// in: `sched::task_stack`).
+pub struct Caller<'a> {
+    pub name: &'a str,
+    pub pid: u32,
+    /// Its own thread stack, [bottom, top).
+    pub stack: (u64, u64),
+    /// Top of the extra stack it runs on (0: its own). Kept in the task,
+    /// since a thread may sleep on an extra stack and switch away.
+    pub extra_top: &'a AtomicU64,
+}
 
 /// A submit refused for want of a free extra stack (the caller returns -EIO).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,27 +259,25 @@ fn give_back(bottom: u64) {
 /// decides is what it leaves, `THREAD_SIZE - threshold` bytes below RSP.
 /// So a 4 or 8 KiB stack, or one under a stack limit, switches as early
 /// as it must instead of overflowing before "half" of it is used.
-pub fn call_checked(f: impl FnOnce() -> i64) -> Result<i64, NoExtraStack> {
-    let Some(task) = sched::current() else { return Ok(f()) };
+pub fn call_checked(task: Option<Caller>, f: impl FnOnce() -> i64) -> Result<i64, NoExtraStack> {
+    let Some(task) = task else { return Ok(f()) };
     let on_extra = task.extra_top.load(Ordering::Relaxed);
-    let (bottom, top) =
-        if on_extra != 0 { (on_extra - EXTRA_STACK_SIZE, on_extra) } else { (task.stack.bottom, task.stack.top()) };
+    let (bottom, top) = if on_extra != 0 { (on_extra - EXTRA_STACK_SIZE, on_extra) } else { task.stack };
     let sp = crate::arch::cpu::stack_pointer();
     let needed = THREAD_SIZE.saturating_sub(THRESHOLD.load(Ordering::Relaxed));
     if !ENABLED.load(Ordering::Relaxed) || sp.saturating_sub(bottom) >= needed {
         return Ok(f());
     }
-    switch_and_call(top.saturating_sub(sp), f)
+    switch_and_call(&task, top.saturating_sub(sp), f)
 }
 
 /// Take an extra stack whatever the current depth and run `f` on it (the
 /// `extra-overflow` demo overflows one this way); Err when none is free.
-pub fn call_on_extra_stack(f: impl FnOnce() -> i64) -> Result<i64, NoExtraStack> {
-    switch_and_call(0, f)
+pub fn call_on_extra_stack(task: Caller, f: impl FnOnce() -> i64) -> Result<i64, NoExtraStack> {
+    switch_and_call(&task, 0, f)
 }
 
-fn switch_and_call(used: u64, f: impl FnOnce() -> i64) -> Result<i64, NoExtraStack> {
-    let task = sched::current().expect("extra stacks are for threads");
+fn switch_and_call(task: &Caller, used: u64, f: impl FnOnce() -> i64) -> Result<i64, NoExtraStack> {
     let on_extra = task.extra_top.load(Ordering::Relaxed);
     let Some(bottom) = take() else {
         let verdict = POOL.lock().log.check(crate::time::jiffies());
@@ -278,7 +289,7 @@ fn switch_and_call(used: u64, f: impl FnOnce() -> i64) -> Result<i64, NoExtraSta
                 "extra-stacks: {} ({}): {used} of {} stack bytes in use and no extra stack free: -EIO",
                 task.name,
                 task.pid,
-                if on_extra != 0 { EXTRA_STACK_SIZE } else { task.stack.size() }
+                if on_extra != 0 { EXTRA_STACK_SIZE } else { task.stack.1 - task.stack.0 }
             );
         }
         return Err(NoExtraStack { used });

@@ -83,8 +83,9 @@ pub mod ktests {
         kcheck!((bottom..top).contains(&rsp), "handler RSP {rsp:#x} not on the IRQ stack");
         let (word, frame) = (SEEN_TOP_WORD.load(Ordering::SeqCst), SEEN_FRAME.load(Ordering::SeqCst));
         kcheck!(word == frame, "top word {word:#x} is not the interrupted RSP {frame:#x}");
-        let me = crate::sched::current().ok_or("no current")?;
-        kcheck!((me.stack.bottom..me.stack.top()).contains(&frame), "frame {frame:#x} not on this thread's stack");
+        let mine = crate::stacks::thread::find(crate::arch::cpu::stack_pointer()).map(|(s, _)| s.bottom);
+        let frames = crate::stacks::thread::find(frame).map(|(s, _)| s.bottom);
+        kcheck!(mine.is_some() && frames == mine, "frame {frame:#x} not on this thread's stack");
         kcheck!(cpu.irq_count.load(Ordering::SeqCst) == -1, "irq_count not back at -1");
         Ok(())
     }

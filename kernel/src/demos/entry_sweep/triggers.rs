@@ -115,7 +115,7 @@ fn yield_loop(_: u64) -> i64 {
 
 fn call_on_stack_loop(_: u64) -> i64 {
     while RUNNING.load(Ordering::Relaxed) {
-        let r = crate::stacks::extra::call_on_extra_stack(|| 0x5eed);
+        let r = crate::sched::task_stack::call_on_extra_stack(|| 0x5eed);
         check(if r == Ok(0x5eed) { 0 } else { 1 });
     }
     0
