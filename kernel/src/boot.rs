@@ -127,6 +127,7 @@ fn route_device_interrupts(madt: &crate::drivers::acpi::Madt) {
 
 /// pid 1: start the tick, run the command line, then the shell.
 fn init_main(_: u64) -> i64 {
+    crate::ktest::hand_down(ktests::KTESTS);
     crate::softirq::open(crate::softirq::Softirq::TIMER, crate::sched::timer_softirq);
     crate::smp::init();
     crate::debug::nmi_backtrace::init();

@@ -22,6 +22,21 @@ pub struct KTest {
     pub run: fn() -> KResult,
 }
 
+/// Suites of layers above the `ktest` command (boot's), handed down at init.
+static HANDED_DOWN: crate::sync::IrqMutex<alloc::vec::Vec<&'static [KTest]>> =
+    crate::sync::IrqMutex::new(alloc::vec::Vec::new());
+
+/// Add `suite` to the ones the `ktest` command runs first (a layer above
+/// the command registers its own this way).
+pub fn hand_down(suite: &'static [KTest]) {
+    HANDED_DOWN.lock().push(suite);
+}
+
+/// The suites handed down, in the order they came.
+pub fn handed_down() -> alloc::vec::Vec<&'static [KTest]> {
+    HANDED_DOWN.lock().clone()
+}
+
 /// Run the tests of `suites` whose name contains `filter`; returns (passed,
 /// failed). The caller (the `ktest` command) lists the suites, so this
 /// runner names no module above it.

@@ -159,7 +159,7 @@ fn kill_or_reason() -> PanicReason {
         _ => {}
     }
     match cpu.locks_held.load(Ordering::SeqCst) {
-        0 => PanicReason::CannotKill(crate::sched::kill_current()),
+        0 => PanicReason::CannotKill(crate::sched::kill_current(reset_cpu_after_oops, recovered)),
         n => PanicReason::LocksHeld(n),
     }
 }

@@ -227,7 +227,7 @@ impl AddressSpace {
         write: bool,
         mut f: impl FnMut(*mut u8, usize, usize),
     ) -> Result<(), Fault> {
-        let end = crate::user::uaccess::user_range(va, len as u64).ok_or(Fault::BadRange)?;
+        let end = super::uaccess::user_range(va, len as u64).ok_or(Fault::BadRange)?;
         let mut addr = va;
         let mut done = 0usize;
         while addr < end {

@@ -1,7 +1,9 @@
 //! Memory management: physical frames, page tables through the direct map,
-//! the kernel heap and the vmap area (guarded virtual ranges for stacks).
+//! the kernel heap and the vmap area (guarded virtual ranges for stacks),
+//! address spaces of processes and the user-pointer checks (`uaccess`).
 
 pub mod frame;
+pub mod uaccess;
 pub mod vmap;
 
 #[cfg(target_os = "none")]

@@ -90,8 +90,10 @@ impl core::fmt::Display for KillError {
 /// to its next task, never coming back. Another CPU holding a scheduler
 /// lock is waited for (a moment, normally); this CPU holding one means the
 /// oops hit inside the scheduler: that is returned as the reason to panic.
-/// Allocates nothing.
-pub fn kill_current() -> KillError {
+/// Allocates nothing. The oops hands down what it must do on this CPU
+/// before the switch (`reset_cpu`) and once the locks are dropped
+/// (`recovered`).
+pub fn kill_current(reset_cpu: fn(), recovered: fn()) -> KillError {
     let cpu = this_cpu().id();
     let cur = current_mut();
     match lock_for_kill(&TASKS) {
@@ -104,7 +106,7 @@ pub fn kill_current() -> KillError {
     };
     cur.exit_code = -11; // as if by SIGSEGV
     cur.state.set(State::Dead);
-    crate::debug::oops::reset_cpu_after_oops();
+    reset_cpu();
     let next = q.switch_in_next();
     q.switches += 1;
     this_cpu().switching_from.store(cur as *const Task as u64, Ordering::Release);
@@ -118,7 +120,7 @@ pub fn kill_current() -> KillError {
     let rsp = next.saved_rsp;
     drop(q);
     interrupts::disable();
-    crate::debug::oops::recovered();
+    recovered();
     // SAFETY: the dying task's stack (or the #DF stack we are on) is
     // abandoned; next's frame is valid.
     unsafe { switch::switch_to_abandon(rsp) }

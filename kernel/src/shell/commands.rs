@@ -93,12 +93,11 @@ fn meminfo(args: &[&str]) -> CmdResult {
     Ok(())
 }
 
-/// Every module's ktests, in the order they run: memory first, then each
-/// kind of stack, then what is built on them, then the demos'. Each module
-/// declares its own `KTESTS` next to the code it tests.
+/// Every module's ktests, in the order they run: boot's (handed down),
+/// memory, then each kind of stack, then what is built on them, then the
+/// demos'. Each module declares its own `KTESTS` next to the code it tests.
 fn ktest_suites() -> alloc::vec::Vec<&'static [ktest::KTest]> {
-    let mechanisms: [&[ktest::KTest]; 11] = [
-        crate::boot::ktests::KTESTS,
+    let mechanisms: [&[ktest::KTest]; 10] = [
         crate::mm::ktests::KTESTS,
         crate::stacks::exception::ktests::KTESTS,
         crate::arch::mce::ktests::KTESTS,
@@ -110,7 +109,8 @@ fn ktest_suites() -> alloc::vec::Vec<&'static [ktest::KTest]> {
         crate::sched::ktests::KTESTS,
         crate::user::ktests::KTESTS,
     ];
-    mechanisms.into_iter().chain(crate::demos::KTESTS.iter().copied()).collect()
+    let handed_down = ktest::handed_down().into_iter();
+    handed_down.chain(mechanisms).chain(crate::demos::KTESTS.iter().copied()).collect()
 }
 
 fn ktest_cmd(args: &[&str]) -> CmdResult {

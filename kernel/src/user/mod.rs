@@ -1,7 +1,6 @@
 //! User mode (Linux `fs/binfmt_elf.c`, `kernel/fork.c`, `arch/x86/entry/common.c`):
 //! - `abi`: syscall numbers and structures, shared with `ulib`;
 //! - `elf`: the loader's checks (pure);
-//! - `uaccess`: user-pointer range checks (pure);
 //! - `programs`: the embedded user programs;
 //! - `process`: address space + program + thread; `run`;
 //! - `syscall`: the dispatcher and the calls;
@@ -15,7 +14,6 @@ pub mod abi;
 pub mod elf;
 pub mod programs;
 pub mod rng;
-pub mod uaccess;
 
 #[cfg(target_os = "none")]
 pub mod fault;

@@ -68,7 +68,7 @@ fn sys_write(fd: u64, buf: u64, len: u64) -> i64 {
     if fd != 1 && fd != 2 {
         return -EBADF;
     }
-    if super::uaccess::user_range(buf, len).is_none() {
+    if crate::mm::uaccess::user_range(buf, len).is_none() {
         return -EFAULT;
     }
     let mut chunk = [0u8; 256];
@@ -214,7 +214,7 @@ fn stackleak_find(secret: u64) -> i64 {
 /// a user address (only the range is checked, so a kernel address cannot
 /// be named). SMAP turns it into an oops.
 fn lkdtm_access_userspace(addr: u64) -> i64 {
-    if super::uaccess::user_range(addr, 8).is_none() || !addr.is_multiple_of(8) {
+    if crate::mm::uaccess::user_range(addr, 8).is_none() || !addr.is_multiple_of(8) {
         return -EINVAL;
     }
     // SAFETY: none — this is the bug on purpose (Linux lkdtm). Without SMAP
@@ -226,7 +226,7 @@ fn lkdtm_access_userspace(addr: u64) -> i64 {
 /// The planted bug of `SYS_LKDTM_EXEC_USERSPACE`: a call into user code
 /// in ring 0. SMEP turns it into an oops.
 fn lkdtm_exec_userspace(addr: u64) -> i64 {
-    if super::uaccess::user_range(addr, 1).is_none() {
+    if crate::mm::uaccess::user_range(addr, 1).is_none() {
         return -EINVAL;
     }
     // SAFETY: none — this is the bug on purpose (Linux lkdtm). With SMEP
@@ -238,7 +238,7 @@ fn lkdtm_exec_userspace(addr: u64) -> i64 {
 fn sys_clone_thread(entry: u64, stack_top: u64, arg: u64) -> i64 {
     // Every value is the user's: checked arithmetic only (a panic here
     // would be a user-triggered kernel crash).
-    let user = |va: u64| super::uaccess::user_range(va, 8).is_some();
+    let user = |va: u64| crate::mm::uaccess::user_range(va, 8).is_some();
     let below_top = stack_top.checked_sub(8);
     if !user(entry) || !below_top.is_some_and(user) || !stack_top.is_multiple_of(16) {
         return -EINVAL;
@@ -261,7 +261,7 @@ fn sys_munmap(addr: u64, len: u64) -> i64 {
     if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
         return -EINVAL;
     }
-    let Some(end) = len.checked_next_multiple_of(PAGE_SIZE).and_then(|len| super::uaccess::user_range(addr, len))
+    let Some(end) = len.checked_next_multiple_of(PAGE_SIZE).and_then(|len| crate::mm::uaccess::user_range(addr, len))
     else {
         return -EINVAL;
     };

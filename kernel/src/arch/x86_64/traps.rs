@@ -112,7 +112,7 @@ fn page_fault(regs: &Regs) -> ! {
     }
     let err = regs.error_code;
     // Linux `show_fault_oops`: a kernel fetch from a user page is SMEP's work.
-    if err & PF_INSTR != 0 && crate::user::uaccess::user_range(cr2, 1).is_some() {
+    if err & PF_INSTR != 0 && crate::mm::uaccess::user_range(cr2, 1).is_some() {
         println!("unable to execute userspace code (SMEP?) (uid: 0)");
     }
     println!("BUG: unable to handle page fault for address: {cr2:016x}");
@@ -128,8 +128,7 @@ fn page_fault(regs: &Regs) -> ! {
     println!("#PF: error_code(0x{err:04x}) - {why}");
     // A present user page the kernel may not touch: SMAP said no (Linux
     // oopses the same way, `do_user_addr_fault`).
-    if err & (PF_INSTR | 1) == 1 && crate::user::uaccess::user_range(cr2, 1).is_some() && super::cpu::protections().smap
-    {
+    if err & (PF_INSTR | 1) == 1 && crate::mm::uaccess::user_range(cr2, 1).is_some() && super::cpu::protections().smap {
         println!("#PF: SMAP: supervisor access to a user address without stac");
     }
     die("page fault", regs)
