@@ -71,7 +71,7 @@ const ENTRIES: &[Entry] = &[
         "TASK",
         THREAD_SIZE,
         ENTRY_SYSCALL,
-        &["tristack_entry_SYSCALL_64", "tristack::arch::x86_64::syscall::do_syscall_64"],
+        &["tristack_entry_SYSCALL_64", "tristack::arch::x86_64::entry::syscall::do_syscall_64"],
     ),
     ("IRQ", "IRQ", IRQ_STACK_SIZE, ENTRY_IRQ, &["tristack_irq_common"]),
     (
@@ -88,8 +88,8 @@ const ENTRIES: &[Entry] = &[
         ENTRY_IST,
         &[
             "tristack_df_common",
-            "tristack::arch::x86_64::traps::exception_dispatch",
-            "tristack::arch::x86_64::traps::double_fault",
+            "tristack::arch::x86_64::entry::traps::exception_dispatch",
+            "tristack::arch::x86_64::entry::traps::double_fault",
         ],
     ),
     (
@@ -99,7 +99,7 @@ const ENTRIES: &[Entry] = &[
         ENTRY_IST,
         &[
             "tristack_paranoid_common",
-            "tristack::arch::x86_64::traps::exception_dispatch",
+            "tristack::arch::x86_64::entry::traps::exception_dispatch",
             "tristack::arch::x86_64::nmi::handle",
         ],
     ),
@@ -110,7 +110,7 @@ const ENTRIES: &[Entry] = &[
         ENTRY_IST,
         &[
             "tristack_debug_common",
-            "tristack::arch::x86_64::traps::exception_dispatch",
+            "tristack::arch::x86_64::entry::traps::exception_dispatch",
             "tristack::arch::x86_64::debug::handle_db",
         ],
     ),
@@ -121,7 +121,7 @@ const ENTRIES: &[Entry] = &[
         ENTRY_IST,
         &[
             "tristack_debug_common",
-            "tristack::arch::x86_64::traps::exception_dispatch",
+            "tristack::arch::x86_64::entry::traps::exception_dispatch",
             "tristack::arch::x86_64::debug::handle_bp",
         ],
     ),
@@ -132,7 +132,7 @@ const ENTRIES: &[Entry] = &[
         ENTRY_IST,
         &[
             "tristack_paranoid_common",
-            "tristack::arch::x86_64::traps::exception_dispatch",
+            "tristack::arch::x86_64::entry::traps::exception_dispatch",
             "tristack::arch::x86_64::mce::do_machine_check::<tristack::arch::x86_64::mce::Hardware>",
         ],
     ),

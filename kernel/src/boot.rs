@@ -186,7 +186,8 @@ pub mod ktests {
 /// machine checks.
 /// The boot CPU runs it first; each AP runs it for itself (`ap_main`).
 pub fn init_cpu(cpu: usize) {
-    use crate::arch::{apic, cpu as x86, gdt, idt, mce, percpu, syscall, vectors};
+    use crate::arch::entry::syscall;
+    use crate::arch::{apic, cpu as x86, gdt, idt, mce, percpu, vectors};
     percpu::init(cpu);
     let tops = crate::stacks::exception::init_cpu(cpu);
     crate::stacks::irq::init_cpu(cpu);

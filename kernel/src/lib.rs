@@ -18,6 +18,7 @@ pub mod cmd;
 pub mod console;
 pub mod debug;
 pub mod drivers;
+pub mod hooks;
 pub mod layout;
 pub mod mm;
 pub mod ratelimit;

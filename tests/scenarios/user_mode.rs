@@ -245,7 +245,7 @@ fn a_kernel_stack_overflow_from_a_syscall_oopses_and_kills_only_that_process() {
     let frames = symbolized_frames(&trace);
     let n = frames.len();
     assert!(n >= 3, "{trace:#?}");
-    assert_eq!(frames[n - 2], "tristack::arch::x86_64::syscall::do_syscall_64", "{trace:#?}");
+    assert_eq!(frames[n - 2], "tristack::arch::x86_64::entry::syscall::do_syscall_64", "{trace:#?}");
     assert_eq!(frames[n - 1], "tristack_entry_SYSCALL_64", "{trace:#?}");
     let lines = run.kernel_lines();
     let end = oops + 1 + trace.len();

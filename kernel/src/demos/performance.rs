@@ -374,7 +374,7 @@ fn bench_syscall() -> CmdResult {
 }
 
 fn with_and_without_stackleak(prog: &str) -> CmdResult {
-    use crate::arch::usermode;
+    use crate::arch::entry::usermode;
     super::user::run_here(prog, "2000")?;
     if !usermode::stackleak() {
         return Ok(());

@@ -5,8 +5,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use crate::arch::entry::usermode;
+use crate::arch::percpu;
 use crate::arch::regs::{Regs, REGS_SIZE};
-use crate::arch::{percpu, usermode};
 use crate::cmd::cmdline::{self, ArgError};
 use crate::cmd::{CmdError, CmdResult};
 use crate::layout::{estack_range, EStack, Ist, MAX_CPUS};

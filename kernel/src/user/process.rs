@@ -15,7 +15,7 @@ use x86_64::structures::paging::PageTableFlags;
 use super::abi::ARGS_MAX;
 use super::elf::{self, ElfError};
 use super::programs;
-use crate::arch::usermode;
+use crate::arch::process::{enter_user, frame_slot_of, user_regs};
 use crate::layout::{PAGE_SIZE, USER_STACK_BOTTOM, USER_STACK_TOP};
 use crate::mm::address_space::AddressSpace;
 use crate::sched::{self, Pid, Placement};
@@ -131,11 +131,11 @@ fn start_user(arg: u64) -> i64 {
     // SAFETY: `run` passed a boxed `Start` and gave up ownership.
     let start = *unsafe { Box::from_raw(arg as *mut Start) };
     let top = sched::current().expect("a running thread").stack.top();
-    let slot = usermode::frame_slot_of(top);
+    let slot = frame_slot_of(top);
     // SAFETY: `spawn_user` kept the top REGS_SIZE bytes of this stack free
     // for exactly this frame; nothing below it is needed after the jump.
     unsafe {
-        slot.write(usermode::user_regs(start.entry, start.user_rsp, start.args, start.args_len));
-        usermode::enter_user(slot)
+        slot.write(user_regs(start.entry, start.user_rsp, start.args, start.args_len));
+        enter_user(slot)
     }
 }

@@ -12,10 +12,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use super::percpu::this_cpu;
 use super::regs::{Regs, RFLAGS_RF};
 use super::vectors::{X86_TRAP_MC, X86_TRAP_NMI};
+use crate::hooks::FnSlots;
 use crate::layout::{Ist, MAX_CPUS};
 use crate::println;
 use crate::stacks::info;
-use crate::sync::FnSlots;
 
 /// Read debug register `n` (0–3, 6, 7).
 pub fn read_dr(n: u8) -> u64 {

@@ -9,9 +9,9 @@ use ::x86_64::registers::model_specific::Msr;
 use super::percpu::this_cpu;
 use super::regs::Regs;
 use crate::debug::oops::die;
+use crate::hooks::FnSlots;
 use crate::println;
 use crate::stacks::info;
-use crate::sync::FnSlots;
 
 const MSR_MCG_CAP: u32 = 0x179;
 const MSR_MCG_STATUS: u32 = 0x17a;

@@ -21,11 +21,11 @@ use super::percpu::{this_cpu, PerCpu};
 use super::regs::Regs;
 use super::tsc::{spin_until, SPIN_WAIT_MS};
 use super::vectors::X86_TRAP_NMI;
+use crate::hooks::FnSlots;
 use crate::layout::{Ist, EXCEPTION_STKSZ};
 use crate::println;
 use crate::stacks::info;
 use crate::stacks::nmi_return::{self, Interrupted};
-use crate::sync::FnSlots;
 
 /// Code that wants to see every NMI on every CPU (Linux
 /// `register_nmi_handler(NMI_LOCAL, ...)`): NMI backtraces, the `bt-nmi` and

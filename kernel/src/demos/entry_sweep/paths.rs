@@ -46,16 +46,16 @@ pub static PATHS: &[Path] = &[
     Path { name: "SYSCALL entry and SYSRET exit", trigger: Trigger::SyscallLoop { nmis: false },
            code: &[Code::Sym("tristack_entry_SYSCALL_64")] },
     Path { name: "exit to user mode (checks, STACKLEAK, IRET)", trigger: Trigger::SyscallLoop { nmis: false },
-           code: &[Code::Sym("tristack_return_to_user"), Code::Sym("tristack::arch::x86_64::usermode::exit_to_user_mode"),
-                   Code::Sym("tristack::arch::x86_64::usermode::prepare_exit"),
-                   Code::Sym("tristack::arch::x86_64::usermode::stackleak_lowest")] },
+           code: &[Code::Sym("tristack_return_to_user"), Code::Sym("tristack::arch::x86_64::entry::usermode::exit_to_user_mode"),
+                   Code::Sym("tristack::arch::x86_64::entry::usermode::prepare_exit"),
+                   Code::Sym("tristack::arch::x86_64::entry::usermode::stackleak_lowest")] },
     Path { name: "IRQ from user mode", trigger: Trigger::SyscallLoop { nmis: false },
            code: &[Code::Stub(|| irq_stub(LOCAL_TIMER_VECTOR.into())), Code::Sym("tristack_irq_common")] },
     Path { name: "faulting IRET to user mode (fixup_bad_iret)", trigger: Trigger::BadIret,
-           code: &[Code::Sym("tristack_bad_iret"), Code::Sym("tristack::arch::x86_64::usermode::fixup_bad_iret")] },
+           code: &[Code::Sym("tristack_bad_iret"), Code::Sym("tristack::arch::x86_64::entry::usermode::fixup_bad_iret")] },
     Path { name: "NMI from user mode (sync_regs)", trigger: Trigger::SyscallLoop { nmis: true },
            code: &[Code::Stub(|| exception_stub(X86_TRAP_NMI.into())), Code::Sym("tristack_paranoid_common"),
-                   Code::Sym("tristack_exception_from_user"), Code::Sym("tristack::arch::x86_64::usermode::sync_regs")] },
+                   Code::Sym("tristack_exception_from_user"), Code::Sym("tristack::arch::x86_64::entry::usermode::sync_regs")] },
 ];
 
 /// The instruction addresses of `path`, in order; Err names a symbol the

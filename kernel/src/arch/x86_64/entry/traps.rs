@@ -1,9 +1,9 @@
 //! Exception dispatch and the handlers of faults that end in an oops
 //! (Linux `arch/x86/kernel/traps.c`, `mm/fault.c`).
 
-use super::percpu;
-use super::regs::{read_cr2, Regs};
-use super::vectors::*;
+use crate::arch::percpu;
+use crate::arch::regs::{read_cr2, Regs};
+use crate::arch::vectors::*;
 use crate::debug::oops::die;
 use crate::println;
 use crate::stacks::info::{self, StackInfo};
@@ -50,12 +50,12 @@ pub extern "C" fn exception_dispatch(regs: &mut Regs) {
         percpu::this_cpu().note_handler(regs.vector, regs as *const Regs as u64, regs.rsp);
     }
     match regs.vector as u8 {
-        X86_TRAP_DB => super::debug::handle_db(regs),
-        X86_TRAP_NMI => super::nmi::handle(regs),
-        X86_TRAP_BP => super::debug::handle_bp(regs),
+        X86_TRAP_DB => crate::arch::debug::handle_db(regs),
+        X86_TRAP_NMI => crate::arch::nmi::handle(regs),
+        X86_TRAP_BP => crate::arch::debug::handle_bp(regs),
         X86_TRAP_DF => double_fault(regs),
         X86_TRAP_PF => page_fault(regs),
-        X86_TRAP_MC => super::mce::handle(regs),
+        X86_TRAP_MC => crate::arch::mce::handle(regs),
         // A fault in user code ends the process (Linux `do_trap` sends a signal).
         v if regs.from_user() => crate::user::fault::trap(regs, EXCEPTION_NAMES[v as usize]),
         v => die(EXCEPTION_NAMES[v as usize], regs),
@@ -128,7 +128,10 @@ fn page_fault(regs: &Regs) -> ! {
     println!("#PF: error_code(0x{err:04x}) - {why}");
     // A present user page the kernel may not touch: SMAP said no (Linux
     // oopses the same way, `do_user_addr_fault`).
-    if err & (PF_INSTR | 1) == 1 && crate::mm::uaccess::user_range(cr2, 1).is_some() && super::cpu::protections().smap {
+    if err & (PF_INSTR | 1) == 1
+        && crate::mm::uaccess::user_range(cr2, 1).is_some()
+        && crate::arch::cpu::protections().smap
+    {
         println!("#PF: SMAP: supervisor access to a user address without stac");
     }
     die("page fault", regs)

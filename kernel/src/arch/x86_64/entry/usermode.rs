@@ -4,12 +4,12 @@
 //! mode, the two hardenings of the thread stack, and the first entry into
 //! a new program. The assembly is in `entry.rs` and `syscall.rs`.
 
-use core::mem::size_of;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use super::percpu::this_cpu;
-use super::regs::Regs;
-use super::vectors::X86_TRAP_NMI;
+use crate::arch::percpu::this_cpu;
+use crate::arch::process::user_frame_slot;
+use crate::arch::regs::Regs;
+use crate::arch::vectors::X86_TRAP_NMI;
 use crate::layout::{cea_base, EStack};
 
 /// `MSR_GS_BASE`: the paranoid entries read it to learn whose GS is loaded.
@@ -25,8 +25,8 @@ static STACKLEAK: AtomicBool = AtomicBool::new(true);
 pub fn set_randomize_kstack_offset(on: bool) {
     RANDOMIZE_KSTACK_OFFSET.store(on, Ordering::SeqCst);
     if !on {
-        for cpu in super::percpu::online_cpus() {
-            super::percpu::of(cpu).kstack_offset.store(0, Ordering::SeqCst);
+        for cpu in crate::arch::percpu::online_cpus() {
+            crate::arch::percpu::of(cpu).kstack_offset.store(0, Ordering::SeqCst);
         }
     }
 }
@@ -38,11 +38,6 @@ pub fn set_stackleak(on: bool) {
 }
 pub fn stackleak() -> bool {
     STACKLEAK.load(Ordering::Relaxed)
-}
-
-/// Where a frame from user mode belongs: the top of the running thread's stack.
-fn user_frame_slot() -> *mut Regs {
-    frame_slot_of(this_cpu().top_of_stack.load(Ordering::Relaxed))
 }
 
 /// Linux `sync_regs`: an exception from user mode that arrived on an IST
@@ -172,7 +167,7 @@ pub extern "C" fn stackleak_lowest() -> u64 {
     }
     let Some(task) = crate::sched::current() else { return 0 };
     let bottom = task.stack.bottom;
-    let rsp = super::cpu::stack_pointer();
+    let rsp = crate::arch::cpu::stack_pointer();
     // Skip the end-magic word at the very bottom, then runs of poison and
     // of zero with `repe scasq` (a string instruction: no loop of loads
     // and compares), until a word that is neither, or RSP.
@@ -206,41 +201,4 @@ pub extern "C" fn stackleak_lowest() -> u64 {
     // STACKLEAK_METRICS `lowest_stack`).
     task.lowest_stack.fetch_min(lowest, Ordering::Relaxed);
     lowest
-}
-
-/// Enter user mode for the first time (Linux `start_thread` +
-/// `ret_from_fork` to user): `regs`, built by the caller at the top of its
-/// own thread stack, becomes the frame the exit path returns through.
-///
-/// # Safety
-/// `regs` is this thread's user frame slot, fully initialised with user
-/// selectors, and everything below it on the stack may be abandoned.
-pub unsafe fn enter_user(regs: *mut Regs) -> ! {
-    assert_eq!(regs, user_frame_slot());
-    ::x86_64::instructions::interrupts::disable();
-    // SAFETY: per the contract: RSP := the frame, then the common exit path
-    // (checks, poison, swapgs, iretq) as after any entry from user mode.
-    unsafe { core::arch::asm!("mov rsp, {}", "jmp tristack_return_to_user", in(reg) regs, options(noreturn)) }
-}
-
-/// The user frame of a thread whose stack tops at `top` (what `enter_user`
-/// expects to be given).
-pub fn frame_slot_of(top: u64) -> *mut Regs {
-    (top - size_of::<Regs>() as u64) as *mut Regs
-}
-
-/// Initial register frame of a new program: RIP at `entry`, RSP at
-/// `user_rsp`, arguments in RDI and RSI, interrupts on, ring 3.
-pub fn user_regs(entry: u64, user_rsp: u64, arg0: u64, arg1: u64) -> Regs {
-    use super::gdt::{USER_CS, USER_DS};
-    Regs {
-        rip: entry,
-        cs: u64::from(USER_CS),
-        rflags: 0x202, // IF and the always-one bit
-        rsp: user_rsp,
-        ss: u64::from(USER_DS),
-        rdi: arg0,
-        rsi: arg1,
-        ..Regs::default()
-    }
 }

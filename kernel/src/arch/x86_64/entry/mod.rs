@@ -1,5 +1,12 @@
-//! Entry stubs: the only assembly on the way into the kernel and back —
-//! exceptions, interrupts, `syscall`, and the return to user mode.
+//! The entry layer: everything the CPU enters the kernel through. Here, the
+//! stubs — the only assembly on the way into the kernel and back:
+//! exceptions, interrupts, `syscall`, and the return to user mode — and,
+//! in the submodules, the Rust handlers they call: `traps` (exceptions
+//! that end in an oops, page faults), `syscall` (`do_syscall_64`, the MSRs),
+//! `usermode` (`sync_regs`, the exit to user mode and its checks). They sit
+//! above every subsystem they call into (see `layering`); the registries
+//! those subsystems use (vectors, NMI handlers, debug hooks) are below, in
+//! `arch`.
 //!
 //! Protocol (Linux `arch/x86/entry/entry_64.S`, `idtentry` macros):
 //!
@@ -40,18 +47,22 @@
 //! trusting CS (Linux `paranoid_entry`). #DF never moves: its frame stays on
 //! its IST stack even from user mode (Linux `idtentry_df`).
 
+pub mod syscall;
+pub mod traps;
+pub mod usermode;
+
 use core::arch::global_asm;
 use core::ops::Range;
 
-use super::gdt::{USER_CS, USER_DS};
-use super::percpu::{
+use crate::arch::gdt::{USER_CS, USER_DS};
+use crate::arch::percpu::{
     IRQ_COUNT_OFFSET, IRQ_STACK_TOP_OFFSET, KSTACK_OFFSET_OFFSET, TOP_OF_STACK_OFFSET, TSS_IST_DB_OFFSET,
     USER_RSP_SCRATCH_OFFSET,
 };
-use super::regs::{REGS_CS, REGS_RAX, REGS_RBP, REGS_RIP};
-use super::usermode::MSR_GS_BASE;
-use super::vectors::{FIRST_EXTERNAL_VECTOR, NR_EXCEPTIONS, SYSCALL_FRAME};
+use crate::arch::regs::{REGS_CS, REGS_RAX, REGS_RBP, REGS_RIP};
+use crate::arch::vectors::{FIRST_EXTERNAL_VECTOR, NR_EXCEPTIONS, SYSCALL_FRAME};
 use crate::layout::DB_STACK_OFFSET;
+use usermode::MSR_GS_BASE;
 
 global_asm!(
     r#"
@@ -544,16 +555,16 @@ tristack_exception_stubs:
 .endr
 .text
 "#,
-    dispatch = sym super::traps::exception_dispatch,
-    irq_dispatch = sym super::irq::irq_dispatch,
-    irq_exit_to_thread = sym super::irq::irq_exit_to_thread,
-    sync_regs = sym super::usermode::sync_regs,
-    kernel_return = sym super::nmi::kernel_return,
-    debug_return = sym super::debug::debug_return,
-    regs_error_code = const super::regs::REGS_ERROR_CODE,
-    fixup_bad_iret = sym super::usermode::fixup_bad_iret,
-    exit_to_user_mode = sym super::usermode::exit_to_user_mode,
-    do_syscall_64 = sym super::syscall::do_syscall_64,
+    dispatch = sym traps::exception_dispatch,
+    irq_dispatch = sym crate::arch::irq::irq_dispatch,
+    irq_exit_to_thread = sym crate::arch::irq::irq_exit_to_thread,
+    sync_regs = sym usermode::sync_regs,
+    kernel_return = sym crate::arch::nmi::kernel_return,
+    debug_return = sym crate::arch::debug::debug_return,
+    regs_error_code = const crate::arch::regs::REGS_ERROR_CODE,
+    fixup_bad_iret = sym usermode::fixup_bad_iret,
+    exit_to_user_mode = sym usermode::exit_to_user_mode,
+    do_syscall_64 = sym syscall::do_syscall_64,
     user_rsp_scratch = const USER_RSP_SCRATCH_OFFSET,
     top_of_stack = const TOP_OF_STACK_OFFSET,
     kstack_offset = const KSTACK_OFFSET_OFFSET,
@@ -563,12 +574,12 @@ tristack_exception_stubs:
     syscall_frame = const SYSCALL_FRAME,
     regs_rax = const REGS_RAX,
     enosys = const crate::user::abi::ENOSYS,
-    stackleak_lowest = sym super::usermode::stackleak_lowest,
-    poison = const super::usermode::STACKLEAK_POISON,
+    stackleak_lowest = sym usermode::stackleak_lowest,
+    poison = const usermode::STACKLEAK_POISON,
     msr_gs_base = const MSR_GS_BASE,
     irq_count = const IRQ_COUNT_OFFSET,
     irq_stack_top = const IRQ_STACK_TOP_OFFSET,
-    bench_noswitch_vector = const super::vectors::BENCH_NOSWITCH_VECTOR,
+    bench_noswitch_vector = const crate::arch::vectors::BENCH_NOSWITCH_VECTOR,
     regs_rip = const REGS_RIP,
     regs_rbp = const REGS_RBP,
     regs_cs = const REGS_CS,

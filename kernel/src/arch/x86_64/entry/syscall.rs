@@ -17,9 +17,9 @@ use ::x86_64::structures::gdt::SegmentSelector;
 use ::x86_64::PrivilegeLevel;
 use ::x86_64::VirtAddr;
 
-use super::gdt::{KERNEL_CS, KERNEL_DS, USER32_CS, USER_CS, USER_DS};
-use super::percpu::this_cpu;
-use super::regs::Regs;
+use crate::arch::gdt::{KERNEL_CS, KERNEL_DS, USER32_CS, USER_CS, USER_DS};
+use crate::arch::percpu::this_cpu;
+use crate::arch::regs::Regs;
 
 unsafe extern "C" {
     /// The entry stub (`entry.rs`), LSTAR's target.
