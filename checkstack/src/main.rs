@@ -111,7 +111,7 @@ const ENTRIES: &[Entry] = &[
         &[
             "tristack_debug_common",
             "tristack::arch::x86_64::entry::traps::exception_dispatch",
-            "tristack::arch::x86_64::debug::handle_db",
+            "tristack::arch::x86_64::entry::debug::handle_db",
         ],
     ),
     (
@@ -122,7 +122,7 @@ const ENTRIES: &[Entry] = &[
         &[
             "tristack_debug_common",
             "tristack::arch::x86_64::entry::traps::exception_dispatch",
-            "tristack::arch::x86_64::debug::handle_bp",
+            "tristack::arch::x86_64::entry::debug::handle_bp",
         ],
     ),
     (

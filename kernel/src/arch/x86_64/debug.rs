@@ -1,21 +1,15 @@
-//! #DB and #BP: the debug registers DR0–DR3/DR6/DR7 and the two handlers.
-//! Whoever arms a breakpoint registers a hook that claims its events
-//! (the `db N` and `watch` demos, and `nmi-storm` for its nests).
-//!
-//! Both vectors run on the #DB IST stack; the entry stub shifts TSS IST[DB]
-//! down by `DB_STACK_OFFSET` while a handler runs, so a #DB raised inside the
-//! handler lands on DB1, and one more on the unmapped DB2 hole.
+//! The debug registers DR0–DR3/DR6/DR7, and the hooks of whoever owns a
+//! breakpoint (the `db N` and `watch` demos, `nmi-storm` for its nests, the
+//! entry sweep): each claims its own #DB and #BP events. The handlers that
+//! run them are the entry layer's (`entry::debug`).
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
 use super::percpu::this_cpu;
-use super::regs::{Regs, RFLAGS_RF};
-use super::vectors::{X86_TRAP_MC, X86_TRAP_NMI};
+use super::regs::Regs;
 use crate::hooks::FnSlots;
-use crate::layout::{Ist, MAX_CPUS};
-use crate::println;
-use crate::stacks::info;
+use crate::layout::Ist;
 
 /// Read debug register `n` (0–3, 6, 7).
 pub fn read_dr(n: u8) -> u64 {
@@ -36,7 +30,7 @@ pub fn read_dr(n: u8) -> u64 {
 }
 
 /// Write debug register `n` (0–3, 6, 7).
-fn write_dr(n: u8, v: u64) {
+pub fn write_dr(n: u8, v: u64) {
     // SAFETY: debug registers only arm or disarm breakpoints, whose #DB this
     // module handles; they never change memory.
     unsafe {
@@ -68,7 +62,7 @@ const LEN_8: u64 = 0b10;
 /// DR7.LE|GE: "exact breakpoints", recommended whenever any is armed.
 const DR7_EXACT: u64 = 0b11 << 8;
 /// DR6.B0–B3: which breakpoint fired.
-const DR6_HITS: u64 = 0xf;
+pub const DR6_HITS: u64 = 0xf;
 
 /// Arm breakpoint `slot` (0–3) to fire when `addr` is executed.
 pub fn arm_execute(slot: u8, addr: u64) {
@@ -137,17 +131,14 @@ pub fn switch_user_watch(addr: u64) {
     }
 }
 
-/// DR lines of the oops register block, only when breakpoints are armed.
-pub fn show_if_in_use() {
+/// DR0, DR1, DR2, DR3, DR6, DR7 for the oops register block, only when
+/// breakpoints are armed.
+pub fn in_use() -> Option<[u64; 6]> {
     let dr7 = read_dr(7);
-    if dr7 & 0xff == 0 {
-        return;
-    }
-    println!("DR0: {:016x} DR1: {:016x} DR2: {:016x}", read_dr(0), read_dr(1), read_dr(2));
-    println!("DR3: {:016x} DR6: {:016x} DR7: {:016x}", read_dr(3), read_dr(6), dr7);
+    (dr7 & 0xff != 0).then(|| [read_dr(0), read_dr(1), read_dr(2), read_dr(3), read_dr(6), dr7])
 }
 
-// --- The handlers -----------------------------------------------------------------
+// --- Hooks: who owns a breakpoint ----------------------------------------------------
 
 /// What a #DB or #BP hook is told (Linux passes the same through
 /// `notify_die(DIE_DEBUG / DIE_INT3, ...)`).
@@ -184,7 +175,7 @@ pub fn register_debug_hook(hook: DebugHook) {
 }
 
 /// Whether some hook claimed `event`.
-fn run_hooks(regs: &mut Regs, event: &DebugEvent) -> bool {
+pub fn run_hooks(regs: &mut Regs, event: &DebugEvent) -> bool {
     DEBUG_HOOKS.iter().any(|hook| hook(regs, event))
 }
 
@@ -226,106 +217,6 @@ impl core::fmt::Display for DbCause {
             DbCause::Icebp => write!(f, "ICEBP"),
         }
     }
-}
-
-pub fn handle_db(regs: &mut Regs) {
-    let cpu = this_cpu();
-    let dr6 = read_dr(6);
-    write_dr(6, 0); // DR6 is sticky: clear it for the next #DB
-    let cause = DbCause::from_dr6(dr6, read_dr(7));
-    let depth = cpu.db_depth.fetch_add(1, Ordering::SeqCst) + 1;
-    let frame = regs as *const Regs as u64;
-    let slot = (dr6 & DR6_HITS).trailing_zeros() as u8;
-    let slot = (slot < 4).then_some(slot);
-    if let Some(slot) = slot {
-        disarm(slot);
-    }
-    let event = DebugEvent { kind: DebugKind::Db, dr6, slot, depth, frame };
-    if regs.from_user() {
-        // A user breakpoint is one-shot: the thread's watch is cleared (the
-        // slot is disarmed already).
-        if slot == Some(USER_WATCH_SLOT) {
-            crate::sched::set_user_watch(0);
-        }
-        crate::user::fault::debug_trap(regs, &alloc::format!("#DB ({cause})"), frame);
-    } else if !run_hooks(regs, &event) {
-        println!("#DB: DR6 {dr6:#x} at RIP {:016x} on the {} stack", regs.rip, info::name_of(frame));
-    }
-    // An instruction breakpoint would fire again on return without RF.
-    regs.rflags |= RFLAGS_RF;
-    cpu.db_depth.fetch_sub(1, Ordering::SeqCst);
-}
-
-/// Per CPU: an event a #DB hook asked to deliver at the instruction the
-/// #DB interrupted (0: none) — the stack address `debug_return` hands the
-/// exit path.
-static DELIVER_AT_RETURN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-
-/// From a #DB hook: as this #DB returns, deliver NMI or #MC (`vector`) at
-/// the interrupted instruction, as the CPU would deliver one arriving there:
-/// its hardware frame (the interrupted RIP, CS, RFLAGS, RSP, SS) at the top
-/// of the vector's IST stack, then its entry stub, with every register and
-/// the GS base as the interrupted code had them. What differs from a real
-/// NMI: the CPU does not block further NMIs (the sweep sends none).
-///
-/// A self-NMI from the hook itself would not do: #DB does not block NMIs,
-/// so it would land in the #DB handler, not at the instruction.
-pub fn deliver_at_return(regs: &Regs, vector: u8) {
-    let cpu = this_cpu();
-    let ist = match vector {
-        X86_TRAP_NMI => Ist::NMI,
-        X86_TRAP_MC => Ist::MCE,
-        _ => panic!("deliver_at_return: vector {vector} has no IST stack to deliver on"),
-    };
-    let top = cpu.ist(ist);
-    // [stub][RIP, CS, RFLAGS, RSP, SS]: `ret` pops the stub's address and
-    // leaves RSP at the frame. RF cleared: the breakpoint is disarmed.
-    let words = [
-        super::entry::exception_stub(usize::from(vector)),
-        regs.rip,
-        regs.cs,
-        regs.rflags & !RFLAGS_RF,
-        regs.rsp,
-        regs.ss,
-    ];
-    let at = top - 8 * words.len() as u64;
-    // SAFETY: the top of this CPU's NMI or #MC IST stack, mapped; nothing
-    // lives there while no such handler runs (the hook's caller checked:
-    // the interrupted code is not on that stack's live part).
-    unsafe { (at as *mut [u64; 6]).write(words) };
-    DELIVER_AT_RETURN[cpu.id()].store(at, Ordering::Relaxed);
-}
-
-/// The #DB exit's decision (`RETURN_TO_KERNEL` in entry.rs): an event to
-/// deliver at the interrupted instruction (its stack), else 1 to return
-/// into NMI context without IRET, else 0 to IRET.
-pub extern "C" fn debug_return(regs: &Regs) -> u64 {
-    let deliver = DELIVER_AT_RETURN[this_cpu().id()].swap(0, Ordering::Relaxed);
-    if deliver != 0 {
-        return deliver;
-    }
-    u64::from(super::nmi::returns_into_nmi(regs))
-}
-
-/// `int3` lands here, on the #DB stack (RIP already points past the int3).
-pub fn handle_bp(regs: &mut Regs) {
-    let frame = regs as *const Regs as u64;
-    let depth = this_cpu().db_depth.load(Ordering::Relaxed);
-    if regs.from_user() {
-        crate::user::fault::debug_trap(regs, "int3", frame);
-        return;
-    }
-    let event = DebugEvent { kind: DebugKind::Bp, dr6: 0, slot: None, depth, frame };
-    if run_hooks(regs, &event) {
-        return;
-    }
-    println!(
-        "int3: #BP handled on the {} stack (frame {frame:016x}), interrupted RSP {:016x} on {}, resuming at {:016x}",
-        info::name_of(frame),
-        regs.rsp,
-        info::name_of(regs.rsp),
-        regs.rip
-    );
 }
 
 /// Execute `int3`.

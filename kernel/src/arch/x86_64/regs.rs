@@ -112,7 +112,10 @@ pub fn show_regs(r: &Regs) {
     let (ds, es) = read_seg_ds_es();
     println!("CS:  {:04x} DS: {:04x} ES: {:04x} CR0: {:016x}", r.cs, ds, es, read_cr0());
     println!("CR2: {:016x} CR3: {:016x} CR4: {:016x}", read_cr2(), read_cr3(), read_cr4());
-    super::debug::show_if_in_use();
+    if let Some([dr0, dr1, dr2, dr3, dr6, dr7]) = super::debug::in_use() {
+        println!("DR0: {dr0:016x} DR1: {dr1:016x} DR2: {dr2:016x}");
+        println!("DR3: {dr3:016x} DR6: {dr6:016x} DR7: {dr7:016x}");
+    }
 }
 
 /// The frame an entry from user mode left at the top of the thread stack

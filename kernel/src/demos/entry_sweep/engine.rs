@@ -87,7 +87,7 @@ fn db_hook(regs: &mut Regs, ev: &DebugEvent) -> bool {
             // One-shot (the slot is disarmed already): the #MC returns
             // without IRET, which cannot set RF, so a breakpoint still armed
             // here would fire again at once. The trigger re-arms it.
-            debug::deliver_at_return(regs, X86_TRAP_MC);
+            crate::arch::entry::debug::deliver_at_return(regs, X86_TRAP_MC);
         }
         return true;
     }
@@ -111,8 +111,8 @@ fn db_hook(regs: &mut Regs, ev: &DebugEvent) -> bool {
         MASKED.store(true, Ordering::SeqCst);
     } else {
         match event() {
-            Some(Event::Nmi) => debug::deliver_at_return(regs, X86_TRAP_NMI),
-            Some(Event::Mce) => debug::deliver_at_return(regs, X86_TRAP_MC),
+            Some(Event::Nmi) => crate::arch::entry::debug::deliver_at_return(regs, X86_TRAP_NMI),
+            Some(Event::Mce) => crate::arch::entry::debug::deliver_at_return(regs, X86_TRAP_MC),
             Some(Event::Irq) => apic::send_self_ipi(ENTRY_SWEEP_VECTOR),
             None => {}
         }

@@ -47,6 +47,7 @@
 //! trusting CS (Linux `paranoid_entry`). #DF never moves: its frame stays on
 //! its IST stack even from user mode (Linux `idtentry_df`).
 
+pub mod debug;
 pub mod syscall;
 pub mod traps;
 pub mod usermode;
@@ -560,7 +561,7 @@ tristack_exception_stubs:
     irq_exit_to_thread = sym crate::arch::irq::irq_exit_to_thread,
     sync_regs = sym usermode::sync_regs,
     kernel_return = sym crate::arch::nmi::kernel_return,
-    debug_return = sym crate::arch::debug::debug_return,
+    debug_return = sym debug::debug_return,
     regs_error_code = const crate::arch::regs::REGS_ERROR_CODE,
     fixup_bad_iret = sym usermode::fixup_bad_iret,
     exit_to_user_mode = sym usermode::exit_to_user_mode,

@@ -50,9 +50,9 @@ pub extern "C" fn exception_dispatch(regs: &mut Regs) {
         percpu::this_cpu().note_handler(regs.vector, regs as *const Regs as u64, regs.rsp);
     }
     match regs.vector as u8 {
-        X86_TRAP_DB => crate::arch::debug::handle_db(regs),
+        X86_TRAP_DB => super::debug::handle_db(regs),
         X86_TRAP_NMI => crate::arch::nmi::handle(regs),
-        X86_TRAP_BP => crate::arch::debug::handle_bp(regs),
+        X86_TRAP_BP => super::debug::handle_bp(regs),
         X86_TRAP_DF => double_fault(regs),
         X86_TRAP_PF => page_fault(regs),
         X86_TRAP_MC => crate::arch::mce::handle(regs),
