@@ -79,7 +79,11 @@ const ENTRIES: &[Entry] = &[
         "IRQ",
         IRQ_STACK_SIZE,
         ENTRY_IRQ,
-        &["tristack_irq_common", "tristack::arch::x86_64::irq::irq_dispatch", "tristack::softirq::run_on_irq_exit"],
+        &[
+            "tristack_irq_common",
+            "tristack::arch::x86_64::entry::irq::irq_dispatch",
+            "tristack::softirq::run_on_irq_exit",
+        ],
     ),
     (
         "#DF",
@@ -100,7 +104,7 @@ const ENTRIES: &[Entry] = &[
         &[
             "tristack_paranoid_common",
             "tristack::arch::x86_64::entry::traps::exception_dispatch",
-            "tristack::arch::x86_64::nmi::handle",
+            "tristack::arch::x86_64::entry::nmi::handle",
         ],
     ),
     (
@@ -133,7 +137,7 @@ const ENTRIES: &[Entry] = &[
         &[
             "tristack_paranoid_common",
             "tristack::arch::x86_64::entry::traps::exception_dispatch",
-            "tristack::arch::x86_64::mce::do_machine_check::<tristack::arch::x86_64::mce::Hardware>",
+            "tristack::arch::x86_64::entry::mce::do_machine_check::<tristack::arch::x86_64::entry::mce::Hardware>",
         ],
     ),
 ];

@@ -89,7 +89,7 @@ stack-trace: NMI stack, recorded on CPU 0
         Depth    Size   Location    (3 entries)
         -----    ----   --------
   0)      368      40   core::sync::atomic::atomic_load::<u8, false>+0x17/0x89
-  1)      328     144   tristack::arch::x86_64::nmi::handle+0xa4/0x19d
+  1)      328     144   tristack::arch::x86_64::entry::nmi::handle+0xa4/0x19d
   2)      184     184   tristack_paranoid_common+0x53/0x9b
 tristack> poweroff
 ";
@@ -99,7 +99,7 @@ tristack> poweroff
         let t = parse_tables(LOG);
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].kind, "NMI");
-        assert_eq!(t[0].rows[1], (328, 144, "tristack::arch::x86_64::nmi::handle+0xa4/0x19d".to_string()));
+        assert_eq!(t[0].rows[1], (328, 144, "tristack::arch::x86_64::entry::nmi::handle+0xa4/0x19d".to_string()));
         assert_eq!(t[0].rows.len(), 3);
         // A location with spaces in it is read whole.
         assert_eq!(t[0].rows[0].2, "core::sync::atomic::atomic_load::<u8, false>+0x17/0x89");
@@ -110,7 +110,7 @@ tristack> poweroff
         let svg = render(&parse_tables(LOG), |_| 8192);
         assert_eq!(svg.matches("<rect").count(), 1 + 3);
         assert!(svg.contains("NMI 368 of 8192"));
-        assert!(svg.contains("<title>tristack::arch::x86_64::nmi::handle+0xa4/0x19d (144 bytes)</title>"));
+        assert!(svg.contains("<title>tristack::arch::x86_64::entry::nmi::handle+0xa4/0x19d (144 bytes)</title>"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
     }
 }

@@ -159,7 +159,7 @@ fn irq_and_nmi_stacks_get_tables_of_their_own_and_reset_clears_them() {
     let irq = trace_rows(&run, "IRQ");
     assert!(irq.iter().any(|r| r.2.starts_with("tristack::demos::irq::irqnest_handler+")), "{run}");
     let nmi = trace_rows(&run, "NMI");
-    assert!(nmi.iter().any(|r| r.2.starts_with("tristack::arch::x86_64::nmi::handle+")), "{run}");
+    assert!(nmi.iter().any(|r| r.2.starts_with("tristack::arch::x86_64::entry::nmi::handle+")), "{run}");
     let sizes: Vec<&str> = run.kernel_lines().into_iter().filter(|l| l.starts_with("IRQ ")).collect();
     assert_eq!(sizes.len(), 2, "{run}");
     assert_eq!(sizes[0], format!("IRQ {}", irq[0].0), "{run}");

@@ -85,12 +85,12 @@ pub fn watch(args: &[&str]) -> CmdResult {
 
 pub fn nmi(args: &[&str]) -> CmdResult {
     match args {
-        [] if nmi::self_nmi_and_report("nmi") => Ok(()),
+        [] if self_nmi_and_report("nmi") => Ok(()),
         [] => Err(CmdError::Failed("no NMI was delivered".into())),
         ["wait"] => {
             let cpu = percpu::this_cpu();
             wait_for(&cpu.nmi_count, "nmi: waiting for an NMI (QEMU monitor: nmi)")?;
-            nmi::report_last("nmi");
+            report_last("nmi");
             Ok(())
         }
         [other, ..] => Err(ArgError(alloc::format!("nmi: unexpected argument '{other}'; usage: nmi [wait]")).into()),
@@ -276,7 +276,7 @@ fn db_hook(regs: &mut Regs, ev: &DebugEvent) -> bool {
             DB_TARGETS[depth as usize]();
             debug::disarm(next);
         } else if DB_DEMO_NMI.load(Ordering::SeqCst) {
-            nmi::self_nmi_and_report("db");
+            self_nmi_and_report("db");
         }
         return true;
     }
@@ -321,4 +321,30 @@ pub mod ktests {
         kcheck!(percpu::this_cpu().ist(Ist::DB) == top, "IST[DB] not restored after nesting");
         Ok(())
     }
+}
+
+/// Send this CPU an NMI through the local APIC, wait for it, and report
+/// where its handler ran and what it interrupted (printing happens here,
+/// outside NMI context).
+fn self_nmi_and_report(who: &str) -> bool {
+    if !nmi::self_nmi_quiet() {
+        println!("{who}: no NMI arrived (local APIC not delivering?)");
+        return false;
+    }
+    report_last(who);
+    true
+}
+
+/// Print where the last NMI on this CPU ran and what it interrupted.
+fn report_last(who: &str) {
+    let cpu = percpu::this_cpu();
+    let frame = cpu.handler_rsp[crate::arch::vectors::X86_TRAP_NMI as usize].load(Ordering::SeqCst);
+    let interrupted = cpu.interrupted_rsp[crate::arch::vectors::X86_TRAP_NMI as usize].load(Ordering::SeqCst);
+    println!(
+        "{who}: NMI #{} on CPU {} handled on the {} stack (frame {frame:016x}), interrupted RSP {interrupted:016x} on {}",
+        cpu.nmi_count.load(Ordering::SeqCst),
+        cpu.id(),
+        info::name_of(frame),
+        info::name_of(interrupted)
+    );
 }

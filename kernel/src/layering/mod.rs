@@ -34,7 +34,7 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("user processes and the block layer", &["user", "block"]),
     (
         "entry: the stubs the CPU enters through (trap, IRQ, NMI, #MC, #DB, syscall) and the handlers they call",
-        &["arch::entry", "arch::irq", "arch::nmi", "arch::mce"],
+        &["arch::entry"],
     ),
     ("commands: what one is; parsing command lines and arguments", &["cmd"]),
     ("the demos", &["demos"]),
@@ -55,15 +55,10 @@ const NOT_YET_CUT: &[(&str, &str)] = &[
     ("arch/x86_64/switch.rs", "mm"),
     ("arch/x86_64/switch.rs", "sched"),
     ("arch/x86_64/tlb.rs", "smp"),
-    ("debug/nmi_backtrace.rs", "arch::nmi"),
     ("sched/exit.rs", "smp"),
     ("sched/mod.rs", "smp"),
     ("sched/runqueue.rs", "smp"),
     ("sched/wait.rs", "smp"),
-    ("smp.rs", "arch::irq"),
-    ("stacks/exception.rs", "arch::mce"),
-    ("stacks/exception.rs", "arch::nmi"),
-    ("stacks/irq.rs", "arch::irq"),
 ];
 
 /// Files that are not kernel modules (the crate root, this check).

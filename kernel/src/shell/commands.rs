@@ -100,7 +100,7 @@ fn ktest_suites() -> alloc::vec::Vec<&'static [ktest::KTest]> {
     let mechanisms: [&[ktest::KTest]; 10] = [
         crate::mm::ktests::KTESTS,
         crate::stacks::exception::ktests::KTESTS,
-        crate::arch::mce::ktests::KTESTS,
+        crate::arch::entry::mce::ktests::KTESTS,
         crate::debug::oops::ktests::KTESTS,
         crate::stacks::thread::ktests::KTESTS,
         crate::stacks::irq::ktests::KTESTS,

@@ -1,14 +1,12 @@
-//! External interrupts: dispatch by vector on the IRQ stack, EOI, softirqs at
-//! the outermost exit, and the way back to a thread (where preemption
-//! happens). The stack switch itself is in `entry.rs`.
+//! External interrupts: which handler each vector runs (registered by the
+//! code that owns the vector) and the names `irqs` shows. The dispatch on
+//! the IRQ stack is the entry layer's (`entry::irq`).
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::apic;
-use super::percpu::this_cpu;
-use super::regs::Regs;
+use ::x86_64::instructions::interrupts::without_interrupts;
 
-use super::vectors::{LOCAL_TIMER_VECTOR, SPURIOUS_APIC_VECTOR};
+use super::regs::Regs;
 
 /// A handler for a vector, registered by the code that owns the vector.
 pub type Handler = fn(&mut Regs);
@@ -17,82 +15,35 @@ pub type Handler = fn(&mut Regs);
 /// the interrupt path reads them without taking a lock.
 static HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
 /// Per vector: the name `irqs` shows (never read on the interrupt path).
-static NAMES: crate::sync::IrqMutex<[Option<&'static str>; 256]> = crate::sync::IrqMutex::new([None; 256]);
+/// (A plain spin lock, taken with interrupts off: locks with holder tracking
+/// are a layer above the CPU.)
+static NAMES: spin::Mutex<[Option<&'static str>; 256]> = spin::Mutex::new([None; 256]);
 
 /// Route `vector` to `handler` (demos, devices); `name` is what `irqs` shows.
 /// Panics if another owner registered `vector` already (same name again is
 /// fine): two demos sharing a vector would silently steal each other's
 /// interrupts.
 pub fn register(vector: u8, handler: Handler, name: &'static str) {
+    without_interrupts(|| register_name(vector, name));
+    HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
+}
+
+fn register_name(vector: u8, name: &'static str) {
     let mut names = NAMES.lock();
     if let Some(old) = names[vector as usize].filter(|&old| old != name) {
         panic!("vector {vector:#x} registered twice: '{old}' and '{name}'");
     }
     names[vector as usize] = Some(name);
-    drop(names);
-    HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
 }
 
 /// The name `vector` was registered with.
 pub fn name(vector: u8) -> Option<&'static str> {
-    NAMES.lock()[vector as usize]
+    without_interrupts(|| NAMES.lock()[vector as usize])
 }
 
-fn handler(vector: u8) -> Option<Handler> {
+/// The handler registered for `vector` (the dispatch reads it lock-free).
+pub fn handler(vector: u8) -> Option<Handler> {
     let h = HANDLERS[vector as usize].load(Ordering::Acquire);
     // SAFETY: only `register` stores here, always a `Handler`.
     (h != 0).then(|| unsafe { core::mem::transmute::<usize, Handler>(h) })
-}
-
-/// Called by `tristack_irq_common` on the IRQ stack (or, nested, wherever
-/// the outer handler was), interrupts off, `irq_count` already incremented.
-pub extern "C" fn irq_dispatch(regs: &mut Regs) {
-    let cpu = this_cpu();
-    let vector = regs.vector as u8;
-    if regs.from_user() {
-        crate::sched::set_in_user(false);
-        cpu.user.irqs.fetch_add(1, Ordering::Relaxed);
-        let here = super::cpu::stack_pointer();
-        if crate::stacks::irq::range(cpu.id()).is_some_and(|(bottom, top)| (bottom..top).contains(&here)) {
-            cpu.user.irqs_on_irq_stack.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    cpu.irq_counts[vector as usize].fetch_add(1, Ordering::Relaxed);
-    let depth = cpu.irq_count.load(Ordering::Relaxed);
-    cpu.irq_max_nest.fetch_max(depth, Ordering::Relaxed);
-    match vector {
-        LOCAL_TIMER_VECTOR => {
-            timer_interrupt(cpu.id());
-            apic::eoi();
-        }
-        // A spurious interrupt is not in service: no EOI (SDM 10.9).
-        SPURIOUS_APIC_VECTOR => return,
-        v => {
-            apic::eoi();
-            match handler(v) {
-                Some(h) => h(regs),
-                None => crate::println!("irq: unexpected vector {v:#x}"),
-            }
-        }
-    }
-    // Outermost level: run softirqs here, on the IRQ stack, interrupts on
-    // (Linux `irq_exit` with `HAVE_IRQ_EXIT_ON_IRQ_STACK`).
-    if depth == 0 {
-        crate::softirq::run_on_irq_exit();
-    }
-}
-
-/// The local timer (Linux `tick_periodic` + `update_process_times`): the
-/// clock, the running thread's time slice, and the timer softirq, which
-/// wakes sleepers whose time has come.
-fn timer_interrupt(cpu: usize) {
-    crate::time::tick(cpu);
-    crate::softirq::raise(crate::softirq::Softirq::TIMER);
-    crate::sched::scheduler_tick();
-}
-
-/// Called by the entry code once `irq_count` is back at -1, on the
-/// interrupted thread's stack: the one place a thread is preempted.
-pub extern "C" fn irq_exit_to_thread(_regs: &mut Regs) {
-    crate::sched::preempt_on_irq_exit();
 }

@@ -1,47 +1,44 @@
-//! Machine checks (#MC): on the MCE IST stack, read and clear the banks
-//! (Linux `do_machine_check`, much reduced).
+//! Machine-check architecture: the bank MSRs, enabling reporting, the
+//! hooks of code that raises #MC on purpose, and a software #MC. The
+//! handler is the entry layer's (`entry::mce`).
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use ::x86_64::registers::control::{Cr4, Cr4Flags};
 use ::x86_64::registers::model_specific::Msr;
 
-use super::percpu::this_cpu;
 use super::regs::Regs;
-use crate::debug::oops::die;
 use crate::hooks::FnSlots;
-use crate::println;
-use crate::stacks::info;
 
-const MSR_MCG_CAP: u32 = 0x179;
-const MSR_MCG_STATUS: u32 = 0x17a;
-const MSR_MCG_CTL: u32 = 0x17b;
-const fn mc_ctl(bank: u32) -> u32 {
+pub const MSR_MCG_CAP: u32 = 0x179;
+pub const MSR_MCG_STATUS: u32 = 0x17a;
+pub const MSR_MCG_CTL: u32 = 0x17b;
+pub const fn mc_ctl(bank: u32) -> u32 {
     0x400 + 4 * bank
 }
-const fn mc_status(bank: u32) -> u32 {
+pub const fn mc_status(bank: u32) -> u32 {
     0x401 + 4 * bank
 }
-const fn mc_addr(bank: u32) -> u32 {
+pub const fn mc_addr(bank: u32) -> u32 {
     0x402 + 4 * bank
 }
-const fn mc_misc(bank: u32) -> u32 {
+pub const fn mc_misc(bank: u32) -> u32 {
     0x403 + 4 * bank
 }
-const MCG_CAP_COUNT: u64 = 0xff;
-const MCG_CTL_P: u64 = 1 << 8;
-const MCG_STATUS_RIPV: u64 = 1 << 0;
-const MCG_STATUS_MCIP: u64 = 1 << 2;
-const MCI_STATUS_VAL: u64 = 1 << 63;
-const MCI_STATUS_MISCV: u64 = 1 << 59;
-const MCI_STATUS_ADDRV: u64 = 1 << 58;
+pub const MCG_CAP_COUNT: u64 = 0xff;
+pub const MCG_CTL_P: u64 = 1 << 8;
+pub const MCG_STATUS_RIPV: u64 = 1 << 0;
+pub const MCG_STATUS_MCIP: u64 = 1 << 2;
+pub const MCI_STATUS_VAL: u64 = 1 << 63;
+pub const MCI_STATUS_MISCV: u64 = 1 << 59;
+pub const MCI_STATUS_ADDRV: u64 = 1 << 58;
 
-fn rdmsr(msr: u32) -> u64 {
+pub fn rdmsr(msr: u32) -> u64 {
     // SAFETY: only called for MSRs MCG_CAP says exist.
     unsafe { Msr::new(msr).read() }
 }
 
-fn wrmsr(msr: u32, v: u64) {
+pub fn wrmsr(msr: u32, v: u64) {
     // SAFETY: only MCA MSRs that MCG_CAP says exist; writing them only
     // enables reporting or clears logged errors.
     unsafe { Msr::new(msr).write(v) }
@@ -84,50 +81,6 @@ pub fn banks_enabled() -> Option<u32> {
     supported().then(|| BANKS.load(Ordering::Relaxed))
 }
 
-/// What `do_machine_check` touches besides the per-CPU counters: the MCA
-/// MSRs, the console and the dying path. `Hardware` is the real CPU; the
-/// ktest below swaps in a recording fake to check the order of the writes.
-trait MachineCheckHw {
-    fn has_mca(&self) -> bool;
-    fn rdmsr(&mut self, msr: u32) -> u64;
-    fn wrmsr(&mut self, msr: u32, v: u64);
-    fn report(&mut self, line: core::fmt::Arguments);
-    /// The line of a software #MC (`int $18`), which a hook may silence.
-    fn report_software(&mut self, line: core::fmt::Arguments) {
-        self.report(line)
-    }
-    /// On hardware this never returns (`die`); a fake records it and returns.
-    fn die(&mut self, regs: &mut Regs);
-}
-
-struct Hardware {
-    /// A hook claimed this #MC: a software one is not reported.
-    quiet_software: bool,
-}
-
-impl MachineCheckHw for Hardware {
-    fn has_mca(&self) -> bool {
-        supported()
-    }
-    fn rdmsr(&mut self, msr: u32) -> u64 {
-        rdmsr(msr)
-    }
-    fn wrmsr(&mut self, msr: u32, v: u64) {
-        wrmsr(msr, v)
-    }
-    fn report(&mut self, line: core::fmt::Arguments) {
-        println!("{line}");
-    }
-    fn report_software(&mut self, line: core::fmt::Arguments) {
-        if !self.quiet_software {
-            println!("{line}");
-        }
-    }
-    fn die(&mut self, regs: &mut Regs) {
-        die("machine check", regs)
-    }
-}
-
 /// Code that raises #MC on purpose and wants to see each one (the entry
 /// sweep; Linux's `mce_register_decode_chain` gets every record). Runs in
 /// #MC context: atomics only. Returns true to claim a *software* #MC
@@ -142,75 +95,9 @@ pub fn register_mce_hook(hook: MceHook) {
     MCE_HOOKS.register(hook);
 }
 
-pub fn handle(regs: &mut Regs) {
-    // Every hook sees every #MC (no short cut after the first claim).
-    let claimed = MCE_HOOKS.iter().filter(|hook| hook(regs)).count() > 0;
-    let mut hw = Hardware { quiet_software: claimed };
-    do_machine_check(&mut hw, regs)
-}
-
-// Never inlined: one frame of its own in traces, and an entry of
-// checkstack's per-entry worst cases.
-#[inline(never)]
-fn do_machine_check(hw: &mut impl MachineCheckHw, regs: &mut Regs) {
-    let cpu = this_cpu();
-    cpu.mce_count.fetch_add(1, Ordering::SeqCst);
-    // #MC context, as NMI (Linux `do_machine_check` calls `nmi_enter`).
-    // Inside an NMI: its handler, or its entry/exit stub on the NMI stack.
-    // (`returns_into_nmi`: not by RSP alone, which the user may have chosen.)
-    if super::nmi::returns_into_nmi(regs) {
-        cpu.mce_in_nmi.fetch_add(1, Ordering::SeqCst);
-    }
-    cpu.nmi_depth.fetch_add(1, Ordering::SeqCst);
-    let frame = regs as *const Regs as u64;
-    let mca = hw.has_mca();
-    let mcg_status = if mca { hw.rdmsr(MSR_MCG_STATUS) } else { 0 };
-    let banks = if mca { (hw.rdmsr(MSR_MCG_CAP) & MCG_CAP_COUNT) as u32 } else { 0 };
-    let mut valid = 0;
-    for bank in 0..banks {
-        let status = hw.rdmsr(mc_status(bank));
-        if status & MCI_STATUS_VAL == 0 {
-            continue;
-        }
-        valid += 1;
-        // The registers as they are; STATUS.ADDRV/MISCV say whether the
-        // hardware vouches for them (shown as "(valid)").
-        let (addr, misc) = (hw.rdmsr(mc_addr(bank)), hw.rdmsr(mc_misc(bank)));
-        let valid_tag = |bit: u64| if status & bit != 0 { " (valid)" } else { "" };
-        hw.report(format_args!(
-            "mce: CPU {}: Machine Check: bank {bank} status {status:#018x} addr {addr:#x}{} misc {misc:#x}{}",
-            cpu.id(),
-            valid_tag(MCI_STATUS_ADDRV),
-            valid_tag(MCI_STATUS_MISCV)
-        ));
-        hw.wrmsr(mc_status(bank), 0);
-    }
-    let place = info::name_of(frame);
-    if mcg_status & MCG_STATUS_MCIP == 0 {
-        hw.report_software(format_args!(
-            "mce: CPU {}: #MC handler ran on the {place} stack (frame {frame:016x}) with MCG_STATUS.MCIP clear: \
-             a software int $18, {valid} valid banks",
-            cpu.id()
-        ));
-        cpu.nmi_depth.fetch_sub(1, Ordering::SeqCst);
-        return;
-    }
-    // MCIP stays set until the very end (Linux clears MCG_STATUS last in
-    // `do_machine_check`): while it is set a second #MC shuts the CPU down
-    // cleanly instead of starting over at the same IST top and overwriting
-    // this live frame. The dying path never clears it.
-    if mcg_status & MCG_STATUS_RIPV == 0 {
-        hw.report(format_args!("mce: CPU {}: MCG_STATUS {mcg_status:#x}: RIPV clear, cannot resume", cpu.id()));
-        hw.die(regs);
-        return;
-    }
-    hw.report(format_args!(
-        "mce: CPU {}: handled on the {place} stack (frame {frame:016x}), MCG_STATUS {mcg_status:#x}: RIPV set, resuming at {:016x}",
-        cpu.id(),
-        regs.rip
-    ));
-    cpu.nmi_depth.fetch_sub(1, Ordering::SeqCst);
-    hw.wrmsr(MSR_MCG_STATUS, 0);
+/// The registered hooks, in registration order (run by `entry::mce`).
+pub fn hooks() -> impl Iterator<Item = MceHook> {
+    MCE_HOOKS.iter()
 }
 
 /// Raise #MC in software (`int $18`): the handler runs on the MCE stack and
@@ -218,90 +105,4 @@ fn do_machine_check(hw: &mut impl MachineCheckHw, regs: &mut Regs) {
 pub fn int18() {
     // SAFETY: vector 18's handler returns when MCIP is clear.
     unsafe { core::arch::asm!("int 18", options(nomem, nostack)) };
-}
-
-pub mod ktests {
-    use alloc::string::String;
-    use alloc::vec::Vec;
-    use core::sync::atomic::Ordering;
-
-    use super::*;
-    use crate::kcheck;
-    use crate::ktest::{KResult, KTest};
-
-    pub const KTESTS: &[KTest] = &[
-        KTest { name: "mce_clears_mcip_last", run: mce_clears_mcip_last },
-        KTest { name: "mce_dying_leaves_mcip_set", run: mce_dying_leaves_mcip_set },
-    ];
-
-    #[derive(Debug, PartialEq)]
-    enum Event {
-        Report(String),
-        Write(u32, u64),
-        Die,
-    }
-
-    /// Two banks, bank 1 holding an error; every access recorded in order.
-    struct Fake {
-        mcg_status: u64,
-        events: Vec<Event>,
-    }
-
-    impl MachineCheckHw for Fake {
-        fn has_mca(&self) -> bool {
-            true
-        }
-        fn rdmsr(&mut self, msr: u32) -> u64 {
-            match msr {
-                MSR_MCG_CAP => 2,
-                MSR_MCG_STATUS => self.mcg_status,
-                m if m == mc_status(1) => MCI_STATUS_VAL | MCI_STATUS_ADDRV | 0x1234,
-                _ => 0,
-            }
-        }
-        fn wrmsr(&mut self, msr: u32, v: u64) {
-            self.events.push(Event::Write(msr, v));
-        }
-        fn report(&mut self, line: core::fmt::Arguments) {
-            self.events.push(Event::Report(alloc::format!("{line}")));
-        }
-        fn die(&mut self, _regs: &mut Regs) {
-            self.events.push(Event::Die);
-        }
-    }
-
-    fn run_fake(mcg_status: u64) -> Vec<Event> {
-        let mut fake = Fake { mcg_status, events: Vec::new() };
-        let mut regs = Regs::default();
-        let cpu = this_cpu();
-        let depth = cpu.nmi_depth.load(Ordering::SeqCst);
-        do_machine_check(&mut fake, &mut regs);
-        // The fake dying path returns with the #MC context still counted.
-        cpu.nmi_depth.store(depth, Ordering::SeqCst);
-        fake.events
-    }
-
-    /// A recoverable machine check: the bank is cleared, everything is
-    /// reported, and only then MCG_STATUS (MCIP) is written: the last access.
-    fn mce_clears_mcip_last() -> KResult {
-        let events = run_fake(MCG_STATUS_MCIP | MCG_STATUS_RIPV);
-        let writes: Vec<_> = events.iter().filter(|e| matches!(e, Event::Write(..))).collect();
-        kcheck!(writes == [&Event::Write(mc_status(1), 0), &Event::Write(MSR_MCG_STATUS, 0)], "writes {writes:?}");
-        kcheck!(events.last() == Some(&Event::Write(MSR_MCG_STATUS, 0)), "MCG_STATUS not written last: {events:?}");
-        let reports = events.iter().filter(|e| matches!(e, Event::Report(_))).count();
-        kcheck!(reports == 2, "expected the bank line and the resume line: {events:?}");
-        Ok(())
-    }
-
-    /// Without RIPV the handler dies with MCIP still set, so a second #MC
-    /// shuts the CPU down instead of reusing the live #MC stack.
-    fn mce_dying_leaves_mcip_set() -> KResult {
-        let events = run_fake(MCG_STATUS_MCIP);
-        kcheck!(events.last() == Some(&Event::Die), "the dying path did not end in die: {events:?}");
-        kcheck!(
-            !events.iter().any(|e| matches!(e, Event::Write(MSR_MCG_STATUS, _))),
-            "MCG_STATUS written on the dying path: {events:?}"
-        );
-        Ok(())
-    }
 }

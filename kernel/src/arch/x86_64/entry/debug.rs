@@ -108,5 +108,5 @@ pub extern "C" fn debug_return(regs: &Regs) -> u64 {
     if deliver != 0 {
         return deliver;
     }
-    u64::from(crate::arch::nmi::returns_into_nmi(regs))
+    u64::from(super::nmi::returns_into_nmi(regs))
 }

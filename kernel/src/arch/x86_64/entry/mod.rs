@@ -48,6 +48,9 @@
 //! its IST stack even from user mode (Linux `idtentry_df`).
 
 pub mod debug;
+pub mod irq;
+pub mod mce;
+pub mod nmi;
 pub mod syscall;
 pub mod traps;
 pub mod usermode;
@@ -557,10 +560,10 @@ tristack_exception_stubs:
 .text
 "#,
     dispatch = sym traps::exception_dispatch,
-    irq_dispatch = sym crate::arch::irq::irq_dispatch,
-    irq_exit_to_thread = sym crate::arch::irq::irq_exit_to_thread,
+    irq_dispatch = sym irq::irq_dispatch,
+    irq_exit_to_thread = sym irq::irq_exit_to_thread,
     sync_regs = sym usermode::sync_regs,
-    kernel_return = sym crate::arch::nmi::kernel_return,
+    kernel_return = sym nmi::kernel_return,
     debug_return = sym debug::debug_return,
     regs_error_code = const crate::arch::regs::REGS_ERROR_CODE,
     fixup_bad_iret = sym usermode::fixup_bad_iret,

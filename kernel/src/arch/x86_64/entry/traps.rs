@@ -51,11 +51,11 @@ pub extern "C" fn exception_dispatch(regs: &mut Regs) {
     }
     match regs.vector as u8 {
         X86_TRAP_DB => super::debug::handle_db(regs),
-        X86_TRAP_NMI => crate::arch::nmi::handle(regs),
+        X86_TRAP_NMI => super::nmi::handle(regs),
         X86_TRAP_BP => super::debug::handle_bp(regs),
         X86_TRAP_DF => double_fault(regs),
         X86_TRAP_PF => page_fault(regs),
-        X86_TRAP_MC => crate::arch::mce::handle(regs),
+        X86_TRAP_MC => super::mce::handle(regs),
         // A fault in user code ends the process (Linux `do_trap` sends a signal).
         v if regs.from_user() => crate::user::fault::trap(regs, EXCEPTION_NAMES[v as usize]),
         v => die(EXCEPTION_NAMES[v as usize], regs),

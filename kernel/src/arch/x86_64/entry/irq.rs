@@ -1,0 +1,65 @@
+//! External interrupts, the handler (Linux `common_interrupt`): dispatch
+//! by vector on the IRQ stack, EOI, softirqs at the outermost exit, and the
+//! way back to a thread (where preemption happens). The stack switch itself
+//! is the stub's (`entry/mod.rs`); the vector registry is `arch::irq`.
+
+use core::sync::atomic::Ordering;
+
+use crate::arch::apic;
+use crate::arch::irq::handler;
+use crate::arch::percpu::this_cpu;
+use crate::arch::regs::Regs;
+use crate::arch::vectors::{LOCAL_TIMER_VECTOR, SPURIOUS_APIC_VECTOR};
+
+/// Called by `tristack_irq_common` on the IRQ stack (or, nested, wherever
+/// the outer handler was), interrupts off, `irq_count` already incremented.
+pub extern "C" fn irq_dispatch(regs: &mut Regs) {
+    let cpu = this_cpu();
+    let vector = regs.vector as u8;
+    if regs.from_user() {
+        crate::sched::set_in_user(false);
+        cpu.user.irqs.fetch_add(1, Ordering::Relaxed);
+        let here = crate::arch::cpu::stack_pointer();
+        if crate::stacks::irq::range(cpu.id()).is_some_and(|(bottom, top)| (bottom..top).contains(&here)) {
+            cpu.user.irqs_on_irq_stack.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    cpu.irq_counts[vector as usize].fetch_add(1, Ordering::Relaxed);
+    let depth = cpu.irq_count.load(Ordering::Relaxed);
+    cpu.irq_max_nest.fetch_max(depth, Ordering::Relaxed);
+    match vector {
+        LOCAL_TIMER_VECTOR => {
+            timer_interrupt(cpu.id());
+            apic::eoi();
+        }
+        // A spurious interrupt is not in service: no EOI (SDM 10.9).
+        SPURIOUS_APIC_VECTOR => return,
+        v => {
+            apic::eoi();
+            match handler(v) {
+                Some(h) => h(regs),
+                None => crate::println!("irq: unexpected vector {v:#x}"),
+            }
+        }
+    }
+    // Outermost level: run softirqs here, on the IRQ stack, interrupts on
+    // (Linux `irq_exit` with `HAVE_IRQ_EXIT_ON_IRQ_STACK`).
+    if depth == 0 {
+        crate::softirq::run_on_irq_exit();
+    }
+}
+
+/// The local timer (Linux `tick_periodic` + `update_process_times`): the
+/// clock, the running thread's time slice, and the timer softirq, which
+/// wakes sleepers whose time has come.
+fn timer_interrupt(cpu: usize) {
+    crate::time::tick(cpu);
+    crate::softirq::raise(crate::softirq::Softirq::TIMER);
+    crate::sched::scheduler_tick();
+}
+
+/// Called by the entry code once `irq_count` is back at -1, on the
+/// interrupted thread's stack: the one place a thread is preempted.
+pub extern "C" fn irq_exit_to_thread(_regs: &mut Regs) {
+    crate::sched::preempt_on_irq_exit();
+}
