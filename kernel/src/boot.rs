@@ -194,7 +194,7 @@ pub fn init_cpu(cpu: usize) {
     crate::stacks::extra::init_cpu(cpu);
     gdt::init(cpu, &tops);
     if cpu == 0 {
-        idt::init();
+        crate::arch::entry::init_idt();
         crate::drivers::pic::remap_and_mask(vectors::PIC_VECTOR_BASE);
     }
     idt::load();

@@ -95,7 +95,7 @@ pub fn print_trace(rsp: u64, rbp: u64) {
     if let Some(top) = walker.task_top.get() {
         let frame = crate::arch::regs::user_frame_at(top);
         if let Some(regs) = frame {
-            crate::arch::regs::show_user_regs(&regs);
+            crate::arch::regs::show_user_regs(&regs, &mut |line| println!("{line}"));
         }
     }
 }

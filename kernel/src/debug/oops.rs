@@ -66,7 +66,7 @@ pub fn die(what: &str, regs: &Regs) -> ! {
     }
     print_cpu_line();
     println!("RIP: {:04x}:{}", regs.cs, super::symbols::Ps(regs.rip));
-    show_regs(regs);
+    show_regs(regs, &mut |line| println!("{line}"));
     let frame = regs as *const Regs as u64;
     match info::stack_of(frame) {
         Some(s) => {

@@ -14,7 +14,7 @@
 //! writing (a busy record means this maximum goes unrecorded).
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use crate::layout::EStack;
 use crate::stacks::info::{self, StackKind};
@@ -23,10 +23,6 @@ use crate::stacks::info::{self, StackKind};
 pub const KINDS: [&str; 7] = ["TASK", "IRQ", "#DF", "NMI", "#DB", "#DB1", "#MC"];
 /// Return addresses kept per record (Linux keeps 1024 words).
 pub const MAX_ENTRIES: usize = 64;
-
-/// Read by `mcount` before anything else (one byte, RIP-relative: valid
-/// before GS is set up).
-pub static ON: AtomicBool = AtomicBool::new(false);
 
 /// The deepest depth seen per kind (Linux `stack_trace_max_size`).
 static MAX: [AtomicU64; KINDS.len()] = [const { AtomicU64::new(0) }; KINDS.len()];
@@ -185,11 +181,11 @@ fn filter() -> Option<&'static str> {
 }
 
 pub fn set_on(on: bool) {
-    ON.store(on, Ordering::SeqCst);
+    crate::arch::mcount::set(on.then_some(hook as crate::arch::mcount::McountHook));
 }
 
 pub fn is_on() -> bool {
-    ON.load(Ordering::SeqCst)
+    crate::arch::mcount::is_on()
 }
 
 /// Forget every maximum and record.

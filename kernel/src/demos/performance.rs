@@ -396,7 +396,7 @@ fn bench_user_yield() -> CmdResult {
 /// `-Z instrument-mcount`); the context switch itself is not traced (Linux
 /// `notrace __schedule`), so a yield would not show it.
 fn bench_tracer() -> CmdResult {
-    let was = crate::debug::stack_tracer::ON.load(Ordering::SeqCst);
+    let was = crate::debug::stack_tracer::is_on();
     let run = |on: bool| -> Result<Vec<u64>, CmdError> {
         crate::debug::stack_tracer::set_on(on);
         let mut samples = Vec::with_capacity(SPAWN_SAMPLES);

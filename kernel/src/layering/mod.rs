@@ -47,11 +47,8 @@ pub const LAYERS: &[(&str, &[&str])] = &[
 /// the registries they share a file with; per-CPU data moves to its owner;
 /// the command types move below both demos and shell.
 const NOT_YET_CUT: &[(&str, &str)] = &[
-    ("arch/x86_64/idt.rs", "arch::entry"),
     ("arch/x86_64/apic.rs", "mm"),
     ("arch/x86_64/ioapic.rs", "mm"),
-    ("arch/x86_64/mcount.rs", "debug"),
-    ("arch/x86_64/regs.rs", "console"),
     ("arch/x86_64/switch.rs", "mm"),
     ("arch/x86_64/switch.rs", "sched"),
     ("arch/x86_64/tlb.rs", "smp"),

@@ -10,7 +10,6 @@ use ::x86_64::instructions::tables::lidt;
 use ::x86_64::structures::DescriptorTablePointer;
 use ::x86_64::VirtAddr;
 
-use super::entry::{exception_stub, irq_noswitch_stub, irq_stub};
 use super::gdt::KERNEL_CS;
 use super::vectors::*;
 use crate::layout::Ist;
@@ -80,21 +79,18 @@ unsafe impl Sync for Idt {}
 
 static IDT: Idt = Idt(UnsafeCell::new([Gate::MISSING; 256]));
 
-/// Fill the gates (once, on the boot CPU).
-pub fn init() {
-    // SAFETY: no CPU has loaded the IDT yet.
-    let idt = unsafe { &mut *IDT.0.get() };
-    for vector in 0..NR_EXCEPTIONS as u8 {
-        idt[vector as usize] = Gate::new(exception_stub(vector as usize), ist_of(vector));
-        if user_may_raise(vector) {
-            idt[vector as usize].type_attr |= DPL3;
-        }
+/// Point `vector`'s gate at `stub`, on the IST `ist_of` names, DPL 3 if
+/// user code may raise it (the entry layer fills every gate at boot).
+///
+/// # Safety
+/// No CPU has loaded the IDT yet (the boot CPU, before `load`).
+pub unsafe fn set_gate(vector: u8, stub: u64) {
+    // SAFETY: per the contract, nobody reads the table meanwhile.
+    let gate = unsafe { &mut (*IDT.0.get())[vector as usize] };
+    *gate = Gate::new(stub, ist_of(vector));
+    if user_may_raise(vector) {
+        gate.type_attr |= DPL3;
     }
-    for (vector, gate) in idt.iter_mut().enumerate().skip(FIRST_EXTERNAL_VECTOR as usize) {
-        *gate = Gate::new(irq_stub(vector), None);
-    }
-    let bench = BENCH_NOSWITCH_VECTOR as usize;
-    idt[bench] = Gate::new(irq_noswitch_stub(), None);
 }
 
 /// Load the IDT on this CPU.

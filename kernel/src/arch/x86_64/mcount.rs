@@ -9,9 +9,34 @@
 //! `call`), so it may clobber the caller-saved registers.
 
 use core::arch::global_asm;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::percpu::TRACER_BUSY_OFFSET;
-use crate::debug::stack_tracer;
+
+/// Read by `mcount` before anything else (one byte, RIP-relative: valid
+/// before GS is set up).
+static ON: AtomicBool = AtomicBool::new(false);
+/// What `mcount` calls while on (the stack tracer's hook, registered from
+/// above): `hook(frame pointer, RSP at the call, return address)`.
+static HOOK: AtomicUsize = AtomicUsize::new(0);
+
+pub type McountHook = extern "C" fn(fp: u64, sp: u64, ip: u64);
+
+/// Turn tracing on with `hook`, or off (`None`).
+pub fn set(hook: Option<McountHook>) {
+    match hook {
+        Some(hook) => {
+            HOOK.store(hook as usize, Ordering::SeqCst);
+            ON.store(true, Ordering::SeqCst);
+        }
+        None => ON.store(false, Ordering::SeqCst),
+    }
+}
+
+/// Whether `mcount` calls the hook.
+pub fn is_on() -> bool {
+    ON.load(Ordering::SeqCst)
+}
 
 // RSP: entered at 8 mod 16 (the call pushed the return address); one push
 // realigns it for the Rust hook, popped before `ret`. Off: three
@@ -35,13 +60,13 @@ global_asm!(
     "    mov rdi, rbp",          // the entered function's frame pointer
     "    lea rsi, [rsp + 16]",   // its RSP at the `call mcount`
     "    mov rdx, [rsp + 8]",    // the return address: inside it
-    "    call {hook}",
+    "    call qword ptr [rip + {hook}]",
     "    pop rbp",
     "    mov byte ptr gs:[{busy}], 0",
     "2:",
     "    ret",
     ".size mcount, . - mcount",
-    on = sym stack_tracer::ON,
+    on = sym ON,
     busy = const TRACER_BUSY_OFFSET,
-    hook = sym stack_tracer::hook,
+    hook = sym HOOK,
 );

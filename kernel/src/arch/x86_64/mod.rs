@@ -11,7 +11,7 @@ pub mod idt;
 pub mod ioapic;
 pub mod irq;
 pub mod mce;
-mod mcount;
+pub mod mcount;
 pub mod nmi;
 pub mod percpu;
 pub mod process;

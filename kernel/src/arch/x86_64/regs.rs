@@ -4,8 +4,6 @@
 use core::arch::asm;
 use core::mem::{offset_of, size_of};
 
-use crate::println;
-
 /// Saved by the entry stubs, lowest address first: general registers (pushed
 /// by `SAVE_REGS`), the vector and error code (pushed by the per-vector stub;
 /// a dummy 0 where the CPU pushes none), then the hardware frame.
@@ -99,22 +97,23 @@ fn read_seg_ds_es() -> (u16, u16) {
     (ds, es)
 }
 
-/// The register block of an oops, in Linux's shape.
-pub fn show_regs(r: &Regs) {
+/// The register block of an oops, in Linux's shape, line by line to
+/// `line` (the oops prints them; the console is a layer above).
+pub fn show_regs(r: &Regs, line: &mut dyn FnMut(core::fmt::Arguments)) {
     use ::x86_64::registers::model_specific::{FsBase, GsBase};
-    println!("RSP: {:04x}:{:016x} EFLAGS: {:08x}", r.ss, r.rsp, r.rflags);
-    println!("RAX: {:016x} RBX: {:016x} RCX: {:016x}", r.rax, r.rbx, r.rcx);
-    println!("RDX: {:016x} RSI: {:016x} RDI: {:016x}", r.rdx, r.rsi, r.rdi);
-    println!("RBP: {:016x} R08: {:016x} R09: {:016x}", r.rbp, r.r8, r.r9);
-    println!("R10: {:016x} R11: {:016x} R12: {:016x}", r.r10, r.r11, r.r12);
-    println!("R13: {:016x} R14: {:016x} R15: {:016x}", r.r13, r.r14, r.r15);
-    println!("FS:  {:016x} GS: {:016x}", FsBase::read().as_u64(), GsBase::read().as_u64());
+    line(format_args!("RSP: {:04x}:{:016x} EFLAGS: {:08x}", r.ss, r.rsp, r.rflags));
+    line(format_args!("RAX: {:016x} RBX: {:016x} RCX: {:016x}", r.rax, r.rbx, r.rcx));
+    line(format_args!("RDX: {:016x} RSI: {:016x} RDI: {:016x}", r.rdx, r.rsi, r.rdi));
+    line(format_args!("RBP: {:016x} R08: {:016x} R09: {:016x}", r.rbp, r.r8, r.r9));
+    line(format_args!("R10: {:016x} R11: {:016x} R12: {:016x}", r.r10, r.r11, r.r12));
+    line(format_args!("R13: {:016x} R14: {:016x} R15: {:016x}", r.r13, r.r14, r.r15));
+    line(format_args!("FS:  {:016x} GS: {:016x}", FsBase::read().as_u64(), GsBase::read().as_u64()));
     let (ds, es) = read_seg_ds_es();
-    println!("CS:  {:04x} DS: {:04x} ES: {:04x} CR0: {:016x}", r.cs, ds, es, read_cr0());
-    println!("CR2: {:016x} CR3: {:016x} CR4: {:016x}", read_cr2(), read_cr3(), read_cr4());
+    line(format_args!("CS:  {:04x} DS: {:04x} ES: {:04x} CR0: {:016x}", r.cs, ds, es, read_cr0()));
+    line(format_args!("CR2: {:016x} CR3: {:016x} CR4: {:016x}", read_cr2(), read_cr3(), read_cr4()));
     if let Some([dr0, dr1, dr2, dr3, dr6, dr7]) = super::debug::in_use() {
-        println!("DR0: {dr0:016x} DR1: {dr1:016x} DR2: {dr2:016x}");
-        println!("DR3: {dr3:016x} DR6: {dr6:016x} DR7: {dr7:016x}");
+        line(format_args!("DR0: {dr0:016x} DR1: {dr1:016x} DR2: {dr2:016x}"));
+        line(format_args!("DR3: {dr3:016x} DR6: {dr6:016x} DR7: {dr7:016x}"));
     }
 }
 
@@ -131,12 +130,12 @@ pub fn user_frame_at(top: u64) -> Option<Regs> {
 /// The user registers at the end of a trace that came from user mode
 /// (Linux `show_regs` → `__show_regs` of `task_pt_regs`): `ORIG_RAX` is
 /// the syscall number for a syscall, the error code for an exception.
-pub fn show_user_regs(r: &Regs) {
-    println!("RIP: {:04x}:0x{:x}", r.cs, r.rip);
-    println!("RSP: {:04x}:{:016x} EFLAGS: {:08x} ORIG_RAX: {:016x}", r.ss, r.rsp, r.rflags, r.error_code);
-    println!("RAX: {:016x} RBX: {:016x} RCX: {:016x}", r.rax, r.rbx, r.rcx);
-    println!("RDX: {:016x} RSI: {:016x} RDI: {:016x}", r.rdx, r.rsi, r.rdi);
-    println!("RBP: {:016x} R08: {:016x} R09: {:016x}", r.rbp, r.r8, r.r9);
-    println!("R10: {:016x} R11: {:016x} R12: {:016x}", r.r10, r.r11, r.r12);
-    println!("R13: {:016x} R14: {:016x} R15: {:016x}", r.r13, r.r14, r.r15);
+pub fn show_user_regs(r: &Regs, line: &mut dyn FnMut(core::fmt::Arguments)) {
+    line(format_args!("RIP: {:04x}:0x{:x}", r.cs, r.rip));
+    line(format_args!("RSP: {:04x}:{:016x} EFLAGS: {:08x} ORIG_RAX: {:016x}", r.ss, r.rsp, r.rflags, r.error_code));
+    line(format_args!("RAX: {:016x} RBX: {:016x} RCX: {:016x}", r.rax, r.rbx, r.rcx));
+    line(format_args!("RDX: {:016x} RSI: {:016x} RDI: {:016x}", r.rdx, r.rsi, r.rdi));
+    line(format_args!("RBP: {:016x} R08: {:016x} R09: {:016x}", r.rbp, r.r8, r.r9));
+    line(format_args!("R10: {:016x} R11: {:016x} R12: {:016x}", r.r10, r.r11, r.r12));
+    line(format_args!("R13: {:016x} R14: {:016x} R15: {:016x}", r.r13, r.r14, r.r15));
 }

@@ -634,6 +634,22 @@ pub fn irq_stub(vector: usize) -> u64 {
     tristack_irq_stubs as *const () as u64 + (vector - first) as u64 * IRQ_STUB_SIZE
 }
 
+/// Point every gate of the IDT at its stub (once, on the boot CPU, before
+/// any CPU loads the IDT).
+pub fn init_idt() {
+    use crate::arch::idt::set_gate;
+    // SAFETY: the boot CPU, before `idt::load` on any CPU.
+    unsafe {
+        for vector in 0..NR_EXCEPTIONS as u8 {
+            set_gate(vector, exception_stub(usize::from(vector)));
+        }
+        for vector in FIRST_EXTERNAL_VECTOR..=u8::MAX {
+            set_gate(vector, irq_stub(usize::from(vector)));
+        }
+        set_gate(crate::arch::vectors::BENCH_NOSWITCH_VECTOR, irq_noswitch_stub());
+    }
+}
+
 /// Address of the entry stub of exception `vector` (0..32).
 pub fn exception_stub(vector: usize) -> u64 {
     // SAFETY: a read-only table emitted above, 32 entries.
