@@ -108,7 +108,8 @@ fn route_device_interrupts(madt: &crate::drivers::acpi::Madt) {
         println!("IO-APIC: none in the MADT; serial input stays polled");
         return;
     };
-    let inputs = ioapic::init(first);
+    let va = crate::mm::vmalloc::ioremap(first.address, crate::layout::PAGE_SIZE).expect("cannot map the I/O APIC");
+    let inputs = ioapic::init(first, va);
     let me = apic::id();
     for (irq_line, handler, name) in
         [(PIT_IRQ, pit_irq as irq::Handler, "timer (PIT)"), (COM1_IRQ, com1_irq as irq::Handler, "ttyS0")]
@@ -140,7 +141,7 @@ fn init_main(_: u64) -> i64 {
     }
     crate::arch::apic::start_periodic_timer(crate::time::HZ);
     match &madt {
-        Some(madt) => crate::smp::boot_secondary_cpus(madt, ap_main),
+        Some(madt) => crate::smp::bringup::boot_secondary_cpus(madt, ap_main),
         None => println!("smp: no MADT; running on CPU 0 only"),
     }
     let cmdline = fw_cfg::read_file(fw_cfg::CMDLINE_FILE);
@@ -198,7 +199,10 @@ pub fn init_cpu(cpu: usize) {
         crate::drivers::pic::remap_and_mask(vectors::PIC_VECTOR_BASE);
     }
     idt::load();
-    apic::init();
+    let apic_va = apic::mapped().unwrap_or_else(|| {
+        crate::mm::vmalloc::ioremap(apic::base_pa(), crate::layout::PAGE_SIZE).expect("cannot map the local APIC")
+    });
+    apic::init(apic_va);
     percpu::this_cpu().apic_id.store(apic::id(), core::sync::atomic::Ordering::Relaxed);
     mce::init();
     syscall::init();
@@ -209,5 +213,5 @@ pub fn init_cpu(cpu: usize) {
 /// same bring-up as the boot CPU's, then its own tick, ksoftirqd and idle.
 fn ap_main(cpu: usize) -> ! {
     init_cpu(cpu);
-    crate::smp::secondary_start(cpu)
+    crate::smp::bringup::secondary_start(cpu)
 }

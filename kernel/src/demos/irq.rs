@@ -364,7 +364,7 @@ pub fn irqs(args: &[&str]) -> CmdResult {
         &|p| p.irq_counts[CALL_FUNCTION_SINGLE_VECTOR as usize].load(Ordering::Relaxed),
         "Function call interrupts",
     );
-    row("TLB", &|p| crate::arch::tlb::tlb_shootdowns(p.id()), "TLB shootdowns");
+    row("TLB", &|p| crate::smp::tlb::tlb_shootdowns(p.id()), "TLB shootdowns");
     row("MCE", &|p| p.mce_count.load(Ordering::Relaxed), "Machine check exceptions");
     for &c in &cpus {
         let p = percpu::of(c);

@@ -4,13 +4,13 @@
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::percpu::{self, this_cpu};
-use crate::arch::tlb;
 use crate::cmd::cmdline::{self, ArgError};
 use crate::cmd::{CmdError, CmdResult};
 use crate::debug::nmi_backtrace;
 use crate::layout::{Ist, MAX_CPUS, PAGE_SIZE};
 use crate::mm::vmalloc;
 use crate::sched::{self, Ended, Placement};
+use crate::smp::tlb;
 use crate::{println, smp};
 
 /// `cpus`: every CPU the MADT lists: the online ones with their per-CPU
@@ -36,7 +36,7 @@ pub fn cpus(args: &[&str]) -> CmdResult {
             p.ist(Ist::MCE),
         );
     }
-    for (apic_id, why) in smp::not_online() {
+    for (apic_id, why) in smp::bringup::not_online() {
         println!("  - {apic_id:>4} offline  ({why})");
     }
     Ok(())

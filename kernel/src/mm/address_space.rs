@@ -279,6 +279,35 @@ impl AddressSpace {
     }
 }
 
+/// Load the next task's address space unless it is loaded already (Linux
+/// `switch_mm_irqs_off`, without PCIDs or lazy TLB: a kernel thread gets
+/// the kernel's table). Writing CR3 flushes every non-global TLB entry: the
+/// user half's. Each address space knows which CPUs have it loaded (Linux
+/// `mm_cpumask`), so unmapping user memory shoots down only those.
+// Not traced (Linux `notrace`): on every context switch; see docs/performance.md.
+#[instrument_fn = "off"]
+pub fn switch_mm(next: Option<&AddressSpace>) {
+    let cpu = crate::arch::percpu::this_cpu();
+    let next_ptr = next.map_or(0, |mm| mm as *const _ as u64);
+    let prev_ptr = cpu.loaded_mm.swap(next_ptr, core::sync::atomic::Ordering::AcqRel);
+    if prev_ptr == next_ptr {
+        return;
+    }
+    // SAFETY: `loaded_mm` names the address space this CPU switched to
+    // last; it stays alive until its last thread is reaped, which happens
+    // only after that thread left this CPU — through here.
+    if let Some(prev) = unsafe { (prev_ptr as *const AddressSpace).as_ref() } {
+        prev.left_cpu(cpu.id());
+    }
+    let cr3 = next.map_or_else(super::paging::kernel_root, |mm| {
+        mm.entered_cpu(cpu.id());
+        mm.cr3()
+    });
+    // SAFETY: `cr3` is a top-level table whose kernel half is the kernel's
+    // own, so the code, stack and data in use stay mapped.
+    unsafe { crate::arch::regs::write_cr3(cr3) };
+}
+
 impl Drop for AddressSpace {
     /// Free every user frame, every page-table page of the user half and
     /// the root (Linux `exit_mmap` + `free_pgtables` + `pgd_free`). No CPU

@@ -50,7 +50,7 @@ pub fn vfree(start: u64) -> Result<(), VmapError> {
         _ => return Err(VmapError::NotAllocated(start)),
     };
     let frames = paging::unmap_range(range.start, range.size);
-    crate::arch::tlb::flush_tlb_kernel_range(range.start, range.start + range.size);
+    crate::smp::tlb::flush_tlb_kernel_range(range.start, range.start + range.size);
     for frame in frames {
         super::phys::free_frame(frame).expect("mapped frames come from phys");
     }

@@ -78,6 +78,9 @@ fn new_task(
     // every entry from user mode (Linux `task_pt_regs`); the thread starts
     // below it.
     let reserved = if mm.is_some() { crate::arch::regs::REGS_SIZE as u64 } else { 0 };
+    // What the new thread runs first (one store; the switch code is below
+    // the scheduler and is told, not asking).
+    switch::set_thread_main(thread_main);
     // SAFETY: the stack was just allocated for this task and is mapped.
     let saved_rsp = unsafe { switch::initial_frame(stack.top() - reserved, entry as usize as u64, arg) };
     let mut task = Box::new(Task::new(0, name, parent, stack, saved_rsp, cpu, pinned));

@@ -111,7 +111,7 @@ impl RunQueue {
         // The next task's address space (a user process's, or the kernel's
         // for a kernel thread; the kernel half is the same in both, so this
         // stack and every other stays mapped across the write).
-        crate::arch::switch::switch_mm(next.address_space());
+        crate::mm::address_space::switch_mm(next.address_space());
         crate::arch::debug::switch_user_watch(next.user_watch.load(Ordering::Relaxed));
         next
     }

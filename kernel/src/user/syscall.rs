@@ -267,7 +267,7 @@ fn sys_munmap(addr: u64, len: u64) -> i64 {
     };
     let mm = mm();
     let frames = mm.unmap(addr, end);
-    crate::arch::tlb::flush_tlb_mm_range(mm.cpu_mask(), addr, end);
+    crate::smp::tlb::flush_tlb_mm_range(mm.cpu_mask(), addr, end);
     AddressSpace::free_frames(frames);
     0
 }

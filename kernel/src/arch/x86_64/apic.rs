@@ -7,7 +7,6 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use ::x86_64::registers::model_specific::Msr;
 
 use crate::layout::PAGE_SIZE;
-use crate::mm::vmalloc;
 
 const IA32_APIC_BASE: u32 = 0x1b;
 const REG_ID: u64 = 0x20;
@@ -56,14 +55,22 @@ fn write(offset: u64, v: u32) {
     unsafe { reg(offset).write_volatile(v) }
 }
 
-/// Map the APIC (once) and software-enable it on this CPU.
-pub fn init() {
-    if BASE.load(Ordering::Relaxed) == 0 {
-        // SAFETY: reading IA32_APIC_BASE has no side effects.
-        let pa = unsafe { Msr::new(IA32_APIC_BASE).read() } & !(PAGE_SIZE - 1) & ((1 << 52) - 1);
-        let va = vmalloc::ioremap(pa, PAGE_SIZE).expect("cannot map the local APIC");
-        BASE.store(va, Ordering::Relaxed);
-    }
+/// The physical page of this CPU's local APIC registers (IA32_APIC_BASE).
+pub fn base_pa() -> u64 {
+    // SAFETY: reading IA32_APIC_BASE has no side effects.
+    unsafe { Msr::new(IA32_APIC_BASE).read() & !(PAGE_SIZE - 1) & ((1 << 52) - 1) }
+}
+
+/// Where the registers are mapped, once `init` ran on some CPU.
+pub fn mapped() -> Option<u64> {
+    Some(BASE.load(Ordering::Relaxed)).filter(|&va| va != 0)
+}
+
+/// Software-enable the APIC on this CPU; its registers are at `va` (the
+/// caller mapped `base_pa()` there: every CPU's APIC sits at the same
+/// physical address, so one mapping serves all).
+pub fn init(va: u64) {
+    BASE.store(va, Ordering::Relaxed);
     write(REG_SVR, SVR_ENABLE);
 }
 

@@ -4,8 +4,6 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::drivers::acpi::{IoApicInfo, IsaRoute};
-use crate::layout::PAGE_SIZE;
-use crate::mm::vmalloc;
 
 const IOREGSEL: u64 = 0x00;
 const IOWIN: u64 = 0x10;
@@ -42,9 +40,9 @@ fn read(reg: u32) -> u32 {
     }
 }
 
-/// Map the I/O APIC and mask all its inputs; returns how many it has.
-pub fn init(info: &IoApicInfo) -> u32 {
-    let va = vmalloc::ioremap(info.address, PAGE_SIZE).expect("cannot map the I/O APIC");
+/// Mask all inputs of the I/O APIC `info` describes, whose registers the
+/// caller mapped at `va`; returns how many inputs it has.
+pub fn init(info: &IoApicInfo, va: u64) -> u32 {
     BASE.store(va, Ordering::Relaxed);
     GSI_BASE.store(u64::from(info.gsi_base), Ordering::Relaxed);
     let inputs = ((read(REG_VER) >> 16) & 0xff) + 1;

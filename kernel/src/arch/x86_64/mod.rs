@@ -19,6 +19,5 @@ pub mod regcheck;
 pub mod regs;
 pub mod smpboot;
 pub mod switch;
-pub mod tlb;
 pub mod tsc;
 pub mod vectors;

@@ -84,6 +84,14 @@ pub fn read_cr2() -> u64 {
 pub fn read_cr3() -> u64 {
     read_cr!("cr3")
 }
+/// Load `cr3` (flushing every non-global TLB entry).
+///
+/// # Safety
+/// `cr3` is a top-level table that maps the running code, stack and data.
+pub unsafe fn write_cr3(cr3: u64) {
+    // SAFETY: per the contract.
+    unsafe { core::arch::asm!("mov cr3, {}", in(reg) cr3, options(nostack, preserves_flags)) };
+}
 pub fn read_cr4() -> u64 {
     read_cr!("cr4")
 }

@@ -50,11 +50,12 @@ tristack_switch_to_abandon:
 .global tristack_thread_start
 // A new thread's first "return" from switch_to lands here with
 // r12 = entry, r13 = argument (from the initial frame), RBP = 0 (so a
-// frame-pointer walk ends here) and RSP 16-byte aligned.
+// frame-pointer walk ends here) and RSP 16-byte aligned; it calls the
+// thread main the scheduler handed down (`set_thread_main`).
 tristack_thread_start:
     mov rdi, r12
     mov rsi, r13
-    call {thread_main}
+    call qword ptr [rip + {thread_main}]
     ud2
 // Sizes make the assembly show up by name in traces.
 .type tristack_switch_to, @function
@@ -65,42 +66,13 @@ tristack_thread_start:
 .size tristack_thread_start, . - tristack_thread_start
 .text
 "#,
-    thread_main = sym crate::sched::thread_main,
+    thread_main = sym THREAD_MAIN,
 );
 
 unsafe extern "C" {
     fn tristack_switch_to(prev_rsp: *mut u64, next_rsp: u64);
     fn tristack_switch_to_abandon(next_rsp: u64) -> !;
     fn tristack_thread_start();
-}
-
-/// Load the next task's address space unless it is loaded already (Linux
-/// `switch_mm_irqs_off`, without PCIDs or lazy TLB: a kernel thread gets
-/// the kernel's table). Writing CR3 flushes every non-global TLB entry: the
-/// user half's. Each address space knows which CPUs have it loaded (Linux
-/// `mm_cpumask`), so unmapping user memory shoots down only those.
-// Not traced (Linux `notrace`): on every context switch; see docs/performance.md.
-#[instrument_fn = "off"]
-pub fn switch_mm(next: Option<&crate::mm::address_space::AddressSpace>) {
-    let cpu = super::percpu::this_cpu();
-    let next_ptr = next.map_or(0, |mm| mm as *const _ as u64);
-    let prev_ptr = cpu.loaded_mm.swap(next_ptr, core::sync::atomic::Ordering::AcqRel);
-    if prev_ptr == next_ptr {
-        return;
-    }
-    // SAFETY: `loaded_mm` names the address space this CPU switched to
-    // last; it stays alive until its last thread is reaped, which happens
-    // only after that thread left this CPU — through here.
-    if let Some(prev) = unsafe { (prev_ptr as *const crate::mm::address_space::AddressSpace).as_ref() } {
-        prev.left_cpu(cpu.id());
-    }
-    let cr3 = next.map_or_else(crate::mm::paging::kernel_root, |mm| {
-        mm.entered_cpu(cpu.id());
-        mm.cr3()
-    });
-    // SAFETY: `cr3` is a top-level table whose kernel half is the kernel's
-    // own, so the code, stack and data in use stay mapped.
-    unsafe { core::arch::asm!("mov cr3, {}", in(reg) cr3, options(nostack, preserves_flags)) };
 }
 
 /// Save the current context into `*prev_rsp`, resume the one saved at `next_rsp`.
@@ -124,13 +96,26 @@ pub unsafe fn switch_to_abandon(next_rsp: u64) -> ! {
     unsafe { tristack_switch_to_abandon(next_rsp) }
 }
 
+/// What every new thread runs first: `main(entry, arg)`.
+pub type ThreadMain = extern "C" fn(entry: u64, arg: u64) -> !;
+
+/// The scheduler's thread main, as `tristack_thread_start` calls it.
+static THREAD_MAIN: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Hand down what new threads run first (the scheduler, before its first
+/// thread: this layer names nothing above it).
+pub fn set_thread_main(main: ThreadMain) {
+    THREAD_MAIN.store(main as usize, core::sync::atomic::Ordering::SeqCst);
+}
+
 /// Build a new thread's first switch frame under `top`; returns its saved RSP.
-/// `switch_to` will "return" into `tristack_thread_start`, which calls
-/// `sched::thread_main(entry, arg)`.
+/// `switch_to` will "return" into `tristack_thread_start`, which calls the
+/// thread main (`set_thread_main`) with `entry` and `arg`.
 ///
 /// # Safety
 /// `[top - 128, top)` is mapped, writable and owned by the new thread.
 pub unsafe fn initial_frame(top: u64, entry: u64, arg: u64) -> u64 {
+    assert!(THREAD_MAIN.load(core::sync::atomic::Ordering::Relaxed) != 0, "set_thread_main first");
     // top - 16: a zero return address ends any unwind, and after `ret` pops
     // the frame RSP = top - 16, 16-byte aligned for the `call` above.
     let frame: [u64; SWITCH_FRAME_WORDS + 2] = [

@@ -6,7 +6,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::percpu::{self, this_cpu};
+use crate::arch::percpu::{self, this_cpu};
 use crate::layout::MAX_CPUS;
 
 /// Per CPU: TLB shoot-downs it has carried out for other CPUs.
@@ -23,7 +23,7 @@ pub fn flush_tlb_kernel_range(start: u64, end: u64) {
         return;
     }
     let range = (start, end);
-    crate::smp::call_on(percpu::online_cpus(), flush_tlb_call, &range as *const (u64, u64) as u64);
+    super::call_on(percpu::online_cpus(), flush_tlb_call, &range as *const (u64, u64) as u64);
 }
 
 /// Flush user range `[start, end)` from the TLBs of the other CPUs in
@@ -35,13 +35,13 @@ pub fn flush_tlb_mm_range(cpus: u64, start: u64, end: u64) {
     }
     let range = (start, end);
     let targets = percpu::online_cpus().filter(|&c| cpus & (1 << c) != 0);
-    crate::smp::call_on(targets, flush_tlb_call, &range as *const (u64, u64) as u64);
+    super::call_on(targets, flush_tlb_call, &range as *const (u64, u64) as u64);
 }
 
 fn flush_tlb_call(arg: u64) {
     // SAFETY: the sender's `(start, end)`, alive while it waits.
     let (start, end) = unsafe { *(arg as *const (u64, u64)) };
-    super::cpu::flush_tlb_range(start, end);
+    crate::arch::cpu::flush_tlb_range(start, end);
     TLB_SHOOTDOWNS[this_cpu().id()].fetch_add(1, Ordering::Relaxed);
 }
 
