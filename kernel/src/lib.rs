@@ -33,6 +33,8 @@ pub mod boot;
 #[cfg(target_os = "none")]
 pub mod demos;
 #[cfg(target_os = "none")]
+pub mod entry;
+#[cfg(target_os = "none")]
 pub mod ktest;
 #[cfg(target_os = "none")]
 pub mod sched;

@@ -34,6 +34,7 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("deferred work (softirqs); bringing the other CPUs up", &["softirq", "smp::bringup", "smp::ktests"]),
     ("debugging: symbols, unwinder, backtraces, oops, panic, tracer", &["debug"]),
     ("user processes and the block layer", &["user", "block"]),
+    ("the generic entry and exit work (Linux kernel/entry/common.c)", &["entry"]),
     (
         "entry: the stubs the CPU enters through (trap, IRQ, NMI, #MC, #DB, syscall) and the handlers they call",
         &["arch::entry"],

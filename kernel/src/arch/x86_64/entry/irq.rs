@@ -17,7 +17,7 @@ pub extern "C" fn irq_dispatch(regs: &mut Regs) {
     let cpu = this_cpu();
     let vector = regs.vector as u8;
     if regs.from_user() {
-        crate::sched::set_in_user(false);
+        crate::entry::enter_from_user_mode();
         cpu.user.irqs.fetch_add(1, Ordering::Relaxed);
         let here = crate::arch::cpu::stack_pointer();
         if crate::stacks::irq::range(cpu.id()).is_some_and(|(bottom, top)| (bottom..top).contains(&here)) {
@@ -29,7 +29,7 @@ pub extern "C" fn irq_dispatch(regs: &mut Regs) {
     cpu.irq_max_nest.fetch_max(depth, Ordering::Relaxed);
     match vector {
         LOCAL_TIMER_VECTOR => {
-            timer_interrupt(cpu.id());
+            crate::entry::timer_tick(cpu.id());
             apic::eoi();
         }
         // A spurious interrupt is not in service: no EOI (SDM 10.9).
@@ -42,24 +42,11 @@ pub extern "C" fn irq_dispatch(regs: &mut Regs) {
             }
         }
     }
-    // Outermost level: run softirqs here, on the IRQ stack, interrupts on
-    // (Linux `irq_exit` with `HAVE_IRQ_EXIT_ON_IRQ_STACK`).
-    if depth == 0 {
-        crate::softirq::run_on_irq_exit();
-    }
-}
-
-/// The local timer (Linux `tick_periodic` + `update_process_times`): the
-/// clock, the running thread's time slice, and the timer softirq, which
-/// wakes sleepers whose time has come.
-fn timer_interrupt(cpu: usize) {
-    crate::time::tick(cpu);
-    crate::softirq::raise(crate::softirq::Softirq::TIMER);
-    crate::sched::scheduler_tick();
+    crate::entry::irq_exit(depth);
 }
 
 /// Called by the entry code once `irq_count` is back at -1, on the
 /// interrupted thread's stack: the one place a thread is preempted.
 pub extern "C" fn irq_exit_to_thread(_regs: &mut Regs) {
-    crate::sched::preempt_on_irq_exit();
+    crate::entry::irqentry_exit_to_kernel();
 }

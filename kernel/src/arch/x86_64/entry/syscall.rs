@@ -77,10 +77,10 @@ pub fn sysret_ok(regs: &Regs) -> bool {
 pub extern "C" fn do_syscall_64(regs: &mut Regs) -> bool {
     let cpu = this_cpu();
     cpu.user.syscalls.fetch_add(1, Ordering::Relaxed);
-    crate::sched::set_in_user(false);
+    crate::entry::syscall_enter_from_user_mode();
     ::x86_64::instructions::interrupts::enable();
     let nr = regs.error_code; // orig_ax
-    regs.rax = crate::user::syscall::dispatch(nr, regs) as u64;
+    regs.rax = crate::entry::syscall(nr, regs) as u64;
     super::usermode::prepare_exit(regs);
     let sysret = sysret_ok(regs);
     if sysret {

@@ -50,7 +50,7 @@ pub fn stackleak() -> bool {
 /// `eregs` is the complete frame of an entry from user mode (so the
 /// running thread's stack holds nothing live).
 pub unsafe extern "C" fn sync_regs(eregs: *mut Regs) -> *mut Regs {
-    crate::sched::set_in_user(false);
+    crate::entry::enter_from_user_mode();
     let regs = user_frame_slot();
     if regs != eregs {
         // SAFETY: per the contract the thread stack's top frame slot is
@@ -105,7 +105,7 @@ pub fn prepare_exit(regs: &mut Regs) {
     // An NMI returns at once (Linux's NMI from user does no exit work: it
     // must not schedule while NMIs are blocked until its IRET).
     if regs.vector != u64::from(X86_TRAP_NMI) {
-        crate::user::exit_to_user_mode_work(regs);
+        crate::entry::exit_to_user_mode_loop();
     }
     ::x86_64::instructions::interrupts::disable();
     check_user_return(regs);
@@ -117,7 +117,7 @@ pub fn prepare_exit(regs: &mut Regs) {
         let old = cpu.kstack_offset.load(Ordering::Relaxed);
         cpu.kstack_offset.store(old.rotate_right(5) ^ tsc, Ordering::Relaxed);
     }
-    crate::sched::set_in_user(true);
+    crate::entry::exit_to_user_mode();
 }
 
 /// The rule of the user boundary, checked at every return (Linux has it
