@@ -73,7 +73,7 @@ fn nested_block_layers_overflow_the_thread_stack_without_the_pool_and_complete_o
     assert_eq!(trace[0], " <EXTRA>", "{trace:#?}");
     assert!(trace.iter().any(|l| l.contains("RamDisk as tristack::block::bio::BlockDevice>::submit+")), "{trace:#?}");
     assert!(trace[..last_leave].iter().any(|l| l.starts_with(" tristack::block::bio::submit_bio+")), "{trace:#?}");
-    assert!(trace[last_leave..].iter().any(|l| l.contains("running_out_of_stack::io_thread+")), "{trace:#?}");
+    assert!(trace[last_leave..].iter().any(|l| l.contains("running_out_of_stack::block_io::io_thread+")), "{trace:#?}");
     let refused = line_starting(&run, "blk-io: extra-stacks 0 while it sleeps: refused: cannot shrink to 0: ");
     assert!(refused.ends_with(" extra stacks are in use"), "{refused}");
 

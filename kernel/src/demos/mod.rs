@@ -10,7 +10,6 @@ pub mod entry_sweep;
 pub mod hostile_input;
 pub mod irq;
 pub mod ist;
-pub mod nmi_storm;
 pub mod performance;
 pub mod running_out_of_stack;
 pub mod smp;
@@ -27,7 +26,7 @@ pub fn init() {
     irq::init();
     backtraces::init();
     performance::init();
-    nmi_storm::init();
+    smp::nmi_storm::init();
     user::init();
     entry_sweep::init();
 }
@@ -59,7 +58,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "chatter", usage: "MS", help: "a thread prints a line in a loop for MS ms (to race bt-all or a panic for the console)", run: smp::chatter },
     Spec { name: "bt-all", usage: "", help: "this CPU's backtrace, then every other CPU's, taken by NMI (sysrq-l)", run: smp::bt_all },
     Spec { name: "bt-ipi", usage: "CPU", help: "CPU's backtrace from a function-call IPI handler: on its IRQ stack, then what it interrupted (user mode too)", run: smp::bt_ipi },
-    Spec { name: "nmi-storm", usage: "SECONDS", help: "NMIs to every other CPU while they run self-IPIs, switches and nested #DB; every count must add up", run: nmi_storm::nmi_storm },
+    Spec { name: "nmi-storm", usage: "SECONDS", help: "NMIs to every other CPU while they run self-IPIs, switches and nested #DB; every count must add up", run: smp::nmi_storm::nmi_storm },
     Spec { name: "tlb-shootdown", usage: "CPU [skip]", help: "free a page another CPU reads: its next read faults (skip: no shoot-down, it reads freed memory)", run: smp::tlb_shootdown },
     Spec { name: "stack-tracer", usage: "on|off|reset", help: "the stack tracer: on every kernel function entry, the deepest depth per stack kind and its call chain", run: stack_tools::stack_tracer },
     Spec { name: "stacktrace", usage: "", help: "boot parameter: start the stack tracer (first on the command line)", run: stack_tools::stacktrace },

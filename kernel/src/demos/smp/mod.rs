@@ -1,6 +1,8 @@
 //! More than one CPU (docs/smp.md): `cpus`, `bt-all`, `tlb-shootdown`,
 //! `bench ipi`. `nmi-storm` has its own file.
 
+pub mod nmi_storm;
+
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::percpu::{self, this_cpu};

@@ -1,0 +1,42 @@
+//! threads-fit: the memory case for small stacks.
+
+use super::*;
+
+/// Stacks allocated per size to measure what one costs.
+const FIT_SAMPLE: u64 = 32;
+
+/// `threads-fit`: per stack size, the physical memory one thread costs
+/// (its stack's frames measured over FIT_SAMPLE allocations, page tables
+/// included; the guard pages cost none) plus its task structure, and how
+/// many such threads the usable memory holds.
+pub fn threads_fit(args: &[&str]) -> CmdResult {
+    cmdline::no_args("threads-fit", args)?;
+    let (usable, _) = phys::counts();
+    let usable_bytes = usable * PAGE_SIZE;
+    let task = core::mem::size_of::<sched::Task>() as u64;
+    println!(
+        "threads-fit: {} KiB usable memory; a task structure is {task} bytes; guard pages are virtual only",
+        usable_bytes / 1024
+    );
+    println!("stack    frames/stack  bytes/thread  threads that fit");
+    for size in THREAD_STACK_SIZES {
+        thread::drain_cache();
+        let before = phys::counts().1;
+        let stacks: Vec<_> =
+            (0..FIT_SAMPLE).map(|_| thread::alloc_sized(size, None)).collect::<Result<_, _>>().map_err(failed)?;
+        let frames = before - phys::counts().1;
+        stacks.into_iter().for_each(thread::free);
+        thread::drain_cache();
+        // Per stack, in hundredths of a frame (page-table pages are shared).
+        let per_thread = frames * PAGE_SIZE / FIT_SAMPLE + task;
+        println!(
+            "{:>3} KiB  {:>5}.{:02}        {:>8}      {:>8}",
+            size / 1024,
+            frames / FIT_SAMPLE,
+            frames * 100 / FIT_SAMPLE % 100,
+            per_thread,
+            usable_bytes / per_thread
+        );
+    }
+    Ok(())
+}
