@@ -34,13 +34,13 @@ fn check_command_line(bytes: &[u8]) {
             assert!(!word.is_empty() && !word.contains(char::is_whitespace) && !word.contains(';'), "word {word:?}");
         }
         // The argument helpers every command uses: an error, never a panic.
-        if let Err(e) = cmdline::split_cpu_option(c.name, &c.args) {
-            assert!(!e.to_string().is_empty());
+        if let Err(e) = cmdline::split_cpu_option(&c.args) {
+            assert!(!e.render(c.name, "").is_empty());
         }
         for arg in &c.args {
-            match cmdline::number(c.name, "N", arg, 1..=64) {
+            match cmdline::number("N", arg, 1..=64) {
                 Ok(n) => assert!((1..=64).contains(&n)),
-                Err(e) => assert!(!e.to_string().is_empty()),
+                Err(e) => assert!(!e.render(c.name, "N").is_empty()),
             }
         }
     }

@@ -64,34 +64,63 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Command<'_>>, CmdlineError> {
         .collect())
 }
 
-/// Why a command's arguments were rejected; the shell prints `error: <this>`.
+/// Why a command's arguments were rejected. The shell prints it with the
+/// command's name and, where it says so, the usage from the command's
+/// `Spec` — the one place a usage is written.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ArgError(pub String);
+pub enum ArgError {
+    /// The arguments do not fit the usage; `more` follows it (a range, a
+    /// hint, the valid values), "" for nothing.
+    Usage { more: String },
+    /// An argument the command does not take.
+    Unexpected(String),
+    /// What was wrong, then the usage.
+    Wrong(String),
+    /// What was wrong, in the command's own words.
+    Invalid(String),
+}
 
-impl fmt::Display for ArgError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl ArgError {
+    pub fn usage() -> ArgError {
+        ArgError::Usage { more: String::new() }
+    }
+
+    /// The usage, then `more` as it is (" (1 to 64)", "; programs: ...").
+    pub fn usage_and(more: impl Into<String>) -> ArgError {
+        ArgError::Usage { more: more.into() }
+    }
+
+    /// The message for command `name` whose usage is `usage` (its `Spec`'s).
+    pub fn render(&self, name: &str, usage: &str) -> String {
+        let line = alloc::format!("usage: {name} {usage}");
+        let line = line.trim_end();
+        match self {
+            ArgError::Usage { more } => alloc::format!("{name}: {line}{more}"),
+            ArgError::Unexpected(arg) => alloc::format!("{name}: unexpected argument '{arg}'; {line}"),
+            ArgError::Wrong(why) => alloc::format!("{name}: {why}; {name}: {line}"),
+            ArgError::Invalid(why) => alloc::format!("{name}: {why}"),
+        }
     }
 }
 
 /// Require exactly no arguments.
-pub fn no_args(cmd: &str, args: &[&str]) -> Result<(), ArgError> {
+pub fn no_args(args: &[&str]) -> Result<(), ArgError> {
     match args.first() {
         None => Ok(()),
-        Some(extra) => Err(ArgError(alloc::format!("{cmd}: unexpected argument '{extra}'; usage: {cmd}"))),
+        Some(extra) => Err(ArgError::Unexpected(String::from(*extra))),
     }
 }
 
 /// Parse a decimal or `0x` hexadecimal number within `range`.
-pub fn number(cmd: &str, what: &str, arg: &str, range: core::ops::RangeInclusive<u64>) -> Result<u64, ArgError> {
+pub fn number(what: &str, arg: &str, range: core::ops::RangeInclusive<u64>) -> Result<u64, ArgError> {
     let parsed = match arg.strip_prefix("0x") {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => arg.parse::<u64>(),
     };
     match parsed {
         Ok(n) if range.contains(&n) => Ok(n),
-        _ => Err(ArgError(alloc::format!(
-            "{cmd}: {what} must be a number from {} to {}, not '{arg}'",
+        _ => Err(ArgError::Invalid(alloc::format!(
+            "{what} must be a number from {} to {}, not '{arg}'",
             range.start(),
             range.end()
         ))),
@@ -100,7 +129,7 @@ pub fn number(cmd: &str, what: &str, arg: &str, range: core::ops::RangeInclusive
 
 /// A thread stack size: `4K`, `8K`, `16K`, `32K` (or the same in bytes),
 /// one of `THREAD_STACK_SIZES`.
-pub fn stack_size(cmd: &str, arg: &str) -> Result<u64, ArgError> {
+pub fn stack_size(arg: &str) -> Result<u64, ArgError> {
     use crate::layout::THREAD_STACK_SIZES;
     let parsed = match arg.strip_suffix(['K', 'k']) {
         Some(k) => k.parse::<u64>().ok().and_then(|k| k.checked_mul(1024)),
@@ -110,7 +139,7 @@ pub fn stack_size(cmd: &str, arg: &str) -> Result<u64, ArgError> {
         Some(n) if THREAD_STACK_SIZES.contains(&n) => Ok(n),
         _ => {
             let valid: Vec<String> = THREAD_STACK_SIZES.iter().map(|s| alloc::format!("{}K", s / 1024)).collect();
-            Err(ArgError(alloc::format!("{cmd}: stack size must be one of {}, not '{arg}'", valid.join(", "))))
+            Err(ArgError::Invalid(alloc::format!("stack size must be one of {}, not '{arg}'", valid.join(", "))))
         }
     }
 }
@@ -118,12 +147,12 @@ pub fn stack_size(cmd: &str, arg: &str) -> Result<u64, ArgError> {
 /// A stack limit in bytes: from `STACK_LIMIT_MIN` to `STACK_LIMIT_MAX`, a
 /// multiple of `STACK_LIMIT_ALIGN` (room for a guard page inside the
 /// `THREAD_SIZE` stack, and an aligned top).
-pub fn stack_limit(cmd: &str, arg: &str) -> Result<u64, ArgError> {
+pub fn stack_limit(arg: &str) -> Result<u64, ArgError> {
     use crate::layout::{STACK_LIMIT_ALIGN, STACK_LIMIT_MAX, STACK_LIMIT_MIN};
-    let n = number(cmd, "the stack limit", arg, STACK_LIMIT_MIN..=STACK_LIMIT_MAX)?;
+    let n = number("the stack limit", arg, STACK_LIMIT_MIN..=STACK_LIMIT_MAX)?;
     if !n.is_multiple_of(STACK_LIMIT_ALIGN) {
-        return Err(ArgError(alloc::format!(
-            "{cmd}: the stack limit must be a multiple of {STACK_LIMIT_ALIGN}, not {n}"
+        return Err(ArgError::Invalid(alloc::format!(
+            "the stack limit must be a multiple of {STACK_LIMIT_ALIGN}, not {n}"
         )));
     }
     Ok(n)
@@ -131,20 +160,20 @@ pub fn stack_limit(cmd: &str, arg: &str) -> Result<u64, ArgError> {
 
 /// Take the shell-wide `--cpu C` (or `--cpu=C`) option out of `args`:
 /// returns C as a number, if given, and the remaining arguments.
-pub fn split_cpu_option<'a>(cmd: &str, args: &[&'a str]) -> Result<(Option<u64>, Vec<&'a str>), ArgError> {
+pub fn split_cpu_option<'a>(args: &[&'a str]) -> Result<(Option<u64>, Vec<&'a str>), ArgError> {
     let mut cpu = None;
     let mut rest = Vec::new();
     let mut it = args.iter();
     while let Some(&a) = it.next() {
         let value = match a.strip_prefix("--cpu") {
-            Some("") => Some(*it.next().ok_or_else(|| ArgError(alloc::format!("{cmd}: --cpu needs a CPU number")))?),
+            Some("") => Some(*it.next().ok_or_else(|| ArgError::Invalid("--cpu needs a CPU number".into()))?),
             Some(v) if v.starts_with('=') => Some(&v[1..]),
             _ => None,
         };
         match value {
             None => rest.push(a),
-            Some(_) if cpu.is_some() => return Err(ArgError(alloc::format!("{cmd}: --cpu given twice"))),
-            Some(v) => cpu = Some(number(cmd, "--cpu", v, 0..=u64::from(u16::MAX))?),
+            Some(_) if cpu.is_some() => return Err(ArgError::Invalid("--cpu given twice".into())),
+            Some(v) => cpu = Some(number("--cpu", v, 0..=u64::from(u16::MAX))?),
         }
     }
     Ok((cpu, rest))
@@ -156,16 +185,16 @@ mod tests {
 
     #[test]
     fn cpu_option_is_taken_out_wherever_it_is() {
-        assert_eq!(split_cpu_option("db", &["3", "--cpu", "2"]).unwrap(), (Some(2), vec!["3"]));
-        assert_eq!(split_cpu_option("db", &["--cpu=1", "3", "nmi"]).unwrap(), (Some(1), vec!["3", "nmi"]));
-        assert_eq!(split_cpu_option("ps", &[]).unwrap(), (None, vec![]));
+        assert_eq!(split_cpu_option(&["3", "--cpu", "2"]).unwrap(), (Some(2), vec!["3"]));
+        assert_eq!(split_cpu_option(&["--cpu=1", "3", "nmi"]).unwrap(), (Some(1), vec!["3", "nmi"]));
+        assert_eq!(split_cpu_option(&[]).unwrap(), (None, vec![]));
     }
 
     #[test]
     fn cpu_option_errors_name_the_problem() {
-        assert!(split_cpu_option("db", &["--cpu"]).unwrap_err().0.contains("needs a CPU number"));
-        assert!(split_cpu_option("db", &["--cpu", "x"]).unwrap_err().0.contains("--cpu"));
-        assert!(split_cpu_option("db", &["--cpu", "1", "--cpu=2"]).unwrap_err().0.contains("twice"));
+        assert!(split_cpu_option(&["--cpu"]).unwrap_err().render("cmd", "").contains("needs a CPU number"));
+        assert!(split_cpu_option(&["--cpu", "x"]).unwrap_err().render("cmd", "").contains("--cpu"));
+        assert!(split_cpu_option(&["--cpu", "1", "--cpu=2"]).unwrap_err().render("cmd", "").contains("twice"));
     }
 
     fn names(s: &str) -> Vec<(String, Vec<String>)> {
@@ -231,26 +260,31 @@ mod tests {
 
     #[test]
     fn stack_sizes_and_limits_parse_or_say_what_is_valid() {
-        assert_eq!(stack_size("spawn", "4K"), Ok(4096));
-        assert_eq!(stack_size("spawn", "32k"), Ok(32768));
-        assert_eq!(stack_size("spawn", "8192"), Ok(8192));
-        let e = stack_size("spawn", "12K").unwrap_err().0;
+        assert_eq!(stack_size("4K"), Ok(4096));
+        assert_eq!(stack_size("32k"), Ok(32768));
+        assert_eq!(stack_size("8192"), Ok(8192));
+        let e = stack_size("12K").unwrap_err().render("spawn", "");
         assert_eq!(e, "spawn: stack size must be one of 4K, 8K, 16K, 32K, not '12K'");
-        assert!(stack_size("spawn", "K").is_err() && stack_size("spawn", "99999999999999999999K").is_err());
-        assert_eq!(stack_limit("spawn", "6000"), Ok(6000));
-        assert!(stack_limit("spawn", "6001").unwrap_err().0.contains("multiple of 16"));
-        assert!(stack_limit("spawn", "100").unwrap_err().0.contains("from 512 to 12288"));
-        assert!(stack_limit("spawn", "16384").is_err());
+        assert!(stack_size("K").is_err() && stack_size("99999999999999999999K").is_err());
+        assert_eq!(stack_limit("6000"), Ok(6000));
+        assert!(stack_limit("6001").unwrap_err().render("cmd", "").contains("multiple of 16"));
+        assert!(stack_limit("100").unwrap_err().render("cmd", "").contains("from 512 to 12288"));
+        assert!(stack_limit("16384").is_err());
     }
 
     #[test]
     fn numbers_in_range_decimal_or_hex() {
-        assert_eq!(number("db", "N", "3", 1..=3), Ok(3));
-        assert_eq!(number("db", "N", "0x2", 1..=3), Ok(2));
-        let e = number("db", "N", "4", 1..=3).unwrap_err();
-        assert_eq!(e.0, "db: N must be a number from 1 to 3, not '4'");
-        assert!(number("db", "N", "-1", 1..=3).is_err());
-        assert!(number("db", "N", "", 1..=3).is_err());
-        assert!(no_args("help", &["x"]).unwrap_err().0.contains("unexpected argument 'x'"));
+        assert_eq!(number("N", "3", 1..=3), Ok(3));
+        assert_eq!(number("N", "0x2", 1..=3), Ok(2));
+        let e = number("N", "4", 1..=3).unwrap_err();
+        assert_eq!(e.render("db", "N [nmi]"), "db: N must be a number from 1 to 3, not '4'");
+        assert!(number("N", "-1", 1..=3).is_err());
+        assert!(number("N", "", 1..=3).is_err());
+        assert_eq!(
+            no_args(&["x"]).unwrap_err().render("meminfo", ""),
+            "meminfo: unexpected argument 'x'; usage: meminfo"
+        );
+        // The usage comes from the caller's Spec, with what follows it.
+        assert_eq!(ArgError::usage_and(" (1 to 3)").render("db", "N [nmi]"), "db: usage: db N [nmi] (1 to 3)");
     }
 }

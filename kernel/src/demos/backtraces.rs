@@ -37,7 +37,7 @@ pub fn bt(args: &[&str]) -> CmdResult {
             Ok(())
         }
         [pid] => {
-            let pid = cmdline::number("bt", "PID", pid, 0..=u64::from(u32::MAX))? as u32;
+            let pid = cmdline::number("PID", pid, 0..=u64::from(u32::MAX))? as u32;
             // Interrupts off: the task must not run while its stack is read.
             // (A task on another CPU can still run: its stack stays pinned.)
             x86_64::instructions::interrupts::without_interrupts(|| match sched::saved_context(pid) {
@@ -53,7 +53,7 @@ pub fn bt(args: &[&str]) -> CmdResult {
                 ))),
             })
         }
-        [_, extra, ..] => Err(ArgError(alloc::format!("bt: unexpected argument '{extra}'; usage: bt [PID]")).into()),
+        [_, extra, ..] => Err(ArgError::Unexpected((*extra).into()).into()),
     }
 }
 
@@ -82,7 +82,7 @@ fn bt_irq_inner(_: &mut Regs) {
 }
 
 pub fn bt_irq(args: &[&str]) -> CmdResult {
-    cmdline::no_args("bt-irq", args)?;
+    cmdline::no_args(args)?;
     BT_STEP.store(1, Ordering::SeqCst);
     apic::send_self_ipi(BT_IRQ_OUTER_VECTOR);
     let done = spin_until(SPIN_WAIT_MS, || BT_STEP.load(Ordering::SeqCst) >= 2);
@@ -120,7 +120,7 @@ fn bt_nmi_handler(_: &Regs) {
 }
 
 pub fn bt_nmi(args: &[&str]) -> CmdResult {
-    cmdline::no_args("bt-nmi", args)?;
+    cmdline::no_args(args)?;
     BT_NMI_DONE.store(false, Ordering::SeqCst);
     NMI_BACKTRACE.store(true, Ordering::SeqCst);
     apic::send_self_ipi(BT_NMI_VECTOR);
@@ -151,7 +151,7 @@ fn plant_stale() {
 }
 
 pub fn stale(args: &[&str]) -> CmdResult {
-    cmdline::no_args("stale", args)?;
+    cmdline::no_args(args)?;
     plant_stale();
     println!(
         "stale: left {:#x} (stale_marker+0x1) in a dead frame; the trace must print it with '? ':",

@@ -116,7 +116,7 @@ pub fn violations() -> u64 {
 /// `attacks`: run every attack program; each must end as expected, and the
 /// kernel's text, free memory and return-to-user checks must be unchanged.
 pub fn attacks_cmd(args: &[&str]) -> CmdResult {
-    cmdline::no_args("attacks", args)?;
+    cmdline::no_args(args)?;
     let (text0, free0, viol0) = (text_checksum(), free_frames(), violations());
     let list = attacks();
     let mut surprises = 0;
@@ -160,12 +160,9 @@ pub fn attacks_cmd(args: &[&str]) -> CmdResult {
 /// finish, with no oops, no return-to-user violation and no frame lost.
 pub fn fuzz_syscalls(args: &[&str]) -> CmdResult {
     let (n, seed) = match args {
-        [n] => (cmdline::number("fuzz-syscalls", "N", n, 1..=10_000_000)?, crate::time::rdtsc() % 100_000),
-        [n, seed] => (
-            cmdline::number("fuzz-syscalls", "N", n, 1..=10_000_000)?,
-            cmdline::number("fuzz-syscalls", "SEED", seed, 0..=u64::MAX)?,
-        ),
-        _ => return Err(crate::cmd::cmdline::ArgError("fuzz-syscalls: usage: fuzz-syscalls N [SEED]".into()).into()),
+        [n] => (cmdline::number("N", n, 1..=10_000_000)?, crate::time::rdtsc() % 100_000),
+        [n, seed] => (cmdline::number("N", n, 1..=10_000_000)?, cmdline::number("SEED", seed, 0..=u64::MAX)?),
+        _ => return Err(crate::cmd::cmdline::ArgError::usage().into()),
     };
     let cpus: Vec<usize> = percpu::online_cpus().collect();
     let per = n.div_ceil(cpus.len() as u64);
@@ -214,7 +211,7 @@ pub fn fuzz_syscalls(args: &[&str]) -> CmdResult {
 /// frame comes back. Then the same with threads of one process
 /// (`threads-max`), which meet the thread-stack limit (`-EAGAIN`).
 pub fn oom(args: &[&str]) -> CmdResult {
-    cmdline::no_args("oom", args)?;
+    cmdline::no_args(args)?;
     /// A bound, in case memory is large: the point is reached long before.
     const MAX_PROCESSES: usize = 20_000;
     let free0 = free_frames();

@@ -109,9 +109,9 @@ fn irqnest_handler(regs: &mut Regs) {
 
 pub fn irqnest(args: &[&str]) -> CmdResult {
     let [n] = args else {
-        return Err(ArgError(alloc::format!("irqnest: usage: irqnest N (1 to {IRQNEST_MAX} levels)")).into());
+        return Err(ArgError::usage_and(alloc::format!(" (1 to {IRQNEST_MAX} levels)")).into());
     };
-    let n = cmdline::number("irqnest", "N", n, 1..=IRQNEST_MAX)? as u32;
+    let n = cmdline::number("N", n, 1..=IRQNEST_MAX)? as u32;
     NEST_LEVELS.store(n, Ordering::SeqCst);
     NEST_DONE.store(0, Ordering::SeqCst);
     DEMO_SP.iter().for_each(|s| s.store(0, Ordering::SeqCst));
@@ -172,7 +172,7 @@ fn softirq_demo_nested(regs: &mut Regs) {
 }
 
 pub fn softirq_cmd(args: &[&str]) -> CmdResult {
-    cmdline::no_args("softirq", args)?;
+    cmdline::no_args(args)?;
     DEMO_SP.iter().for_each(|s| s.store(0, Ordering::SeqCst));
     for _ in 0..5 {
         SOFTIRQ_STEP.store(0, Ordering::SeqCst);
@@ -209,9 +209,9 @@ fn flood_softirq() {
 
 pub fn softirq_flood(args: &[&str]) -> CmdResult {
     let [n] = args else {
-        return Err(ArgError("softirq-flood: usage: softirq-flood N (softirq runs)".into()).into());
+        return Err(ArgError::usage_and(" (softirq runs)").into());
     };
-    let n = cmdline::number("softirq-flood", "N", n, 1..=100_000)?;
+    let n = cmdline::number("N", n, 1..=100_000)?;
     FLOOD_AT_EXIT.store(0, Ordering::SeqCst);
     FLOOD_IN_KSOFTIRQD.store(0, Ordering::SeqCst);
     FLOOD_LEFT.store(n, Ordering::SeqCst);
@@ -256,7 +256,7 @@ fn irq_overflow_handler(_regs: &mut Regs) {
 }
 
 pub fn irq_overflow(args: &[&str]) -> CmdResult {
-    cmdline::no_args("irq-overflow", args)?;
+    cmdline::no_args(args)?;
     println!("irq-overflow: a self-IPI whose handler recurses on the IRQ stack");
     apic::send_self_ipi(IRQ_OVERFLOW_VECTOR);
     Err(CmdError::Failed("the handler returned".into()))
@@ -292,9 +292,9 @@ fn storm_sender(n: u64) -> i64 {
 
 pub fn irq_storm(args: &[&str]) -> CmdResult {
     let [n] = args else {
-        return Err(ArgError("irq-storm: usage: irq-storm N (self-IPIs)".into()).into());
+        return Err(ArgError::usage_and(" (self-IPIs)").into());
     };
-    let n = cmdline::number("irq-storm", "N", n, 1..=10_000_000)?;
+    let n = cmdline::number("N", n, 1..=10_000_000)?;
     for c in [&STORM_HARD, &STORM_SOFT_RUNS, &STORM_BAD_STACK] {
         c.store(0, Ordering::SeqCst);
     }
@@ -331,7 +331,7 @@ pub fn irq_storm(args: &[&str]) -> CmdResult {
 
 /// `/proc/interrupts`, per vector, then the stack facts Linux does not show.
 pub fn irqs(args: &[&str]) -> CmdResult {
-    cmdline::no_args("irqs", args)?;
+    cmdline::no_args(args)?;
     let cpus: Vec<usize> = percpu::online_cpus().collect();
     let mut head = alloc::string::String::from("     ");
     for c in &cpus {

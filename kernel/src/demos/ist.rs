@@ -18,7 +18,7 @@ use crate::stacks::exception;
 use crate::stacks::info;
 
 pub fn stacks(args: &[&str]) -> CmdResult {
-    cmdline::no_args("stacks", args)?;
+    cmdline::no_args(args)?;
     println!("cpu type  bottom           top              size   guard (unmapped)                  via");
     let row = |cpu: usize, name: &str, bottom: u64, top: u64, guard: Option<(u64, u64)>, via: &str| {
         let guard = match guard {
@@ -58,17 +58,17 @@ pub fn stacks(args: &[&str]) -> CmdResult {
 }
 
 pub fn int3(args: &[&str]) -> CmdResult {
-    cmdline::no_args("int3", args)?;
+    cmdline::no_args(args)?;
     debug::int3();
     println!("int3: returned to the shell");
     Ok(())
 }
 
 pub fn db(args: &[&str]) -> CmdResult {
-    let usage = || ArgError("db: usage: db N [nmi] (N = 1, 2 or 3 nested #DB)".into());
+    let usage = || ArgError::usage_and(" (N = 1, 2 or 3 nested #DB)");
     let (levels, with_nmi) = match args {
-        [n] => (cmdline::number("db", "N", n, 1..=3)?, false),
-        [n, "nmi"] => (cmdline::number("db", "N", n, 1..=3)?, true),
+        [n] => (cmdline::number("N", n, 1..=3)?, false),
+        [n, "nmi"] => (cmdline::number("N", n, 1..=3)?, true),
         _ => return Err(usage().into()),
     };
     db_demo(levels as u32, with_nmi);
@@ -76,7 +76,7 @@ pub fn db(args: &[&str]) -> CmdResult {
 }
 
 pub fn watch(args: &[&str]) -> CmdResult {
-    cmdline::no_args("watch", args)?;
+    cmdline::no_args(args)?;
     // The value written is arbitrary; the handler reports it as read back.
     let value = crate::arch::cpu::stack_pointer() & 0xffff;
     watch_demo(value);
@@ -93,7 +93,7 @@ pub fn nmi(args: &[&str]) -> CmdResult {
             report_last("nmi");
             Ok(())
         }
-        [other, ..] => Err(ArgError(alloc::format!("nmi: unexpected argument '{other}'; usage: nmi [wait]")).into()),
+        [other, ..] => Err(ArgError::Unexpected((*other).into()).into()),
     }
 }
 
@@ -125,12 +125,12 @@ pub fn mce(args: &[&str]) -> CmdResult {
             println!("mce: machine check seen, back in the shell");
             Ok(())
         }
-        [other, ..] => Err(ArgError(alloc::format!("mce: unexpected argument '{other}'; usage: mce [wait]")).into()),
+        [other, ..] => Err(ArgError::Unexpected((*other).into()).into()),
     }
 }
 
 pub fn doublefault(args: &[&str]) -> CmdResult {
-    cmdline::no_args("doublefault", args)?;
+    cmdline::no_args(args)?;
     println!("doublefault: removing the #DE gate and dividing by zero");
     // A #DE that cannot be delivered (#NP on its gate), and #NP while
     // delivering #DE (both "contributory"), is a double fault. Interrupts
@@ -142,7 +142,7 @@ pub fn doublefault(args: &[&str]) -> CmdResult {
 }
 
 pub fn nested_oops(args: &[&str]) -> CmdResult {
-    cmdline::no_args("nested-oops", args)?;
+    cmdline::no_args(args)?;
     println!("nested-oops: ud2, with the oops printer told to fault halfway");
     crate::debug::oops::fault_inside_next_oops();
     // SAFETY: deliberately fatal: #UD → oops → #UD inside it → recursion guard.
@@ -175,7 +175,7 @@ fn nmi_mce_hook(_: &Regs) {
 
 /// `nmi-mce`: the experiment above; both NMIs must run, one after the other.
 pub fn nmi_mce(args: &[&str]) -> CmdResult {
-    cmdline::no_args("nmi-mce", args)?;
+    cmdline::no_args(args)?;
     if mce::banks_enabled().is_none() {
         return Err(CmdError::Failed("this CPU has no machine-check architecture (use -cpu max)".into()));
     }

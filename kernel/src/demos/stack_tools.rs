@@ -14,7 +14,7 @@ pub fn stack_tracer(args: &[&str]) -> CmdResult {
         ["on"] => stack_tracer::set_on(true),
         ["off"] => stack_tracer::set_on(false),
         ["reset"] => stack_tracer::reset(),
-        _ => return Err(ArgError("stack-tracer: usage: stack-tracer on|off|reset".into()).into()),
+        _ => return Err(ArgError::usage().into()),
     }
     println!("stack-tracer: {}", if stack_tracer::is_on() { "on" } else { "off" });
     Ok(())
@@ -23,7 +23,7 @@ pub fn stack_tracer(args: &[&str]) -> CmdResult {
 /// `stacktrace`: the boot parameter's job, from the command line: start
 /// tracing before anything else runs.
 pub fn stacktrace(args: &[&str]) -> CmdResult {
-    cmdline::no_args("stacktrace", args)?;
+    cmdline::no_args(args)?;
     stack_tracer::reset();
     stack_tracer::set_on(true);
     println!("stack-tracer: on");
@@ -36,26 +36,26 @@ pub fn stacktrace_filter(args: &[&str]) -> CmdResult {
         ["off"] => stack_tracer::set_filter(None),
         [glob] => stack_tracer::set_filter(Some(glob)),
         [] => {}
-        _ => return Err(ArgError("stacktrace-filter: usage: stacktrace-filter [GLOB|off]".into()).into()),
+        _ => return Err(ArgError::usage().into()),
     }
     println!("stacktrace-filter: {}", stack_tracer::current_filter().unwrap_or("(none: every function)"));
     Ok(())
 }
 
-fn kinds(cmd: &str, args: &[&str]) -> Result<alloc::vec::Vec<usize>, ArgError> {
+fn kinds(args: &[&str]) -> Result<alloc::vec::Vec<usize>, ArgError> {
     match args {
         [] => Ok((0..KINDS.len()).collect()),
         [kind] => match KINDS.iter().position(|k| k.eq_ignore_ascii_case(kind)) {
             Some(k) => Ok(alloc::vec![k]),
-            None => Err(ArgError(alloc::format!("{cmd}: no stack kind '{kind}'; kinds: {}", KINDS.join(" ")))),
+            None => Err(ArgError::Invalid(alloc::format!("no stack kind '{kind}'; kinds: {}", KINDS.join(" ")))),
         },
-        [_, extra, ..] => Err(ArgError(alloc::format!("{cmd}: unexpected argument '{extra}'; usage: {cmd} [KIND]"))),
+        [_, extra, ..] => Err(ArgError::Unexpected((*extra).into())),
     }
 }
 
 /// `stack-trace [KIND]`: Linux's table for each kind with a record.
 pub fn stack_trace(args: &[&str]) -> CmdResult {
-    for k in kinds("stack-trace", args)? {
+    for k in kinds(args)? {
         let Some(rec) = stack_tracer::record(k) else {
             println!("stack-trace: {}: record busy (another CPU is writing it)", KINDS[k]);
             continue;
@@ -84,7 +84,7 @@ pub fn stack_trace(args: &[&str]) -> CmdResult {
 
 /// `stack-max-size [KIND]` (Linux's `stack_max_size`: the task stacks').
 pub fn stack_max_size(args: &[&str]) -> CmdResult {
-    let which = if args.is_empty() { alloc::vec![0] } else { kinds("stack-max-size", args)? };
+    let which = if args.is_empty() { alloc::vec![0] } else { kinds(args)? };
     for k in which {
         if args.is_empty() {
             println!("{}", stack_tracer::max_size(k));

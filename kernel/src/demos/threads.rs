@@ -16,7 +16,7 @@ use crate::{println, time};
 
 /// `ps`: Linux's sysrq-t task list (4.18 shape), then per-CPU stack usage.
 pub fn ps(args: &[&str]) -> CmdResult {
-    cmdline::no_args("ps", args)?;
+    cmdline::no_args(args)?;
     // Linux 4.18's sysrq-t columns, plus the CPU the task runs or last ran on.
     // `mode`: kthread, or for a user thread whether it is in user mode
     // right now (its kernel stack then holds nothing) or in the kernel.
@@ -72,9 +72,9 @@ pub fn ps(args: &[&str]) -> CmdResult {
 
 pub fn sleep(args: &[&str]) -> CmdResult {
     let [ms] = args else {
-        return Err(ArgError("sleep: usage: sleep MS".into()).into());
+        return Err(ArgError::usage().into());
     };
-    let ms = cmdline::number("sleep", "MS", ms, 1..=600_000)?;
+    let ms = cmdline::number("MS", ms, 1..=600_000)?;
     let (j0, t0) = (time::jiffies(), time::rdtsc());
     sched::sleep_ms(ms);
     let cycles = time::rdtsc() - t0;
@@ -119,28 +119,24 @@ fn worker(salt: u64) -> i64 {
 }
 
 pub fn spawn(args: &[&str]) -> CmdResult {
-    let usage = || {
-        ArgError(
-            "spawn: usage: spawn [--stack-size 4K|8K|16K|32K] [--stack-limit BYTES] N (1 to 64 worker threads)".into(),
-        )
-    };
+    let usage = || ArgError::usage_and(" (1 to 64 worker threads)");
     let mut stack = sched::StackRequest::inherited();
     let mut count = None;
     let mut it = args.iter();
     while let Some(&a) = it.next() {
         match a {
             "--stack-size" => {
-                stack.size = cmdline::stack_size("spawn", it.next().ok_or_else(usage)?)?;
+                stack.size = cmdline::stack_size(it.next().ok_or_else(usage)?)?;
                 stack.limit = stack.limit.filter(|_| stack.size == crate::layout::THREAD_SIZE);
             }
-            "--stack-limit" => stack.limit = Some(cmdline::stack_limit("spawn", it.next().ok_or_else(usage)?)?),
-            n if count.is_none() => count = Some(cmdline::number("spawn", "N", n, 1..=64)?),
+            "--stack-limit" => stack.limit = Some(cmdline::stack_limit(it.next().ok_or_else(usage)?)?),
+            n if count.is_none() => count = Some(cmdline::number("N", n, 1..=64)?),
             _ => return Err(usage().into()),
         }
     }
     let n = count.ok_or_else(usage)?;
     if stack.limit.is_some() && stack.size != crate::layout::THREAD_SIZE {
-        return Err(ArgError("spawn: a stack limit goes inside a 16K stack; not with --stack-size".into()).into());
+        return Err(ArgError::Invalid("a stack limit goes inside a 16K stack; not with --stack-size".into()).into());
     }
     let mut pids = Vec::new();
     for i in 0..n {
@@ -210,18 +206,13 @@ pub fn overflow(args: &[&str]) -> CmdResult {
     let holding_lock = match args {
         [] => false,
         ["--holding-lock"] => true,
-        [other, ..] => {
-            return Err(ArgError(alloc::format!(
-                "overflow: unexpected argument '{other}'; usage: overflow [--holding-lock]"
-            ))
-            .into())
-        }
+        [other, ..] => return Err(ArgError::Unexpected((*other).into()).into()),
     };
     run_and_report("overflow", "overflow", overflow_thread, u64::from(holding_lock))
 }
 
 pub fn overrun(args: &[&str]) -> CmdResult {
-    cmdline::no_args("overrun", args)?;
+    cmdline::no_args(args)?;
     run_and_report("overrun", "overrun", overrun_thread, 0)
 }
 
@@ -260,10 +251,10 @@ pub fn stress_thread(arg: u64) -> i64 {
 
 pub fn threads_stress(args: &[&str]) -> CmdResult {
     let [n, m] = args else {
-        return Err(ArgError("threads-stress: usage: threads-stress N M (N threads x M switches)".into()).into());
+        return Err(ArgError::usage_and(" (N threads x M switches)").into());
     };
-    let n = cmdline::number("threads-stress", "N", n, 1..=64)?;
-    let m = cmdline::number("threads-stress", "M", m, 1..=1_000_000)?;
+    let n = cmdline::number("N", n, 1..=64)?;
+    let m = cmdline::number("M", m, 1..=1_000_000)?;
     // Warm up: the first stacks at these addresses allocate page-table
     // frames that stay; measure from after that.
     let warm: Vec<_> = (0..n).filter_map(|_| thread::alloc().ok()).collect();
@@ -330,7 +321,12 @@ pub fn set_oops(value: &str) -> CmdResult {
     match value {
         "panic" => crate::debug::oops::set_panic_on_oops(true),
         "kill" => crate::debug::oops::set_panic_on_oops(false),
-        other => return Err(ArgError(alloc::format!("oops={other}: valid values are oops=panic and oops=kill")).into()),
+        other => {
+            return Err(ArgError::Invalid(alloc::format!(
+                "valid values are oops=panic and oops=kill, not oops={other}"
+            ))
+            .into())
+        }
     }
     println!(
         "oops={value}: an oops in a thread {}",

@@ -28,7 +28,7 @@ fn spawn(cmd: &str, prog: &str, args: &str) -> Result<u32, CmdError> {
 fn spawn_on(cmd: &str, prog: &str, args: &str, placement: Placement) -> Result<u32, CmdError> {
     process::run(prog, args, placement).map_err(|e| match e {
         RunError::NoSuchProgram => {
-            ArgError(alloc::format!("{cmd}: no program '{prog}'; programs: {}", program_list())).into()
+            ArgError::Invalid(alloc::format!("no program '{prog}'; programs: {}", program_list())).into()
         }
         e => CmdError::Failed(alloc::format!("{cmd}: {prog}: {e}")),
     })
@@ -70,9 +70,7 @@ pub fn run(args: &[&str]) -> CmdResult {
         _ => (false, args),
     };
     let [prog, rest @ ..] = args else {
-        return Err(
-            ArgError(alloc::format!("run: usage: run [--bg] PROG [ARGS...]; programs: {}", program_list())).into()
-        );
+        return Err(ArgError::usage_and(alloc::format!("; programs: {}", program_list())).into());
     };
     start(prog, &rest.join(" "), background)
 }
@@ -81,9 +79,9 @@ pub fn run(args: &[&str]) -> CmdResult {
 /// print one summary line (process creation and teardown under load).
 pub fn run_many(args: &[&str]) -> CmdResult {
     let [n, prog, rest @ ..] = args else {
-        return Err(ArgError("run-many: usage: run-many N PROG [ARGS...]".into()).into());
+        return Err(ArgError::usage().into());
     };
-    let n = cmdline::number("run-many", "N", n, 1..=100_000)?;
+    let n = cmdline::number("N", n, 1..=100_000)?;
     let rest = rest.join(" ");
     let (mut ok, mut failed) = (0u64, 0u64);
     for _ in 0..n {
@@ -91,7 +89,7 @@ pub fn run_many(args: &[&str]) -> CmdResult {
             Ok(pid) => pid,
             Err(RunError::NoSuchProgram) => {
                 return Err(
-                    ArgError(alloc::format!("run-many: no program '{prog}'; programs: {}", program_list())).into()
+                    ArgError::Invalid(alloc::format!("no program '{prog}'; programs: {}", program_list())).into()
                 )
             }
             Err(e) => return Err(CmdError::Failed(alloc::format!("run-many: {prog}: {e}"))),
@@ -111,9 +109,9 @@ pub fn run_many(args: &[&str]) -> CmdResult {
 /// `kill PID`: end a user process at its next return to user mode, wait for it.
 pub fn kill(args: &[&str]) -> CmdResult {
     let [pid] = args else {
-        return Err(ArgError("kill: usage: kill PID".into()).into());
+        return Err(ArgError::usage().into());
     };
-    let pid = cmdline::number("kill", "PID", pid, 1..=u64::from(u32::MAX))? as u32;
+    let pid = cmdline::number("PID", pid, 1..=u64::from(u32::MAX))? as u32;
     let tasks = sched::snapshot();
     let task = tasks.iter().find(|t| t.pid == pid);
     let name = task.map(|t| t.name.clone());
@@ -131,9 +129,9 @@ pub fn kill(args: &[&str]) -> CmdResult {
             }
             report(name.as_deref().unwrap_or("?"), pid, how)
         }
-        Err(sched::KillPidError::NoSuchTask) => Err(ArgError(alloc::format!("kill: no task {pid}")).into()),
+        Err(sched::KillPidError::NoSuchTask) => Err(ArgError::Invalid(alloc::format!("no task {pid}")).into()),
         Err(sched::KillPidError::KernelThread) => {
-            Err(ArgError(alloc::format!("kill: {pid} is a kernel thread; only user processes can be killed")).into())
+            Err(ArgError::Invalid(alloc::format!("{pid} is a kernel thread; only user processes can be killed")).into())
         }
     }
 }
@@ -142,8 +140,8 @@ pub fn kill(args: &[&str]) -> CmdResult {
 pub fn kstack_offset(args: &[&str]) -> CmdResult {
     let n = match args {
         [] => 1000,
-        [n] => cmdline::number("kstack-offset", "N", n, 1..=1_000_000)?,
-        _ => return Err(ArgError("kstack-offset: usage: kstack-offset [N]".into()).into()),
+        [n] => cmdline::number("N", n, 1..=1_000_000)?,
+        _ => return Err(ArgError::usage().into()),
     };
     println!(
         "kstack-offset: randomize_kstack_offset is {}",
@@ -157,18 +155,13 @@ pub fn hardening(args: &[&str]) -> CmdResult {
     let onoff = |v: &str| match v {
         "on" => Ok(true),
         "off" => Ok(false),
-        _ => Err(ArgError(alloc::format!("hardening: '{v}': expected on or off"))),
+        _ => Err(ArgError::Invalid(alloc::format!("'{v}': expected on or off"))),
     };
     match args {
         [] => {}
         ["randomize_kstack_offset", v] => usermode::set_randomize_kstack_offset(onoff(v)?),
         ["stackleak", v] => usermode::set_stackleak(onoff(v)?),
-        _ => {
-            return Err(ArgError(
-                "hardening: usage: hardening [randomize_kstack_offset on|off | stackleak on|off]".into(),
-            )
-            .into())
-        }
+        _ => return Err(ArgError::usage().into()),
     }
     let state = |on: bool| if on { "on" } else { "off" };
     println!(
@@ -258,7 +251,7 @@ fn show_probe(cpu: usize, who: &str) {
 /// `userstate`: what crossed the user boundary on each CPU, and the checks;
 /// then an NMI to every other CPU running a user thread, to show its state.
 pub fn userstate(args: &[&str]) -> CmdResult {
-    cmdline::no_args("userstate", args)?;
+    cmdline::no_args(args)?;
     // sys-iret: syscalls SYSRET could not return from; bad-iret: IRETs to
     // user mode that faulted and became the process's #GP.
     println!(
@@ -320,12 +313,12 @@ pub fn wait(args: &[&str]) -> CmdResult {
             return Ok(());
         }
         [pid] => pid,
-        _ => return Err(ArgError("wait: usage: wait [PID]".into()).into()),
+        _ => return Err(ArgError::usage().into()),
     };
-    let pid = cmdline::number("wait", "PID", pid, 1..=u64::from(u32::MAX))? as u32;
+    let pid = cmdline::number("PID", pid, 1..=u64::from(u32::MAX))? as u32;
     let name = sched::snapshot().into_iter().find(|t| t.pid == pid).map(|t| t.name);
     let Some(name) = name else {
-        return Err(ArgError(alloc::format!("wait: no task {pid}")).into());
+        return Err(ArgError::Invalid(alloc::format!("no task {pid}")).into());
     };
     report(&name, pid, sched::join(pid))
 }

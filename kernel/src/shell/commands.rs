@@ -61,11 +61,10 @@ fn help(args: &[&str]) -> CmdResult {
     match args {
         [] => all().for_each(show),
         [name] => show(
-            find(name).ok_or_else(|| ArgError(alloc::format!("help: no command '{name}'; commands: {}", names())))?,
+            find(name)
+                .ok_or_else(|| ArgError::Invalid(alloc::format!("no command '{name}'; commands: {}", names())))?,
         ),
-        [_, extra, ..] => {
-            return Err(ArgError(alloc::format!("help: unexpected argument '{extra}'; usage: help [COMMAND]")).into())
-        }
+        [_, extra, ..] => return Err(ArgError::Unexpected((*extra).into()).into()),
     }
     Ok(())
 }
@@ -76,7 +75,7 @@ fn echo(args: &[&str]) -> CmdResult {
 }
 
 fn meminfo(args: &[&str]) -> CmdResult {
-    cmdline::no_args("meminfo", args)?;
+    cmdline::no_args(args)?;
     let (usable, free) = phys::counts();
     let (heap_size, heap_used) = mm::heap_usage();
     let vm = vmalloc::stats();
@@ -117,13 +116,11 @@ fn ktest_cmd(args: &[&str]) -> CmdResult {
     let filter = match args {
         [] => None,
         [f] => Some(*f),
-        [_, extra, ..] => {
-            return Err(ArgError(alloc::format!("ktest: unexpected argument '{extra}'; usage: ktest [FILTER]")).into())
-        }
+        [_, extra, ..] => return Err(ArgError::Unexpected((*extra).into()).into()),
     };
     match ktest::run(&ktest_suites(), filter) {
         (0, 0) => {
-            Err(CmdError::Usage(ArgError(alloc::format!("ktest: no test name contains '{}'", filter.unwrap_or("")))))
+            Err(CmdError::Usage(ArgError::Invalid(alloc::format!("no test name contains '{}'", filter.unwrap_or("")))))
         }
         (_, 0) => Ok(()),
         (_, failed) => Err(CmdError::Failed(alloc::format!("{failed} ktest(s) failed"))),
@@ -138,19 +135,19 @@ fn panic_cmd(args: &[&str]) -> CmdResult {
 }
 
 fn triple_fault(args: &[&str]) -> CmdResult {
-    cmdline::no_args("triple-fault", args)?;
+    cmdline::no_args(args)?;
     println!("triple-fault: loading an empty IDT and executing int3");
     arch::cpu::triple_fault()
 }
 
 fn fail(args: &[&str]) -> CmdResult {
-    cmdline::no_args("fail", args)?;
+    cmdline::no_args(args)?;
     println!("fail: reporting failure to the runner");
     exit(ExitCode::Failure)
 }
 
 fn poweroff(args: &[&str]) -> CmdResult {
-    cmdline::no_args("poweroff", args)?;
+    cmdline::no_args(args)?;
     println!("poweroff: reporting success to the runner");
     exit(ExitCode::Success)
 }

@@ -21,10 +21,10 @@ fn execute(cmd: &Command) -> bool {
         println!("error: unknown command '{}'; valid commands: {}", cmd.name, commands::names());
         return false;
     };
-    let (cpu, args) = match cmdline::split_cpu_option(cmd.name, &cmd.args) {
+    let (cpu, args) = match cmdline::split_cpu_option(&cmd.args) {
         Ok(split) => split,
         Err(e) => {
-            println!("error: {e}");
+            println!("error: {}", e.render(spec.name, spec.usage));
             return false;
         }
     };
@@ -38,7 +38,7 @@ fn run(spec: &Spec, args: &[&str]) -> bool {
     match (spec.run)(args) {
         Ok(()) => true,
         Err(CmdError::Usage(e)) => {
-            println!("error: {e}");
+            println!("error: {}", e.render(spec.name, spec.usage));
             false
         }
         Err(CmdError::Failed(why)) => {

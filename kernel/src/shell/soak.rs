@@ -228,12 +228,10 @@ fn memory() -> Memory {
 }
 
 pub fn soak(args: &[&str]) -> CmdResult {
-    let usage = || ArgError("soak: usage: soak SECONDS [SEED] (SECONDS 1 to 86400)".into());
+    let usage = || ArgError::usage_and(" (SECONDS 1 to 86400)");
     let (secs, seed) = match args {
-        [s] => (cmdline::number("soak", "SECONDS", s, 1..=86_400)?, time::rdtsc() % 1_000_000),
-        [s, seed] => {
-            (cmdline::number("soak", "SECONDS", s, 1..=86_400)?, cmdline::number("soak", "SEED", seed, 0..=u64::MAX)?)
-        }
+        [s] => (cmdline::number("SECONDS", s, 1..=86_400)?, time::rdtsc() % 1_000_000),
+        [s, seed] => (cmdline::number("SECONDS", s, 1..=86_400)?, cmdline::number("SEED", seed, 0..=u64::MAX)?),
         _ => return Err(usage().into()),
     };
     let me = percpu::current_cpu_id();

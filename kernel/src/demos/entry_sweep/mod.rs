@@ -31,8 +31,6 @@ pub fn init() {
     user_rsp::init();
 }
 
-const USAGE: &str = "entry-sweep: usage: entry-sweep [nmi|irq|mce|all] [--from user|kernel|both]";
-
 /// What to sweep, from the command's words.
 fn parse(args: &[&str]) -> Result<(Vec<Event>, bool, bool), ArgError> {
     let (mut events, mut from) = (Event::ALL.to_vec(), "both");
@@ -44,16 +42,16 @@ fn parse(args: &[&str]) -> Result<(Vec<Event>, bool, bool), ArgError> {
                 from = match words.next() {
                     Some(&m @ ("user" | "kernel" | "both")) => m,
                     Some(other) => {
-                        return Err(ArgError(alloc::format!(
-                            "entry-sweep: --from takes user, kernel or both, not '{other}'"
+                        return Err(ArgError::Invalid(alloc::format!(
+                            "--from takes user, kernel or both, not '{other}'"
                         )))
                     }
-                    None => return Err(ArgError("entry-sweep: --from needs user, kernel or both".into())),
+                    None => return Err(ArgError::Invalid("--from needs user, kernel or both".into())),
                 }
             }
             other => match Event::ALL.into_iter().find(|e| e.name() == other) {
                 Some(e) => events = alloc::vec![e],
-                None => return Err(ArgError(alloc::format!("entry-sweep: unknown event '{other}'; {USAGE}"))),
+                None => return Err(ArgError::Wrong(alloc::format!("unknown event '{other}'"))),
             },
         }
     }

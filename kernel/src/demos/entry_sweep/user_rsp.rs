@@ -42,9 +42,9 @@ fn note_user_rsp_nmi(regs: &Regs) {
 /// the NMI stack never re-entered and no return-to-user violation.
 pub fn nmi_user_rsp(args: &[&str]) -> CmdResult {
     let [n] = args else {
-        return Err(ArgError("nmi-user-rsp: usage: nmi-user-rsp N".into()).into());
+        return Err(ArgError::usage().into());
     };
-    let n = cmdline::number("nmi-user-rsp", "N", n, 1..=10_000_000)?;
+    let n = cmdline::number("N", n, 1..=10_000_000)?;
     let me = percpu::current_cpu_id();
     let Some(target) = percpu::online_cpus().find(|&c| c != me) else {
         return Err(CmdError::Failed("nmi-user-rsp: needs 2 CPUs (runner --smp 2 or more)".into()));

@@ -43,13 +43,11 @@ const SPAWN_SAMPLES: usize = 300;
 /// A benchmark's name and what runs it.
 type Benchmark = (&'static str, fn() -> CmdResult);
 
-const USAGE: &str = "bench: usage: bench [all|switch|spawn|irq|exceptions|ipi|syscall|yield-user|tracer]";
-
 pub fn bench(args: &[&str]) -> CmdResult {
     let which = match args {
         [] | ["all"] => None,
         [one] => Some(*one),
-        _ => return Err(ArgError(USAGE.into()).into()),
+        _ => return Err(ArgError::usage().into()),
     };
     let all: [Benchmark; 8] = [
         ("switch", bench_switch),
@@ -63,7 +61,7 @@ pub fn bench(args: &[&str]) -> CmdResult {
     ];
     if let Some(w) = which {
         if !all.iter().any(|(n, _)| *n == w) {
-            return Err(ArgError(alloc::format!("bench: unknown benchmark '{w}'\n{USAGE}")).into());
+            return Err(ArgError::Wrong(alloc::format!("unknown benchmark '{w}'")).into());
         }
     }
     header();

@@ -14,9 +14,9 @@ pub(super) static DEVICE: IrqMutex<Option<Dev>> = IrqMutex::new(None);
 /// cycling linear, crypt, integrity, loop, mirror from the bottom up.
 pub fn blk_stack(args: &[&str]) -> CmdResult {
     let [n] = args else {
-        return Err(ArgError(alloc::format!("blk-stack: usage: blk-stack LAYERS (0 to {MAX_LAYERS})")).into());
+        return Err(ArgError::usage_and(alloc::format!(" (0 to {MAX_LAYERS})")).into());
     };
-    let layers = cmdline::number("blk-stack", "LAYERS", n, 0..=MAX_LAYERS)?;
+    let layers = cmdline::number("LAYERS", n, 0..=MAX_LAYERS)?;
     *DEVICE.lock() = None; // the old stack's memory back first
     let mut dev: Dev = RamDisk::new(DISK_SECTORS).map_err(failed)?;
     let mut names = vec![dev.name()];
@@ -106,7 +106,7 @@ fn describe(d: &Depth) -> String {
 /// their own, read them back and compare; then one more thread reads back
 /// every block any of them was told was written.
 pub fn blk_io(args: &[&str]) -> CmdResult {
-    let usage = || ArgError("blk-io: usage: blk-io [--threads T] [--blocks N] [--hold] (T 1 to 16, N 1 to 256)".into());
+    let usage = || ArgError::usage_and(" (T 1 to 16, N 1 to 256)");
     let (mut threads, mut blocks, mut hold) = (1, 16, false);
     let mut it = args.iter();
     while let Some(&a) = it.next() {
@@ -116,13 +116,13 @@ pub fn blk_io(args: &[&str]) -> CmdResult {
         }
         let v = it.next().ok_or_else(usage)?;
         match a {
-            "--threads" => threads = cmdline::number("blk-io", "T", v, 1..=16)?,
-            "--blocks" => blocks = cmdline::number("blk-io", "N", v, 1..=256)?,
+            "--threads" => threads = cmdline::number("T", v, 1..=16)?,
+            "--blocks" => blocks = cmdline::number("N", v, 1..=256)?,
             _ => return Err(usage().into()),
         }
     }
     let dev =
-        DEVICE.lock().clone().ok_or_else(|| ArgError("blk-io: no block device: run blk-stack LAYERS first".into()))?;
+        DEVICE.lock().clone().ok_or_else(|| ArgError::Invalid("no block device: run blk-stack LAYERS first".into()))?;
     if threads * blocks > dev.sectors() {
         return Err(failed(alloc::format!("{threads} x {blocks} blocks do not fit in {} sectors", dev.sectors())));
     }

@@ -10,7 +10,7 @@ const FIT_SAMPLE: u64 = 32;
 /// included; the guard pages cost none) plus its task structure, and how
 /// many such threads the usable memory holds.
 pub fn threads_fit(args: &[&str]) -> CmdResult {
-    cmdline::no_args("threads-fit", args)?;
+    cmdline::no_args(args)?;
     let (usable, _) = phys::counts();
     let usable_bytes = usable * PAGE_SIZE;
     let task = core::mem::size_of::<sched::Task>() as u64;

@@ -10,8 +10,8 @@ use super::*;
 pub fn stack_limit_default(args: &[&str]) -> CmdResult {
     let limit = match args {
         ["off"] => None,
-        [b] => Some(cmdline::stack_limit("stack-limit-default", b)?),
-        _ => return Err(ArgError("stack-limit-default: usage: stack-limit-default BYTES|off".into()).into()),
+        [b] => Some(cmdline::stack_limit(b)?),
+        _ => return Err(ArgError::usage().into()),
     };
     thread::set_default_limit(limit);
     match limit {
@@ -67,12 +67,12 @@ fn try_workload(w: Workload, limit: Option<u64>) -> Result<Option<u64>, CmdError
 pub fn stack_limit_search(args: &[&str]) -> CmdResult {
     use crate::layout::{STACK_LIMIT_ALIGN as STEP, STACK_LIMIT_MAX, STACK_LIMIT_MIN};
     let w = match args {
-        ["deep", n] => Workload::Deep(cmdline::number("stack-limit-search", "LEVELS", n, 0..=40)?),
+        ["deep", n] => Workload::Deep(cmdline::number("LEVELS", n, 0..=40)?),
         ["blk-io"] => Workload::BlkIo,
-        _ => return Err(ArgError("stack-limit-search: usage: stack-limit-search deep LEVELS | blk-io".into()).into()),
+        _ => return Err(ArgError::usage().into()),
     };
     if matches!(w, Workload::BlkIo) && DEVICE.lock().is_none() {
-        return Err(ArgError("stack-limit-search: no block device: run blk-stack LAYERS first".into()).into());
+        return Err(ArgError::Invalid("no block device: run blk-stack LAYERS first".into()).into());
     }
     let was_on = extra::stats().enabled;
     extra::set_enabled(false);

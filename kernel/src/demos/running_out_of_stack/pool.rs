@@ -4,18 +4,14 @@ use super::*;
 
 /// `extra-stacks [N | on | off | threshold BYTES]`.
 pub fn extra_stacks(args: &[&str]) -> CmdResult {
-    let usage = || {
-        ArgError(alloc::format!(
-            "extra-stacks: usage: extra-stacks [N | on | off | threshold BYTES] (N 0 to {MAX_EXTRA_STACKS})"
-        ))
-    };
+    let usage = || ArgError::usage_and(alloc::format!(" (N 0 to {MAX_EXTRA_STACKS})"));
     match args {
         [] => {}
         ["on"] => extra::set_enabled(true),
         ["off"] => extra::set_enabled(false),
-        ["threshold", b] => extra::set_threshold(cmdline::number("extra-stacks", "BYTES", b, 0..=THREAD_SIZE)?),
+        ["threshold", b] => extra::set_threshold(cmdline::number("BYTES", b, 0..=THREAD_SIZE)?),
         [n] if n.bytes().all(|b| b.is_ascii_digit()) => {
-            let n = cmdline::number("extra-stacks", "N", n, 0..=MAX_EXTRA_STACKS as u64)? as usize;
+            let n = cmdline::number("N", n, 0..=MAX_EXTRA_STACKS as u64)? as usize;
             extra::resize(n).map_err(|e| match e {
                 extra::Resize::Refused(r) => failed(r),
                 extra::Resize::NoMemory(m) => failed(m),
@@ -56,16 +52,16 @@ fn show_pool() {
 /// `extrastacks PER_CPU [THRESHOLD]`: boot parameter (first on the command
 /// line): PER_CPU extra stacks for each online CPU, and the threshold.
 pub fn extrastacks(args: &[&str]) -> CmdResult {
-    let usage = || ArgError("extrastacks: usage: extrastacks PER_CPU [THRESHOLD]".into());
+    let usage = || ArgError::usage();
     let (per_cpu, threshold) = match args {
         [n] => (n, None),
         [n, t] => (n, Some(t)),
         _ => return Err(usage().into()),
     };
     let cpus = crate::arch::percpu::online_cpus().count() as u64;
-    let per_cpu = cmdline::number("extrastacks", "PER_CPU", per_cpu, 0..=MAX_EXTRA_STACKS as u64 / cpus)?;
+    let per_cpu = cmdline::number("PER_CPU", per_cpu, 0..=MAX_EXTRA_STACKS as u64 / cpus)?;
     if let Some(t) = threshold {
-        extra::set_threshold(cmdline::number("extrastacks", "THRESHOLD", t, 0..=THREAD_SIZE)?);
+        extra::set_threshold(cmdline::number("THRESHOLD", t, 0..=THREAD_SIZE)?);
     }
     // Down to none first, so the new ones are dealt to the CPUs in turn.
     extra::resize(0).and_then(|()| extra::resize((per_cpu * cpus) as usize)).map_err(|e| {
@@ -98,7 +94,7 @@ fn extra_overflow_thread(_: u64) -> i64 {
 /// guard page: `BUG: EXTRA stack guard page was hit`, the thread dies, and
 /// its reaper gives the stack back to the pool.
 pub fn extra_overflow(args: &[&str]) -> CmdResult {
-    cmdline::no_args("extra-overflow", args)?;
+    cmdline::no_args(args)?;
     let pid = sched::spawn("extra-overflow", extra_overflow_thread, 0).map_err(failed)?;
     match sched::join(pid).map_err(|e| failed(alloc::format!("{e:?}")))? {
         Ended::Killed => println!("extra-overflow: thread extra-overflow ({pid}) was killed and reaped"),

@@ -8,12 +8,12 @@ use super::*;
 pub fn child_stack_size(args: &[&str]) -> CmdResult {
     let (pid, size) = match args {
         [size] => (None, size),
-        [pid, size] => (Some(cmdline::number("child-stack-size", "PID", pid, 0..=u64::from(u32::MAX))? as u32), size),
-        _ => return Err(ArgError("child-stack-size: usage: child-stack-size [PID] 4K|8K|16K|32K".into()).into()),
+        [pid, size] => (Some(cmdline::number("PID", pid, 0..=u64::from(u32::MAX))? as u32), size),
+        _ => return Err(ArgError::usage().into()),
     };
-    let size = cmdline::stack_size("child-stack-size", size)?;
+    let size = cmdline::stack_size(size)?;
     sched::set_child_stack_size(pid, size)
-        .map_err(|_| ArgError(alloc::format!("child-stack-size: no task {} (see ps)", pid.unwrap_or(0))))?;
+        .map_err(|_| ArgError::Invalid(alloc::format!("no task {} (see ps)", pid.unwrap_or(0))))?;
     match pid {
         None => println!("child-stack-size: children of this shell get {} KiB stacks", size / 1024),
         Some(p) => println!("child-stack-size: children of pid {p} get {} KiB stacks", size / 1024),
@@ -57,7 +57,7 @@ const DEEP_LEVELS: u64 = 24;
 /// `stack-sizes`: Tim Bird's mixed sizes — a stack-conservative worker on
 /// 4 KiB, a deep one on 16 KiB, then the deep work on 4 KiB.
 pub fn stack_sizes(args: &[&str]) -> CmdResult {
-    cmdline::no_args("stack-sizes", args)?;
+    cmdline::no_args(args)?;
     let sized = |size| StackRequest { size, limit: None };
     let runs =
         [("shallow-4K", SHALLOW_LEVELS, 4096), ("deep-16K", DEEP_LEVELS, THREAD_SIZE), ("deep-4K", DEEP_LEVELS, 4096)];

@@ -18,7 +18,7 @@ use crate::{println, smp};
 /// `cpus`: every CPU the MADT lists: the online ones with their per-CPU
 /// stacks, then any that are not online and why.
 pub fn cpus(args: &[&str]) -> CmdResult {
-    cmdline::no_args("cpus", args)?;
+    cmdline::no_args(args)?;
     println!(
         "CPU APIC state   IRQ stack top    #DF top          NMI top          #DB top          #MC top          current"
     );
@@ -48,9 +48,9 @@ pub fn cpus(args: &[&str]) -> CmdResult {
 /// that another CPU's NMI (`bt-all`) or a panic finds the console taken.
 pub fn chatter(args: &[&str]) -> CmdResult {
     let [ms] = args else {
-        return Err(ArgError("chatter: usage: chatter MS (1 to 60000)".into()).into());
+        return Err(ArgError::usage_and(" (1 to 60000)").into());
     };
-    let ms = cmdline::number("chatter", "MS", ms, 1..=60_000)?;
+    let ms = cmdline::number("MS", ms, 1..=60_000)?;
     let pid = sched::spawn("chatter", chatter_thread, ms).map_err(|e| CmdError::Failed(alloc::format!("{e}")))?;
     println!("chatter: pid {pid} prints for {ms} ms");
     Ok(())
@@ -69,7 +69,7 @@ fn chatter_thread(ms: u64) -> i64 {
 /// `bt-all`: this CPU's backtrace, then every other CPU's, taken by NMI
 /// (Linux sysrq-l, `trigger_all_cpu_backtrace`).
 pub fn bt_all(args: &[&str]) -> CmdResult {
-    cmdline::no_args("bt-all", args)?;
+    cmdline::no_args(args)?;
     nmi_backtrace::print_own_backtrace();
     let missing = nmi_backtrace::trigger_all_cpu_backtrace(false);
     if missing == 0 {
@@ -86,14 +86,14 @@ pub fn bt_all(args: &[&str]) -> CmdResult {
 /// the user registers.
 pub fn bt_ipi(args: &[&str]) -> CmdResult {
     let [cpu] = args else {
-        return Err(ArgError("bt-ipi: usage: bt-ipi CPU".into()).into());
+        return Err(ArgError::usage().into());
     };
-    let cpu = cmdline::number("bt-ipi", "CPU", cpu, 0..=(MAX_CPUS as u64 - 1))? as usize;
+    let cpu = cmdline::number("CPU", cpu, 0..=(MAX_CPUS as u64 - 1))? as usize;
     if !percpu::is_online(cpu) {
-        return Err(ArgError(alloc::format!("bt-ipi: CPU {cpu} is not online")).into());
+        return Err(ArgError::Invalid(alloc::format!("CPU {cpu} is not online")).into());
     }
     if cpu == percpu::current_cpu_id() {
-        return Err(ArgError(alloc::format!("bt-ipi: CPU {cpu} is this CPU; use bt")).into());
+        return Err(ArgError::Invalid(alloc::format!("CPU {cpu} is this CPU; use bt")).into());
     }
     smp::call_on(core::iter::once(cpu), ipi_backtrace, 0);
     Ok(())
@@ -139,16 +139,16 @@ fn tlb_reader(_: u64) -> i64 {
 /// `skip` the shoot-down is left out, to show what it prevents: the reader
 /// goes on reading the freed frame through its stale TLB entry.
 pub fn tlb_shootdown(args: &[&str]) -> CmdResult {
-    let usage = || ArgError("tlb-shootdown: usage: tlb-shootdown CPU [skip] (CPU: another online CPU)".into());
+    let usage = || ArgError::usage_and(" (CPU: another online CPU)");
     let (cpu, skip) = match args {
         [cpu] => (cpu, false),
         [cpu, "skip"] => (cpu, true),
         _ => return Err(usage().into()),
     };
-    let cpu = cmdline::number("tlb-shootdown", "CPU", cpu, 0..=MAX_CPUS as u64 - 1)? as usize;
+    let cpu = cmdline::number("CPU", cpu, 0..=MAX_CPUS as u64 - 1)? as usize;
     let me = this_cpu().id();
     if cpu == me || !percpu::is_online(cpu) {
-        return Err(ArgError(alloc::format!("tlb-shootdown: CPU {cpu} must be online and not this CPU ({me})")).into());
+        return Err(ArgError::Invalid(alloc::format!("CPU {cpu} must be online and not this CPU ({me})")).into());
     }
     let fail = |e| CmdError::Failed(alloc::format!("{e}"));
     let page = vmalloc::vmalloc_guarded(PAGE_SIZE, PAGE_SIZE, vmalloc::ONE_PAGE_GUARDS).map_err(fail)?;

@@ -82,9 +82,9 @@ fn storm_worker(arg: u64) -> i64 {
 /// `nmi-storm SECONDS`.
 pub fn nmi_storm(args: &[&str]) -> CmdResult {
     let [secs] = args else {
-        return Err(ArgError("nmi-storm: usage: nmi-storm SECONDS (1 to 600)".into()).into());
+        return Err(ArgError::usage_and(" (1 to 600)").into());
     };
-    let secs = cmdline::number("nmi-storm", "SECONDS", secs, 1..=600)?;
+    let secs = cmdline::number("SECONDS", secs, 1..=600)?;
     let me = this_cpu().id();
     let targets: Vec<usize> = percpu::online_cpus().filter(|&c| c != me).collect();
     if targets.is_empty() {
