@@ -186,3 +186,23 @@ fn an_upward_path_is_found() {
     let planted = code_only("fn f() { crate::shell::run(\"x\"); }");
     assert_eq!(named_paths(&planted, &["mm".to_string()]), ["shell::run"]);
 }
+
+/// A command's usage is written once, in its `Spec`; errors are rendered
+/// from it (`ArgError::render`). No message spells a usage of its own.
+#[test]
+fn usage_is_written_only_in_the_specs() {
+    let mut files = Vec::new();
+    for dir in ["demos", "shell"] {
+        rust_files(&src().join(dir), &mut files);
+    }
+    let mut hits = Vec::new();
+    for f in files {
+        for (n, line) in fs::read_to_string(&f).unwrap().lines().enumerate() {
+            // A message beginning "NAME: usage: " (a Spec's field is `usage: "`).
+            if line.contains(": usage: ") && !line.trim_start().starts_with("//") {
+                hits.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(hits.is_empty(), "usage spelled out of its Spec:\n{}", hits.join("\n"));
+}
