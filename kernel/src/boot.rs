@@ -133,6 +133,7 @@ fn init_main(_: u64) -> i64 {
     crate::smp::init();
     crate::debug::nmi_backtrace::init();
     crate::demos::init();
+    shell::init();
     crate::sched::spawn_on("ksoftirqd/0", crate::softirq::ksoftirqd, 0, crate::sched::Placement::Pinned(0))
         .expect("ksoftirqd stack");
     let madt = read_madt();

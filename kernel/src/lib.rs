@@ -50,4 +50,6 @@ pub mod time;
 pub mod tty;
 
 #[cfg(test)]
+mod conventions;
+#[cfg(test)]
 mod layering;

@@ -85,6 +85,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "attacks", usage: "", help: "every attack program against real kernel addresses: each must fail safely, the kernel stay intact", run: hostile_input::attacks_cmd },
     Spec { name: "fuzz-syscalls", usage: "N [SEED]", help: "N random syscalls from one fuzzer process per CPU, NMIs landing throughout: no oops, no violation, no lost frame", run: hostile_input::fuzz_syscalls },
     Spec { name: "oom", usage: "", help: "start processes until memory runs out: a clean error, then every frame back after killing them", run: hostile_input::oom },
+    Spec { name: "soak", usage: "SECONDS [SEED]", help: "every demo that keeps the machine up, in random order, with user programs in the background on the other CPUs; tallies and memory before/after", run: hostile_input::soak::soak },
     Spec { name: "blk-stack", usage: "LAYERS", help: "a RAM disk under LAYERS stacked drivers (linear, crypt, integrity, loop, mirror): the nested I/O of Owens' RFC", run: running_out_of_stack::blk_stack },
     Spec { name: "blk-io", usage: "[--threads T] [--blocks N] [--hold]", help: "T threads write, read back and verify N blocks each through the block stack; the depth reached on each stack", run: running_out_of_stack::blk_io },
     Spec { name: "extra-stacks", usage: "[N | on | off | threshold BYTES]", help: "the extra-stack pool: total, free, in use, high-water, switches, -EIO; N: a new total (never below the number in use)", run: running_out_of_stack::extra_stacks },

@@ -20,12 +20,6 @@ pub static BUILTINS: &[Spec] = &[
         help: "run the in-kernel tests (names containing FILTER)",
         run: ktest_cmd,
     },
-    Spec {
-        name: "soak",
-        usage: "SECONDS [SEED]",
-        help: "every demo that keeps the machine up, in random order, with user programs in the background on the other CPUs; tallies and memory before/after",
-        run: super::soak::soak,
-    },
     Spec { name: "panic", usage: "[MESSAGE...]", help: "Rust panic: the panic path, then failure", run: panic_cmd },
     Spec { name: "triple-fault", usage: "", help: "load an empty IDT and trap: the CPU resets", run: triple_fault },
     Spec { name: "fail", usage: "", help: "end the boot reporting failure (runner status 1)", run: fail },

@@ -2,6 +2,8 @@
 //! every attack program against real kernel addresses and checks that each
 //! one failed safely and that the kernel is intact afterwards.
 
+pub mod soak;
+
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;

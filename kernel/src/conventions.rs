@@ -1,0 +1,125 @@
+//! Conventions of the source that `cargo test` checks: a command's usage
+//! is written once, in its `Spec`; every command is in `soak` or left out
+//! of it with a reason, so a new chapter's demos cannot be forgotten there.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn read(rel: &str) -> String {
+    fs::read_to_string(src().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_dir() {
+        for entry in fs::read_dir(path).unwrap() {
+            rust_files(&entry.unwrap().path(), out);
+        }
+    } else if path.extension().is_some_and(|e| e == "rs") {
+        out.push(path.to_path_buf());
+    }
+}
+
+/// The string literals after each `marker` in `text` (up to the closing quote).
+fn literals_after<'a>(text: &'a str, marker: &str) -> Vec<&'a str> {
+    text.match_indices(marker)
+        .map(|(at, _)| {
+            let rest = &text[at + marker.len()..];
+            &rest[..rest.find('"').expect("a closing quote")]
+        })
+        .collect()
+}
+
+/// The text of `static NAME ... = &[ ... ];` in `text`.
+fn table<'a>(text: &'a str, name: &str) -> &'a str {
+    let at = text.find(&format!("static {name}")).unwrap_or_else(|| panic!("no static {name}"));
+    let rest = &text[at..];
+    &rest[..rest.find("\n];").or_else(|| rest.find("];")).unwrap()]
+}
+
+/// Every command's name, from the two tables of `Spec`s.
+fn commands() -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for file in ["demos/mod.rs", "shell/commands.rs"] {
+        let text = read(file);
+        for (at, _) in text.match_indices("Spec {") {
+            let name = literals_after(&text[at..], "name: \"")[0];
+            names.insert(name.to_string());
+        }
+    }
+    assert!(names.len() > 50, "found only {names:?}");
+    names
+}
+
+#[test]
+fn every_command_is_in_the_soak_or_left_out_with_a_reason() {
+    let soak = read("demos/hostile_input/soak.rs");
+    let foreground = table(&soak, "FOREGROUND: &[Demo]");
+    let mut lines: Vec<&str> = Vec::new();
+    for marker in ["d(\"", "oops(\"", "alone(\"", "line: \""] {
+        lines.extend(literals_after(foreground, marker));
+    }
+    // Every string literal of the background table (odd pieces between quotes).
+    lines.extend(table(&soak, "BACKGROUND: &[&str]").split('"').skip(1).step_by(2));
+    let in_soak: BTreeSet<String> = lines
+        .iter()
+        .flat_map(|l| l.split(';'))
+        .filter_map(|c| c.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+    let left_out: Vec<(String, String)> = table(&soak, "LEFT_OUT: &[(&str, &str)]")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("(\""))
+        .map(|l| {
+            let (name, rest) = l.split_once("\", \"").expect("(\"name\", \"reason\")");
+            (name.to_string(), rest.trim_end_matches("\"),").to_string())
+        })
+        .collect();
+    let commands = commands();
+    let mut problems = Vec::new();
+    for c in &commands {
+        let out = left_out.iter().any(|(n, _)| n == c);
+        match (in_soak.contains(c), out) {
+            (false, false) => problems.push(format!("{c}: neither in soak nor in LEFT_OUT")),
+            (true, true) => problems.push(format!("{c}: both in soak and in LEFT_OUT")),
+            _ => {}
+        }
+    }
+    for (name, reason) in &left_out {
+        if !commands.contains(name) {
+            problems.push(format!("LEFT_OUT names '{name}', which is no command"));
+        }
+        if reason.trim().is_empty() {
+            problems.push(format!("LEFT_OUT gives '{name}' no reason"));
+        }
+    }
+    for c in &in_soak {
+        if !commands.contains(c) {
+            problems.push(format!("soak runs '{c}', which is no command"));
+        }
+    }
+    assert!(problems.is_empty(), "soak list (demos/hostile_input/soak.rs):\n{}", problems.join("\n"));
+}
+/// A command's usage is written once, in its `Spec`; errors are rendered
+/// from it (`ArgError::render`). No message spells a usage of its own.
+#[test]
+fn usage_is_written_only_in_the_specs() {
+    let mut files = Vec::new();
+    for dir in ["demos", "shell"] {
+        rust_files(&src().join(dir), &mut files);
+    }
+    let mut hits = Vec::new();
+    for f in files {
+        for (n, line) in fs::read_to_string(&f).unwrap().lines().enumerate() {
+            // A message beginning "NAME: usage: " (a Spec's field is `usage: "`).
+            if line.contains(": usage: ") && !line.trim_start().starts_with("//") {
+                hits.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(hits.is_empty(), "usage spelled out of its Spec:\n{}", hits.join("\n"));
+}
