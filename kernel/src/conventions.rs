@@ -1,6 +1,7 @@
 //! Conventions of the source that `cargo test` checks: a command's usage
 //! is written once, in its `Spec`; every command is in `soak` or left out
-//! of it with a reason, so a new chapter's demos cannot be forgotten there.
+//! of it with a reason, so a new chapter's demos cannot be forgotten there;
+//! every chapter has its doc, its demos and its scenario tests.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -122,4 +123,29 @@ fn usage_is_written_only_in_the_specs() {
         }
     }
     assert!(hits.is_empty(), "usage spelled out of its Spec:\n{}", hits.join("\n"));
+}
+
+/// The chapter names under `dir` (files or directories, `-` read as `_`),
+/// leaving out `skip`.
+fn chapters(dir: &Path, ext: &str, skip: &[&str]) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() || p.extension().is_some_and(|e| e == ext))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().replace('-', "_"))
+        .filter(|n| !skip.contains(&n.as_str()))
+        .collect()
+}
+
+/// `docs/<chapter>.md`, `demos/<chapter>` and `tests/scenarios/<chapter>`
+/// go together, one to one (the runner's own tests are no kernel chapter).
+#[test]
+fn every_chapter_has_its_doc_its_demos_and_its_tests() {
+    let root = src().join("../..");
+    let docs = chapters(&root.join("docs"), "md", &[]);
+    let demos = chapters(&src().join("demos"), "rs", &["mod"]);
+    let tests = chapters(&root.join("tests/scenarios"), "rs", &["main", "common", "runner"]);
+    assert!(docs.len() >= 10, "{docs:?}");
+    assert_eq!(docs, demos, "docs/ and kernel/src/demos/ differ");
+    assert_eq!(docs, tests, "docs/ and tests/scenarios/ differ");
 }

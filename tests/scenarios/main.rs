@@ -10,6 +10,7 @@ mod hostile_input;
 mod irq;
 mod ist;
 mod performance;
+mod runner;
 mod running_out_of_stack;
 mod smp;
 mod stack_tools;

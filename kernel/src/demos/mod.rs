@@ -7,6 +7,7 @@
 
 pub mod backtraces;
 pub mod entry_sweep;
+pub mod foundation;
 pub mod hostile_input;
 pub mod irq;
 pub mod ist;
@@ -15,7 +16,7 @@ pub mod running_out_of_stack;
 pub mod smp;
 pub mod stack_tools;
 pub mod threads;
-pub mod user;
+pub mod user_mode;
 
 use crate::cmd::Spec;
 use crate::ktest::KTest;
@@ -27,16 +28,23 @@ pub fn init() {
     backtraces::init();
     performance::init();
     smp::nmi_storm::init();
-    user::init();
+    user_mode::init();
     entry_sweep::init();
 }
 
 /// The demos' ktests (the runner collects these with the mechanisms').
 pub static KTESTS: &[&[KTest]] = &[ist::ktests::KTESTS, irq::ktests::KTESTS, entry_sweep::fences::KTESTS];
 
-/// The demo commands, by chapter; the shell adds its built-ins.
+/// The commands, by chapter (the foundation's first); the shell adds `help`.
 #[rustfmt::skip]
 pub static COMMANDS: &[Spec] = &[
+    Spec { name: "echo", usage: "[WORD...]", help: "print the words", run: foundation::echo },
+    Spec { name: "meminfo", usage: "", help: "free/used frames, heap and vmap area usage", run: foundation::meminfo },
+    Spec { name: "ktest", usage: "[FILTER]", help: "run the in-kernel tests (names containing FILTER)", run: foundation::ktest_cmd },
+    Spec { name: "panic", usage: "[MESSAGE...]", help: "Rust panic: the panic path, then failure", run: foundation::panic_cmd },
+    Spec { name: "triple-fault", usage: "", help: "load an empty IDT and trap: the CPU resets", run: foundation::triple_fault },
+    Spec { name: "fail", usage: "", help: "end the boot reporting failure (runner status 1)", run: foundation::fail },
+    Spec { name: "poweroff", usage: "", help: "end the boot reporting success (runner status 0)", run: foundation::poweroff },
     Spec { name: "ps", usage: "", help: "tasks (sysrq-t shape) with free stack bytes; per-CPU IST stack high-water marks", run: threads::ps },
     Spec { name: "spawn", usage: "[--stack-size 4K|8K|16K|32K] [--stack-limit BYTES] N", help: "start N worker threads (yield/sleep loops with a checksum), on stacks of size S (4K 8K 16K 32K) or with a stack limit of B bytes", run: threads::spawn },
     Spec { name: "sleep", usage: "MS", help: "sleep MS milliseconds (the shell thread blocks; others run)", run: threads::sleep },
@@ -75,13 +83,13 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "mce", usage: "[wait]", help: "#MC by int $18 on the MCE stack; wait: for a real one (QEMU monitor `mce`)", run: ist::mce },
     Spec { name: "nmi-mce", usage: "", help: "an #MC inside an NMI handler with another NMI pending: the #MC returns without IRET", run: ist::nmi_mce },
     Spec { name: "doublefault", usage: "", help: "force a #DF that is not an overflow (oops)", run: ist::doublefault },
-    Spec { name: "run", usage: "[--bg] PROG [ARGS...]", help: "run a user program in a new process (ring 3); --bg: do not wait", run: user::run },
-    Spec { name: "run-many", usage: "N PROG [ARGS...]", help: "run PROG N times in turn; one summary line (process setup and teardown)", run: user::run_many },
-    Spec { name: "wait", usage: "[PID]", help: "wait for a background process (default: all of this shell's) and report its status", run: user::wait },
-    Spec { name: "kill", usage: "PID", help: "end a user process at its next return to user mode, and reap it", run: user::kill },
-    Spec { name: "userstate", usage: "", help: "per CPU: syscalls, returns by SYSRET/IRET, frames moved off IST stacks, return-to-user check violations", run: user::userstate },
-    Spec { name: "hardening", usage: "[randomize_kstack_offset on|off | stackleak on|off]", help: "randomize_kstack_offset and stackleak (both on by default)", run: user::hardening },
-    Spec { name: "kstack-offset", usage: "[N]", help: "N syscalls: how many distinct random kernel stack offsets, and their range", run: user::kstack_offset },
+    Spec { name: "run", usage: "[--bg] PROG [ARGS...]", help: "run a user program in a new process (ring 3); --bg: do not wait", run: user_mode::run },
+    Spec { name: "run-many", usage: "N PROG [ARGS...]", help: "run PROG N times in turn; one summary line (process setup and teardown)", run: user_mode::run_many },
+    Spec { name: "wait", usage: "[PID]", help: "wait for a background process (default: all of this shell's) and report its status", run: user_mode::wait },
+    Spec { name: "kill", usage: "PID", help: "end a user process at its next return to user mode, and reap it", run: user_mode::kill },
+    Spec { name: "userstate", usage: "", help: "per CPU: syscalls, returns by SYSRET/IRET, frames moved off IST stacks, return-to-user check violations", run: user_mode::userstate },
+    Spec { name: "hardening", usage: "[randomize_kstack_offset on|off | stackleak on|off]", help: "randomize_kstack_offset and stackleak (both on by default)", run: user_mode::hardening },
+    Spec { name: "kstack-offset", usage: "[N]", help: "N syscalls: how many distinct random kernel stack offsets, and their range", run: user_mode::kstack_offset },
     Spec { name: "attacks", usage: "", help: "every attack program against real kernel addresses: each must fail safely, the kernel stay intact", run: hostile_input::attacks_cmd },
     Spec { name: "fuzz-syscalls", usage: "N [SEED]", help: "N random syscalls from one fuzzer process per CPU, NMIs landing throughout: no oops, no violation, no lost frame", run: hostile_input::fuzz_syscalls },
     Spec { name: "oom", usage: "", help: "start processes until memory runs out: a clean error, then every frame back after killing them", run: hostile_input::oom },

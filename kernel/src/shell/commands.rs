@@ -1,30 +1,15 @@
-//! The shell's built-in commands; the demos export the rest
-//! (`demos::COMMANDS`). What a command is lives in `cmd`.
+//! The shell's one built-in, `help`, and the command table it reads: the
+//! demos export every other command (`demos::COMMANDS`, the foundation's
+//! first). What a command is lives in `cmd`.
 
 use alloc::string::String;
 
-use crate::cmd::cmdline::{self, ArgError};
-use crate::cmd::{CmdError, CmdResult, Spec};
-use crate::drivers::qemu_exit::{exit, ExitCode};
-use crate::layout::{PAGE_SIZE, VMAP_BASE, VMAP_SIZE};
-use crate::mm::{self, phys, vmalloc};
-use crate::{arch, ktest, println};
+use crate::cmd::cmdline::ArgError;
+use crate::cmd::{CmdResult, Spec};
+use crate::println;
 
-pub static BUILTINS: &[Spec] = &[
-    Spec { name: "help", usage: "[COMMAND]", help: "list commands, or show one", run: help },
-    Spec { name: "echo", usage: "[WORD...]", help: "print the words", run: echo },
-    Spec { name: "meminfo", usage: "", help: "free/used frames, heap and vmap area usage", run: meminfo },
-    Spec {
-        name: "ktest",
-        usage: "[FILTER]",
-        help: "run the in-kernel tests (names containing FILTER)",
-        run: ktest_cmd,
-    },
-    Spec { name: "panic", usage: "[MESSAGE...]", help: "Rust panic: the panic path, then failure", run: panic_cmd },
-    Spec { name: "triple-fault", usage: "", help: "load an empty IDT and trap: the CPU resets", run: triple_fault },
-    Spec { name: "fail", usage: "", help: "end the boot reporting failure (runner status 1)", run: fail },
-    Spec { name: "poweroff", usage: "", help: "end the boot reporting success (runner status 0)", run: poweroff },
-];
+pub static BUILTINS: &[Spec] =
+    &[Spec { name: "help", usage: "[COMMAND]", help: "list commands, or show one", run: help }];
 
 /// Every command: the built-ins, then the demos' table.
 pub fn all() -> impl Iterator<Item = &'static Spec> {
@@ -61,87 +46,4 @@ fn help(args: &[&str]) -> CmdResult {
         [_, extra, ..] => return Err(ArgError::Unexpected((*extra).into()).into()),
     }
     Ok(())
-}
-
-fn echo(args: &[&str]) -> CmdResult {
-    println!("{}", args.join(" "));
-    Ok(())
-}
-
-fn meminfo(args: &[&str]) -> CmdResult {
-    cmdline::no_args(args)?;
-    let (usable, free) = phys::counts();
-    let (heap_size, heap_used) = mm::heap_usage();
-    let vm = vmalloc::stats();
-    println!("frames:  {usable} usable, {free} free, {} used (4 KiB each)", usable - free);
-    println!("memory:  {} KiB usable, {} KiB free", usable * PAGE_SIZE / 1024, free * PAGE_SIZE / 1024);
-    println!("heap:    {} KiB, {heap_used} bytes used", heap_size / 1024);
-    println!(
-        "vmap:    {VMAP_BASE:#x}-{:#x}, {} areas, {} KiB mapped, {} KiB reserved with guards",
-        VMAP_BASE + VMAP_SIZE - 1,
-        vm.areas,
-        vm.mapped / 1024,
-        vm.reserved / 1024
-    );
-    Ok(())
-}
-
-/// Every module's ktests, in the order they run: boot's (handed down),
-/// memory, then each kind of stack, then what is built on them, then the
-/// demos'. Each module declares its own `KTESTS` next to the code it tests.
-fn ktest_suites() -> alloc::vec::Vec<&'static [ktest::KTest]> {
-    let mechanisms: [&[ktest::KTest]; 10] = [
-        crate::mm::ktests::KTESTS,
-        crate::stacks::exception::ktests::KTESTS,
-        crate::arch::entry::mce::ktests::KTESTS,
-        crate::debug::oops::ktests::KTESTS,
-        crate::stacks::thread::ktests::KTESTS,
-        crate::stacks::irq::ktests::KTESTS,
-        crate::softirq::ktests::KTESTS,
-        crate::smp::ktests::KTESTS,
-        crate::sched::ktests::KTESTS,
-        crate::user::ktests::KTESTS,
-    ];
-    let handed_down = ktest::handed_down().into_iter();
-    handed_down.chain(mechanisms).chain(crate::demos::KTESTS.iter().copied()).collect()
-}
-
-fn ktest_cmd(args: &[&str]) -> CmdResult {
-    let filter = match args {
-        [] => None,
-        [f] => Some(*f),
-        [_, extra, ..] => return Err(ArgError::Unexpected((*extra).into()).into()),
-    };
-    match ktest::run(&ktest_suites(), filter) {
-        (0, 0) => {
-            Err(CmdError::Usage(ArgError::Invalid(alloc::format!("no test name contains '{}'", filter.unwrap_or("")))))
-        }
-        (_, 0) => Ok(()),
-        (_, failed) => Err(CmdError::Failed(alloc::format!("{failed} ktest(s) failed"))),
-    }
-}
-
-fn panic_cmd(args: &[&str]) -> CmdResult {
-    if args.is_empty() {
-        panic!("panic command");
-    }
-    panic!("{}", args.join(" "));
-}
-
-fn triple_fault(args: &[&str]) -> CmdResult {
-    cmdline::no_args(args)?;
-    println!("triple-fault: loading an empty IDT and executing int3");
-    arch::cpu::triple_fault()
-}
-
-fn fail(args: &[&str]) -> CmdResult {
-    cmdline::no_args(args)?;
-    println!("fail: reporting failure to the runner");
-    exit(ExitCode::Failure)
-}
-
-fn poweroff(args: &[&str]) -> CmdResult {
-    cmdline::no_args(args)?;
-    println!("poweroff: reporting success to the runner");
-    exit(ExitCode::Success)
 }

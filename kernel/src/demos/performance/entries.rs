@@ -116,12 +116,12 @@ pub(super) fn bench_syscall() -> CmdResult {
 
 fn with_and_without_stackleak(prog: &str) -> CmdResult {
     use crate::arch::entry::usermode;
-    crate::demos::user::run_here(prog, "2000")?;
+    crate::demos::user_mode::run_here(prog, "2000")?;
     if !usermode::stackleak() {
         return Ok(());
     }
     usermode::set_stackleak(false);
-    let result = crate::demos::user::run_here(prog, "2000 stackleak-off");
+    let result = crate::demos::user_mode::run_here(prog, "2000 stackleak-off");
     usermode::set_stackleak(true);
     result
 }
