@@ -12,6 +12,11 @@ use crate::arch::percpu::this_cpu;
 use crate::layout::MAX_CPUS;
 use crate::sched::WaitQueue;
 
+crate::define_per_cpu! {
+    /// Pending softirq bits of this CPU (Linux `__softirq_pending`).
+    pub static SOFTIRQ_PENDING: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+}
+
 /// A softirq number: a bit in the per-CPU pending mask. The kernel's own
 /// are constants; a demo claims one at init (`Claimed`), so the kernel's
 /// list never names a demo.
@@ -81,7 +86,7 @@ impl Claimed {
 
 /// Mark `nr` pending on this CPU (from a hard-IRQ handler, usually).
 pub fn raise(nr: Softirq) {
-    this_cpu().softirq_pending.fetch_or(1 << nr.0, Ordering::SeqCst);
+    crate::softirq::SOFTIRQ_PENDING.this().fetch_or(1 << nr.0, Ordering::SeqCst);
 }
 
 /// Run pending softirqs, at most `rounds` times (interrupts off on entry and
@@ -102,7 +107,7 @@ fn run_rounds(rounds: usize) -> bool {
 
 fn run_rounds_inner(cpu: &crate::arch::percpu::PerCpu, rounds: usize) -> bool {
     for _ in 0..rounds {
-        let pending = cpu.softirq_pending.swap(0, Ordering::SeqCst);
+        let pending = crate::softirq::SOFTIRQ_PENDING.of(cpu.id()).swap(0, Ordering::SeqCst);
         if pending == 0 {
             return false;
         }
@@ -117,7 +122,7 @@ fn run_rounds_inner(cpu: &crate::arch::percpu::PerCpu, rounds: usize) -> bool {
         }
         interrupts::disable();
     }
-    cpu.softirq_pending.load(Ordering::SeqCst) != 0
+    crate::softirq::SOFTIRQ_PENDING.of(cpu.id()).load(Ordering::SeqCst) != 0
 }
 
 /// Outermost IRQ exit (interrupts off, on the IRQ stack).
@@ -135,7 +140,7 @@ static KSOFTIRQD_WAIT: [WaitQueue; MAX_CPUS] = [const { WaitQueue::new("ksoftirq
 pub fn ksoftirqd(cpu: u64) -> i64 {
     let wait = &KSOFTIRQD_WAIT[cpu as usize];
     loop {
-        wait.wait_until(|| this_cpu().softirq_pending.load(Ordering::SeqCst) != 0);
+        wait.wait_until(|| crate::softirq::SOFTIRQ_PENDING.this().load(Ordering::SeqCst) != 0);
         interrupts::disable();
         DEFERRED_ROUNDS[this_cpu().id()].fetch_add(1, Ordering::Relaxed);
         run_rounds(1);

@@ -204,7 +204,7 @@ fn oops_id() -> u64 {
 pub mod ktests {
     use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-    use crate::arch::percpu::{self, this_cpu};
+    use crate::arch::percpu;
     use crate::kcheck;
     use crate::ktest::{KResult, KTest};
     use crate::sched::{join, spawn_on, Ended, Placement};
@@ -232,7 +232,7 @@ pub mod ktests {
             while !VICTIM_DONE.load(Ordering::SeqCst) {
                 crate::sched::yield_now();
             }
-            ARMED_AFTER.store(this_cpu().user_watch_armed.load(Ordering::SeqCst), Ordering::SeqCst);
+            ARMED_AFTER.store(crate::arch::debug::USER_WATCH_ARMED.this().load(Ordering::SeqCst), Ordering::SeqCst);
         });
         crate::sched::set_user_watch(0);
         0

@@ -346,32 +346,51 @@ pub fn irqs(args: &[&str]) -> CmdResult {
         println!("{line}  {what}");
     };
     for v in FIRST_EXTERNAL_VECTOR as usize..256 {
-        let total: u64 = cpus.iter().map(|&c| percpu::of(c).irq_counts[v].load(Ordering::Relaxed)).sum();
+        let total: u64 =
+            cpus.iter().map(|&c| crate::arch::entry::irq::IRQ_COUNTS.of(c)[v].load(Ordering::Relaxed)).sum();
         // These vectors get Linux's named rows below.
         let special = [LOCAL_TIMER_VECTOR, SPURIOUS_APIC_VECTOR, RESCHEDULE_VECTOR, CALL_FUNCTION_SINGLE_VECTOR]
             .contains(&(v as u8));
         if total > 0 && !special {
             let name = irq::name(v as u8).unwrap_or("unregistered");
-            row(&alloc::format!("{v:#04x}"), &|p| p.irq_counts[v].load(Ordering::Relaxed), name);
+            row(
+                &alloc::format!("{v:#04x}"),
+                &|p| crate::arch::entry::irq::IRQ_COUNTS.of(p.id())[v].load(Ordering::Relaxed),
+                name,
+            );
         }
     }
-    row("NMI", &|p| p.nmi_count.load(Ordering::Relaxed), "Non-maskable interrupts");
-    row("LOC", &|p| p.irq_counts[LOCAL_TIMER_VECTOR as usize].load(Ordering::Relaxed), "Local timer interrupts");
-    row("SPU", &|p| p.irq_counts[SPURIOUS_APIC_VECTOR as usize].load(Ordering::Relaxed), "Spurious interrupts");
-    row("RES", &|p| p.irq_counts[RESCHEDULE_VECTOR as usize].load(Ordering::Relaxed), "Rescheduling interrupts");
+    row("NMI", &|p| crate::arch::nmi::NMI_COUNT.of(p.id()).load(Ordering::Relaxed), "Non-maskable interrupts");
+    row(
+        "LOC",
+        &|p| crate::arch::entry::irq::IRQ_COUNTS.of(p.id())[LOCAL_TIMER_VECTOR as usize].load(Ordering::Relaxed),
+        "Local timer interrupts",
+    );
+    row(
+        "SPU",
+        &|p| crate::arch::entry::irq::IRQ_COUNTS.of(p.id())[SPURIOUS_APIC_VECTOR as usize].load(Ordering::Relaxed),
+        "Spurious interrupts",
+    );
+    row(
+        "RES",
+        &|p| crate::arch::entry::irq::IRQ_COUNTS.of(p.id())[RESCHEDULE_VECTOR as usize].load(Ordering::Relaxed),
+        "Rescheduling interrupts",
+    );
     row(
         "CAL",
-        &|p| p.irq_counts[CALL_FUNCTION_SINGLE_VECTOR as usize].load(Ordering::Relaxed),
+        &|p| {
+            crate::arch::entry::irq::IRQ_COUNTS.of(p.id())[CALL_FUNCTION_SINGLE_VECTOR as usize].load(Ordering::Relaxed)
+        },
         "Function call interrupts",
     );
     row("TLB", &|p| crate::smp::tlb::tlb_shootdowns(p.id()), "TLB shootdowns");
-    row("MCE", &|p| p.mce_count.load(Ordering::Relaxed), "Machine check exceptions");
+    row("MCE", &|p| crate::arch::mce::MCE_COUNT.of(p.id()).load(Ordering::Relaxed), "Machine check exceptions");
     for &c in &cpus {
         let p = percpu::of(c);
         println!(
             "cpu {c}: irq_count {}, deepest nesting {}, softirq rounds deferred to ksoftirqd {}",
             p.irq_count.load(Ordering::Relaxed),
-            p.irq_max_nest.load(Ordering::Relaxed),
+            crate::arch::entry::irq::IRQ_MAX_NEST.of(p.id()).load(Ordering::Relaxed),
             softirq::DEFERRED_ROUNDS[c].load(Ordering::Relaxed)
         );
     }

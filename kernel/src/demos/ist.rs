@@ -89,7 +89,7 @@ pub fn nmi(args: &[&str]) -> CmdResult {
         [] => Err(CmdError::Failed("no NMI was delivered".into())),
         ["wait"] => {
             let cpu = percpu::this_cpu();
-            wait_for(&cpu.nmi_count, "nmi: waiting for an NMI (QEMU monitor: nmi)")?;
+            wait_for(crate::arch::nmi::NMI_COUNT.of(cpu.id()), "nmi: waiting for an NMI (QEMU monitor: nmi)")?;
             report_last("nmi");
             Ok(())
         }
@@ -121,7 +121,10 @@ pub fn mce(args: &[&str]) -> CmdResult {
         }
         ["wait"] => {
             let cpu = percpu::this_cpu();
-            wait_for(&cpu.mce_count, "mce: waiting for machine check (QEMU monitor: mce ...)")?;
+            wait_for(
+                crate::arch::mce::MCE_COUNT.of(cpu.id()),
+                "mce: waiting for machine check (QEMU monitor: mce ...)",
+            )?;
             println!("mce: machine check seen, back in the shell");
             Ok(())
         }
@@ -180,13 +183,18 @@ pub fn nmi_mce(args: &[&str]) -> CmdResult {
         return Err(CmdError::Failed("this CPU has no machine-check architecture (use -cpu max)".into()));
     }
     let cpu = percpu::this_cpu();
-    let (nmis, reentered) = (cpu.nmi_count.load(Ordering::SeqCst), cpu.nmi_stack_reentered.load(Ordering::SeqCst));
+    let (nmis, reentered) = (
+        crate::arch::nmi::NMI_COUNT.of(cpu.id()).load(Ordering::SeqCst),
+        crate::arch::nmi::NMI_STACK_REENTERED.of(cpu.id()).load(Ordering::SeqCst),
+    );
     NMI_MCE_ARMED.store(cpu.id() as u64 + 1, Ordering::SeqCst);
     println!("nmi-mce: self-NMI; its handler makes a second NMI pending, then raises #MC (int $18)");
     crate::arch::apic::send_nmi_to_self();
-    let both = crate::time::spin_until(crate::time::SPIN_WAIT_MS, || cpu.nmi_count.load(Ordering::SeqCst) >= nmis + 2);
-    let again = cpu.nmi_stack_reentered.load(Ordering::SeqCst) - reentered;
-    let ran = cpu.nmi_count.load(Ordering::SeqCst) - nmis;
+    let both = crate::time::spin_until(crate::time::SPIN_WAIT_MS, || {
+        crate::arch::nmi::NMI_COUNT.of(cpu.id()).load(Ordering::SeqCst) >= nmis + 2
+    });
+    let again = crate::arch::nmi::NMI_STACK_REENTERED.of(cpu.id()).load(Ordering::SeqCst) - reentered;
+    let ran = crate::arch::nmi::NMI_COUNT.of(cpu.id()).load(Ordering::SeqCst) - nmis;
     println!("nmi-mce: {ran} NMIs ran; NMI stack re-entered while live: {again}");
     if !both || again != 0 {
         return Err(CmdError::Failed("the #MC's return let the pending NMI in on the live NMI stack".into()));
@@ -342,7 +350,7 @@ fn report_last(who: &str) {
     let interrupted = cpu.interrupted_rsp[crate::arch::vectors::X86_TRAP_NMI as usize].load(Ordering::SeqCst);
     println!(
         "{who}: NMI #{} on CPU {} handled on the {} stack (frame {frame:016x}), interrupted RSP {interrupted:016x} on {}",
-        cpu.nmi_count.load(Ordering::SeqCst),
+        crate::arch::nmi::NMI_COUNT.of(cpu.id()).load(Ordering::SeqCst),
         cpu.id(),
         info::name_of(frame),
         info::name_of(interrupted)

@@ -219,7 +219,7 @@ fn user_nmi_probe(regs: &Regs) {
     p.frame.store(regs as *const Regs as u64, Ordering::Relaxed);
     p.top.store(cpu.top_of_stack.load(Ordering::Relaxed), Ordering::Relaxed);
     p.irq_count.store(cpu.irq_count.load(Ordering::Relaxed), Ordering::Relaxed);
-    p.db_depth.store(u64::from(cpu.db_depth.load(Ordering::Relaxed)), Ordering::Relaxed);
+    p.db_depth.store(u64::from(crate::arch::debug::DB_DEPTH.of(cpu.id()).load(Ordering::Relaxed)), Ordering::Relaxed);
     let (_, db_top) = estack_range(cpu.id(), EStack::DB);
     p.ist_db_shifted.store(u64::from(cpu.ist(Ist::DB) != db_top), Ordering::Relaxed);
     p.nmi_depth.store(u64::from(cpu.nmi_depth.load(Ordering::Relaxed)), Ordering::Relaxed);

@@ -23,6 +23,11 @@ use super::phys;
 use crate::layout::{DIRECT_MAP_BASE, KERNEL_PML4_FIRST, PAGE_SIZE, USER_TOP};
 use crate::sync::IrqMutex;
 
+crate::define_per_cpu! {
+    /// The address space whose CR3 this CPU has loaded (0: the kernel's).
+    pub static LOADED_MM: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+}
+
 /// Leaf flags of user pages (text is mapped without WRITABLE, data NX).
 pub const USER_PAGE: PageTableFlags = PageTableFlags::PRESENT.union(PageTableFlags::USER_ACCESSIBLE);
 /// Flags of the intermediate tables of user mappings: the leaf decides.
@@ -289,7 +294,8 @@ impl AddressSpace {
 pub fn switch_mm(next: Option<&AddressSpace>) {
     let cpu = crate::arch::percpu::this_cpu();
     let next_ptr = next.map_or(0, |mm| mm as *const _ as u64);
-    let prev_ptr = cpu.loaded_mm.swap(next_ptr, core::sync::atomic::Ordering::AcqRel);
+    let prev_ptr =
+        crate::mm::address_space::LOADED_MM.of(cpu.id()).swap(next_ptr, core::sync::atomic::Ordering::AcqRel);
     if prev_ptr == next_ptr {
         return;
     }

@@ -204,12 +204,12 @@ pub mod ktests {
     fn handlers_print_while_console_held() -> KResult {
         let cpu = percpu::this_cpu();
         cpu.handler_rsp[X86_TRAP_BP as usize].store(0, Ordering::SeqCst);
-        let mc = cpu.mce_count.load(Ordering::SeqCst);
+        let mc = crate::arch::mce::MCE_COUNT.of(cpu.id()).load(Ordering::SeqCst);
         crate::console::while_holding_console(|| {
             debug::int3();
             mce::int18();
         });
-        kcheck!(cpu.mce_count.load(Ordering::SeqCst) == mc + 1, "#MC handler did not run");
+        kcheck!(crate::arch::mce::MCE_COUNT.of(cpu.id()).load(Ordering::SeqCst) == mc + 1, "#MC handler did not run");
         kcheck!(cpu.handler_rsp[X86_TRAP_BP as usize].load(Ordering::SeqCst) != 0, "#BP handler did not run");
         kcheck!(!crate::console::console_held(), "console lock left held");
         Ok(())
@@ -218,9 +218,12 @@ pub mod ktests {
     fn mce_runs_on_mce_stack() -> KResult {
         kcheck!(mce::banks_enabled().is_some(), "no MCA (QEMU should run with -cpu max)");
         let cpu = percpu::this_cpu();
-        let before = cpu.mce_count.load(Ordering::SeqCst);
+        let before = crate::arch::mce::MCE_COUNT.of(cpu.id()).load(Ordering::SeqCst);
         mce::int18();
-        kcheck!(cpu.mce_count.load(Ordering::SeqCst) == before + 1, "#MC handler did not run");
+        kcheck!(
+            crate::arch::mce::MCE_COUNT.of(cpu.id()).load(Ordering::SeqCst) == before + 1,
+            "#MC handler did not run"
+        );
         let frame = cpu.handler_rsp[X86_TRAP_MC as usize].load(Ordering::SeqCst);
         kcheck!(in_stack(frame, EStack::MCE), "#MC frame {frame:#x} not on the #MC stack");
         Ok(())

@@ -25,6 +25,12 @@ use crate::mm::vmalloc::{self, Guards};
 use crate::mm::vmap::VmapError;
 use crate::stacks::usage;
 
+crate::define_per_cpu! {
+    /// Freed thread stacks kept for reuse on this CPU, per size of
+/// `THREAD_STACK_SIZES` (bottoms; 0 = empty slot).
+    pub static STACK_CACHE: [[core::sync::atomic::AtomicU64; crate::layout::NR_CACHED_STACKS]; crate::layout::THREAD_STACK_SIZES.len()] = [const { [const { core::sync::atomic::AtomicU64::new(0) }; crate::layout::NR_CACHED_STACKS] }; crate::layout::THREAD_STACK_SIZES.len()];
+}
+
 /// Guard page below (catches overflow); one unmapped page above as a gap.
 const THREAD_STACK_GUARDS: Guards = Guards { below: PAGE_SIZE, above: PAGE_SIZE };
 
@@ -190,7 +196,7 @@ fn release(stack: ThreadStack) {
 
 fn take_cached(class: usize) -> Option<u64> {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        this_cpu().stack_cache[class].iter().find_map(|slot| {
+        crate::stacks::thread::STACK_CACHE.this()[class].iter().find_map(|slot| {
             let b = slot.swap(0, Ordering::Relaxed);
             (b != 0).then_some(b)
         })
@@ -199,7 +205,7 @@ fn take_cached(class: usize) -> Option<u64> {
 
 fn put_cached(class: usize, base: u64) -> bool {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        this_cpu().stack_cache[class]
+        crate::stacks::thread::STACK_CACHE.this()[class]
             .iter()
             .any(|slot| slot.compare_exchange(0, base, Ordering::Relaxed, Ordering::Relaxed).is_ok())
     })
@@ -226,7 +232,7 @@ pub fn cached_on(cpu: usize) -> usize {
 
 /// Stacks in `cpu`'s cache and the pages they hold.
 pub fn cached_pages_on(cpu: usize) -> (usize, u64) {
-    let cache = &crate::arch::percpu::of(cpu).stack_cache;
+    let cache = &crate::stacks::thread::STACK_CACHE.of(cpu);
     let mut n = (0, 0);
     for (class, slots) in cache.iter().enumerate() {
         let k = slots.iter().filter(|s| s.load(Ordering::Relaxed) != 0).count();

@@ -11,6 +11,16 @@ use super::regs::Regs;
 use crate::hooks::FnSlots;
 use crate::layout::Ist;
 
+crate::define_per_cpu! {
+    /// The user data breakpoint armed in this CPU's debug registers (0: none).
+    pub static USER_WATCH_ARMED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+}
+
+crate::define_per_cpu! {
+    /// Nesting depth of #DB/#BP handlers on this CPU right now.
+    pub static DB_DEPTH: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+}
+
 /// Read debug register `n` (0–3, 6, 7).
 pub fn read_dr(n: u8) -> u64 {
     let v: u64;
@@ -121,7 +131,7 @@ pub const USER_WATCH_SLOT: u8 = 3;
 #[instrument_fn = "off"]
 pub fn switch_user_watch(addr: u64) {
     let cpu = this_cpu();
-    if cpu.user_watch_armed.swap(addr, Ordering::Relaxed) == addr {
+    if crate::arch::debug::USER_WATCH_ARMED.of(cpu.id()).swap(addr, Ordering::Relaxed) == addr {
         return;
     }
     if addr != 0 {
@@ -230,8 +240,8 @@ pub fn int3() {
 pub fn reset_after_oops(cpu: &super::percpu::PerCpu) {
     write_dr(7, 0);
     write_dr(6, 0);
-    cpu.user_watch_armed.store(0, Ordering::Relaxed);
-    cpu.db_depth.store(0, Ordering::SeqCst);
+    crate::arch::debug::USER_WATCH_ARMED.of(cpu.id()).store(0, Ordering::Relaxed);
+    crate::arch::debug::DB_DEPTH.of(cpu.id()).store(0, Ordering::SeqCst);
     let (_, top) = crate::layout::estack_range(cpu.id(), crate::layout::EStack::DB);
     // SAFETY: this CPU's own TSS, and no #DB handler is running on it.
     unsafe {

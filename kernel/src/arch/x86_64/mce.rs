@@ -10,6 +10,16 @@ use ::x86_64::registers::model_specific::Msr;
 use super::regs::Regs;
 use crate::hooks::FnSlots;
 
+crate::define_per_cpu! {
+    /// Machine checks that landed while an NMI (or another #MC) was running.
+    pub static MCE_IN_NMI: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+}
+
+crate::define_per_cpu! {
+    /// Machine checks handled on this CPU (real or `int $18`).
+    pub static MCE_COUNT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+}
+
 pub const MSR_MCG_CAP: u32 = 0x179;
 pub const MSR_MCG_STATUS: u32 = 0x17a;
 pub const MSR_MCG_CTL: u32 = 0x17b;

@@ -10,6 +10,17 @@ use super::regs::Regs;
 use super::tsc::{spin_until, SPIN_WAIT_MS};
 use crate::hooks::FnSlots;
 
+crate::define_per_cpu! {
+    /// NMIs that arrived while RSP was already on this CPU's NMI stack (a
+/// live IST stack reused: must stay 0).
+    pub static NMI_STACK_REENTERED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+}
+
+crate::define_per_cpu! {
+    /// NMIs handled on this CPU.
+    pub static NMI_COUNT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+}
+
 /// Code that wants to see every NMI on every CPU (Linux
 /// `register_nmi_handler(NMI_LOCAL, ...)`): NMI backtraces, the `bt-nmi` and
 /// `nmi-storm` demos. It runs on the NMI stack with breakpoints off and must
@@ -33,7 +44,7 @@ pub fn handlers() -> impl Iterator<Item = NmiHandler> {
 /// Send this CPU an NMI and wait for it, without printing.
 pub fn self_nmi_quiet() -> bool {
     let cpu = this_cpu();
-    let before = cpu.nmi_count.load(Ordering::SeqCst);
+    let before = crate::arch::nmi::NMI_COUNT.of(cpu.id()).load(Ordering::SeqCst);
     super::apic::send_nmi_to_self();
-    spin_until(SPIN_WAIT_MS, || cpu.nmi_count.load(Ordering::SeqCst) != before)
+    spin_until(SPIN_WAIT_MS, || crate::arch::nmi::NMI_COUNT.of(cpu.id()).load(Ordering::SeqCst) != before)
 }

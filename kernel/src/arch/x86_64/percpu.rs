@@ -1,9 +1,19 @@
-//! The per-CPU area, reached through the GS base (Linux `this_cpu_*`).
+//! Per-CPU data. A module that owns per-CPU state declares it itself with
+//! `define_per_cpu!` (Linux `DEFINE_PER_CPU`): the NMI and #MC counts in
+//! `arch::nmi`/`arch::mce`, the debug-register state in `arch::debug`, the
+//! interrupt counts in `entry::irq`, the pending softirqs in `softirq`, the
+//! loaded address space in `mm`, the stack cache in `stacks::thread`.
 //!
-//! One `PerCpu` per possible CPU, in a static array, so bringing up another
-//! CPU is `init(cpu)` again, not a rewrite. Word 0 of each area points to the
-//! area itself, so `this_cpu()` is one `mov reg, gs:[0]`. Entry code reaches
-//! fields by offset (e.g. the TSS's IST[DB] slot), computed with `offset_of!`.
+//! The `PerCpu` area, reached through the GS base, keeps the rest: what the
+//! entry stubs reach by fixed offset from GS (`top_of_stack`,
+//! `user_rsp_scratch`, `kstack_offset`, `irq_count`, `irq_stack_top`,
+//! `tracer_busy`, the TSS), the CPU's identity (number, APIC ID, online),
+//! the parts of Linux's `preempt_count` every layer asks about together
+//! (`irq_count`, `in_softirq`, `nmi_depth`, `locks_held`), and — still to
+//! move to their owners — the scheduler's `current`, `switching_*` and
+//! `need_resched`, the handlers' last frames and the user-boundary counters.
+//! One `PerCpu` per possible CPU, in a static array; word 0 of each area
+//! points to the area itself, so `this_cpu()` is one `mov reg, gs:[0]`.
 
 use core::cell::UnsafeCell;
 use core::mem::offset_of;
@@ -15,7 +25,43 @@ use ::x86_64::structures::tss::TaskStateSegment;
 use ::x86_64::VirtAddr;
 
 use super::vectors::NR_EXCEPTIONS;
-use crate::layout::{Ist, MAX_CPUS, NR_CACHED_STACKS, THREAD_STACK_SIZES};
+use crate::layout::{Ist, MAX_CPUS};
+
+/// A per-CPU variable declared by the module that owns it (Linux
+/// `DEFINE_PER_CPU`): one `T` per possible CPU, found by CPU number. The
+/// `PerCpu` area below keeps only what cannot live this way: what the entry
+/// stubs reach by fixed offset from GS, and the parts of Linux's
+/// `preempt_count` that every layer asks about together.
+pub struct PerCpuVar<T>([T; MAX_CPUS]);
+
+impl<T> PerCpuVar<T> {
+    pub const fn new(each: [T; MAX_CPUS]) -> Self {
+        PerCpuVar(each)
+    }
+
+    /// This CPU's instance (Linux `this_cpu_ptr`).
+    #[inline(always)]
+    pub fn this(&self) -> &T {
+        &self.0[current_cpu_id()]
+    }
+
+    /// CPU `cpu`'s instance (Linux `per_cpu_ptr`).
+    #[inline(always)]
+    pub fn of(&self, cpu: usize) -> &T {
+        &self.0[cpu]
+    }
+}
+
+/// `define_per_cpu! { pub static NAME: Type = init; }`: one `Type` per
+/// possible CPU, each starting as `init` (a constant expression).
+#[macro_export]
+macro_rules! define_per_cpu {
+    ($(#[$meta:meta])* $vis:vis static $name:ident: $t:ty = $init:expr;) => {
+        $(#[$meta])*
+        $vis static $name: $crate::arch::percpu::PerCpuVar<$t> =
+            $crate::arch::percpu::PerCpuVar::new([const { $init }; $crate::layout::MAX_CPUS]);
+    };
+}
 
 /// Entries of a per-CPU GDT: null, (Linux's KERNEL32_CS slot, unused),
 /// kernel code 0x10, kernel data 0x18, user32 code 0x23, user data 0x2b,
@@ -40,10 +86,6 @@ pub struct PerCpu {
     /// One past the top of this CPU's IRQ stack (Linux `hardirq_stack_ptr`
     /// points one word lower; the entry code stores there).
     pub irq_stack_top: AtomicU64,
-    /// Deepest `irq_count` seen (0 = never nested).
-    pub irq_max_nest: AtomicI64,
-    /// Pending softirq bits (Linux `__softirq_pending`).
-    pub softirq_pending: AtomicU64,
     /// Softirq handlers are running on this CPU (Linux's softirq count in
     /// `preempt_count`): an IRQ exit meanwhile must not run them again.
     pub in_softirq: AtomicBool,
@@ -54,15 +96,6 @@ pub struct PerCpu {
     /// Changed by hardware (RSP0) and by the #DB entry stub (IST[DB]).
     pub tss: UnsafeCell<TaskStateSegment>,
     pub gdt: UnsafeCell<GlobalDescriptorTable<GDT_ENTRIES>>,
-    /// NMIs handled on this CPU.
-    pub nmi_count: AtomicU64,
-    /// NMIs that arrived while RSP was already on this CPU's NMI stack (a
-    /// live IST stack reused: must stay 0).
-    pub nmi_stack_reentered: AtomicU64,
-    /// Machine checks handled on this CPU (real or `int $18`).
-    pub mce_count: AtomicU64,
-    /// Machine checks that landed while an NMI (or another #MC) was running.
-    pub mce_in_nmi: AtomicU64,
     /// The stack tracer's hook is running on this CPU (`mcount` skips
     /// nested entries: the hook's own calls, an NMI inside it).
     pub tracer_busy: AtomicU8,
@@ -75,8 +108,6 @@ pub struct PerCpu {
     /// The task being switched to; `finish_switch` makes it `current` once
     /// RSP is on its stack (Linux `__switch_to`).
     pub switching_to: AtomicU64,
-    /// Nesting depth of #DB/#BP handlers right now.
-    pub db_depth: AtomicU32,
     /// Per vector: the address of the register frame of the last handler run,
     /// i.e. where on which stack it ran (ktests and commands read it).
     pub handler_rsp: [AtomicU64; NR_EXCEPTIONS],
@@ -84,11 +115,6 @@ pub struct PerCpu {
     pub interrupted_rsp: [AtomicU64; NR_EXCEPTIONS],
     /// The running task (`sched::Task`), null before the scheduler starts.
     pub current: AtomicU64,
-    /// Freed thread stacks kept for reuse, per size of `THREAD_STACK_SIZES`
-    /// (bottoms; 0 = empty slot).
-    pub stack_cache: [[AtomicU64; NR_CACHED_STACKS]; THREAD_STACK_SIZES.len()],
-    /// Interrupts taken, per vector (external vectors 32..256).
-    pub irq_counts: [AtomicU64; 256],
     /// The running thread's stack top (Linux `cpu_current_top_of_stack`):
     /// the syscall entry's RSP; equal to TSS RSP0.
     pub top_of_stack: AtomicU64,
@@ -100,10 +126,6 @@ pub struct PerCpu {
     pub kstack_offset: AtomicU32,
     /// Entry and exit counts across the user boundary.
     pub user: UserCounters,
-    /// The address space whose CR3 this CPU has loaded (0: the kernel's).
-    pub loaded_mm: AtomicU64,
-    /// The user data breakpoint armed in this CPU's debug registers (0: none).
-    pub user_watch_armed: AtomicU64,
 }
 
 /// What crossed the user/kernel boundary on one CPU (`userstate`).
@@ -144,26 +166,17 @@ impl PerCpu {
             switching_from: AtomicU64::new(0),
             irq_count: AtomicI64::new(-1),
             irq_stack_top: AtomicU64::new(0),
-            irq_max_nest: AtomicI64::new(0),
-            softirq_pending: AtomicU64::new(0),
             in_softirq: AtomicBool::new(false),
             need_resched: AtomicBool::new(false),
             tss: UnsafeCell::new(TaskStateSegment::new()),
             gdt: UnsafeCell::new(GlobalDescriptorTable::empty()),
-            nmi_count: AtomicU64::new(0),
-            nmi_stack_reentered: AtomicU64::new(0),
-            mce_count: AtomicU64::new(0),
-            mce_in_nmi: AtomicU64::new(0),
             tracer_busy: AtomicU8::new(0),
             nmi_depth: AtomicU32::new(0),
             locks_held: AtomicU32::new(0),
             switching_to: AtomicU64::new(0),
-            db_depth: AtomicU32::new(0),
             handler_rsp: [const { AtomicU64::new(0) }; NR_EXCEPTIONS],
             interrupted_rsp: [const { AtomicU64::new(0) }; NR_EXCEPTIONS],
             current: AtomicU64::new(0),
-            stack_cache: [const { [const { AtomicU64::new(0) }; NR_CACHED_STACKS] }; THREAD_STACK_SIZES.len()],
-            irq_counts: [const { AtomicU64::new(0) }; 256],
             top_of_stack: AtomicU64::new(0),
             user_rsp_scratch: AtomicU64::new(0),
             kstack_offset: AtomicU32::new(0),
@@ -178,8 +191,6 @@ impl PerCpu {
                 irqs: AtomicU64::new(0),
                 irqs_on_irq_stack: AtomicU64::new(0),
             },
-            loaded_mm: AtomicU64::new(0),
-            user_watch_armed: AtomicU64::new(0),
         }
     }
 

@@ -76,7 +76,7 @@ pub fn entry_sweep(args: &[&str]) -> CmdResult {
     engine::set_target(target);
     let cpu = percpu::of(target);
     let oops0 = debug::oops::oops_count();
-    let reentered0 = cpu.nmi_stack_reentered.load(Ordering::SeqCst);
+    let reentered0 = crate::arch::nmi::NMI_STACK_REENTERED.of(cpu.id()).load(Ordering::SeqCst);
     let violations0 = cpu.user.violations.load(Ordering::SeqCst);
     let (stray0, changed0) = (engine::STRAY_IRQS.load(Ordering::SeqCst), triggers::REGS_CHANGED.load(Ordering::SeqCst));
     let names: Vec<&str> = events.iter().map(|e| e.name()).collect();
@@ -134,7 +134,7 @@ pub fn entry_sweep(args: &[&str]) -> CmdResult {
         reached += hit;
     }
     let oopses = debug::oops::oops_count() - oops0;
-    let reentered = cpu.nmi_stack_reentered.load(Ordering::SeqCst) - reentered0;
+    let reentered = crate::arch::nmi::NMI_STACK_REENTERED.of(cpu.id()).load(Ordering::SeqCst) - reentered0;
     let violations = cpu.user.violations.load(Ordering::SeqCst) - violations0;
     let stray = engine::STRAY_IRQS.load(Ordering::SeqCst) - stray0;
     let changed = triggers::REGS_CHANGED.load(Ordering::SeqCst) - changed0;

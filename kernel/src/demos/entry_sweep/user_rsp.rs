@@ -52,7 +52,7 @@ pub fn nmi_user_rsp(args: &[&str]) -> CmdResult {
     let (bottom, _) = estack_range(target, EStack::NMI);
     let cpu = percpu::of(target);
     let oops0 = debug::oops::oops_count();
-    let reentered0 = cpu.nmi_stack_reentered.load(Ordering::SeqCst);
+    let reentered0 = crate::arch::nmi::NMI_STACK_REENTERED.of(cpu.id()).load(Ordering::SeqCst);
     let violations0 = cpu.user.violations.load(Ordering::SeqCst);
     let syscalls0 = cpu.user.syscalls.load(Ordering::SeqCst);
     ON_USER_RSP[target].store(0, Ordering::SeqCst);
@@ -63,10 +63,10 @@ pub fn nmi_user_rsp(args: &[&str]) -> CmdResult {
     let alive = || sched::snapshot().iter().any(|t| t.pid == pid && !t.state.ended());
     let (mut sent, mut delivered) = (0u64, 0u64);
     while delivered < n && alive() {
-        let before = cpu.nmi_count.load(Ordering::SeqCst);
+        let before = crate::arch::nmi::NMI_COUNT.of(cpu.id()).load(Ordering::SeqCst);
         smp::send_nmi(target);
         sent += 1;
-        if spin_until(100, || cpu.nmi_count.load(Ordering::SeqCst) != before) {
+        if spin_until(100, || crate::arch::nmi::NMI_COUNT.of(cpu.id()).load(Ordering::SeqCst) != before) {
             delivered += 1;
         }
     }
@@ -78,7 +78,7 @@ pub fn nmi_user_rsp(args: &[&str]) -> CmdResult {
     sched::reap_children();
     let on_user_rsp = ON_USER_RSP[target].load(Ordering::SeqCst);
     let oopses = debug::oops::oops_count() - oops0;
-    let reentered = cpu.nmi_stack_reentered.load(Ordering::SeqCst) - reentered0;
+    let reentered = crate::arch::nmi::NMI_STACK_REENTERED.of(cpu.id()).load(Ordering::SeqCst) - reentered0;
     let violations = cpu.user.violations.load(Ordering::SeqCst) - violations0;
     let syscalls = cpu.user.syscalls.load(Ordering::SeqCst) - syscalls0;
     println!(

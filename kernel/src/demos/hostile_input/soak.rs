@@ -252,7 +252,8 @@ struct Tally {
 /// Counters the stack checks keep: return-to-user violations and NMI
 /// stack re-entries (both must stay 0).
 fn stack_violations() -> (u64, u64) {
-    let reentered = percpu::online_cpus().map(|c| percpu::of(c).nmi_stack_reentered.load(Ordering::SeqCst)).sum();
+    let reentered =
+        percpu::online_cpus().map(|c| crate::arch::nmi::NMI_STACK_REENTERED.of(c).load(Ordering::SeqCst)).sum();
     (violations(), reentered)
 }
 

@@ -73,9 +73,9 @@ pub(super) fn bench_exceptions() -> CmdResult {
         entry("#BP entry on the #DB stack (int3)", "#DB", MIN_INTERRUPT, debug::int3)?;
         entry("#DB entry with the IST shift (int 1)", "#DB", MIN_DB, int1)?;
         // The NMI handler stores no RSP: the entry is checked by its count.
-        let before = this_cpu().nmi_count.load(Ordering::SeqCst);
+        let before = crate::arch::nmi::NMI_COUNT.this().load(Ordering::SeqCst);
         let samples = timed(SAMPLES, int_nmi);
-        let seen = this_cpu().nmi_count.load(Ordering::SeqCst) - before;
+        let seen = crate::arch::nmi::NMI_COUNT.this().load(Ordering::SeqCst) - before;
         if seen != SAMPLES as u64 {
             return Err(failed(alloc::format!("int 2: {seen} NMI entries counted, not {SAMPLES}")));
         }

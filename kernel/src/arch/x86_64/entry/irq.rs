@@ -11,6 +11,16 @@ use crate::arch::percpu::this_cpu;
 use crate::arch::regs::Regs;
 use crate::arch::vectors::{LOCAL_TIMER_VECTOR, SPURIOUS_APIC_VECTOR};
 
+crate::define_per_cpu! {
+    /// Deepest `irq_count` seen on this CPU (0 = never nested).
+    pub static IRQ_MAX_NEST: core::sync::atomic::AtomicI64 = core::sync::atomic::AtomicI64::new(0);
+}
+
+crate::define_per_cpu! {
+    /// Interrupts taken on this CPU, per vector (external vectors 32..256).
+    pub static IRQ_COUNTS: [core::sync::atomic::AtomicU64; 256] = [const { core::sync::atomic::AtomicU64::new(0) }; 256];
+}
+
 /// Called by `tristack_irq_common` on the IRQ stack (or, nested, wherever
 /// the outer handler was), interrupts off, `irq_count` already incremented.
 pub extern "C" fn irq_dispatch(regs: &mut Regs) {
@@ -24,9 +34,9 @@ pub extern "C" fn irq_dispatch(regs: &mut Regs) {
             cpu.user.irqs_on_irq_stack.fetch_add(1, Ordering::Relaxed);
         }
     }
-    cpu.irq_counts[vector as usize].fetch_add(1, Ordering::Relaxed);
+    crate::arch::entry::irq::IRQ_COUNTS.of(cpu.id())[vector as usize].fetch_add(1, Ordering::Relaxed);
     let depth = cpu.irq_count.load(Ordering::Relaxed);
-    cpu.irq_max_nest.fetch_max(depth, Ordering::Relaxed);
+    crate::arch::entry::irq::IRQ_MAX_NEST.of(cpu.id()).fetch_max(depth, Ordering::Relaxed);
     match vector {
         LOCAL_TIMER_VECTOR => {
             crate::entry::timer_tick(cpu.id());

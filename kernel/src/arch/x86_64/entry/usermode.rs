@@ -131,7 +131,7 @@ fn check_user_return(regs: &Regs) {
     let at_top = core::ptr::eq(regs, user_frame_slot());
     let irq_count = cpu.irq_count.load(Ordering::Relaxed);
     let nmi = cpu.nmi_depth.load(Ordering::Relaxed);
-    let db = cpu.db_depth.load(Ordering::Relaxed);
+    let db = crate::arch::debug::DB_DEPTH.of(cpu.id()).load(Ordering::Relaxed);
     // IST[DB] unshifted: the #DB stack's top (an offset worked out at
     // compile time; `estack_range` walks the layout table at run time).
     const DB_TOP: u64 = EStack::DB.offset() + EStack::DB.desc().size;

@@ -116,13 +116,15 @@ impl Counters {
     fn read(targets: &[usize]) -> Counters {
         let per = |f: &dyn Fn(usize) -> u64| targets.iter().map(|&c| f(c)).collect();
         Counters {
-            nmis: per(&|c| percpu::of(c).nmi_count.load(Ordering::SeqCst)),
+            nmis: per(&|c| crate::arch::nmi::NMI_COUNT.of(c).load(Ordering::SeqCst)),
             irqs: per(&|c| STORM_IRQS[c].load(Ordering::SeqCst)),
             nests: per(&|c| DB_STORM_NESTS[c].load(Ordering::SeqCst)),
             db_bad: per(&|c| DB_STORM_BAD[c].load(Ordering::SeqCst)),
-            reentered: percpu::online_cpus().map(|c| percpu::of(c).nmi_stack_reentered.load(Ordering::SeqCst)).sum(),
-            mces: percpu::online_cpus().map(|c| percpu::of(c).mce_count.load(Ordering::SeqCst)).sum(),
-            mces_in_nmi: percpu::online_cpus().map(|c| percpu::of(c).mce_in_nmi.load(Ordering::SeqCst)).sum(),
+            reentered: percpu::online_cpus()
+                .map(|c| crate::arch::nmi::NMI_STACK_REENTERED.of(c).load(Ordering::SeqCst))
+                .sum(),
+            mces: percpu::online_cpus().map(|c| crate::arch::mce::MCE_COUNT.of(c).load(Ordering::SeqCst)).sum(),
+            mces_in_nmi: percpu::online_cpus().map(|c| crate::arch::mce::MCE_IN_NMI.of(c).load(Ordering::SeqCst)).sum(),
         }
     }
 
@@ -201,13 +203,14 @@ fn send_nmis(targets: &[usize], secs: u64) -> (u64, u64) {
     let mut lost = 0u64;
     let end = time::rdtsc() + time::tsc_per_ms() * 1000 * secs;
     while time::rdtsc() < end {
-        let before: Vec<u64> = targets.iter().map(|&c| percpu::of(c).nmi_count.load(Ordering::SeqCst)).collect();
+        let before: Vec<u64> =
+            targets.iter().map(|&c| crate::arch::nmi::NMI_COUNT.of(c).load(Ordering::SeqCst)).collect();
         for &c in targets {
             smp::send_nmi(c);
             sent += 1;
         }
         for (i, &c) in targets.iter().enumerate() {
-            if !spin_until(1000, || percpu::of(c).nmi_count.load(Ordering::SeqCst) != before[i]) {
+            if !spin_until(1000, || crate::arch::nmi::NMI_COUNT.of(c).load(Ordering::SeqCst) != before[i]) {
                 lost += 1;
             }
         }
