@@ -294,8 +294,7 @@ impl AddressSpace {
 pub fn switch_mm(next: Option<&AddressSpace>) {
     let cpu = crate::arch::percpu::this_cpu();
     let next_ptr = next.map_or(0, |mm| mm as *const _ as u64);
-    let prev_ptr =
-        crate::mm::address_space::LOADED_MM.of(cpu.id()).swap(next_ptr, core::sync::atomic::Ordering::AcqRel);
+    let prev_ptr = LOADED_MM.this().swap(next_ptr, core::sync::atomic::Ordering::AcqRel);
     if prev_ptr == next_ptr {
         return;
     }

@@ -6,7 +6,6 @@
 use core::arch::asm;
 use core::sync::atomic::Ordering;
 
-use super::percpu::this_cpu;
 use super::regs::Regs;
 use crate::hooks::FnSlots;
 use crate::layout::Ist;
@@ -22,6 +21,7 @@ crate::define_per_cpu! {
 }
 
 /// Read debug register `n` (0–3, 6, 7).
+#[inline]
 pub fn read_dr(n: u8) -> u64 {
     let v: u64;
     // SAFETY: reading a debug register has no side effects.
@@ -40,6 +40,7 @@ pub fn read_dr(n: u8) -> u64 {
 }
 
 /// Write debug register `n` (0–3, 6, 7).
+#[inline]
 pub fn write_dr(n: u8, v: u64) {
     // SAFETY: debug registers only arm or disarm breakpoints, whose #DB this
     // module handles; they never change memory.
@@ -96,6 +97,7 @@ fn arm(slot: u8, addr: u64, fields: u64) {
     write_dr(7, dr7 | fields | dr7_enable(slot) | DR7_EXACT);
 }
 
+#[inline]
 pub fn disarm(slot: u8) {
     let dr7 = read_dr(7) & !(dr7_enable(slot) | dr7_fields(slot, 0b11, 0b11));
     write_dr(7, if dr7 & 0xff == 0 { 0 } else { dr7 });
@@ -130,8 +132,7 @@ pub const USER_WATCH_SLOT: u8 = 3;
 // Not traced (Linux `notrace`): on every context switch; see docs/performance.md.
 #[instrument_fn = "off"]
 pub fn switch_user_watch(addr: u64) {
-    let cpu = this_cpu();
-    if crate::arch::debug::USER_WATCH_ARMED.of(cpu.id()).swap(addr, Ordering::Relaxed) == addr {
+    if USER_WATCH_ARMED.this().swap(addr, Ordering::Relaxed) == addr {
         return;
     }
     if addr != 0 {
@@ -185,6 +186,7 @@ pub fn register_debug_hook(hook: DebugHook) {
 }
 
 /// Whether some hook claimed `event`.
+#[inline]
 pub fn run_hooks(regs: &mut Regs, event: &DebugEvent) -> bool {
     DEBUG_HOOKS.iter().any(|hook| hook(regs, event))
 }
@@ -205,6 +207,7 @@ pub enum DbCause {
 const DR6_BS: u64 = 1 << 14;
 
 impl DbCause {
+    #[inline]
     pub fn from_dr6(dr6: u64, dr7: u64) -> DbCause {
         let slot = (dr6 & DR6_HITS).trailing_zeros() as u8;
         if slot < 4 {

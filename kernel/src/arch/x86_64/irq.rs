@@ -42,6 +42,7 @@ pub fn name(vector: u8) -> Option<&'static str> {
 }
 
 /// The handler registered for `vector` (the dispatch reads it lock-free).
+#[inline]
 pub fn handler(vector: u8) -> Option<Handler> {
     let h = HANDLERS[vector as usize].load(Ordering::Acquire);
     // SAFETY: only `register` stores here, always a `Handler`.

@@ -106,6 +106,7 @@ pub fn register_mce_hook(hook: MceHook) {
 }
 
 /// The registered hooks, in registration order (run by `entry::mce`).
+#[inline]
 pub fn hooks() -> impl Iterator<Item = MceHook> {
     MCE_HOOKS.iter()
 }

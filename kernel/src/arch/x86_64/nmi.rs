@@ -37,6 +37,7 @@ pub fn register_nmi_handler(handler: NmiHandler) {
 }
 
 /// The registered handlers, in registration order (run by `entry::nmi`).
+#[inline]
 pub fn handlers() -> impl Iterator<Item = NmiHandler> {
     NMI_HANDLERS.iter()
 }

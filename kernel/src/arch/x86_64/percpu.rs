@@ -39,10 +39,19 @@ impl<T> PerCpuVar<T> {
         PerCpuVar(each)
     }
 
-    /// This CPU's instance (Linux `this_cpu_ptr`).
+    /// This CPU's instance (Linux `this_cpu_ptr`): one load of the CPU
+    /// number from the GS area, no bounds check. Like `this_cpu`, only once
+    /// `init` has set this CPU's GS base.
     #[inline(always)]
     pub fn this(&self) -> &T {
-        &self.0[current_cpu_id()]
+        let cpu: usize;
+        // SAFETY: after `init`, GS points at this CPU's area, whose `cpu`
+        // field holds its number, below MAX_CPUS (`init` indexed AREAS by it).
+        unsafe {
+            core::arch::asm!("mov {}, gs:[{off}]", out(reg) cpu, off = const CPU_OFFSET,
+                options(nostack, readonly, preserves_flags));
+            self.0.get_unchecked(cpu)
+        }
     }
 
     /// CPU `cpu`'s instance (Linux `per_cpu_ptr`).
@@ -222,6 +231,8 @@ impl PerCpu {
 static AREAS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
 
 /// Offsets from GS base of the fields the interrupt entry code uses.
+/// Where `this()` finds the CPU number.
+const CPU_OFFSET: usize = offset_of!(PerCpu, cpu);
 pub const IRQ_COUNT_OFFSET: usize = offset_of!(PerCpu, irq_count);
 pub const IRQ_STACK_TOP_OFFSET: usize = offset_of!(PerCpu, irq_stack_top);
 

@@ -18,11 +18,10 @@ use crate::println;
 use crate::stacks::info;
 
 pub fn handle_db(regs: &mut Regs) {
-    let cpu = this_cpu();
     let dr6 = read_dr(6);
     write_dr(6, 0); // DR6 is sticky: clear it for the next #DB
     let cause = DbCause::from_dr6(dr6, read_dr(7));
-    let depth = crate::arch::debug::DB_DEPTH.of(cpu.id()).fetch_add(1, Ordering::SeqCst) + 1;
+    let depth = crate::arch::debug::DB_DEPTH.this().fetch_add(1, Ordering::SeqCst) + 1;
     let frame = regs as *const Regs as u64;
     let slot = (dr6 & DR6_HITS).trailing_zeros() as u8;
     let slot = (slot < 4).then_some(slot);
@@ -42,7 +41,7 @@ pub fn handle_db(regs: &mut Regs) {
     }
     // An instruction breakpoint would fire again on return without RF.
     regs.rflags |= RFLAGS_RF;
-    crate::arch::debug::DB_DEPTH.of(cpu.id()).fetch_sub(1, Ordering::SeqCst);
+    crate::arch::debug::DB_DEPTH.this().fetch_sub(1, Ordering::SeqCst);
 }
 
 /// `int3` lands here, on the #DB stack (RIP already points past the int3).

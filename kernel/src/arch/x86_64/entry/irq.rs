@@ -34,9 +34,9 @@ pub extern "C" fn irq_dispatch(regs: &mut Regs) {
             cpu.user.irqs_on_irq_stack.fetch_add(1, Ordering::Relaxed);
         }
     }
-    crate::arch::entry::irq::IRQ_COUNTS.of(cpu.id())[vector as usize].fetch_add(1, Ordering::Relaxed);
+    IRQ_COUNTS.this()[vector as usize].fetch_add(1, Ordering::Relaxed);
     let depth = cpu.irq_count.load(Ordering::Relaxed);
-    crate::arch::entry::irq::IRQ_MAX_NEST.of(cpu.id()).fetch_max(depth, Ordering::Relaxed);
+    IRQ_MAX_NEST.this().fetch_max(depth, Ordering::Relaxed);
     match vector {
         LOCAL_TIMER_VECTOR => {
             crate::entry::timer_tick(cpu.id());

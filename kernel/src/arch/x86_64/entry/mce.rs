@@ -67,12 +67,12 @@ pub fn handle(regs: &mut Regs) {
 #[inline(never)]
 fn do_machine_check(hw: &mut impl MachineCheckHw, regs: &mut Regs) {
     let cpu = this_cpu();
-    crate::arch::mce::MCE_COUNT.of(cpu.id()).fetch_add(1, Ordering::SeqCst);
+    crate::arch::mce::MCE_COUNT.this().fetch_add(1, Ordering::SeqCst);
     // #MC context, as NMI (Linux `do_machine_check` calls `nmi_enter`).
     // Inside an NMI: its handler, or its entry/exit stub on the NMI stack.
     // (`returns_into_nmi`: not by RSP alone, which the user may have chosen.)
     if super::nmi::returns_into_nmi(regs) {
-        crate::arch::mce::MCE_IN_NMI.of(cpu.id()).fetch_add(1, Ordering::SeqCst);
+        crate::arch::mce::MCE_IN_NMI.this().fetch_add(1, Ordering::SeqCst);
     }
     cpu.nmi_depth.fetch_add(1, Ordering::SeqCst);
     let frame = regs as *const Regs as u64;

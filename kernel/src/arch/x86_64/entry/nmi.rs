@@ -27,13 +27,13 @@ pub fn handle(regs: &mut Regs) {
     let dr7 = crate::arch::debug::disable_all();
     let cpu = this_cpu();
     cpu.nmi_depth.fetch_add(1, Ordering::SeqCst);
-    crate::arch::nmi::NMI_COUNT.of(cpu.id()).fetch_add(1, Ordering::SeqCst);
+    crate::arch::nmi::NMI_COUNT.this().fetch_add(1, Ordering::SeqCst);
     // The NMI stack must never be re-entered while live: if the interrupted
     // (kernel, trusted) RSP is on it, the CPU has just overwritten a live
     // frame. Counted, so `nmi-storm` and the entry sweep can prove it never
     // happens.
     if nmi_return::on_nmi_stack(interrupted(regs), nmi_stack(cpu), &user_rsp_code()) {
-        crate::arch::nmi::NMI_STACK_REENTERED.of(cpu.id()).fetch_add(1, Ordering::SeqCst);
+        crate::arch::nmi::NMI_STACK_REENTERED.this().fetch_add(1, Ordering::SeqCst);
     }
     crate::arch::nmi::handlers().for_each(|handler| handler(regs));
     cpu.nmi_depth.fetch_sub(1, Ordering::SeqCst);
