@@ -1,5 +1,6 @@
 //! Conventions of the source that `cargo test` checks: a command's usage
-//! is written once, in its `Spec`; every command is in `soak` or left out
+//! is written once, in its `Spec` (errors are rendered from it; the
+//! README's table shows it as it is); every command is in `soak` or left out
 //! of it with a reason, so a new chapter's demos cannot be forgotten there;
 //! every chapter has its doc, its demos and its scenario tests.
 
@@ -148,4 +149,37 @@ fn every_chapter_has_its_doc_its_demos_and_its_tests() {
     assert!(docs.len() >= 10, "{docs:?}");
     assert_eq!(docs, demos, "docs/ and kernel/src/demos/ differ");
     assert_eq!(docs, tests, "docs/ and tests/scenarios/ differ");
+}
+
+/// The README's table of shell commands shows each command as its `Spec`
+/// does (`name usage`), and names no command that does not exist.
+#[test]
+fn the_readme_command_table_agrees_with_the_specs() {
+    let readme = fs::read_to_string(src().join("../../README.md")).unwrap();
+    let table = &readme[readme.find("### Shell commands").expect("the README's command table")..];
+    let table = &table[..table.find("\n## ").unwrap_or(table.len())];
+    // The first cell of each row: one or more `name usage` forms.
+    let shown: BTreeSet<String> = table
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| {
+            let cell = l[1..].split(" | ").next().unwrap().trim().to_string();
+            cell.split(", ").map(|f| f.trim_matches('`').replace("\\|", "|")).collect::<Vec<_>>()
+        })
+        .collect();
+    let mut specs = BTreeSet::new();
+    for file in ["demos/mod.rs", "shell/commands.rs"] {
+        let text = read(file);
+        for (at, _) in text.match_indices("Spec {") {
+            let name = literals_after(&text[at..], "name: \"")[0];
+            let usage = literals_after(&text[at..], "usage: \"")[0];
+            specs.insert(format!("{name} {usage}").trim_end().to_string());
+        }
+    }
+    let missing: Vec<&String> = specs.difference(&shown).collect();
+    let unknown: Vec<&String> = shown.difference(&specs).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "README command table vs the Specs:\n  not in the README: {missing:?}\n  not a command: {unknown:?}"
+    );
 }
