@@ -5,7 +5,6 @@ use core::hint::black_box;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::arch::regs::Regs;
-use crate::arch::vectors::{BT_IRQ_INNER_VECTOR, BT_IRQ_OUTER_VECTOR, BT_NMI_VECTOR};
 use crate::arch::{apic, cpu, irq, nmi};
 use crate::cmd::cmdline::{self, ArgError};
 use crate::cmd::{CmdError, CmdResult};
@@ -13,10 +12,15 @@ use crate::debug::backtrace::print_trace;
 use crate::time::{spin_until, SPIN_WAIT_MS};
 use crate::{println, sched};
 
+/// The self-IPI vectors of `bt-irq` and `bt-nmi`, claimed at init.
+static BT_IRQ_OUTER_VECTOR: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+static BT_IRQ_INNER_VECTOR: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+static BT_NMI_VECTOR: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
 pub fn init() {
-    irq::register(BT_IRQ_OUTER_VECTOR, bt_irq_outer, "LAPIC  self-IPI bt-irq (outer)");
-    irq::register(BT_IRQ_INNER_VECTOR, bt_irq_inner, "LAPIC  self-IPI bt-irq (inner)");
-    irq::register(BT_NMI_VECTOR, bt_nmi_irq, "LAPIC  self-IPI bt-nmi");
+    BT_IRQ_OUTER_VECTOR.store(irq::claim(bt_irq_outer, "LAPIC  self-IPI bt-irq (outer)"), Ordering::Relaxed);
+    BT_IRQ_INNER_VECTOR.store(irq::claim(bt_irq_inner, "LAPIC  self-IPI bt-irq (inner)"), Ordering::Relaxed);
+    BT_NMI_VECTOR.store(irq::claim(bt_nmi_irq, "LAPIC  self-IPI bt-nmi"), Ordering::Relaxed);
     BT_SOFTIRQ.claim(bt_softirq);
     nmi::register_nmi_handler(bt_nmi_handler);
 }
@@ -69,7 +73,7 @@ fn bt_softirq() {
     if BT_STEP.load(Ordering::SeqCst) != 1 {
         return;
     }
-    apic::send_self_ipi(BT_IRQ_INNER_VECTOR);
+    apic::send_self_ipi(BT_IRQ_INNER_VECTOR.load(Ordering::Relaxed));
     while BT_STEP.load(Ordering::SeqCst) < 2 {
         core::hint::spin_loop();
     }
@@ -84,7 +88,7 @@ fn bt_irq_inner(_: &mut Regs) {
 pub fn bt_irq(args: &[&str]) -> CmdResult {
     cmdline::no_args(args)?;
     BT_STEP.store(1, Ordering::SeqCst);
-    apic::send_self_ipi(BT_IRQ_OUTER_VECTOR);
+    apic::send_self_ipi(BT_IRQ_OUTER_VECTOR.load(Ordering::Relaxed));
     let done = spin_until(SPIN_WAIT_MS, || BT_STEP.load(Ordering::SeqCst) >= 2);
     BT_STEP.store(0, Ordering::SeqCst);
     if done {
@@ -123,7 +127,7 @@ pub fn bt_nmi(args: &[&str]) -> CmdResult {
     cmdline::no_args(args)?;
     BT_NMI_DONE.store(false, Ordering::SeqCst);
     NMI_BACKTRACE.store(true, Ordering::SeqCst);
-    apic::send_self_ipi(BT_NMI_VECTOR);
+    apic::send_self_ipi(BT_NMI_VECTOR.load(Ordering::Relaxed));
     let done = spin_until(SPIN_WAIT_MS, || BT_NMI_DONE.load(Ordering::SeqCst));
     NMI_BACKTRACE.store(false, Ordering::SeqCst);
     if done {

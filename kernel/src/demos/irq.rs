@@ -3,7 +3,7 @@
 
 use alloc::vec::Vec;
 use core::hint::black_box;
-use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use crate::arch::irq;
 use crate::arch::percpu::{self, this_cpu};
@@ -17,7 +17,20 @@ use crate::stacks::info;
 use crate::time::{spin_until, SPIN_WAIT_MS};
 use crate::{println, sched, time};
 
+/// `irqnest`'s levels: one priority class each, from the demo block's first.
+const IRQNEST_LEVELS: u8 = 8;
 pub const IRQNEST_MAX: u64 = IRQNEST_LEVELS as u64;
+/// The vectors this chapter claims at init (see `vectors.rs`).
+static IRQNEST_VECTORS: [AtomicU8; IRQNEST_LEVELS as usize] = [const { AtomicU8::new(0) }; IRQNEST_LEVELS as usize];
+static SOFTIRQ_DEMO_VECTOR: AtomicU8 = AtomicU8::new(0);
+static SOFTIRQ_NESTED_VECTOR: AtomicU8 = AtomicU8::new(0);
+static IRQ_OVERFLOW_VECTOR: AtomicU8 = AtomicU8::new(0);
+static IRQ_STORM_VECTOR: AtomicU8 = AtomicU8::new(0);
+static SOFTIRQ_FLOOD_VECTOR: AtomicU8 = AtomicU8::new(0);
+
+fn vector(v: &AtomicU8) -> u8 {
+    v.load(Ordering::Relaxed)
+}
 
 /// Wait for a self-IPI's handler to move `flag` to at least `at_least`.
 fn wait_for(flag: &AtomicU32, at_least: u32) -> bool {
@@ -26,16 +39,21 @@ fn wait_for(flag: &AtomicU32, at_least: u32) -> bool {
 
 /// Register the demo vectors' handlers and the demo softirqs.
 pub fn init() {
-    for level in 0..IRQNEST_MAX as u8 {
-        irq::register(IRQNEST_VECTOR_BASE + 0x10 * level, irqnest_handler, "LAPIC  self-IPI irqnest");
+    let first_class = FIRST_DEMO_VECTOR / 16;
+    for (level, v) in IRQNEST_VECTORS.iter().enumerate() {
+        v.store(
+            irq::claim_in_class(first_class + level as u8, irqnest_handler, "LAPIC  self-IPI irqnest"),
+            Ordering::Relaxed,
+        );
     }
-    irq::register(SOFTIRQ_DEMO_VECTOR, softirq_demo_hard, "LAPIC  self-IPI softirq demo");
-    irq::register(SOFTIRQ_NESTED_VECTOR, softirq_demo_nested, "LAPIC  self-IPI softirq nested");
-    irq::register(IRQ_OVERFLOW_VECTOR, irq_overflow_handler, "LAPIC  self-IPI irq-overflow");
-    irq::register(IRQ_STORM_VECTOR, storm_handler, "LAPIC  self-IPI irq-storm");
+    SOFTIRQ_DEMO_VECTOR.store(irq::claim(softirq_demo_hard, "LAPIC  self-IPI softirq demo"), Ordering::Relaxed);
+    SOFTIRQ_NESTED_VECTOR.store(irq::claim(softirq_demo_nested, "LAPIC  self-IPI softirq nested"), Ordering::Relaxed);
+    IRQ_OVERFLOW_VECTOR.store(irq::claim(irq_overflow_handler, "LAPIC  self-IPI irq-overflow"), Ordering::Relaxed);
+    IRQ_STORM_VECTOR.store(irq::claim(storm_handler, "LAPIC  self-IPI irq-storm"), Ordering::Relaxed);
     DEMO_SOFTIRQ.claim(softirq_demo_soft);
     STORM_SOFTIRQ.claim(storm_softirq);
-    irq::register(SOFTIRQ_FLOOD_VECTOR, |_| FLOOD_SOFTIRQ.raise(), "LAPIC  self-IPI softirq-flood");
+    SOFTIRQ_FLOOD_VECTOR
+        .store(irq::claim(|_| FLOOD_SOFTIRQ.raise(), "LAPIC  self-IPI softirq-flood"), Ordering::Relaxed);
     FLOOD_SOFTIRQ.claim(flood_softirq);
 }
 
@@ -86,7 +104,7 @@ static NEST_DONE: AtomicU32 = AtomicU32::new(0);
 static NEST_COUNT: [AtomicI64; IRQNEST_MAX as usize + 1] = [const { AtomicI64::new(-2) }; IRQNEST_MAX as usize + 1];
 
 fn irqnest_handler(regs: &mut Regs) {
-    let level = u32::from((regs.vector as u8 - IRQNEST_VECTOR_BASE) / 0x10) + 1;
+    let level = IRQNEST_VECTORS.iter().position(|v| u64::from(vector(v)) == regs.vector).map_or(0, |i| i as u32 + 1);
     let (count, here, interrupted) = describe(regs);
     NEST_COUNT[level as usize].store(count, Ordering::SeqCst);
     println!(
@@ -97,7 +115,7 @@ fn irqnest_handler(regs: &mut Regs) {
     if level < NEST_LEVELS.load(Ordering::SeqCst) {
         // Let the next, higher-priority interrupt in while this one runs.
         x86_64::instructions::interrupts::enable();
-        apic::send_self_ipi(IRQNEST_VECTOR_BASE + 0x10 * level as u8);
+        apic::send_self_ipi(vector(&IRQNEST_VECTORS[level as usize]));
         let arrived = wait_for(&NEST_DONE, level + 1);
         x86_64::instructions::interrupts::disable();
         if !arrived {
@@ -116,7 +134,7 @@ pub fn irqnest(args: &[&str]) -> CmdResult {
     NEST_DONE.store(0, Ordering::SeqCst);
     DEMO_SP.iter().for_each(|s| s.store(0, Ordering::SeqCst));
     println!("irqnest: in thread context irq_count is {}", this_cpu().irq_count.load(Ordering::SeqCst));
-    apic::send_self_ipi(IRQNEST_VECTOR_BASE);
+    apic::send_self_ipi(vector(&IRQNEST_VECTORS[0]));
     if !wait_for(&NEST_DONE, 1) {
         return Err(CmdError::Failed("the first self-IPI never arrived".into()));
     }
@@ -154,7 +172,7 @@ fn softirq_demo_soft() {
         if on { "on" } else { "off" }
     );
     SOFTIRQ_STEP.store(2, Ordering::SeqCst);
-    apic::send_self_ipi(SOFTIRQ_NESTED_VECTOR);
+    apic::send_self_ipi(vector(&SOFTIRQ_NESTED_VECTOR));
     if !wait_for(&SOFTIRQ_STEP, 3) {
         println!("softirq: the nested hard IRQ never arrived");
     }
@@ -176,7 +194,7 @@ pub fn softirq_cmd(args: &[&str]) -> CmdResult {
     DEMO_SP.iter().for_each(|s| s.store(0, Ordering::SeqCst));
     for _ in 0..5 {
         SOFTIRQ_STEP.store(0, Ordering::SeqCst);
-        apic::send_self_ipi(SOFTIRQ_DEMO_VECTOR);
+        apic::send_self_ipi(vector(&SOFTIRQ_DEMO_VECTOR));
         if !wait_for(&SOFTIRQ_STEP, 1) || SOFTIRQ_STEP.load(Ordering::SeqCst) != SOFTIRQ_NESTED_ELSEWHERE {
             break;
         }
@@ -215,7 +233,7 @@ pub fn softirq_flood(args: &[&str]) -> CmdResult {
     FLOOD_AT_EXIT.store(0, Ordering::SeqCst);
     FLOOD_IN_KSOFTIRQD.store(0, Ordering::SeqCst);
     FLOOD_LEFT.store(n, Ordering::SeqCst);
-    apic::send_self_ipi(SOFTIRQ_FLOOD_VECTOR);
+    apic::send_self_ipi(vector(&SOFTIRQ_FLOOD_VECTOR));
     // Let ksoftirqd run (it is a thread like us).
     while FLOOD_LEFT.load(Ordering::SeqCst) > 0 {
         sched::sleep_ms(1);
@@ -258,7 +276,7 @@ fn irq_overflow_handler(_regs: &mut Regs) {
 pub fn irq_overflow(args: &[&str]) -> CmdResult {
     cmdline::no_args(args)?;
     println!("irq-overflow: a self-IPI whose handler recurses on the IRQ stack");
-    apic::send_self_ipi(IRQ_OVERFLOW_VECTOR);
+    apic::send_self_ipi(vector(&IRQ_OVERFLOW_VECTOR));
     Err(CmdError::Failed("the handler returned".into()))
 }
 
@@ -282,7 +300,7 @@ fn storm_softirq() {
 
 fn storm_sender(n: u64) -> i64 {
     for _ in 0..n {
-        apic::send_self_ipi(IRQ_STORM_VECTOR);
+        apic::send_self_ipi(vector(&IRQ_STORM_VECTOR));
         if STORM_HARD.load(Ordering::Relaxed).is_multiple_of(64) {
             sched::yield_now();
         }

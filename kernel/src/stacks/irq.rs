@@ -43,7 +43,8 @@ pub mod ktests {
     use crate::layout::PAGE_SIZE;
     use crate::mm::paging;
 
-    use crate::arch::vectors::KTEST_PROBE_VECTOR as KTEST_VECTOR;
+    /// The probe's vector, claimed the first time the ktest runs.
+    static KTEST_VECTOR: spin::Once<u8> = spin::Once::new();
 
     pub static KTESTS: &[KTest] = &[
         KTest { name: "irq_first_level_switches_and_links_back", run: first_level_switches_and_links_back },
@@ -67,9 +68,9 @@ pub mod ktests {
     fn first_level_switches_and_links_back() -> KResult {
         let cpu = percpu::this_cpu();
         kcheck!(cpu.irq_count.load(Ordering::SeqCst) == -1, "irq_count in thread context is not -1");
-        irq::register(KTEST_VECTOR, probe, "LAPIC  self-IPI ktest probe");
+        let vector = *KTEST_VECTOR.call_once(|| irq::claim(probe, "LAPIC  self-IPI ktest probe"));
         SEEN_COUNT.store(u64::MAX, Ordering::SeqCst);
-        apic::send_self_ipi(KTEST_VECTOR);
+        apic::send_self_ipi(vector);
         let arrived =
             crate::time::spin_until(crate::time::SPIN_WAIT_MS, || SEEN_COUNT.load(Ordering::SeqCst) != u64::MAX);
         kcheck!(arrived, "self-IPI never arrived");

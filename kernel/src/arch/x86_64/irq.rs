@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use ::x86_64::instructions::interrupts::without_interrupts;
 
 use super::regs::Regs;
+use super::vectors::{FIRST_DEMO_VECTOR, FIXED_DEMO_VECTORS, LAST_DEMO_VECTOR};
 
 /// A handler for a vector, registered by the code that owns the vector.
 pub type Handler = fn(&mut Regs);
@@ -34,6 +35,34 @@ fn register_name(vector: u8, name: &'static str) {
         panic!("vector {vector:#x} registered twice: '{old}' and '{name}'");
     }
     names[vector as usize] = Some(name);
+}
+
+/// Claim a free vector of the demo block for `handler` and return it (Linux
+/// `assign_irq_vector`). Panics when the block is full.
+pub fn claim(handler: Handler, name: &'static str) -> u8 {
+    claim_in(FIRST_DEMO_VECTOR..=LAST_DEMO_VECTOR, handler, name)
+}
+
+/// `claim`, in priority class `class` (vectors `class * 16 ..`): the local
+/// APIC delivers a higher class inside a lower one's handler, so nested
+/// interrupts need one class each (`irqnest`).
+pub fn claim_in_class(class: u8, handler: Handler, name: &'static str) -> u8 {
+    let first = (class * 16).max(FIRST_DEMO_VECTOR);
+    claim_in(first..=(class * 16 + 15).min(LAST_DEMO_VECTOR), handler, name)
+}
+
+fn claim_in(range: core::ops::RangeInclusive<u8>, handler: Handler, name: &'static str) -> u8 {
+    let vector = without_interrupts(|| {
+        let mut names = NAMES.lock();
+        let free = range
+            .clone()
+            .find(|&v| names[v as usize].is_none() && !FIXED_DEMO_VECTORS.contains(&v))
+            .unwrap_or_else(|| panic!("no free vector in {range:#x?} for '{name}'"));
+        names[free as usize] = Some(name);
+        free
+    });
+    HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
+    vector
 }
 
 /// The name `vector` was registered with.

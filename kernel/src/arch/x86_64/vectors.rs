@@ -44,31 +44,20 @@ pub const CALL_FUNCTION_SINGLE_VECTOR: u8 = 0xfb;
 pub const LOCAL_TIMER_VECTOR: u8 = 0xec;
 pub const FIRST_SYSTEM_VECTOR: u8 = LOCAL_TIMER_VECTOR;
 
-// --- The demo block: self-IPIs ---------------------------------------------------
+// --- The demo block ------------------------------------------------------------
 
+/// Vectors the demos claim at init (`irq::claim`, `irq::claim_in_class`),
+/// first come first served: Linux hands out device vectors the same way
+/// (`assign_irq_vector`). Only the two below are fixed, because they are
+/// immediates of `int N` (and the no-switch stub's gate).
 pub const FIRST_DEMO_VECTOR: u8 = 0x40;
 pub const LAST_DEMO_VECTOR: u8 = 0xbf;
-/// `irqnest` level k (1-based) uses IRQNEST_VECTOR_BASE + 0x10 * (k - 1): each
-/// level one priority class higher, as real nested interrupts would be.
-pub const IRQNEST_VECTOR_BASE: u8 = 0x40;
-pub const IRQNEST_LEVELS: u8 = 8;
-pub const SOFTIRQ_DEMO_VECTOR: u8 = 0x41;
-pub const SOFTIRQ_NESTED_VECTOR: u8 = 0x42;
-pub const IRQ_OVERFLOW_VECTOR: u8 = 0x43;
-pub const IRQ_STORM_VECTOR: u8 = 0x44;
-/// The IRQ-stack ktests' probe.
-pub const KTEST_PROBE_VECTOR: u8 = 0x45;
 /// `bench irq`: this vector's gate enters through a stub that never switches
 /// to the IRQ stack; BENCH_SWITCH_VECTOR takes the normal path.
 pub const BENCH_NOSWITCH_VECTOR: u8 = 0x46;
 pub const BENCH_SWITCH_VECTOR: u8 = 0x47;
-pub const SOFTIRQ_FLOOD_VECTOR: u8 = 0x48;
-pub const BT_IRQ_OUTER_VECTOR: u8 = 0x49;
-pub const BT_IRQ_INNER_VECTOR: u8 = 0x4a;
-pub const BT_NMI_VECTOR: u8 = 0x4b;
-pub const NMI_STORM_VECTOR: u8 = 0x4c;
-/// The IRQ the entry sweep makes pending at an instruction (a self-IPI).
-pub const ENTRY_SWEEP_VECTOR: u8 = 0x4d;
+/// The demo block's vectors no claim hands out.
+pub const FIXED_DEMO_VECTORS: [u8; 2] = [BENCH_NOSWITCH_VECTOR, BENCH_SWITCH_VECTOR];
 
 // --- Device interrupts --------------------------------------------------------------
 
@@ -83,34 +72,18 @@ pub const FIRST_EXTERNAL_VECTOR: u8 = 0x20;
 
 /// Every fixed vector above the exceptions, with its name, to check below
 /// that none is used twice and each sits in its range.
-const FIXED: [(u8, &str); 17] = [
+const FIXED: [(u8, &str); 6] = [
     (SPURIOUS_APIC_VECTOR, "spurious"),
     (RESCHEDULE_VECTOR, "reschedule"),
     (CALL_FUNCTION_SINGLE_VECTOR, "call function"),
     (LOCAL_TIMER_VECTOR, "local timer"),
-    (SOFTIRQ_DEMO_VECTOR, "softirq demo"),
-    (SOFTIRQ_NESTED_VECTOR, "softirq nested"),
-    (IRQ_OVERFLOW_VECTOR, "irq-overflow"),
-    (IRQ_STORM_VECTOR, "irq-storm"),
-    (KTEST_PROBE_VECTOR, "ktest probe"),
     (BENCH_NOSWITCH_VECTOR, "bench no switch"),
     (BENCH_SWITCH_VECTOR, "bench switch"),
-    (SOFTIRQ_FLOOD_VECTOR, "softirq-flood"),
-    (BT_IRQ_OUTER_VECTOR, "bt-irq outer"),
-    (BT_IRQ_INNER_VECTOR, "bt-irq inner"),
-    (BT_NMI_VECTOR, "bt-nmi"),
-    (NMI_STORM_VECTOR, "nmi-storm"),
-    (ENTRY_SWEEP_VECTOR, "entry-sweep"),
 ];
 
-/// The irqnest vector of level `level` (1-based).
-pub const fn irqnest_vector(level: u8) -> u8 {
-    IRQNEST_VECTOR_BASE + 0x10 * (level - 1)
-}
-
-// Checked at compile time: demo vectors stay in their block and system
-// vectors above it, no vector is named twice, no irqnest level takes a
-// fixed vector, and the ranges do not overlap.
+// Checked at compile time: fixed demo vectors stay in their block and
+// system vectors above it, no vector is named twice, and the ranges do not
+// overlap.
 const _: () = {
     let mut i = 0;
     while i < FIXED.len() {
@@ -121,14 +94,8 @@ const _: () = {
             assert!(FIXED[j].0 != v, "a vector is named twice");
             j += 1;
         }
-        let mut level = 1;
-        while level <= IRQNEST_LEVELS {
-            assert!(irqnest_vector(level) != v, "an irqnest level collides with a fixed vector");
-            level += 1;
-        }
         i += 1;
     }
-    assert!(irqnest_vector(IRQNEST_LEVELS) <= LAST_DEMO_VECTOR);
     assert!(isa_irq_vector(15) < FIRST_DEMO_VECTOR);
     assert!(PIC_VECTOR_BASE + 15 < ISA_IRQ_VECTOR_BASE);
     assert!(FIRST_EXTERNAL_VECTOR as usize == NR_EXCEPTIONS);

@@ -15,7 +15,6 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::arch::debug::{self, DebugEvent, DebugKind};
 use crate::arch::percpu::{self, this_cpu};
 use crate::arch::regs::Regs;
-use crate::arch::vectors::NMI_STORM_VECTOR;
 use crate::arch::{apic, irq, nmi};
 use crate::cmd::cmdline::{self, ArgError};
 use crate::cmd::{CmdError, CmdResult};
@@ -24,6 +23,8 @@ use crate::sched::{self, Ended, Placement};
 use crate::time::{self, spin_until, SPIN_WAIT_MS};
 use crate::{println, smp};
 
+/// The storm's self-IPI vector, claimed at init.
+static NMI_STORM_VECTOR: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 static STORM_ACTIVE: AtomicBool = AtomicBool::new(false);
 static STORM_STOP: AtomicBool = AtomicBool::new(false);
 /// Per CPU: storm self-IPIs handled, and those that ran off the IRQ stack.
@@ -53,7 +54,7 @@ static LANDED: [[AtomicU64; 6]; MAX_CPUS] = [const { [const { AtomicU64::new(0) 
 
 /// The storm's self-IPI vector, its NMI handler and its #DB hook.
 pub fn init() {
-    irq::register(NMI_STORM_VECTOR, storm_irq, "LAPIC  self-IPI nmi-storm");
+    NMI_STORM_VECTOR.store(irq::claim(storm_irq, "LAPIC  self-IPI nmi-storm"), Ordering::Relaxed);
     nmi::register_nmi_handler(nmi_storm_hit);
     debug::register_debug_hook(storm_db_hook);
 }

@@ -31,7 +31,7 @@ fn storm_worker(arg: u64) -> i64 {
         WorkKind::Irqs => {
             while !STORM_STOP.load(Ordering::Relaxed) {
                 let before = STORM_IRQS[cpu.id()].load(Ordering::SeqCst);
-                apic::send_self_ipi(NMI_STORM_VECTOR);
+                apic::send_self_ipi(NMI_STORM_VECTOR.load(Ordering::Relaxed));
                 // Interrupts are on: the IPI is taken before we get here,
                 // unless an NMI or another IRQ delays it a little.
                 let arrived = spin_until(SPIN_WAIT_MS, || STORM_IRQS[cpu.id()].load(Ordering::SeqCst) != before);
