@@ -8,10 +8,10 @@ use crate::common::*;
 fn timeout_kills_qemu_and_exits_124() {
     let t = token("waiting");
     // Long enough to boot even when every core is busy with other scenarios.
-    let run = runner(&["--timeout", "15", "--", &format!("echo {t}")]);
+    let run = runner(&["--timeout", "10", "--", &format!("echo {t}")]);
     run.expect_status(124).expect(&t);
     assert!(run.serial.trim_end().ends_with("tristack>"), "shell should be waiting:\n{run}");
-    assert!(run.stderr.contains("timeout: killed QEMU after 15 s (--timeout 15)"), "{run}");
+    assert!(run.stderr.contains("timeout: killed QEMU after 10 s (--timeout 10)"), "{run}");
 }
 
 #[test]
