@@ -109,7 +109,7 @@ pub fn kill_current(reset_cpu: fn(), recovered: fn()) -> KillError {
     reset_cpu();
     let next = q.switch_in_next();
     q.switches += 1;
-    this_cpu().switching_from.store(cur as *const Task as u64, Ordering::Release);
+    super::runqueue::SWITCHING_FROM.this().store(cur as *const Task as u64, Ordering::Release);
     println!(
         "oops: killed {} ({}); its stack {:016x}..{:016x} stays until it is reaped",
         cur.name,

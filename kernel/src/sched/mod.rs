@@ -55,7 +55,7 @@ pub fn current() -> Option<&'static Task> {
     if !percpu::ready() {
         return None;
     }
-    let p = this_cpu().current.load(Ordering::Acquire) as *const Task;
+    let p = runqueue::CURRENT.this().load(Ordering::Acquire) as *const Task;
     // SAFETY: `current` points at a boxed task that is not reaped while it
     // runs (only ended tasks are reaped, and never the current one).
     unsafe { p.as_ref() }
@@ -128,7 +128,7 @@ pub fn start(first_name: &str, first: Entry) -> ! {
         let init_ptr = &*init as *const Task as u64;
         tasks.tasks.insert(INIT_PID, init);
         rq(cpu).idle = Some(idle);
-        this_cpu().current.store(init_ptr, Ordering::Release);
+        runqueue::CURRENT.this().store(init_ptr, Ordering::Release);
         crate::arch::gdt::set_top_of_stack(top);
     }
     this_cpu().online.store(true, Ordering::Release);
@@ -182,7 +182,7 @@ pub fn run_idle(cpu: usize) -> ! {
         let idle = q.idle.as_mut().expect("create_idle ran for this CPU");
         idle.state.set(State::Running);
         idle.on_cpu.store(true, Ordering::Relaxed);
-        this_cpu().current.store(&**idle as *const Task as u64, Ordering::Release);
+        runqueue::CURRENT.this().store(&**idle as *const Task as u64, Ordering::Release);
         crate::arch::gdt::set_top_of_stack(idle.stack.top());
     }
     this_cpu().online.store(true, Ordering::Release);

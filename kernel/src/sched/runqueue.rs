@@ -24,6 +24,29 @@ use crate::arch::switch;
 use crate::layout::MAX_CPUS;
 use crate::sync::IrqMutex;
 
+// This CPU's scheduling state (Linux `current_task`, `TIF_NEED_RESCHED`),
+// owned here; one `define_per_cpu!` each.
+crate::define_per_cpu! {
+    /// The running task (`Task`), null before the scheduler starts on this CPU.
+    pub static CURRENT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+}
+crate::define_per_cpu! {
+    /// A task was queued on this CPU, or its time slice is over: the next
+    /// IRQ exit to a thread (or the idle loop) schedules. Cleared by
+    /// `schedule`, under the run-queue lock.
+    pub static NEED_RESCHED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+}
+crate::define_per_cpu! {
+    /// The task being switched to; `finish_switch` makes it `current` once
+    /// RSP is on its stack (Linux `__switch_to`).
+    pub static SWITCHING_TO: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+}
+crate::define_per_cpu! {
+    /// The task this CPU is switching away from; the task switched to
+    /// clears that task's `on_cpu` once it runs (Linux `finish_task_switch`).
+    pub static SWITCHING_FROM: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+}
+
 /// A task on a run queue. Tasks are boxed and never move; one is freed only
 /// when reaped, after it ended and left every queue.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -106,7 +129,7 @@ impl RunQueue {
         };
         next.state.set(State::Running);
         next.on_cpu.store(true, Ordering::Release);
-        this_cpu().switching_to.store(next as *const Task as u64, Ordering::Release);
+        SWITCHING_TO.this().store(next as *const Task as u64, Ordering::Release);
         crate::arch::gdt::set_top_of_stack(next.stack.top());
         // The next task's address space (a user process's, or the kernel's
         // for a kernel thread; the kernel half is the same in both, so this
@@ -135,18 +158,18 @@ impl RunQueue {
 /// `cpu` has something to switch to (its run-queue lock is held, so the
 /// flag cannot be cleared between the queueing and this store).
 fn set_need_resched(cpu: usize) {
-    percpu::of(cpu).need_resched.store(true, Ordering::Release);
+    NEED_RESCHED.of(cpu).store(true, Ordering::Release);
 }
 
 /// The time slice of whatever runs on this CPU is over (every tick: Linux
 /// `scheduler_tick` -> `resched_curr`).
 pub fn scheduler_tick() {
-    this_cpu().need_resched.store(true, Ordering::Release);
+    NEED_RESCHED.this().store(true, Ordering::Release);
 }
 
 /// Whether this CPU should schedule at the next chance.
 pub fn need_resched() -> bool {
-    this_cpu().need_resched.load(Ordering::Acquire)
+    NEED_RESCHED.this().load(Ordering::Acquire)
 }
 
 /// Lock the run queue of `cpu`.
@@ -157,7 +180,7 @@ pub(super) fn rq(cpu: usize) -> crate::sync::IrqMutexGuard<'static, RunQueue> {
 /// The running task of this CPU, mutable: only its own CPU changes it,
 /// under that CPU's run-queue lock.
 pub(super) fn current_mut() -> &'static mut Task {
-    let p = this_cpu().current.load(Ordering::Acquire) as *mut Task;
+    let p = CURRENT.this().load(Ordering::Acquire) as *mut Task;
     // SAFETY: `current` points at a boxed task that is not reaped while it runs.
     unsafe { p.as_mut() }.expect("scheduler not started on this CPU")
 }
@@ -197,11 +220,11 @@ pub(super) fn wake_up_key(key: WaitKey) {
 /// use on this CPU, so it may be freed.
 #[instrument_fn = "off"]
 pub(super) fn finish_switch() {
-    let next = this_cpu().switching_to.swap(0, Ordering::AcqRel);
+    let next = SWITCHING_TO.this().swap(0, Ordering::AcqRel);
     if next != 0 {
-        this_cpu().current.store(next, Ordering::Release);
+        CURRENT.this().store(next, Ordering::Release);
     }
-    let prev = this_cpu().switching_from.swap(0, Ordering::AcqRel) as *const Task;
+    let prev = SWITCHING_FROM.this().swap(0, Ordering::AcqRel) as *const Task;
     // SAFETY: set just before the switch to a task that cannot be reaped
     // while `on_cpu` is set, which only the store below clears.
     if let Some(prev) = unsafe { prev.as_ref() } {
@@ -265,7 +288,7 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
         // before `prepare` agreed to switch: a cancelled switch leaves the
         // flag for the next chance); a task queued after this store sets
         // it again, under the same lock.
-        this_cpu().need_resched.store(false, Ordering::Release);
+        NEED_RESCHED.this().store(false, Ordering::Release);
         if prev.state.get() == State::Running {
             prev.state.set(State::Runnable);
             if prev.pid != 0 {
@@ -276,7 +299,7 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
         }
         let next = q.switch_in_next();
         if core::ptr::eq(next, prev) {
-            this_cpu().switching_to.store(0, Ordering::Relaxed);
+            SWITCHING_TO.this().store(0, Ordering::Relaxed);
             drop(q);
             if were_enabled {
                 interrupts::enable();
@@ -284,7 +307,7 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
             return;
         }
         q.switches = q.switches.wrapping_add(1);
-        this_cpu().switching_from.store(prev as *const Task as u64, Ordering::Release);
+        SWITCHING_FROM.this().store(prev as *const Task as u64, Ordering::Release);
         (&mut prev.saved_rsp as *mut u64, next.saved_rsp)
         // The lock is released here; interrupts stay off until we run again.
     };
@@ -310,7 +333,7 @@ pub fn yield_now() {
 /// softirq context is not preemptible (Linux `SOFTIRQ_OFFSET` in
 /// `preempt_count`), or another thread would run with `in_softirq` set.
 pub fn preempt_on_irq_exit() {
-    if need_resched() && percpu::ready() && this_cpu().current.load(Ordering::Acquire) != 0 && !in_atomic() {
+    if need_resched() && percpu::ready() && CURRENT.this().load(Ordering::Acquire) != 0 && !in_atomic() {
         schedule();
     }
 }

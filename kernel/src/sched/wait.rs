@@ -81,7 +81,7 @@ pub fn sleep_ms(ms: u64) {
 /// This CPU's timer softirq: wake its sleepers whose time has come.
 pub fn timer_softirq() {
     let now = crate::time::jiffies();
-    if this_cpu().current.load(core::sync::atomic::Ordering::Acquire) == 0 {
+    if super::runqueue::CURRENT.this().load(core::sync::atomic::Ordering::Acquire) == 0 {
         return; // the scheduler has not started on this CPU
     }
     rq(this_cpu().id()).wake_timed(now);

@@ -2,7 +2,8 @@
 //! `define_per_cpu!` (Linux `DEFINE_PER_CPU`): the NMI and #MC counts in
 //! `arch::nmi`/`arch::mce`, the debug-register state in `arch::debug`, the
 //! interrupt counts in `entry::irq`, the pending softirqs in `softirq`, the
-//! loaded address space in `mm`, the stack cache in `stacks::thread`.
+//! loaded address space in `mm`, the stack cache in `stacks::thread`, the
+//! running task and `need_resched` in `sched::runqueue`.
 //!
 //! The `PerCpu` area, reached through the GS base, keeps the rest: what the
 //! entry stubs reach by fixed offset from GS (`top_of_stack`,
@@ -10,8 +11,8 @@
 //! `tracer_busy`, the TSS), the CPU's identity (number, APIC ID, online),
 //! the parts of Linux's `preempt_count` every layer asks about together
 //! (`irq_count`, `in_softirq`, `nmi_depth`, `locks_held`), and — still to
-//! move to their owners — the scheduler's `current`, `switching_*` and
-//! `need_resched`, the handlers' last frames and the user-boundary counters.
+//! move to their owners — the handlers' last frames (read by the stacks'
+//! ktests, below the entry layer) and the user-boundary counters.
 //! One `PerCpu` per possible CPU, in a static array; word 0 of each area
 //! points to the area itself, so `this_cpu()` is one `mov reg, gs:[0]`.
 
@@ -86,9 +87,6 @@ pub struct PerCpu {
     pub apic_id: AtomicU32,
     /// Set when the CPU has finished bring-up and runs its idle task.
     pub online: AtomicBool,
-    /// The task this CPU is switching away from; the task switched to
-    /// clears that task's `on_cpu` once it runs (Linux `finish_task_switch`).
-    pub switching_from: AtomicU64,
     /// Linux `irq_count`: -1 when not in an interrupt; the entry code
     /// increments it and switches to the IRQ stack when it becomes 0.
     pub irq_count: AtomicI64,
@@ -98,10 +96,6 @@ pub struct PerCpu {
     /// Softirq handlers are running on this CPU (Linux's softirq count in
     /// `preempt_count`): an IRQ exit meanwhile must not run them again.
     pub in_softirq: AtomicBool,
-    /// A task was queued on this CPU, or its time slice is over: the next
-    /// IRQ exit to a thread (or the idle loop) schedules (Linux
-    /// `TIF_NEED_RESCHED`). Cleared by `schedule`, under the run-queue lock.
-    pub need_resched: AtomicBool,
     /// Changed by hardware (RSP0) and by the #DB entry stub (IST[DB]).
     pub tss: UnsafeCell<TaskStateSegment>,
     pub gdt: UnsafeCell<GlobalDescriptorTable<GDT_ENTRIES>>,
@@ -114,16 +108,11 @@ pub struct PerCpu {
     /// `IrqMutex`es (and the heap lock) this CPU holds: an oops with one held
     /// cannot kill the thread either, as the lock would never be released.
     pub locks_held: AtomicU32,
-    /// The task being switched to; `finish_switch` makes it `current` once
-    /// RSP is on its stack (Linux `__switch_to`).
-    pub switching_to: AtomicU64,
     /// Per vector: the address of the register frame of the last handler run,
     /// i.e. where on which stack it ran (ktests and commands read it).
     pub handler_rsp: [AtomicU64; NR_EXCEPTIONS],
     /// Per vector: the interrupted RSP of the last handler run.
     pub interrupted_rsp: [AtomicU64; NR_EXCEPTIONS],
-    /// The running task (`sched::Task`), null before the scheduler starts.
-    pub current: AtomicU64,
     /// The running thread's stack top (Linux `cpu_current_top_of_stack`):
     /// the syscall entry's RSP; equal to TSS RSP0.
     pub top_of_stack: AtomicU64,
@@ -172,20 +161,16 @@ impl PerCpu {
             cpu: AtomicU64::new(0),
             apic_id: AtomicU32::new(0),
             online: AtomicBool::new(false),
-            switching_from: AtomicU64::new(0),
             irq_count: AtomicI64::new(-1),
             irq_stack_top: AtomicU64::new(0),
             in_softirq: AtomicBool::new(false),
-            need_resched: AtomicBool::new(false),
             tss: UnsafeCell::new(TaskStateSegment::new()),
             gdt: UnsafeCell::new(GlobalDescriptorTable::empty()),
             tracer_busy: AtomicU8::new(0),
             nmi_depth: AtomicU32::new(0),
             locks_held: AtomicU32::new(0),
-            switching_to: AtomicU64::new(0),
             handler_rsp: [const { AtomicU64::new(0) }; NR_EXCEPTIONS],
             interrupted_rsp: [const { AtomicU64::new(0) }; NR_EXCEPTIONS],
-            current: AtomicU64::new(0),
             top_of_stack: AtomicU64::new(0),
             user_rsp_scratch: AtomicU64::new(0),
             kstack_offset: AtomicU32::new(0),
