@@ -6,24 +6,12 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn src() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
-}
+use crate::layering::paths::{rust_files, src};
 
 fn read(rel: &str) -> String {
     fs::read_to_string(src().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
-    if path.is_dir() {
-        for entry in fs::read_dir(path).unwrap() {
-            rust_files(&entry.unwrap().path(), out);
-        }
-    } else if path.extension().is_some_and(|e| e == "rs") {
-        out.push(path.to_path_buf());
-    }
 }
 
 /// The string literals after each `marker` in `text` (up to the closing quote).

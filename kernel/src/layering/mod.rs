@@ -50,13 +50,9 @@ fn not_a_module(rel: &Path) -> bool {
     rel == Path::new("lib.rs") || rel == Path::new("conventions.rs") || rel.starts_with("layering")
 }
 
-fn src() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
-}
+pub(crate) mod paths;
 
-mod paths;
-
-use paths::{code_only, ident, module_of, module_segments, named_paths, normalize, rust_files};
+use paths::{code_only, ident, module_of, module_segments, named_paths, normalize, rust_files, src};
 
 /// The layer of module path `path`: its longest listed prefix.
 fn layer_of(path: &str) -> Option<usize> {

@@ -4,6 +4,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// The kernel's `src/`.
+pub fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// Every `.rs` file under `path`.
 pub fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
     if path.is_dir() {
         for entry in fs::read_dir(path).unwrap() {

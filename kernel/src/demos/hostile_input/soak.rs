@@ -76,6 +76,8 @@ pub static LEFT_OUT: &[(&str, &str)] = &[
     ("stacktrace", "boot parameter (first on the command line)"),
     ("stack-tracer", "tracing every call slows every other demo down"),
     ("hardening", "turns a hardening off for every later demo"),
+    ("entry-sweep", "arms breakpoints on the entry code of one CPU, which must run nothing else: every draw would pause the background (its own tests run it)"),
+    ("nmi-user-rsp", "aims NMIs at one CPU, which must run nothing else: every draw would pause the background (its own tests run it)"),
 ];
 
 /// Every demo that leaves the machine running.
@@ -145,13 +147,10 @@ static FOREGROUND: &[Demo] = &[
     oops("extra-overflow"),
     oops("stack-sizes"),
     d("child-stack-size 16K"),
-    alone("threads-fit"),
+    d("threads-fit"),
     d("stack-max-size"),
     d("stack-trace"),
     d("stacktrace-filter off"),
-    // Both arm breakpoints and time events on one CPU: nothing else there.
-    alone("entry-sweep irq --from kernel"),
-    alone("nmi-user-rsp 20"),
 ];
 
 /// What the background threads run, over and over: processes and threads
