@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The layers, bottom first, each with its one-line job. A module is named
 /// by its path below the crate root (`arch::traps`: the `x86_64` level of
