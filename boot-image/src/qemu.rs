@@ -36,6 +36,13 @@ pub fn check(cli: &Cli) -> Result<(), String> {
     Ok(())
 }
 
+/// QEMU's escape key on the console (`-echr`): Ctrl-].
+pub const ESCAPE_KEY: u8 = 0x1d;
+/// How to leave a session, for the README and the runner's messages.
+pub const ESCAPE_HELP: &str = "leave with `poweroff`, or Ctrl-] then x (QEMU's escape key; Ctrl-] h lists the others)";
+/// What QEMU writes to the console when Ctrl-] x ends it (`char-mux.c`).
+const QUIT_BY_ESCAPE: &[u8] = b"QEMU: Terminated";
+
 /// The kernel's first line starts with this; `--singlestep` turns QEMU's
 /// single-stepping on when it appears.
 const KERNEL_BANNER: &[u8] = b"tristack ";
@@ -52,8 +59,16 @@ pub fn qemu_args(cli: &Cli, image: &Path, cmdline_file: Option<&Path>) -> Vec<Os
     push("-drive");
     // snapshot: writes stay private to this run, so many boots can share one image.
     push(&format!("format=raw,file={},snapshot=on", image.display()));
+    // The console on stdio: signal=off so Ctrl-C reaches the kernel (the
+    // shell cancels the line, long demos stop) instead of killing QEMU;
+    // mux=on for QEMU's escape key, moved from Ctrl-A (the line editor's
+    // Home) to Ctrl-] as telnet has it: Ctrl-] x leaves (`ESCAPE_HELP`).
+    push("-chardev");
+    push("stdio,id=ttyS0,mux=on,signal=off");
     push("-serial");
-    push("stdio");
+    push("chardev:ttyS0");
+    push("-echr");
+    push(&format!("{ESCAPE_KEY:#x}"));
     push("-display");
     push("none");
     push("-no-reboot");
@@ -177,6 +192,9 @@ pub fn run(cli: &Cli) -> Result<Outcome, String> {
         (false, None) if stdin_is_terminal => 0,
         (false, None) => DEFAULT_NONINTERACTIVE_TIMEOUT,
     };
+    if stdin_is_terminal && !cli.gdb {
+        eprintln!("tristack-run: {ESCAPE_HELP}");
+    }
     if cli.gdb {
         eprintln!("tristack-run: QEMU waits for gdb on localhost:1234; in another terminal run:");
         eprintln!("  gdb {KERNEL_ELF} -ex 'target remote :1234'");
@@ -205,10 +223,14 @@ pub fn run(cli: &Cli) -> Result<Outcome, String> {
         let mut buf = [0u8; 4096];
         let mut stdout = std::io::stdout();
         let mut last = b'\n';
+        // The last bytes seen, to recognise QEMU's own goodbye.
+        let mut tail: Vec<u8> = Vec::new();
         loop {
             match serial.read(&mut buf) {
-                Ok(0) | Err(_) => break last,
+                Ok(0) | Err(_) => break (last, tail.windows(QUIT_BY_ESCAPE.len()).any(|w| w == QUIT_BY_ESCAPE)),
                 Ok(n) => {
+                    tail.extend_from_slice(&buf[..n]);
+                    tail.drain(..tail.len().saturating_sub(2 * QUIT_BY_ESCAPE.len()));
                     if let Some(seen) = before_banner.as_mut() {
                         seen.extend_from_slice(&buf[..n]);
                         if seen.windows(KERNEL_BANNER.len()).any(|w| w == KERNEL_BANNER) {
@@ -244,8 +266,11 @@ pub fn run(cli: &Cli) -> Result<Outcome, String> {
         }
         thread::sleep(Duration::from_millis(20));
     };
+    let (last, quit_by_escape) = copier.join().unwrap_or((b'\n', false));
+    // QEMU exits 0 both for Ctrl-] x and for a guest reset; its goodbye tells them apart.
+    let outcome = if quit_by_escape && outcome == Outcome::Reset { Outcome::Left } else { outcome };
     // Start the runner's own message on a fresh line (e.g. after a prompt).
-    if copier.join().is_ok_and(|last| last != b'\n') && outcome.message().is_some() {
+    if last != b'\n' && outcome.message().is_some() {
         eprintln!();
     }
     Ok(outcome)
@@ -290,7 +315,12 @@ mod tests {
         assert!(s.contains("-accel tcg"), "{s}");
         assert!(s.contains("-smp 2"), "{s}");
         assert!(s.contains("-m 256M"), "{s}");
-        assert!(s.contains("-serial stdio -display none -no-reboot"), "{s}");
+        assert!(
+            s.contains(
+                "-chardev stdio,id=ttyS0,mux=on,signal=off -serial chardev:ttyS0 -echr 0x1d -display none -no-reboot"
+            ),
+            "{s}"
+        );
         assert!(s.contains("isa-debug-exit,iobase=0xf4,iosize=0x04"), "{s}");
         assert!(s.contains("name=opt/tristack/cmdline,file=/cmd"), "{s}");
         assert!(!s.contains("-S"), "{s}");

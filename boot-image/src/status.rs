@@ -21,6 +21,8 @@ pub enum Outcome {
     Reset,
     /// The runner killed QEMU after this many seconds.
     Timeout(u64),
+    /// The person at the console left with QEMU's escape key (Ctrl-] x).
+    Left,
 }
 
 impl Outcome {
@@ -36,7 +38,7 @@ impl Outcome {
 
     pub fn exit_status(self) -> u8 {
         match self {
-            Outcome::Success => 0,
+            Outcome::Success | Outcome::Left => 0,
             Outcome::KernelFailure | Outcome::QemuError(_) => 1,
             Outcome::Reset => 3,
             Outcome::Timeout(_) => 124,
@@ -47,6 +49,7 @@ impl Outcome {
     pub fn message(self) -> Option<String> {
         match self {
             Outcome::Success => None,
+            Outcome::Left => Some("left the session with Ctrl-] x (exit status 0)".into()),
             Outcome::KernelFailure => Some("kernel reported failure (exit status 1)".into()),
             Outcome::QemuError(Some(c)) => Some(format!("qemu exited with status {c} (exit status 1)")),
             Outcome::QemuError(None) => Some("qemu was killed by a signal (exit status 1)".into()),

@@ -47,7 +47,7 @@ fn commands() -> BTreeSet<String> {
 
 #[test]
 fn every_command_is_in_the_soak_or_left_out_with_a_reason() {
-    let soak = read("demos/hostile_input/soak.rs");
+    let soak = read("demos/hostile_input/soak/table.rs");
     let foreground = table(&soak, "FOREGROUND: &[Demo]");
     let mut lines: Vec<&str> = Vec::new();
     for marker in ["d(\"", "oops(\"", "alone(\"", "line: \""] {
@@ -92,7 +92,7 @@ fn every_command_is_in_the_soak_or_left_out_with_a_reason() {
             problems.push(format!("soak runs '{c}', which is no command"));
         }
     }
-    assert!(problems.is_empty(), "soak list (demos/hostile_input/soak.rs):\n{}", problems.join("\n"));
+    assert!(problems.is_empty(), "soak list (demos/hostile_input/soak/table.rs):\n{}", problems.join("\n"));
 }
 /// A command's usage is written once, in its `Spec`; errors are rendered
 /// from it (`ArgError::render`). No message spells a usage of its own.

@@ -108,6 +108,18 @@ pub enum Action {
 /// until its text has appeared on the console (after the previous step's)
 /// and then acts.
 pub fn runner_steps(args: &[&str], cmdline: Option<&[u8]>, steps: Vec<(&str, Action)>) -> Run {
+    runner_input(args, cmdline, steps, false)
+}
+
+/// `runner_steps` with the runner's stdin a pseudo-terminal that is its
+/// controlling terminal, as when a person runs `./x run`: the terminal's
+/// line discipline, Ctrl-C's SIGINT included, is in the way unless QEMU
+/// takes it out.
+pub fn runner_on_terminal(args: &[&str], steps: Vec<(&str, Action)>) -> Run {
+    runner_input(args, None, steps, true)
+}
+
+fn runner_input(args: &[&str], cmdline: Option<&[u8]>, steps: Vec<(&str, Action)>, terminal: bool) -> Run {
     use std::os::unix::ffi::OsStrExt;
     let monitor = std::env::temp_dir().join(format!("{}.sock", token("tristack-monitor")));
     let mut cmd = Command::new(RUNNER);
@@ -118,9 +130,21 @@ pub fn runner_steps(args: &[&str], cmdline: Option<&[u8]>, steps: Vec<(&str, Act
     if let Some(bytes) = cmdline {
         cmd.arg("--").arg(std::ffi::OsStr::from_bytes(bytes));
     }
-    let mut child =
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start the runner");
-    let mut stdin = child.stdin.take();
+    let pty = terminal.then(pty::open);
+    match &pty {
+        Some((_, follower)) => {
+            cmd.stdin(follower.try_clone().expect("dup the terminal"));
+            pty::make_controlling_terminal(&mut cmd);
+        }
+        None => {
+            cmd.stdin(Stdio::piped());
+        }
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start the runner");
+    let mut stdin: Option<Box<dyn Write>> = match pty {
+        Some((leader, _)) => Some(Box::new(leader)),
+        None => child.stdin.take().map(|s| Box::new(s) as Box<dyn Write>),
+    };
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
@@ -285,4 +309,37 @@ pub fn trace_from(run: &Run, from: usize) -> Vec<&str> {
     let start =
         lines[from..].iter().position(|l| *l == "Call Trace:").unwrap_or_else(|| panic!("no trace:\n{run}")) + from + 1;
     lines[start..].iter().take_while(|l| l.starts_with(' ')).copied().collect()
+}
+
+/// Pseudo-terminals for `runner_on_terminal` (libc: openpty, setsid, TIOCSCTTY).
+mod pty {
+    use std::fs::File;
+    use std::os::fd::FromRawFd;
+    use std::os::unix::process::CommandExt;
+
+    /// A new pseudo-terminal: (the side a test types into, the side the runner reads).
+    pub fn open() -> (File, File) {
+        let (mut leader, mut follower) = (0, 0);
+        // SAFETY: openpty writes two new descriptors into the ints it is given.
+        let rc = unsafe {
+            libc::openpty(&mut leader, &mut follower, std::ptr::null_mut(), std::ptr::null(), std::ptr::null())
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors are new and owned by nothing else.
+        unsafe { (File::from_raw_fd(leader), File::from_raw_fd(follower)) }
+    }
+
+    /// The child starts a session whose controlling terminal is its stdin,
+    /// so the terminal's Ctrl-C signals it (and QEMU, in its process group).
+    pub fn make_controlling_terminal(cmd: &mut std::process::Command) {
+        // SAFETY: setsid and ioctl are async-signal-safe; nothing is allocated.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
 }

@@ -79,3 +79,33 @@ fn gdb_mode_waits_for_gdb_and_prints_the_command_with_the_kernel_elf() {
     assert!(cmd.ends_with("-ex 'target remote :1234'"), "{cmd}");
     assert!(std::fs::read(elf).unwrap().starts_with(b"\x7fELF"), "{elf} is not the kernel ELF");
 }
+
+/// At a terminal (a pseudo-terminal that is the runner's controlling
+/// terminal, as for a person running `./x run`): arrow keys edit the line,
+/// ↑ recalls it, Ctrl-C cancels a line, ends the foreground program and
+/// stops a waiting demo — and never kills QEMU (`signal=off`).
+#[test]
+fn a_terminal_edits_lines_and_ctrl_c_reaches_the_kernel() {
+    let timeout = TIMEOUT_SECS.to_string();
+    let run = runner_on_terminal(
+        &["--timeout", &timeout],
+        vec![
+            // `echo abc`, ← ←, `X`: the X lands before the b.
+            ("tristack> ", Action::Type(b"echo abc\x1b[D\x1b[DX\r".to_vec())),
+            // ↑ runs it again; then a half-typed line cancelled; then a program that never ends.
+            ("\naXbc", Action::Type(b"\x1b[A\r".to_vec())),
+            ("\naXbc", Action::Type(b"echo never\x03run spin\r".to_vec())),
+            ("spinning in user mode until killed", Action::Type(b"\x03".to_vec())),
+            ("ended by Ctrl-C", Action::Type(b"nmi wait\r".to_vec())),
+            ("Ctrl-C cancels", Action::Type(b"\x03".to_vec())),
+            ("cancelled (Ctrl-C)", Action::Type(b"echo still-here; poweroff\r".to_vec())),
+        ],
+    );
+    run.expect_status(0);
+    assert!(!run.stderr.contains("terminating on signal"), "Ctrl-C killed QEMU:\n{run}");
+    let lines = run.kernel_lines();
+    assert_eq!(lines.iter().filter(|l| **l == "aXbc").count(), 2, "the edit and its recall:\n{run}");
+    assert!(lines.iter().any(|l| l.starts_with("run: spin[") && l.ends_with("] ended by Ctrl-C (signal 2)")), "{run}");
+    run.expect("echo never^C").expect("error: nmi: cancelled (Ctrl-C)").expect("\nstill-here");
+    run.expect_not("[D").expect_not("unknown command").expect_not("never\n");
+}

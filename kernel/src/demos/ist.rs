@@ -100,10 +100,11 @@ pub fn nmi(args: &[&str]) -> CmdResult {
 /// Spin until `counter` moves (a handler ran); Ctrl-C on the console cancels.
 fn wait_for(counter: &AtomicU64, announce: &str) -> CmdResult {
     let before = counter.load(Ordering::SeqCst);
+    let interrupt = crate::tty::Interrupt::mark();
     println!("{announce}; Ctrl-C cancels");
     while counter.load(Ordering::SeqCst) == before {
-        if crate::tty::try_read_byte() == Some(0x03) {
-            return Err(CmdError::Failed("cancelled".into()));
+        if interrupt.pending() {
+            return Err(CmdError::Failed("cancelled (Ctrl-C)".into()));
         }
         core::hint::spin_loop();
     }

@@ -198,7 +198,7 @@ fn run_and_report(cmd: &str, name: &str, body: sched::Entry, arg: u64) -> CmdRes
             Ok(())
         }
         Ok(Ended::Exited(code)) => Err(CmdError::Failed(alloc::format!("thread exited with {code}, not killed"))),
-        Err(e) => Err(CmdError::Failed(alloc::format!("{e:?}"))),
+        Err(e) => Err(CmdError::Failed(alloc::format!("{e}"))),
     }
 }
 

@@ -39,6 +39,7 @@ fn spawn_on(cmd: &str, prog: &str, args: &str, placement: Placement) -> Result<u
 pub fn run_here(prog: &str, args: &str) -> CmdResult {
     let here = Placement::Pinned(crate::arch::percpu::current_cpu_id());
     let pid = spawn_on("run", prog, args, here)?;
+    let _foreground = crate::tty::Foreground::set(pid);
     report(prog, pid, sched::join(pid))
 }
 
@@ -49,16 +50,18 @@ pub fn start(prog: &str, args: &str, background: bool) -> CmdResult {
         println!("run: {prog}[{pid}] started in the background");
         return Ok(());
     }
+    let _foreground = crate::tty::Foreground::set(pid);
     report(prog, pid, sched::join(pid))
 }
 
 fn report(prog: &str, pid: u32, how: Result<Ended, sched::JoinError>) -> CmdResult {
     match how {
         Ok(Ended::Exited(0)) => println!("run: {prog}[{pid}] exited with status 0"),
+        Ok(Ended::Exited(sched::KILLED_BY_SIGINT)) => println!("run: {prog}[{pid}] ended by Ctrl-C (signal 2)"),
         Ok(Ended::Exited(code)) if code < 0 => println!("run: {prog}[{pid}] killed by signal {}", -code),
         Ok(Ended::Exited(code)) => println!("run: {prog}[{pid}] exited with status {code}"),
         Ok(Ended::Killed) => println!("run: {prog}[{pid}] killed by an oops"),
-        Err(e) => return Err(CmdError::Failed(alloc::format!("run: {prog}[{pid}]: {e:?}"))),
+        Err(e) => return Err(CmdError::Failed(alloc::format!("run: {prog}[{pid}]: {e}"))),
     }
     Ok(())
 }

@@ -26,12 +26,14 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
-pub use exit::{exit, join, kill_current, ktests, reap_children, Ended, JoinError, KillError};
+pub use exit::{describe, exit, join, kill_current, ktests, reap_children, Ended, JoinError, KillError};
 pub use runqueue::{
     need_resched, preempt_on_irq_exit, schedule, scheduler_tick, schedules_while_atomic, switches, yield_now,
 };
 use runqueue::{rq, TASKS};
-pub use signal::{kill, kill_other_threads, pending_kill, KillPidError, KILLED_BY_SIGKILL};
+pub use signal::{
+    kill, kill_other_threads, kill_with, pending_kill, KillPidError, KILLED_BY_SIGINT, KILLED_BY_SIGKILL,
+};
 pub use snapshot::{saved_context, snapshot, SavedContext, TaskInfo};
 pub use task::{Pid, State, Task};
 pub use wait::{sleep_ms, timer_softirq, WaitQueue};

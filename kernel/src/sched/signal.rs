@@ -25,6 +25,12 @@ pub enum KillPidError {
 /// tick if it runs in user mode (the timer interrupt's return takes it).
 /// SIGKILL kills the thread group, not one thread.
 pub fn kill(pid: Pid) -> Result<(), KillPidError> {
+    kill_with(pid, KILLED_BY_SIGKILL)
+}
+
+/// As `kill`, with the exit code the threads end with: `KILLED_BY_SIGINT`
+/// when the console's Ctrl-C ends the foreground process (`tty`).
+pub fn kill_with(pid: Pid, code: i64) -> Result<(), KillPidError> {
     let group: alloc::vec::Vec<Pid> = {
         let tasks = TASKS.lock();
         let task = tasks.tasks.get(&pid).ok_or(KillPidError::NoSuchTask)?;
@@ -38,8 +44,7 @@ pub fn kill(pid: Pid) -> Result<(), KillPidError> {
             .filter(|t| t.tgid == tgid && t.is_user() && !t.state.get().ended())
             .map(|t| {
                 // The first fatal signal wins.
-                let _ =
-                    t.kill_code.compare_exchange(task::NO_KILL, KILLED_BY_SIGKILL, Ordering::SeqCst, Ordering::SeqCst);
+                let _ = t.kill_code.compare_exchange(task::NO_KILL, code, Ordering::SeqCst, Ordering::SeqCst);
                 t.pid
             })
             .collect()
@@ -50,6 +55,8 @@ pub fn kill(pid: Pid) -> Result<(), KillPidError> {
 
 /// The exit code of a thread killed by `kill` (as by SIGKILL).
 pub const KILLED_BY_SIGKILL: i64 = -9;
+/// The exit code of a thread ended by Ctrl-C on the console (as by SIGINT).
+pub const KILLED_BY_SIGINT: i64 = -2;
 
 /// End every other thread of the current thread's process with `code`
 /// (Linux `zap_other_threads` in `do_group_exit`): each leaves at its next

@@ -90,7 +90,7 @@ fn run_on_cpu(spec: &'static Spec, args: &[&str], cpu: usize) -> bool {
             false
         }
         Err(e) => {
-            println!("error: {}: join: {e:?}", spec.name);
+            println!("error: {}: join: {e}", spec.name);
             false
         }
     }
@@ -131,7 +131,7 @@ pub fn run_command_line(bytes: &[u8]) -> bool {
 
 /// The interactive shell on the serial port. Never returns.
 pub fn interactive() -> ! {
-    let mut editor = LineEditor::new();
+    let mut editor = LineEditor::new(PROMPT);
     print!("{PROMPT}");
     loop {
         // Sleeps until the COM1 receive interrupt brings a byte.

@@ -144,7 +144,7 @@ pub fn start(trigger: Trigger, target: usize) -> Result<Running, String> {
     SOFTWARE_MCE.store(matches!(trigger, Trigger::Int(X86_TRAP_MC) | Trigger::NmiMce), Ordering::SeqCst);
     let on = Placement::Pinned(target);
     let kthread = |name: &str, entry: sched::Entry, arg: u64| {
-        sched::spawn_on(name, entry, arg, on).map_err(|e| alloc::format!("entry-sweep: {name}: {e:?}"))
+        sched::spawn_on(name, entry, arg, on).map_err(|e| alloc::format!("entry-sweep: {name}: {e}"))
     };
     let pids = match trigger {
         Trigger::Int(v) => alloc::vec![kthread("sweep-int", int_loop, u64::from(v))?],

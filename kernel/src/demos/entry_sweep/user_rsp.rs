@@ -87,7 +87,7 @@ pub fn nmi_user_rsp(args: &[&str]) -> CmdResult {
         match ended {
             _ if intact => "ran until killed, registers intact".into(),
             Ok(Ended::Exited(3)) => "saw its registers changed".into(),
-            other => alloc::format!("ended early: {other:?}"),
+            other => alloc::format!("ended early: {}", sched::describe(&other)),
         }
     );
     if !intact || oopses > 0 || reentered > 0 || violations > 0 || delivered < n {

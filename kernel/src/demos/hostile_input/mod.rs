@@ -134,7 +134,7 @@ pub fn attacks_cmd(args: &[&str]) -> CmdResult {
                 println!("attacks: {}: the kernel OOPSED", a.what);
                 continue;
             }
-            Err(e) => return Err(CmdError::Failed(alloc::format!("attacks: {}: {e:?}", a.what))),
+            Err(e) => return Err(CmdError::Failed(alloc::format!("attacks: {}: {e}", a.what))),
         };
         let verdict = if got == a.expect { "failed safely" } else { "UNEXPECTED" };
         surprises += usize::from(got != a.expect);
@@ -255,7 +255,8 @@ pub fn oom(args: &[&str]) -> CmdResult {
     }
     let free2 = free_frames();
     println!(
-        "oom: threads-max {ended:?}, {} user threads left; free frames (counted as above) {free0} before, {free2} after",
+        "oom: threads-max {}, {} user threads left; free frames (counted as above) {free0} before, {free2} after",
+        sched::describe(&ended),
         left()
     );
     if free0 != free1 || free0 != free2 || left() > 0 {

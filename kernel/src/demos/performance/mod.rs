@@ -243,7 +243,7 @@ fn bench_switch() -> CmdResult {
 
 fn spawn_join() -> Result<(), CmdError> {
     let pid = sched::spawn_on("bench-noop", noop, 0, here()).map_err(failed)?;
-    sched::join(pid).map_err(|e| failed(alloc::format!("{e:?}")))?;
+    sched::join(pid).map_err(|e| failed(alloc::format!("{e}")))?;
     Ok(())
 }
 

@@ -159,7 +159,7 @@ pub fn blk_io(args: &[&str]) -> CmdResult {
         look_while_held(pids[0]);
     }
     for (t, (&pid, job)) in pids.iter().zip(&jobs).enumerate() {
-        let ended = sched::join(pid).map_err(|e| failed(alloc::format!("{e:?}")))?;
+        let ended = sched::join(pid).map_err(|e| failed(alloc::format!("{e}")))?;
         let c = *job.counts.lock();
         let how = match ended {
             Ended::Exited(_) => "done",
@@ -190,7 +190,7 @@ pub fn blk_io(args: &[&str]) -> CmdResult {
     let check = Arc::new(VerifyJob { dev, sectors: all, result: IrqMutex::new([0; 3]) });
     let arg = Arc::into_raw(check.clone()) as u64;
     let pid = sched::spawn("blk-verify", verify_thread, arg).map_err(failed)?;
-    let ended = sched::join(pid).map_err(|e| failed(alloc::format!("{e:?}")))?;
+    let ended = sched::join(pid).map_err(|e| failed(alloc::format!("{e}")))?;
     let [intact, eio, bad] = *check.result.lock();
     let killed = if ended == Ended::Killed { " (KILLED by an oops)" } else { "" };
     println!(

@@ -54,7 +54,7 @@ fn try_workload(w: Workload, limit: Option<u64>) -> Result<Option<u64>, CmdError
         Workload::BlkIo => (blk_worker, 0),
     };
     let pid = sched::spawn_with_stack("limit-probe", entry, arg, Placement::Any, stack).map_err(failed)?;
-    match sched::join(pid).map_err(|e| failed(alloc::format!("{e:?}")))? {
+    match sched::join(pid).map_err(|e| failed(alloc::format!("{e}")))? {
         Ended::Exited(code) if code >= 0 => Ok(Some(code as u64)),
         Ended::Exited(_) => Err(failed("the workload failed without a stack limit problem")),
         Ended::Killed => Ok(None),

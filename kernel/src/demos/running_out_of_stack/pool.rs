@@ -96,7 +96,7 @@ fn extra_overflow_thread(_: u64) -> i64 {
 pub fn extra_overflow(args: &[&str]) -> CmdResult {
     cmdline::no_args(args)?;
     let pid = sched::spawn("extra-overflow", extra_overflow_thread, 0).map_err(failed)?;
-    match sched::join(pid).map_err(|e| failed(alloc::format!("{e:?}")))? {
+    match sched::join(pid).map_err(|e| failed(alloc::format!("{e}")))? {
         Ended::Killed => println!("extra-overflow: thread extra-overflow ({pid}) was killed and reaped"),
         Ended::Exited(1) => return Err(failed("no free extra stack")),
         Ended::Exited(c) => return Err(failed(alloc::format!("thread exited with {c}"))),

@@ -44,7 +44,7 @@ pub(super) fn deep_worker(levels: u64) -> i64 {
 /// or None if an oops killed it.
 fn run_deep(name: &str, levels: u64, stack: StackRequest) -> Result<Option<u64>, CmdError> {
     let pid = sched::spawn_with_stack(name, deep_worker, levels, Placement::Any, stack).map_err(failed)?;
-    match sched::join(pid).map_err(|e| failed(alloc::format!("{e:?}")))? {
+    match sched::join(pid).map_err(|e| failed(alloc::format!("{e}")))? {
         Ended::Exited(used) => Ok(Some(used as u64)),
         Ended::Killed => Ok(None),
     }

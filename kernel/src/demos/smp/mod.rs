@@ -46,6 +46,7 @@ pub fn cpus(args: &[&str]) -> CmdResult {
 
 /// `chatter MS`: a thread prints a line in a loop for MS milliseconds, so
 /// that another CPU's NMI (`bt-all`) or a panic finds the console taken.
+/// Ctrl-C stops it early.
 pub fn chatter(args: &[&str]) -> CmdResult {
     let [ms] = args else {
         return Err(ArgError::usage_and(" (1 to 60000)").into());
@@ -58,8 +59,13 @@ pub fn chatter(args: &[&str]) -> CmdResult {
 
 fn chatter_thread(ms: u64) -> i64 {
     let end = crate::time::rdtsc() + crate::time::tsc_per_ms() * ms;
+    let interrupt = crate::tty::Interrupt::mark();
     let mut n = 0u64;
     while crate::time::rdtsc() < end {
+        if interrupt.pending() {
+            println!("chatter: stopped by Ctrl-C after {n} lines");
+            return 1;
+        }
         n += 1;
         println!("chatter: line {n} from CPU {}", this_cpu().id());
     }
@@ -188,7 +194,8 @@ pub fn tlb_shootdown(args: &[&str]) -> CmdResult {
             Ok(())
         }
         other => Err(CmdError::Failed(alloc::format!(
-            "reader ended {other:?}, read {:#x} after the free, {shot} shoot-down(s)",
+            "reader {}, read {:#x} after the free, {shot} shoot-down(s)",
+            sched::describe(&other),
             TLB_STALE_READ.load(Ordering::SeqCst)
         ))),
     }
