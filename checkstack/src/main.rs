@@ -1,4 +1,5 @@
-//! `./x checkstack [OPTIONS]` (the kernel ELF is found by the runner).
+//! `./x checkstack [OPTIONS]` (the kernel ELF is found by the runner and
+//! passed in `TRISTACK_KERNEL_ELF`).
 
 use std::process::ExitCode;
 
@@ -24,14 +25,18 @@ macro_rules! out {
 mod entries;
 
 #[derive(Parser)]
-#[command(about = "Stack frames of the tristack kernel: checkstack.pl's list, the compiler's figures, \
+#[command(override_usage = "./x checkstack [OPTIONS]   (./x supplies KERNEL_ELF: the kernel the runner boots)\n       \
+                            checkstack [OPTIONS] KERNEL_ELF", about = "Stack frames of the tristack kernel: checkstack.pl's list, the compiler's figures, \
                    a frame-size gate and the worst case per entry point")]
 struct Args {
-    /// The kernel ELF (`cargo run -- --kernel-elf` prints its path).
+    /// The kernel ELF. `./x checkstack` supplies the one the runner boots
+    /// (`cargo run -- --kernel-elf` prints its path).
+    #[arg(env = "TRISTACK_KERNEL_ELF", hide_env_values = true)]
     kernel_elf: std::path::PathBuf,
-    /// List functions whose frame is at least this many bytes (checkstack.pl: 100).
-    #[arg(long, default_value_t = 100)]
-    threshold: u64,
+    /// List functions whose frame is at least this many bytes (checkstack.pl:
+    /// 100) [default: 100; no list with --entries or --frame-warn unless given]
+    #[arg(long, value_name = "BYTES")]
+    threshold: Option<u64>,
     /// Fail when a function's frame exceeds N bytes (CONFIG_FRAME_WARN),
     /// except the functions named in --allow.
     #[arg(long, value_name = "N")]
@@ -99,10 +104,17 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut ok = true;
-    for f in kernel.largest(args.threshold) {
-        out!("{}", checkstack_line(f, "kernel"));
+    // The list is the default report; --entries and --frame-warn are reports of their own.
+    let threshold = match args.threshold {
+        None if args.entries || args.frame_warn.is_some() => None,
+        t => Some(t.unwrap_or(100)),
+    };
+    if let Some(threshold) = threshold {
+        for f in kernel.largest(threshold) {
+            out!("{}", checkstack_line(f, "kernel"));
+        }
+        cross_check(&kernel);
     }
-    cross_check(&kernel);
     if let Some(limit) = args.frame_warn {
         ok &= frame_gate(&kernel, limit, args.allow.as_deref());
     }

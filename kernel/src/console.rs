@@ -115,8 +115,24 @@ pub fn init() {
     with_port(|p| p.init());
 }
 
+/// Drop every print (Linux's `console_loglevel` turned to nothing) — what
+/// `ktest -q` does around each test body. A dying kernel (`bust`) prints
+/// regardless.
+static MUTED: AtomicBool = AtomicBool::new(false);
+
+pub fn set_muted(muted: bool) {
+    MUTED.store(muted, Ordering::SeqCst);
+}
+
+fn muted() -> bool {
+    MUTED.load(Ordering::Relaxed) && !BUSTED.load(Ordering::Relaxed)
+}
+
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments) {
+    if muted() {
+        return;
+    }
     with_port(|p| {
         let _ = Raw(p).write_fmt(args);
     });
@@ -124,6 +140,9 @@ pub fn _print(args: fmt::Arguments) {
 
 /// Send raw bytes (the line editor's echo and erase sequences).
 pub fn write_bytes(bytes: &[u8]) {
+    if muted() {
+        return;
+    }
     with_port(|p| bytes.iter().for_each(|&b| p.send_raw(b)));
 }
 

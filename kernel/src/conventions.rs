@@ -133,7 +133,7 @@ fn every_chapter_has_its_doc_its_demos_and_its_tests() {
     let root = src().join("../..");
     let docs = chapters(&root.join("docs"), "md", &[]);
     let demos = chapters(&src().join("demos"), "rs", &["mod"]);
-    let tests = chapters(&root.join("tests/scenarios"), "rs", &["main", "common", "runner"]);
+    let tests = chapters(&root.join("tests/scenarios"), "rs", &["main", "common", "runner", "docs"]);
     assert!(docs.len() >= 10, "{docs:?}");
     assert_eq!(docs, demos, "docs/ and kernel/src/demos/ differ");
     assert_eq!(docs, tests, "docs/ and tests/scenarios/ differ");

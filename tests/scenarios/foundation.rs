@@ -86,15 +86,28 @@ fn ktest_passes_and_counts_every_test() {
     let run = boot("ktest; poweroff");
     run.expect_status(0);
     let lines = run.kernel_lines();
-    let ok = lines.iter().filter(|l| l.starts_with("ktest ") && l.ends_with(" ... ok")).count();
+    let ok = lines.iter().filter(|l| l.starts_with("ktest ") && l.contains(" ... ok")).count();
     let failed = lines.iter().filter(|l| l.starts_with("ktest ") && l.contains("FAILED")).count();
     assert_eq!(failed, 0, "{run}");
     assert!(ok >= 6, "{run}");
     run.expect(&format!("\n{ok} passed, 0 failed\n"));
     run.expect("ktest vmap_map_touch_free ... ok");
+    // The tests that kill a thread on purpose say so before and after.
+    run.expect("ktest oops_waits_for_a_sched_lock_held_elsewhere: (expected oops)");
+    run.expect("ktest oops_waits_for_a_sched_lock_held_elsewhere ... ok (20 expected oopses)\n");
     // Two CPUs: the munmap-vs-copy race ran (it skips on one), and passed.
     run.expect("ktest munmap_waits_for_a_copy_in_flight ... ok\n");
     assert!(!run.serial.contains("munmap-vs-copy race needs two"), "{run}");
+}
+
+/// `ktest -q`: the verdicts only — none of the intended oopses' dumps.
+#[test]
+fn ktest_quiet_prints_verdicts_only() {
+    let run = boot("ktest -q oops; poweroff");
+    run.expect_status(0);
+    run.expect("ktest oops_waits_for_a_sched_lock_held_elsewhere ... ok (20 expected oopses)\n");
+    run.expect("ktest an_oops_keeps_the_next_threads_watchpoint ... ok (1 expected oops)\n");
+    run.expect_not("Oops:").expect_not("Call Trace:");
 }
 
 #[test]

@@ -105,7 +105,7 @@ fn processes_and_threads_until_memory_runs_out_end_in_errors_and_give_every_fram
     let killed = line_starting(&run, &format!("oom: {started} killed and reaped; "));
     let threads = line_starting(&run, "threads-max: ");
     assert!(threads.ends_with(" threads, then clone_thread returned -11"), "{threads}");
-    let left = line_starting(&run, "oom: threads-max Ok(Exited(0)), 0 user threads left; ");
+    let left = line_starting(&run, "oom: threads-max exited with status 0, 0 user threads left; ");
     // Both lines end "N before, N after" with the same N.
     for l in [killed, left] {
         let w: Vec<&str> = l.rsplit(' ').collect();

@@ -2,6 +2,7 @@
 //! line and asserts on the serial output and the runner's exit status.
 
 mod common;
+mod docs;
 
 mod backtraces;
 mod entry_sweep;

@@ -305,7 +305,7 @@ fn db2_hole_and_irq_overflow_on_aps_hit_their_own_guards() {
     assert!(run.kernel_lines()[oops + 1].starts_with("CPU: 2 PID: "), "{run}");
     let exc = line_starting(&run, "Exception stack: #DB1 ");
     assert!(within(db1, hex_after(exc, "frame at ")), "{exc}");
-    run.expect("error: db: its thread on CPU 2 (db/2, pid ");
+    run.expect("db: (expected oops) its thread on CPU 2 (db/2, pid ");
 
     // irq-overflow on CPU 1.
     let irq1 = row(&rows, 1, "IRQ");

@@ -210,8 +210,11 @@ pub mod ktests {
     use crate::sched::{join, spawn_on, Ended, Placement};
     use crate::time::spin_until;
 
-    pub static KTESTS: &[KTest] =
-        &[KTest { name: "an_oops_keeps_the_next_threads_watchpoint", run: an_oops_keeps_the_next_threads_watchpoint }];
+    pub static KTESTS: &[KTest] = &[KTest {
+        name: "an_oops_keeps_the_next_threads_watchpoint",
+        run: an_oops_keeps_the_next_threads_watchpoint,
+        oopses: true,
+    }];
 
     /// What the owner's watchpoint watches (nobody writes it).
     static WATCHED: AtomicU64 = AtomicU64::new(0);

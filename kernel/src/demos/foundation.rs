@@ -53,12 +53,17 @@ fn ktest_suites() -> alloc::vec::Vec<&'static [ktest::KTest]> {
 }
 
 pub fn ktest_cmd(args: &[&str]) -> CmdResult {
+    let (quiet, args) = match args {
+        ["-q", rest @ ..] => (true, rest),
+        _ => (false, args),
+    };
     let filter = match args {
         [] => None,
         [f] => Some(*f),
         [_, extra, ..] => return Err(ArgError::Unexpected((*extra).into()).into()),
     };
-    match ktest::run(&ktest_suites(), filter) {
+    let opts = ktest::RunOptions { quiet, oops_count: crate::debug::oops::oops_count };
+    match ktest::run(&ktest_suites(), filter, &opts) {
         (0, 0) => {
             Err(CmdError::Usage(ArgError::Invalid(alloc::format!("no test name contains '{}'", filter.unwrap_or("")))))
         }

@@ -40,7 +40,7 @@ pub static KTESTS: &[&[KTest]] = &[ist::ktests::KTESTS, irq::ktests::KTESTS, ent
 pub static COMMANDS: &[Spec] = &[
     Spec { name: "echo", usage: "[WORD...]", help: "print the words", run: foundation::echo },
     Spec { name: "meminfo", usage: "", help: "free/used frames, heap and vmap area usage", run: foundation::meminfo },
-    Spec { name: "ktest", usage: "[FILTER]", help: "run the in-kernel tests (names containing FILTER)", run: foundation::ktest_cmd },
+    Spec { name: "ktest", usage: "[-q] [FILTER]", help: "run the in-kernel tests (names containing FILTER); -q: verdicts only", run: foundation::ktest_cmd },
     Spec { name: "panic", usage: "[MESSAGE...]", help: "Rust panic: the panic path, then failure", run: foundation::panic_cmd },
     Spec { name: "triple-fault", usage: "", help: "load an empty IDT and trap: the CPU resets", run: foundation::triple_fault },
     Spec { name: "fail", usage: "", help: "end the boot reporting failure (runner status 1)", run: foundation::fail },

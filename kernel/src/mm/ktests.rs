@@ -10,11 +10,11 @@ use crate::ktest::{KResult, KTest};
 use crate::layout::{DIRECT_MAP_BASE, PAGE_SIZE, THREAD_SIZE};
 
 pub static KTESTS: &[KTest] = &[
-    KTest { name: "direct_map_covers_ram", run: direct_map_covers_ram },
-    KTest { name: "frames_alloc_free", run: frames_alloc_free },
-    KTest { name: "heap_alloc_free", run: heap_alloc_free },
-    KTest { name: "vmap_map_touch_free", run: vmap_map_touch_free },
-    KTest { name: "vmap_thread_size_aligned", run: vmap_thread_size_aligned },
+    KTest { name: "direct_map_covers_ram", run: direct_map_covers_ram, oopses: false },
+    KTest { name: "frames_alloc_free", run: frames_alloc_free, oopses: false },
+    KTest { name: "heap_alloc_free", run: heap_alloc_free, oopses: false },
+    KTest { name: "vmap_map_touch_free", run: vmap_map_touch_free, oopses: false },
+    KTest { name: "vmap_thread_size_aligned", run: vmap_thread_size_aligned, oopses: false },
 ];
 
 fn direct_map_covers_ram() -> KResult {

@@ -240,10 +240,14 @@ pub mod ktests {
     use crate::time::spin_until;
 
     pub static KTESTS: &[KTest] = &[
-        KTest { name: "oops_waits_for_a_sched_lock_held_elsewhere", run: oops_waits_for_a_sched_lock_held_elsewhere },
-        KTest { name: "a_pinned_stack_is_not_reaped", run: a_pinned_stack_is_not_reaped },
-        KTest { name: "no_switch_from_hard_irq_context", run: no_switch_from_hard_irq_context },
-        KTest { name: "current_is_per_cpu", run: current_is_per_cpu_and_owns_rsp },
+        KTest {
+            name: "oops_waits_for_a_sched_lock_held_elsewhere",
+            run: oops_waits_for_a_sched_lock_held_elsewhere,
+            oopses: true,
+        },
+        KTest { name: "a_pinned_stack_is_not_reaped", run: a_pinned_stack_is_not_reaped, oopses: false },
+        KTest { name: "no_switch_from_hard_irq_context", run: no_switch_from_hard_irq_context, oopses: false },
+        KTest { name: "current_is_per_cpu", run: current_is_per_cpu_and_owns_rsp, oopses: false },
     ];
 
     /// `current` comes from the per-CPU area, and we run on its stack.

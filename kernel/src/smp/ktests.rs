@@ -8,7 +8,7 @@ use crate::ktest::{KResult, KTest};
 use crate::layout::MAX_CPUS;
 
 pub static KTESTS: &[KTest] =
-    &[KTest { name: "call_runs_on_each_cpus_own_irq_stack", run: call_runs_on_each_cpus_own_irq_stack }];
+    &[KTest { name: "call_runs_on_each_cpus_own_irq_stack", run: call_runs_on_each_cpus_own_irq_stack, oopses: false }];
 
 /// Per CPU: the stack pointer its call ran on (0 = did not run), and the
 /// address of the per-CPU area its GS base pointed at.

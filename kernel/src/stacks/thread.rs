@@ -281,10 +281,10 @@ pub mod ktests {
     use crate::mm::paging;
 
     pub static KTESTS: &[KTest] = &[
-        KTest { name: "thread_stack_layout_magic_guards", run: layout_magic_alignment_and_guards },
-        KTest { name: "thread_stack_cache_reuse", run: cache_reuses_two_then_frees_to_vmap },
-        KTest { name: "thread_stack_zeroed_on_reuse", run: reused_stack_is_zeroed_with_magic },
-        KTest { name: "guard_below_every_thread_stack", run: guard_below_every_thread_stack },
+        KTest { name: "thread_stack_layout_magic_guards", run: layout_magic_alignment_and_guards, oopses: false },
+        KTest { name: "thread_stack_cache_reuse", run: cache_reuses_two_then_frees_to_vmap, oopses: false },
+        KTest { name: "thread_stack_zeroed_on_reuse", run: reused_stack_is_zeroed_with_magic, oopses: false },
+        KTest { name: "guard_below_every_thread_stack", run: guard_below_every_thread_stack, oopses: false },
     ];
 
     /// Two frees fill the cache, two allocations take the same stacks back,

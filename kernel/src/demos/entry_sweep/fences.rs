@@ -68,7 +68,8 @@ fn violations(code: &[Instruction]) -> Vec<u64> {
     bad
 }
 
-pub static KTESTS: &[KTest] = &[KTest { name: "conditional_swapgs_is_fenced", run: conditional_swapgs_is_fenced }];
+pub static KTESTS: &[KTest] =
+    &[KTest { name: "conditional_swapgs_is_fenced", run: conditional_swapgs_is_fenced, oopses: false }];
 
 fn conditional_swapgs_is_fenced() -> KResult {
     let mut bad = Vec::<String>::new();

@@ -204,7 +204,7 @@ pub fn soak(args: &[&str]) -> CmdResult {
         PAUSE.store(false, Ordering::SeqCst);
         let t = tally.entry(demo.line).or_default();
         t.runs += 1;
-        t.failed += u64::from(ok != demo.succeeds);
+        t.failed += u64::from(!ok);
         t.oopses += oopses;
         if !(demo.oopses.0..=demo.oopses.1).contains(&oopses) {
             t.unexpected_oopses += 1;
