@@ -3,9 +3,11 @@
 //! that follows each command.
 //!
 //! A fence's info string says how to run it: runner options
-//! (```` ```console --smp 4 ````, default `--smp 2`), or `no-run: WHY` for a
-//! block that cannot be run by a test (keys typed live, KVM, a monitor
-//! command at the right moment); those are counted, with their reasons.
+//! (```` ```console --smp 4 ````, default `--smp 2`); `fresh` for a block
+//! that needs a boot of its own (blocks of one file otherwise run in one
+//! boot, in order, each seeing what the ones before it did); or `no-run: WHY`
+//! for a block that cannot be run by a test (keys typed live, KVM, a monitor
+//! command at the right moment) — those are counted, with their reasons.
 
 /// One command as shown, with the output lines shown after it.
 #[derive(Debug, Clone)]
@@ -21,7 +23,7 @@ pub struct Step {
 pub enum Session {
     /// `tristack> ` lines, typed at the prompt of one boot with these runner options;
     /// `boot` is what the block shows before its first prompt (from the kernel's banner).
-    Prompt { options: Vec<String>, boot: Option<Step>, steps: Vec<Step> },
+    Prompt { options: Vec<String>, fresh: bool, boot: Option<Step>, steps: Vec<Step> },
     /// `$ ./x WORDS` and the output shown after it.
     X(Step),
 }
@@ -85,9 +87,11 @@ fn session(body: &[&str], first_line: usize, info: &str) -> Session {
         expected: body[..first_prompt].iter().map(|s| s.to_string()).collect(),
         lines: first_line..first_line + first_prompt,
     });
-    let mut options: Vec<String> = info.split_whitespace().skip_while(|w| !w.starts_with("--")).map(String::from).collect();
+    let mut options: Vec<String> =
+        info.split_whitespace().skip_while(|w| !w.starts_with("--")).map(String::from).collect();
     if !options.iter().any(|o| o == "--smp") {
         options.extend(["--smp".to_string(), "2".to_string()]);
     }
-    Session::Prompt { options, boot, steps: steps_from(first_prompt, "tristack> ") }
+    let fresh = info.split_whitespace().any(|w| w == "fresh");
+    Session::Prompt { options, fresh, boot, steps: steps_from(first_prompt, "tristack> ") }
 }

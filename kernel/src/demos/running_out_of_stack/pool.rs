@@ -37,10 +37,12 @@ fn show_pool() {
         if s.enabled { "on" } else { "off" },
         s.threshold
     );
+    // One pool: any CPU takes any free stack. The CPU a stack was dealt to
+    // (`extrastacks PER_CPU` deals them in turn) only sizes it, so a row
+    // names none — it once said `cpu 1` of a stack CPU 0 had just used.
     for r in extra::rows() {
         println!(
-            "  cpu {} {:016x}-{:016x} {:<6} deepest use {} bytes",
-            r.cpu,
+            "  {:016x}-{:016x} {:<6} deepest use {} bytes",
             r.bottom,
             r.top - 1,
             if r.in_use { "in use" } else { "free" },
