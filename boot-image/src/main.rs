@@ -68,9 +68,14 @@ pub struct Cli {
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
 
-    /// Start QEMU's gdb stub (-s -S: waits for gdb on :1234) and print the gdb command.
+    /// Start QEMU's gdb stub (`-gdb tcp::PORT -S`: the guest waits for gdb)
+    /// and print the gdb command (`./x gdb` runs it).
     #[arg(long)]
     pub gdb: bool,
+
+    /// The gdb stub's TCP port, with --gdb.
+    #[arg(long, value_name = "PORT", default_value_t = 1234, requires = "gdb")]
+    pub gdb_port: u16,
 
     /// Prefix each serial line with the host time since QEMU started
     /// (`[  12.345] `): where a slow boot spends its time.

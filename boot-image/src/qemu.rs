@@ -131,7 +131,8 @@ pub fn qemu_args(cli: &Cli, image: &Path, cmdline_file: Option<&Path>) -> Vec<Os
         push(&format!("unix:{},server=on,wait=off", sock.display()));
     }
     if cli.gdb {
-        push("-s");
+        push("-gdb");
+        push(&format!("tcp::{}", cli.gdb_port));
         push("-S");
     }
     args.extend(cli.qemu_args.iter().cloned());
@@ -196,8 +197,8 @@ pub fn run(cli: &Cli) -> Result<Outcome, String> {
         eprintln!("tristack-run: {ESCAPE_HELP}");
     }
     if cli.gdb {
-        eprintln!("tristack-run: QEMU waits for gdb on localhost:1234; in another terminal run:");
-        eprintln!("  gdb {KERNEL_ELF} -ex 'target remote :1234'");
+        eprintln!("tristack-run: QEMU waits for gdb on localhost:{}; in another terminal run:", cli.gdb_port);
+        eprintln!("  gdb {KERNEL_ELF} -x scripts/gdb/tristack.py -ex 'target remote :{}'", cli.gdb_port);
     }
     let mut log = match &cli.serial_log {
         Some(p) => Some(File::create(p).map_err(|e| format!("--serial-log {}: {e}", p.display()))?),
@@ -348,7 +349,7 @@ mod tests {
         assert!(s.contains("-accel kvm -smp 4 -m 512M"), "{s}");
         assert!(s.contains("-cpu max,-arch-capabilities -accel kvm"), "{s}");
         assert!(s.contains("-monitor unix:/m.sock,server=on,wait=off"), "{s}");
-        assert!(s.contains("-s -S"), "{s}");
+        assert!(s.contains("-gdb tcp::1234 -S"), "{s}");
         assert!(s.ends_with("-d int"), "{s}");
     }
 

@@ -253,6 +253,56 @@ const _: () = assert!(EStack::DB.offset() + EXCEPTION_STKSZ - 2 * DB_STACK_OFFSE
 const _: () = assert!(CEA_PER_CPU_SIZE <= CEA_STRIDE);
 const _: () = assert!(CPU_ENTRY_AREA_BASE + MAX_CPUS as u64 * CEA_STRIDE <= KERNEL_IMAGE_BASE);
 
+/// The memory map for debuggers. Constants live in no section of the ELF,
+/// so `scripts/gdb/tristack.py` (`./x gdb`) reads the sizes it needs from
+/// this static, in the kernel's memory (as Linux's gdb scripts and crash
+/// tools read `vmcoreinfo`). `#[used]`: nothing in the kernel reads it.
+pub struct DebuggerLayout {
+    pub page_size: u64,
+    pub thread_size: u64,
+    pub irq_stack_size: u64,
+    pub extra_stack_size: u64,
+    pub cea_base: u64,
+    pub cea_stride: u64,
+    /// `ESTACKS`, lowest first; each has a guard page below it.
+    pub estacks: [DebuggerEStack; ESTACKS.len()],
+}
+
+pub struct DebuggerEStack {
+    pub name: &'static str,
+    pub size: u64,
+    /// The TSS `interrupt_stack_table` index whose top is this stack's, or
+    /// -1 (DB1, DB2: reached by shifting IST[DB]).
+    pub ist_slot: i64,
+}
+
+const fn debugger_estack(i: usize) -> DebuggerEStack {
+    let d = &ESTACKS[i];
+    let ist_slot = match d.ist {
+        Some(ist) => ist.tss_slot() as i64,
+        None => -1,
+    };
+    DebuggerEStack { name: d.name, size: d.size, ist_slot }
+}
+
+#[used]
+pub static DEBUGGER_LAYOUT: DebuggerLayout = DebuggerLayout {
+    page_size: PAGE_SIZE,
+    thread_size: THREAD_SIZE,
+    irq_stack_size: IRQ_STACK_SIZE,
+    extra_stack_size: EXTRA_STACK_SIZE,
+    cea_base: CPU_ENTRY_AREA_BASE,
+    cea_stride: CEA_STRIDE,
+    estacks: [
+        debugger_estack(0),
+        debugger_estack(1),
+        debugger_estack(2),
+        debugger_estack(3),
+        debugger_estack(4),
+        debugger_estack(5),
+    ],
+};
+
 /// Base of `cpu`'s entry area.
 pub const fn cea_base(cpu: usize) -> u64 {
     CPU_ENTRY_AREA_BASE + cpu as u64 * CEA_STRIDE

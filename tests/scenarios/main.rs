@@ -5,6 +5,7 @@ mod common;
 mod docs;
 
 mod backtraces;
+mod debugging;
 mod entry_sweep;
 mod foundation;
 mod hostile_input;

@@ -70,13 +70,14 @@ fn serial_log_holds_the_console() {
 
 #[test]
 fn gdb_mode_waits_for_gdb_and_prints_the_command_with_the_kernel_elf() {
-    let run = runner(&["--gdb", "--timeout", "5"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let run = runner(&["--gdb", "--gdb-port", &port, "--timeout", "5"]);
     // QEMU waits for gdb (-S): the kernel never runs, the timeout ends it.
     run.expect_status(124);
     assert!(!run.serial.contains("tristack 0.1.0"), "kernel ran without gdb:\n{run}");
     let cmd = run.stderr.lines().find(|l| l.trim_start().starts_with("gdb ")).unwrap_or_else(|| panic!("{run}"));
     let elf = cmd.split_whitespace().nth(1).unwrap();
-    assert!(cmd.ends_with("-ex 'target remote :1234'"), "{cmd}");
+    assert!(cmd.ends_with(&format!("-ex 'target remote :{port}'")), "{cmd}");
     assert!(std::fs::read(elf).unwrap().starts_with(b"\x7fELF"), "{elf} is not the kernel ELF");
 }
 

@@ -45,12 +45,17 @@ pub fn run_here(prog: &str, args: &str) -> CmdResult {
 
 /// Start `prog` with `args`; wait for it unless `background`.
 pub fn start(prog: &str, args: &str, background: bool) -> CmdResult {
+    let interrupt = crate::tty::Interrupt::mark();
     let pid = spawn("run", prog, args)?;
     if background {
         println!("run: {prog}[{pid}] started in the background");
         return Ok(());
     }
     let _foreground = crate::tty::Foreground::set(pid);
+    // A Ctrl-C between the spawn and the line above found no foreground.
+    if interrupt.pending() {
+        let _ = sched::kill_with(pid, sched::KILLED_BY_SIGINT);
+    }
     report(prog, pid, sched::join(pid))
 }
 
