@@ -25,9 +25,12 @@ macro_rules! out {
 mod entries;
 
 #[derive(Parser)]
-#[command(override_usage = "./x checkstack [OPTIONS]   (./x supplies KERNEL_ELF: the kernel the runner boots)\n       \
-                            checkstack [OPTIONS] KERNEL_ELF", about = "Stack frames of the tristack kernel: checkstack.pl's list, the compiler's figures, \
-                   a frame-size gate and the worst case per entry point")]
+#[command(
+    override_usage = "./x checkstack [OPTIONS]   (./x supplies KERNEL_ELF: the kernel the runner boots)\n       \
+                            checkstack [OPTIONS] KERNEL_ELF",
+    about = "Stack frames of the tristack kernel: checkstack.pl's list, the compiler's figures, \
+                   a frame-size gate and the worst case per entry point"
+)]
 struct Args {
     /// The kernel ELF. `./x checkstack` supplies the one the runner boots
     /// (`cargo run -- --kernel-elf` prints its path).
