@@ -5,14 +5,14 @@
 //!
 //! Ctrl-C is the interrupt character, as with Linux's `ISIG`: each one
 //! bumps a count that long work polls (`Interrupt::pending`) — the shell
-//! thread cannot be stopped from outside, so a long demo asks. While no one
-//! waits at the prompt the byte is not queued and what was typed ahead is
+//! thread cannot be stopped from outside, so a long demo asks. While the
+//! shell is not at its prompt the byte is not queued and what was typed ahead is
 //! flushed (Linux flushes on `^C` unless `NOFLSH`); at the prompt it reaches
 //! the line editor, which cancels the line. A user process the shell waits
 //! for is the terminal's foreground (`Foreground`): Ctrl-C ends it as
 //! Linux's SIGINT would.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Bytes received by the interrupt handler, not yet read.
 static INPUT: crate::sync::IrqMutex<alloc::collections::VecDeque<u8>> =
@@ -29,8 +29,9 @@ const INPUT_MAX: usize = 4096;
 pub const INTR: u8 = 0x03;
 /// Ctrl-Cs received so far.
 static INTERRUPTS: AtomicU64 = AtomicU64::new(0);
-/// Threads sleeping in `read_byte` (the shell at its prompt).
-static READERS: AtomicUsize = AtomicUsize::new(0);
+/// The shell shows its prompt and reads a line (set before the prompt is
+/// printed, so that whatever is typed after it appeared counts as typed at it).
+static AT_PROMPT: AtomicBool = AtomicBool::new(false);
 /// The user process Ctrl-C ends (0: none), Linux's `tty->pgrp`.
 static FOREGROUND: AtomicU64 = AtomicU64::new(0);
 
@@ -47,7 +48,7 @@ pub fn receive_irq() {
                 // Gone already, or not a user process: nothing to end.
                 let _ = crate::sched::kill_with(fg as crate::sched::Pid, crate::sched::KILLED_BY_SIGINT);
             }
-            if READERS.load(Ordering::SeqCst) == 0 {
+            if !AT_PROMPT.load(Ordering::SeqCst) {
                 q.clear();
                 continue;
             }
@@ -76,19 +77,22 @@ pub fn try_read_byte() -> Option<u8> {
 /// The next input byte: sleep until the receive interrupt brings one (or,
 /// before it is routed, poll once a tick).
 pub fn read_byte() -> u8 {
-    READERS.fetch_add(1, Ordering::SeqCst);
-    let b = loop {
+    loop {
         if let Some(b) = try_read_byte() {
-            break b;
+            return b;
         }
         if IRQ_DRIVEN.load(Ordering::SeqCst) {
             INPUT_WAIT.wait_until(|| !INPUT.lock().is_empty());
         } else {
             crate::sched::sleep_ms(1);
         }
-    };
-    READERS.fetch_sub(1, Ordering::SeqCst);
-    b
+    }
+}
+
+/// The shell is about to show its prompt (true) or has a line to run (false):
+/// Ctrl-C at the prompt edits the line, during a command it interrupts.
+pub fn set_at_prompt(at: bool) {
+    AT_PROMPT.store(at, Ordering::SeqCst);
 }
 
 /// A mark taken when long work starts: `pending` once Ctrl-C has been

@@ -139,6 +139,7 @@ pub fn run_command_line(bytes: &[u8]) -> bool {
 /// The interactive shell on the serial port. Never returns.
 pub fn interactive() -> ! {
     let mut editor = LineEditor::new(PROMPT);
+    crate::tty::set_at_prompt(true);
     print!("{PROMPT}");
     loop {
         // Sleeps until the COM1 receive interrupt brings a byte.
@@ -148,6 +149,7 @@ pub fn interactive() -> ! {
             Event::Cancelled => {}
             Event::Line(line) => match cmdline::parse(line.as_bytes()) {
                 Ok(cmds) => {
+                    crate::tty::set_at_prompt(false);
                     for cmd in &cmds {
                         if !execute(cmd) {
                             break;
@@ -157,6 +159,7 @@ pub fn interactive() -> ! {
                 Err(e) => println!("error: {e}"),
             },
         }
+        crate::tty::set_at_prompt(true);
         print!("{PROMPT}");
     }
 }
