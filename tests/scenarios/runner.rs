@@ -95,7 +95,9 @@ fn a_terminal_edits_lines_and_ctrl_c_reaches_the_kernel() {
             ("tristack> ", Action::Type(b"echo abc\x1b[D\x1b[DX\r".to_vec())),
             // ↑ runs it again; then a half-typed line cancelled; then a program that never ends.
             ("\naXbc", Action::Type(b"\x1b[A\r".to_vec())),
-            ("\naXbc", Action::Type(b"echo never\x03run spin\r".to_vec())),
+            // After the prompt that follows it: Ctrl-C before the shell is back at
+            // its prompt would interrupt the command and flush what was typed.
+            ("aXbc\ntristack> ", Action::Type(b"echo never\x03run spin\r".to_vec())),
             ("spinning in user mode until killed", Action::Type(b"\x03".to_vec())),
             ("ended by Ctrl-C", Action::Type(b"nmi wait\r".to_vec())),
             ("Ctrl-C cancels", Action::Type(b"\x03".to_vec())),

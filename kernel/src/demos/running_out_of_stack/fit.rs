@@ -24,7 +24,9 @@ pub fn threads_fit(args: &[&str]) -> CmdResult {
         let before = phys::counts().1;
         let stacks: Vec<_> =
             (0..FIT_SAMPLE).map(|_| thread::alloc_sized(size, None)).collect::<Result<_, _>>().map_err(failed)?;
-        let frames = before - phys::counts().1;
+        // Other CPUs may free frames meanwhile (the soak runs this with
+        // load around it): never below zero.
+        let frames = before.saturating_sub(phys::counts().1);
         stacks.into_iter().for_each(thread::free);
         thread::drain_cache();
         // Per stack, in hundredths of a frame (page-table pages are shared).
