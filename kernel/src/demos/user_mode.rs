@@ -38,9 +38,9 @@ fn spawn_on(cmd: &str, prog: &str, args: &str, placement: Placement) -> Result<u
 /// wait for it.
 pub fn run_here(prog: &str, args: &str) -> CmdResult {
     let here = Placement::Pinned(crate::arch::percpu::current_cpu_id());
+    let interrupt = crate::tty::Interrupt::mark();
     let pid = spawn_on("run", prog, args, here)?;
-    let _foreground = crate::tty::Foreground::set(pid);
-    report(prog, pid, sched::join(pid))
+    wait_in_foreground(prog, pid, interrupt)
 }
 
 /// Start `prog` with `args`; wait for it unless `background`.
@@ -51,8 +51,13 @@ pub fn start(prog: &str, args: &str, background: bool) -> CmdResult {
         println!("run: {prog}[{pid}] started in the background");
         return Ok(());
     }
+    wait_in_foreground(prog, pid, interrupt)
+}
+
+/// Wait for `pid` as the terminal's foreground process: Ctrl-C ends it —
+/// also one pressed since `interrupt` was marked, before it was the foreground.
+fn wait_in_foreground(prog: &str, pid: u32, interrupt: crate::tty::Interrupt) -> CmdResult {
     let _foreground = crate::tty::Foreground::set(pid);
-    // A Ctrl-C between the spawn and the line above found no foreground.
     if interrupt.pending() {
         let _ = sched::kill_with(pid, sched::KILLED_BY_SIGINT);
     }

@@ -9,6 +9,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::instructions::interrupts;
 
+use super::ended::{Ended, JoinError};
 use super::runqueue::{current_mut, schedule_with, TASKS};
 use super::task::{Pid, State, Task};
 use super::wait::{wait_key_until, WaitKey};
@@ -126,47 +127,6 @@ pub fn kill_current(reset_cpu: fn(), recovered: fn()) -> KillError {
     unsafe { switch::switch_to_abandon(rsp) }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JoinError {
-    NoSuchTask,
-    SelfJoin,
-}
-
-impl core::fmt::Display for JoinError {
-    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-        f.write_str(match self {
-            JoinError::NoSuchTask => "no such thread (never started, or already reaped)",
-            JoinError::SelfJoin => "a thread cannot wait for itself",
-        })
-    }
-}
-
-/// How a joined thread ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ended {
-    Exited(i64),
-    /// Killed by an oops.
-    Killed,
-}
-
-impl core::fmt::Display for Ended {
-    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-        match *self {
-            Ended::Exited(code) if code < 0 => write!(f, "killed by signal {}", -code),
-            Ended::Exited(code) => write!(f, "exited with status {code}"),
-            Ended::Killed => f.write_str("killed by an oops"),
-        }
-    }
-}
-
-/// "exited with status 0", or why there was no one to join, for messages.
-pub fn describe(how: &Result<Ended, JoinError>) -> alloc::string::String {
-    match how {
-        Ok(e) => alloc::format!("{e}"),
-        Err(e) => alloc::format!("{e}"),
-    }
-}
-
 /// Wait for thread `pid` to end, then reap it (free its stack). One joiner
 /// per task: its parent, or whoever started it.
 pub fn join(pid: Pid) -> Result<Ended, JoinError> {
@@ -232,10 +192,11 @@ pub mod ktests {
     use x86_64::instructions::interrupts;
 
     use super::super::runqueue::{rq, TASKS};
-    use super::{join, Ended, KILL_LOCK_WAITS};
+    use super::{join, KILL_LOCK_WAITS};
     use crate::arch::percpu;
     use crate::kcheck;
     use crate::ktest::{KResult, KTest};
+    use crate::sched::Ended;
     use crate::sched::{spawn_on, Placement};
     use crate::time::spin_until;
 

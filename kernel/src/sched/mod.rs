@@ -14,6 +14,7 @@
 //! and sends that CPU a reschedule IPI. `on_cpu` keeps a task's stack alive
 //! until the CPU leaving it has really left (join waits for it).
 
+mod ended;
 mod exit;
 mod runqueue;
 mod signal;
@@ -26,7 +27,8 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
-pub use exit::{describe, exit, join, kill_current, ktests, reap_children, Ended, JoinError, KillError};
+pub use ended::{describe, Ended, JoinError};
+pub use exit::{exit, join, kill_current, ktests, reap_children, KillError};
 pub use runqueue::{
     need_resched, preempt_on_irq_exit, schedule, scheduler_tick, schedules_while_atomic, switches, yield_now,
 };
