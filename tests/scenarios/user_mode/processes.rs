@@ -115,5 +115,11 @@ fn a_watchpoint_traps_only_the_thread_that_set_it() {
 fn a_reschedule_asked_for_in_a_syscall_happens_before_the_return_to_user() {
     let run = boot("run uthreads wake --cpu 1; poweroff");
     run.expect_status(0);
-    run.expect("uthreads: 0 of 20 new threads ran only after their creator was back in user mode\n");
+    let line = line_starting(&run, "uthreads: ");
+    let late: u32 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{run}"));
+    // Without the fix all 20 were late. A time slice that ends while the new
+    // thread is still in the kernel lets the creator run first, as it should:
+    // under host load guest time jumps and that happened once in 20 (CI).
+    assert!(late <= 2, "{late} of 20 late:\n{run}");
+    assert!(line.ends_with(" of 20 new threads ran only after their creator was back in user mode"), "{run}");
 }
