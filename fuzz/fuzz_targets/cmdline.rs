@@ -10,7 +10,7 @@ use tristack::shell::line::{Event, LineEditor, LINE_MAX};
 fuzz_target!(|data: &[u8]| {
     check_command_line(data);
     // The same bytes typed at the prompt.
-    let mut editor = LineEditor::new();
+    let mut editor = LineEditor::new("tristack> ");
     for &byte in data {
         if let Event::Line(line) = editor.feed(byte, |_| {}) {
             assert!(line.len() <= LINE_MAX, "the editor kept {} bytes", line.len());
