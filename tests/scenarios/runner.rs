@@ -7,11 +7,12 @@ use crate::common::*;
 #[test]
 fn timeout_kills_qemu_and_exits_124() {
     let t = token("waiting");
-    // Long enough to boot even when every core is busy with other scenarios.
-    let run = runner(&["--timeout", "10", "--", &format!("echo {t}")]);
+    // Long enough to boot even when every core is busy with other scenarios
+    // (a boot takes about 0.45 s alone, 1.5 s with both cores loaded).
+    let run = runner(&["--timeout", "4", "--", &format!("echo {t}")]);
     run.expect_status(124).expect(&t);
     assert!(run.serial.trim_end().ends_with("tristack>"), "shell should be waiting:\n{run}");
-    assert!(run.stderr.contains("timeout: killed QEMU after 10 s (--timeout 10)"), "{run}");
+    assert!(run.stderr.contains("timeout: killed QEMU after 4 s (--timeout 4)"), "{run}");
 }
 
 #[test]
@@ -71,7 +72,7 @@ fn serial_log_holds_the_console() {
 #[test]
 fn gdb_mode_waits_for_gdb_and_prints_the_command_with_the_kernel_elf() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-    let run = runner(&["--gdb", "--gdb-port", &port, "--timeout", "5"]);
+    let run = runner(&["--gdb", "--gdb-port", &port, "--timeout", "1"]);
     // QEMU waits for gdb (-S): the kernel never runs, the timeout ends it.
     run.expect_status(124);
     assert!(!run.serial.contains("tristack 0.1.0"), "kernel ran without gdb:\n{run}");
