@@ -19,7 +19,7 @@ pub const KERNEL_ELF: &str = env!("TRISTACK_KERNEL_ELF");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Accel {
-    /// QEMU's software emulation: a BIOS boot takes ~3 s here (tests use it).
+    /// QEMU's software emulation: a BIOS boot takes ~0.5 s here (tests use it).
     Tcg,
     /// Hardware virtualisation: slower to boot under nested KVM, faster to run (benchmarks).
     Kvm,

@@ -192,6 +192,10 @@ pub fn init_cpu(cpu: usize) {
     use crate::arch::entry::syscall;
     use crate::arch::{apic, cpu as x86, gdt, idt, mce, percpu, vectors};
     percpu::init(cpu);
+    if cpu == 0 {
+        // `mcount` may read GS from here on (APs have it from their trampoline).
+        crate::arch::stackleak::init();
+    }
     let tops = crate::stacks::exception::init_cpu(cpu);
     crate::stacks::irq::init_cpu(cpu);
     crate::stacks::extra::init_cpu(cpu);

@@ -10,6 +10,9 @@
 /// Size of a page and of a guard page.
 pub const PAGE_SIZE: u64 = 4096;
 
+/// Linux `STACKLEAK_POISON` (-0xBEEF): what erased thread stack holds.
+pub const STACKLEAK_POISON: u64 = (-0xBEEFi64) as u64;
+
 /// Linux: THREAD_SIZE = PAGE_SIZE << 2 on x86_64 since 3.15.
 pub const THREAD_SIZE: u64 = 4 * PAGE_SIZE;
 /// Linux: IRQ_STACK_SIZE = THREAD_SIZE.

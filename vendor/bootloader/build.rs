@@ -135,6 +135,10 @@ fn build_bios_boot_sector() -> PathBuf {
     if local_path.exists() {
         // local build
         cmd.arg("--path").arg(&local_path);
+        // tristack: build outside the source directory, which is watched
+        // (`rerun-if-changed` below): a `target/` inside it changed it on
+        // every build, and every `cargo` command rebuilt the runner.
+        cmd.arg("--target-dir").arg(out_dir.join("local-build"));
         println!("cargo:rerun-if-changed={}", local_path.display());
     } else {
         cmd.arg("--version").arg(BOOTLOADER_VERSION);
@@ -202,6 +206,10 @@ fn build_bios_stage_2() -> PathBuf {
     if local_path.exists() {
         // local build
         cmd.arg("--path").arg(&local_path);
+        // tristack: build outside the source directory, which is watched
+        // (`rerun-if-changed` below): a `target/` inside it changed it on
+        // every build, and every `cargo` command rebuilt the runner.
+        cmd.arg("--target-dir").arg(out_dir.join("local-build"));
         println!("cargo:rerun-if-changed={}", local_path.display());
         println!(
             "cargo:rerun-if-changed={}",
@@ -271,6 +279,10 @@ fn build_bios_stage_3() -> PathBuf {
     if local_path.exists() {
         // local build
         cmd.arg("--path").arg(&local_path);
+        // tristack: build outside the source directory, which is watched
+        // (`rerun-if-changed` below): a `target/` inside it changed it on
+        // every build, and every `cargo` command rebuilt the runner.
+        cmd.arg("--target-dir").arg(out_dir.join("local-build"));
         println!("cargo:rerun-if-changed={}", local_path.display());
     } else {
         cmd.arg("--version").arg(BOOTLOADER_VERSION);
@@ -336,6 +348,10 @@ fn build_bios_stage_4() -> PathBuf {
     if local_path.exists() {
         // local build
         cmd.arg("--path").arg(&local_path);
+        // tristack: build outside the source directory, which is watched
+        // (`rerun-if-changed` below): a `target/` inside it changed it on
+        // every build, and every `cargo` command rebuilt the runner.
+        cmd.arg("--target-dir").arg(out_dir.join("local-build"));
         println!("cargo:rerun-if-changed={}", local_path.display());
     } else {
         cmd.arg("--version").arg(BOOTLOADER_VERSION);

@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use crate::arch::entry::usermode;
 use crate::arch::percpu;
 use crate::arch::regs::{Regs, REGS_SIZE};
+use crate::arch::stackleak;
 use crate::cmd::cmdline::{self, ArgError};
 use crate::cmd::{CmdError, CmdResult};
 use crate::layout::{estack_range, EStack, Ist, MAX_CPUS};
@@ -173,14 +174,14 @@ pub fn hardening(args: &[&str]) -> CmdResult {
     match args {
         [] => {}
         ["randomize_kstack_offset", v] => usermode::set_randomize_kstack_offset(onoff(v)?),
-        ["stackleak", v] => usermode::set_stackleak(onoff(v)?),
+        ["stackleak", v] => stackleak::set_stackleak(onoff(v)?),
         _ => return Err(ArgError::usage().into()),
     }
     let state = |on: bool| if on { "on" } else { "off" };
     println!(
         "hardening: randomize_kstack_offset {}, stackleak {}",
         state(usermode::randomize_kstack_offset()),
-        state(usermode::stackleak())
+        state(stackleak::stackleak())
     );
     Ok(())
 }

@@ -134,6 +134,8 @@ pub fn start(first_name: &str, first: Entry) -> ! {
         rq(cpu).idle = Some(idle);
         runqueue::CURRENT.this().store(init_ptr, Ordering::Release);
         crate::arch::gdt::set_top_of_stack(top);
+        // SAFETY: init is boxed in TASKS and never reaped.
+        crate::arch::stackleak::start(&unsafe { &*(init_ptr as *const Task) }.stackleak);
     }
     this_cpu().online.store(true, Ordering::Release);
     interrupts::disable();
@@ -188,6 +190,7 @@ pub fn run_idle(cpu: usize) -> ! {
         idle.on_cpu.store(true, Ordering::Relaxed);
         runqueue::CURRENT.this().store(&**idle as *const Task as u64, Ordering::Release);
         crate::arch::gdt::set_top_of_stack(idle.stack.top());
+        crate::arch::stackleak::start(&idle.stackleak);
     }
     this_cpu().online.store(true, Ordering::Release);
     idle_main(0);

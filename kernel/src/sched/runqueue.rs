@@ -308,6 +308,7 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
         }
         q.switches = q.switches.wrapping_add(1);
         SWITCHING_FROM.this().store(prev as *const Task as u64, Ordering::Release);
+        crate::arch::stackleak::switch(&prev.stackleak, &next.stackleak);
         (&mut prev.saved_rsp as *mut u64, next.saved_rsp)
         // The lock is released here; interrupts stay off until we run again.
     };

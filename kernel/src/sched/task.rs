@@ -119,9 +119,10 @@ pub struct Task {
     /// debug registers belong to the CPU, so it is armed only while the
     /// thread runs (Linux switches `thread.ptrace_bps` the same way).
     pub user_watch: AtomicU64,
-    /// The deepest stack address stack erasing found used (u64::MAX: none
-    /// yet); erased words read as unused, this keeps the high-water mark.
-    pub lowest_stack: AtomicU64,
+    /// Its stack as stack erasing sees it: the lowest point since the last
+    /// erase while switched out (Linux `current->lowest_stack`) and the
+    /// deepest point an erase found used.
+    pub stackleak: crate::arch::stackleak::Tracked,
     /// Running user code right now: set by the last step of every return to
     /// user mode, cleared by every entry from it. While set, the thread's
     /// kernel stack holds nothing live (the next entry starts at its top).
@@ -147,7 +148,7 @@ impl Task {
     /// Bytes of its stack never used (Linux `stack_not_used`), counting
     /// what stack erasing poisoned at its deepest.
     pub fn stack_not_used(&self) -> u64 {
-        let erased = self.lowest_stack.load(Ordering::Relaxed).saturating_sub(self.stack.bottom + 8);
+        let erased = self.stackleak.deepest().saturating_sub(self.stack.bottom + 8);
         self.stack.not_used().min(erased)
     }
 
@@ -166,6 +167,7 @@ impl Task {
         pinned: bool,
     ) -> Self {
         let name = name.chars().take(COMM_LEN).collect();
+        let stackleak = crate::arch::stackleak::Tracked::new(stack.bottom + 8, stack.top());
         Task {
             pid,
             name,
@@ -184,7 +186,7 @@ impl Task {
             kill_code: core::sync::atomic::AtomicI64::new(NO_KILL),
             tgid: 0,
             user_watch: AtomicU64::new(0),
-            lowest_stack: AtomicU64::new(u64::MAX),
+            stackleak,
             in_user: AtomicBool::new(false),
             user_traps: AtomicU32::new(0),
             child_stack_size: AtomicU64::new(crate::layout::THREAD_SIZE),

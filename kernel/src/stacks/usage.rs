@@ -27,8 +27,7 @@ pub fn untouched(words: &[u64]) -> u64 {
     (zero_blocks * 8 + rest.iter().take_while(|&&w| w == 0 || w == STACKLEAK_POISON).count()) as u64 * 8
 }
 
-/// Linux `STACKLEAK_POISON` (-0xBEEF): what erased stack holds.
-pub const STACKLEAK_POISON: u64 = (-0xBEEFi64) as u64;
+pub use crate::layout::STACKLEAK_POISON;
 
 /// The system-wide low-water mark of free thread stack (Linux `lowest_to_date`
 /// in `check_stack_usage`).

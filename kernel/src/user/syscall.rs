@@ -22,6 +22,10 @@ fn stack_top() -> u64 {
 }
 
 /// Call number `nr` with the caller's registers; returns RAX.
+// Each handler keeps its own frame (`#[inline(never)]`, as the entries of
+// Linux's `sys_call_table` are separate functions): inlined, `sys_write`'s
+// buffer made every syscall's frame 376 bytes, all of it erased on the
+// way out by STACKLEAK.
 pub fn dispatch(nr: u64, regs: &mut Regs) -> i64 {
     let (a, b) = (regs.rdi, regs.rsi);
     match nr {
@@ -64,6 +68,7 @@ pub fn dispatch(nr: u64, regs: &mut Regs) -> i64 {
     }
 }
 
+#[inline(never)]
 fn sys_write(fd: u64, buf: u64, len: u64) -> i64 {
     if fd != 1 && fd != 2 {
         return -EBADF;
@@ -96,6 +101,7 @@ fn read_timespec(addr: u64) -> Result<Timespec, i64> {
 /// cut, as the tick arithmetic would overflow far beyond it.
 const MAX_SLEEP_MS: u64 = 24 * 3600 * 1000;
 
+#[inline(never)]
 fn sys_nanosleep(req: u64) -> i64 {
     let ts = match read_timespec(req) {
         Ok(ts) => ts,
@@ -109,6 +115,7 @@ fn sys_nanosleep(req: u64) -> i64 {
     0
 }
 
+#[inline(never)]
 fn sys_clock_gettime(clock: u64, tp: u64) -> i64 {
     if clock != CLOCK_MONOTONIC {
         return -EINVAL;
@@ -144,12 +151,14 @@ fn kstack_recurse(top: u64, want: u64, deepest: &mut u64) {
 
 /// `kstack_use(bytes)`: past THREAD_SIZE this runs into the guard page —
 /// a kernel stack overflow from a syscall (oops; only this process dies).
+#[inline(never)]
 fn sys_kstack_use(bytes: u64) -> i64 {
     let mut deepest = 0;
     kstack_recurse(stack_top(), bytes, &mut deepest);
     deepest as i64
 }
 
+#[inline(never)]
 fn sys_watch(addr: u64) -> i64 {
     if !addr.is_multiple_of(8) {
         return -EINVAL;
@@ -235,6 +244,7 @@ fn lkdtm_exec_userspace(addr: u64) -> i64 {
     f()
 }
 
+#[inline(never)]
 fn sys_clone_thread(entry: u64, stack_top: u64, arg: u64) -> i64 {
     // Every value is the user's: checked arithmetic only (a panic here
     // would be a user-triggered kernel crash).
@@ -256,6 +266,7 @@ fn sys_clone_thread(entry: u64, stack_top: u64, arg: u64) -> i64 {
 /// Linux `munmap`: unmap, shoot down the TLBs of every CPU that has this
 /// address space loaded, and only then free the frames (a CPU still
 /// holding a translation would otherwise read or write a reused frame).
+#[inline(never)]
 fn sys_munmap(addr: u64, len: u64) -> i64 {
     use crate::layout::PAGE_SIZE;
     if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {

@@ -18,6 +18,7 @@ pub mod process;
 pub mod regcheck;
 pub mod regs;
 pub mod smpboot;
+pub mod stackleak;
 pub mod switch;
 pub mod tsc;
 pub mod vectors;

@@ -122,6 +122,14 @@ pub struct PerCpu {
     /// Linux `kstack_offset`: mixed with the TSC at every return to user;
     /// its low 10 bits move the next syscall's frames down.
     pub kstack_offset: AtomicU32,
+    /// Linux `current->lowest_stack`, kept per CPU for the running thread
+    /// (saved in its task at a switch, `stackleak::switch`): the lowest RSP
+    /// an instrumented function was entered with since the last erase.
+    /// `mcount` lowers it; 0: not tracking.
+    pub stackleak_lowest: AtomicU64,
+    /// The running thread's lowest usable stack word (above its end
+    /// magic): `mcount` ignores an RSP below it (another stack).
+    pub stackleak_bottom: AtomicU64,
     /// Entry and exit counts across the user boundary.
     pub user: UserCounters,
 }
@@ -174,6 +182,8 @@ impl PerCpu {
             top_of_stack: AtomicU64::new(0),
             user_rsp_scratch: AtomicU64::new(0),
             kstack_offset: AtomicU32::new(0),
+            stackleak_lowest: AtomicU64::new(0),
+            stackleak_bottom: AtomicU64::new(0),
             user: UserCounters {
                 syscalls: AtomicU64::new(0),
                 sysret: AtomicU64::new(0),
@@ -231,6 +241,12 @@ pub const TSS_IST_DB_OFFSET: usize =
     offset_of!(PerCpu, tss) + offset_of!(TaskStateSegment, interrupt_stack_table) + 8 * Ist::DB.tss_slot();
 /// Offset from GS base of the stack tracer's per-CPU recursion guard.
 pub const TRACER_BUSY_OFFSET: usize = offset_of!(PerCpu, tracer_busy);
+/// `MSR_GS_BASE`: the per-CPU base (the paranoid entries read it to learn
+/// whose GS is loaded; an AP's trampoline writes it).
+pub const MSR_GS_BASE: u32 = 0xc000_0101;
+/// Offsets from GS base of what `mcount` tracks for stack erasing.
+pub const STACKLEAK_LOWEST_OFFSET: usize = offset_of!(PerCpu, stackleak_lowest);
+pub const STACKLEAK_BOTTOM_OFFSET: usize = offset_of!(PerCpu, stackleak_bottom);
 
 /// The area of `cpu` (for display and for bring-up).
 pub fn of(cpu: usize) -> &'static PerCpu {

@@ -33,6 +33,11 @@ static AP_CR4: AtomicU64 = AtomicU64::new(0);
 static AP_STACK_TOP: AtomicU64 = AtomicU64::new(0);
 #[unsafe(no_mangle)]
 static AP_CPU: AtomicU64 = AtomicU64::new(0);
+/// The AP's per-CPU area: its GS base before any Rust code runs, since
+/// every instrumented function's `mcount` may read GS (stack erasing's
+/// tracking); `percpu::init` sets the same value again.
+#[unsafe(no_mangle)]
+static AP_GS_BASE: AtomicU64 = AtomicU64::new(0);
 
 global_asm!(
     r#"
@@ -98,7 +103,7 @@ tristack_trampoline_end:
 .text
 .global tristack_ap_start64
 // Entered from the trampoline on its page table, RSP undefined.
-// CR3 := the kernel's; RSP := the idle task's stack top - 16 (two zero
+// CR3 := the kernel's; GS base := its per-CPU area; RSP := the idle task's stack top - 16 (two zero
 // words: a null return address and RBP = 0 end every unwind), then
 // ap_main(cpu) with RSP = 8 mod 16 as the ABI expects at a call target.
 tristack_ap_start64:
@@ -109,6 +114,10 @@ tristack_ap_start64:
     mov rax, qword ptr [rip + {cr4}]
     mov cr4, rax
     mov rsp, qword ptr [rip + {stack}]
+    mov ecx, {msr_gs_base}
+    mov eax, dword ptr [rip + {gs_base}]
+    mov edx, dword ptr [rip + {gs_base} + 4]
+    wrmsr
     xor ebp, ebp
     push 0
     push 0
@@ -124,6 +133,8 @@ tristack_ap_start64:
     cr4 = sym AP_CR4,
     stack = sym AP_STACK_TOP,
     cpu = sym AP_CPU,
+    gs_base = sym AP_GS_BASE,
+    msr_gs_base = const super::percpu::MSR_GS_BASE,
     ap_main = sym ap_entry,
 );
 
@@ -237,6 +248,7 @@ pub fn start_ap(cpu: usize, apic_id: u32, stack_top: u64, ap_main: fn(usize) -> 
     AP_CR4.store(Cr4::read_raw(), Ordering::SeqCst);
     AP_STACK_TOP.store(stack_top, Ordering::SeqCst);
     AP_CPU.store(cpu as u64, Ordering::SeqCst);
+    AP_GS_BASE.store(super::percpu::of(cpu) as *const _ as u64, Ordering::SeqCst);
     percpu::of(cpu).apic_id.store(apic_id, Ordering::SeqCst);
 
     let page = (TRAMPOLINE_PHYS / PAGE_SIZE) as u8;
@@ -263,7 +275,7 @@ pub fn start_ap(cpu: usize, apic_id: u32, stack_top: u64, ap_main: fn(usize) -> 
 static AP_MAIN: AtomicUsize = AtomicUsize::new(0);
 
 /// First Rust code on an AP: on the idle task's stack, on the kernel's page
-/// tables, interrupts off, GS base not set yet.
+/// tables, interrupts off, GS base set by the trampoline (its area).
 extern "C" fn ap_entry(cpu: u64) -> ! {
     // SAFETY: `start_ap` stored a `fn(usize) -> !` before starting the AP.
     let ap_main = unsafe { core::mem::transmute::<usize, fn(usize) -> !>(AP_MAIN.load(Ordering::SeqCst)) };

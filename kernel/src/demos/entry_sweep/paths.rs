@@ -48,7 +48,7 @@ pub static PATHS: &[Path] = &[
     Path { name: "exit to user mode (checks, STACKLEAK, IRET)", trigger: Trigger::SyscallLoop { nmis: false },
            code: &[Code::Sym("tristack_return_to_user"), Code::Sym("tristack::arch::x86_64::entry::usermode::exit_to_user_mode"),
                    Code::Sym("tristack::arch::x86_64::entry::usermode::prepare_exit"),
-                   Code::Sym("tristack::arch::x86_64::entry::usermode::stackleak_lowest")] },
+                   Code::Sym("tristack::arch::x86_64::stackleak::erase_start")] },
     Path { name: "IRQ from user mode", trigger: Trigger::SyscallLoop { nmis: false },
            code: &[Code::Stub(|| irq_stub(LOCAL_TIMER_VECTOR.into())), Code::Sym("tristack_irq_common")] },
     Path { name: "faulting IRET to user mode (fixup_bad_iret)", trigger: Trigger::BadIret,

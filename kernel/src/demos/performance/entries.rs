@@ -115,15 +115,32 @@ pub(super) fn bench_syscall() -> CmdResult {
 }
 
 fn with_and_without_stackleak(prog: &str) -> CmdResult {
-    use crate::arch::entry::usermode;
+    use crate::arch::stackleak;
+    let before = (stackleak::erased_bytes(), returns_to_user());
     crate::demos::user_mode::run_here(prog, "2000")?;
-    if !usermode::stackleak() {
+    if !stackleak::stackleak() {
         return Ok(());
     }
-    usermode::set_stackleak(false);
+    let (bytes, returns) = (stackleak::erased_bytes() - before.0, returns_to_user() - before.1);
+    // Under -icount `rep stosq` counts one instruction per word; the bytes
+    // are the memory a real CPU writes (each thread's first return erases
+    // its whole stack, counted in the mean).
+    crate::println!("bench: stack erasing: {} bytes per return to user (mean of {returns})", bytes / returns.max(1));
+    stackleak::set_stackleak(false);
     let result = crate::demos::user_mode::run_here(prog, "2000 stackleak-off");
-    usermode::set_stackleak(true);
+    stackleak::set_stackleak(true);
     result
+}
+
+/// Returns to user mode on every CPU so far.
+fn returns_to_user() -> u64 {
+    use core::sync::atomic::Ordering::Relaxed;
+    crate::arch::percpu::online_cpus()
+        .map(|c| {
+            let u = &crate::arch::percpu::of(c).user;
+            u.sysret.load(Relaxed) + u.iret.load(Relaxed)
+        })
+        .sum()
 }
 
 /// Two threads of a user process yielding to each other through

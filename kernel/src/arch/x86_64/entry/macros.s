@@ -1,11 +1,15 @@
 // Entry macros shared by every stub (assembled with the other files of
 // this directory in one global_asm!, see mod.rs).
 
-// Linux `STACKLEAK_ERASE`: RSP = &Regs (the user frame at the stack top);
-// fill [stackleak_lowest(), RSP) with STACKLEAK_POISON. Clobbers RAX, RCX,
-// RDI (restored from the frame right after).
+// Linux `STACKLEAK_ERASE`: RSP = where this entry's Rust frames began
+// (&Regs, the user frame at the stack top; for a syscall, below it by the
+// random offset: that gap is never written); fill
+// [stackleak::erase_start(RSP), RSP) with STACKLEAK_POISON. erase_start's
+// own frame is below RSP, so it is erased too. Clobbers RAX, RCX, RDI
+// (restored from the frame right after).
 .macro STACKLEAK_ERASE
-    call {stackleak_lowest}
+    mov rdi, rsp
+    call {stackleak_erase_start}
     test rax, rax
     jz 9f
     mov rdi, rax

@@ -5,7 +5,8 @@
 //! `exceptions.s` (kernel mode, IST stubs), `irq.s` — and,
 //! in the submodules, the Rust handlers they call: `traps` (exceptions
 //! that end in an oops, page faults), `syscall` (`do_syscall_64`, the MSRs),
-//! `usermode` (`sync_regs`, the exit to user mode and its checks). They sit
+//! `usermode` (`sync_regs`, the exit to user mode and its checks); where
+//! the erase on the way out starts is `arch::stackleak`. They sit
 //! above every subsystem they call into (see `layering`); the registries
 //! those subsystems use (vectors, NMI handlers, debug hooks) are below, in
 //! `arch`.
@@ -95,8 +96,8 @@ global_asm!(
     syscall_frame = const SYSCALL_FRAME,
     regs_rax = const REGS_RAX,
     enosys = const crate::user::abi::ENOSYS,
-    stackleak_lowest = sym usermode::stackleak_lowest,
-    poison = const usermode::STACKLEAK_POISON,
+    stackleak_erase_start = sym crate::arch::stackleak::erase_start,
+    poison = const crate::arch::stackleak::STACKLEAK_POISON,
     msr_gs_base = const MSR_GS_BASE,
     irq_count = const IRQ_COUNT_OFFSET,
     irq_stack_top = const IRQ_STACK_TOP_OFFSET,

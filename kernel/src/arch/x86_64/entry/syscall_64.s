@@ -10,9 +10,9 @@
 // RAX preset to -ENOSYS: 176 bytes, so &Regs = top - 176. A zero fake frame
 // ends the frame chain; then RSP moves down by the random offset (Linux
 // `add_random_kstack_offset`: `kstack_offset & 0x3ff`, 16-aligned) and
-// `do_syscall_64(&Regs)` runs. Back: RSP := &Regs; the used stack below it
-// poisoned (STACKLEAK_ERASE); SYSRET if `do_syscall_64` said it is safe,
-// else IRET.
+// `do_syscall_64(&Regs)` runs. Back: the used stack below the offset
+// poisoned (STACKLEAK_ERASE); RSP := &Regs; SYSRET if `do_syscall_64` said
+// it is safe, else IRET.
 .global tristack_entry_SYSCALL_64
 tristack_entry_SYSCALL_64:
     swapgs
@@ -39,11 +39,14 @@ tristack_syscall_kernel_rsp:
     and eax, {kstack_offset_mask}
     sub rsp, rax
     and rsp, -16
+    mov r13, rsp                    // where the Rust frames begin (R12, R13 come back from the frame)
     mov rdi, r12
     call {do_syscall_64}
-    mov rsp, r12
-    movzx r12d, al                  // SYSRET allowed (R12 comes back from the frame)
+    mov rsp, r13
+    mov r13, r12                    // &Regs
+    movzx r12d, al                  // SYSRET allowed
     STACKLEAK_ERASE
+    mov rsp, r13
     test r12b, r12b
     jz tristack_restore_and_iret_to_user
 // SYSRET: RCX = RIP and R11 = RFLAGS were checked by do_syscall_64.

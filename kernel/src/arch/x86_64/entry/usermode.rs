@@ -1,8 +1,8 @@
 //! The user/kernel boundary in Rust (Linux `arch/x86/entry/common.c`,
-//! `traps.c:sync_regs`, `randomize_kstack.h`, `stackleak.c`): moving a
+//! `traps.c:sync_regs`, `randomize_kstack.h`): moving a
 //! frame off an IST stack, the work and checks of every return to user
-//! mode, the two hardenings of the thread stack, and the first entry into
-//! a new program. The assembly is in `entry.rs` and `syscall.rs`.
+//! mode, the random stack offset (stack erasing is `stackleak.rs`), and the
+//! first entry into a new program. The assembly is in `entry.rs` and `syscall.rs`.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -12,15 +12,10 @@ use crate::arch::regs::Regs;
 use crate::arch::vectors::X86_TRAP_NMI;
 use crate::layout::{cea_base, EStack};
 
-/// `MSR_GS_BASE`: the paranoid entries read it to learn whose GS is loaded.
-pub const MSR_GS_BASE: u32 = 0xc000_0101;
-
-pub use crate::stacks::usage::STACKLEAK_POISON;
+pub use crate::arch::percpu::MSR_GS_BASE;
 
 /// Per-syscall random stack offset (Linux `randomize_kstack_offset=on`).
 static RANDOMIZE_KSTACK_OFFSET: AtomicBool = AtomicBool::new(true);
-/// Erase the used thread stack on every return to user (Linux STACKLEAK).
-static STACKLEAK: AtomicBool = AtomicBool::new(true);
 
 pub fn set_randomize_kstack_offset(on: bool) {
     RANDOMIZE_KSTACK_OFFSET.store(on, Ordering::SeqCst);
@@ -32,12 +27,6 @@ pub fn set_randomize_kstack_offset(on: bool) {
 }
 pub fn randomize_kstack_offset() -> bool {
     RANDOMIZE_KSTACK_OFFSET.load(Ordering::Relaxed)
-}
-pub fn set_stackleak(on: bool) {
-    STACKLEAK.store(on, Ordering::SeqCst);
-}
-pub fn stackleak() -> bool {
-    STACKLEAK.load(Ordering::Relaxed)
 }
 
 /// Linux `sync_regs`: an exception from user mode that arrived on an IST
@@ -140,6 +129,15 @@ fn check_user_return(regs: &Regs) {
     if at_top && irq_count == -1 && nmi == 0 && db == 0 && ist_db == db_top {
         return;
     }
+    report_bad_user_return(regs, irq_count, nmi, db, ist_db);
+}
+
+/// Out of line: its formatting would otherwise widen `prepare_exit`'s
+/// frame on every return to user (all of which STACKLEAK then erases).
+#[cold]
+#[inline(never)]
+fn report_bad_user_return(regs: &Regs, irq_count: i64, nmi: u32, db: u32, ist_db: u64) {
+    let cpu = this_cpu();
     let n = cpu.user.violations.fetch_add(1, Ordering::Relaxed);
     if n < 3 {
         crate::println!(
@@ -149,56 +147,4 @@ fn check_user_return(regs: &Regs) {
             user_frame_slot() as u64
         );
     }
-}
-
-/// Where erasing starts (Linux `stackleak_erase`, called by the exit
-/// path's `STACKLEAK_ERASE` right before it restores the user registers;
-/// the entry code fills `[returned value, RSP)` with `STACKLEAK_POISON`,
-/// RSP then being the user frame itself, so everything this entry left
-/// below its frame is gone). 0: erasing is off.
-///
-/// Linux learns the lowest point from compiler instrumentation
-/// (`current->lowest_stack`); tristack finds it by scanning up from the
-/// bottom for the first word that is neither zero (never used) nor poison
-/// (erased before): everything below it is clean already.
-pub extern "C" fn stackleak_lowest() -> u64 {
-    if !stackleak() {
-        return 0;
-    }
-    let Some(task) = crate::sched::current() else { return 0 };
-    let bottom = task.stack.bottom;
-    let rsp = crate::arch::cpu::stack_pointer();
-    // Skip the end-magic word at the very bottom, then runs of poison and
-    // of zero with `repe scasq` (a string instruction: no loop of loads
-    // and compares), until a word that is neither, or RSP.
-    let mut lowest = bottom + 8;
-    while lowest < rsp {
-        // SAFETY: this thread's own stack below RSP: mapped, only read.
-        let word = unsafe { (lowest as *const u64).read_volatile() };
-        if word != 0 && word != STACKLEAK_POISON {
-            break;
-        }
-        let words = (rsp - lowest) / 8;
-        let stop: u64;
-        // SAFETY: `repe scasq` reads [lowest, lowest + 8 * words), inside
-        // this stack below RSP; DF is clear (the Rust ABI requires it).
-        unsafe {
-            core::arch::asm!(
-                "repe scasq",
-                "jne 2f",
-                "add rdi, 8", // ran to the end: no mismatch to step back over
-                "2:",
-                "sub rdi, 8",
-                inout("rdi") lowest => stop,
-                inout("rcx") words => _,
-                in("rax") word,
-                options(nostack, readonly),
-            )
-        };
-        lowest = stop;
-    }
-    // Keep the high-water mark the poison is about to hide (Linux
-    // STACKLEAK_METRICS `lowest_stack`).
-    task.lowest_stack.fetch_min(lowest, Ordering::Relaxed);
-    lowest
 }
