@@ -62,12 +62,12 @@ pub fn set_tracking(on: bool) {
 }
 
 // RSP: entered at 8 mod 16 (the call pushed the return address); one push
-// realigns it for the Rust hook, popped before `ret`. Tracking only (the
-// default: STACKLEAK on, tracer off): five instructions when RSP is not a
-// new low (`cmp` of the mode, `jne`, `cmp` of RSP, `jb`, `ret`). Off: five
-// too (two compares of the mode); it was three before tracking, but the
-// default path matters more, and every other order costs it two or four
-// more. A new low within
+// realigns it for the Rust hook, popped before `ret`. Off: three
+// instructions (`cmp`, `jne` not taken, `ret`), as before tracking: the
+// configuration compared with Linux (`./x bench --vs-linux`, STACKLEAK off
+// as in Debian's kernel) pays nothing for it. Tracking only (the default:
+// STACKLEAK on, tracer off): seven when RSP is not a new low (a second
+// compare of the mode, then one of RSP). A new low within
 // the running thread's stack is stored (an RSP below its bottom is on
 // another stack: IRQ, IST or extra). The RSP kept is mcount's own, 8 below
 // the function's frame: what the function itself uses is above it.
@@ -79,14 +79,14 @@ global_asm!(
     ".globl mcount",
     ".type mcount, @function",
     "mcount:",
-    "    cmp byte ptr [rip + {mode}], {track}",
+    "    cmp byte ptr [rip + {mode}], 0",
     "    jne 1f",
-    "    cmp rsp, qword ptr gs:[{lowest}]",
-    "    jb 3f",
     "    ret",
     "1:",
-    "    cmp byte ptr [rip + {mode}], 0",
+    "    cmp byte ptr [rip + {mode}], {track}",
     "    jne 4f",
+    "    cmp rsp, qword ptr gs:[{lowest}]",
+    "    jb 3f",
     "    ret",
     // Tracer on, maybe tracking too.
     "4:",

@@ -113,13 +113,16 @@ pub fn start(next: &Tracked) {
 #[instrument_fn = "off"]
 #[inline(always)]
 pub fn switch(prev: &Tracked, next: &Tracked) {
-    // Off, nothing is tracked (switching it on starts a new generation,
-    // in which every task's first erase is whole).
-    if stackleak() {
-        let rsp = crate::arch::cpu::stack_pointer();
-        let lowest = this_cpu().stackleak_lowest.load(Ordering::Relaxed);
-        prev.lowest.store(lowest.min(rsp - SWITCH_PUSHES), Ordering::Relaxed);
+    // Off, nothing is tracked: only which stack runs is kept. Switching it
+    // on starts a new generation, in which every task's first erase is
+    // whole and sets this CPU's tracking up again (`erase_start`).
+    if !stackleak() {
+        RUNNING.this().store(next as *const Tracked as u64, Ordering::Relaxed);
+        return;
     }
+    let rsp = crate::arch::cpu::stack_pointer();
+    let lowest = this_cpu().stackleak_lowest.load(Ordering::Relaxed);
+    prev.lowest.store(lowest.min(rsp - SWITCH_PUSHES), Ordering::Relaxed);
     start(next);
 }
 
@@ -157,6 +160,7 @@ pub extern "C" fn erase_start(end: u64) -> u64 {
     tracked.generation.store(generation, Ordering::Relaxed);
     tracked.lowest.store(tracked.top, Ordering::Relaxed);
     cpu.stackleak_lowest.store(tracked.top, Ordering::Relaxed);
+    cpu.stackleak_bottom.store(bottom, Ordering::Relaxed);
     ERASED.this().fetch_add(end - start, Ordering::Relaxed);
     start
 }
