@@ -11,14 +11,11 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering}
 use crate::arch::debug::{self, DebugEvent, DebugKind};
 use crate::arch::percpu::this_cpu;
 use crate::arch::regs::Regs;
-use crate::arch::vectors::{X86_TRAP_MC, X86_TRAP_NMI};
+use crate::arch::vectors::{ENTRY_SWEEP_VECTOR, LOCAL_TIMER_VECTOR, X86_TRAP_MC, X86_TRAP_NMI};
 use crate::arch::{apic, irq, mce, nmi};
 use crate::layout::{estack_range, EStack};
 use crate::smp;
 use crate::time::spin_until;
-
-/// The IRQ the sweep makes pending at an instruction (a self-IPI), claimed at init.
-static ENTRY_SWEEP_VECTOR: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 
 /// The events the sweep delivers at an instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +65,7 @@ pub fn init() {
     debug::register_debug_hook(db_hook);
     nmi::register_nmi_handler(nmi_seen);
     mce::register_mce_hook(mce_seen);
-    ENTRY_SWEEP_VECTOR.store(irq::claim(irq_seen, "LAPIC  self-IPI entry-sweep"), Ordering::Relaxed);
+    irq::register(ENTRY_SWEEP_VECTOR, irq_seen, "LAPIC  self-IPI entry-sweep");
 }
 
 fn on_target() -> bool {
@@ -116,7 +113,15 @@ fn db_hook(regs: &mut Regs, ev: &DebugEvent) -> bool {
         match event() {
             Some(Event::Nmi) => crate::arch::entry::debug::deliver_at_return(regs, X86_TRAP_NMI),
             Some(Event::Mce) => crate::arch::entry::debug::deliver_at_return(regs, X86_TRAP_MC),
-            Some(Event::Irq) => apic::send_self_ipi(ENTRY_SWEEP_VECTOR.load(Ordering::Relaxed)),
+            Some(Event::Irq) => {
+                // The worst case every time: a timer tick pending at the
+                // same moment. It must not be delivered first (its exit runs
+                // softirqs with interrupts on, where the sweep's IRQ would
+                // land): ENTRY_SWEEP_VECTOR is above it. With a demo vector
+                // (below the timer's) this lost every IRQ of `call_on_stack`.
+                apic::send_self_ipi(LOCAL_TIMER_VECTOR);
+                apic::send_self_ipi(ENTRY_SWEEP_VECTOR)
+            }
             None => {}
         }
     }
