@@ -130,12 +130,12 @@ pub fn start(first_name: &str, first: Entry) -> ! {
         let mut tasks = TASKS.lock();
         tasks.next_pid = INIT_PID + 1;
         let init_ptr = &*init as *const Task as u64;
+        // Its stack, for stack erasing (the box does not move with it).
+        crate::arch::stackleak::start(&init.stackleak);
         tasks.tasks.insert(INIT_PID, init);
         rq(cpu).idle = Some(idle);
         runqueue::CURRENT.this().store(init_ptr, Ordering::Release);
         crate::arch::gdt::set_top_of_stack(top);
-        // SAFETY: init is boxed in TASKS and never reaped.
-        crate::arch::stackleak::start(&unsafe { &*(init_ptr as *const Task) }.stackleak);
     }
     this_cpu().online.store(true, Ordering::Release);
     interrupts::disable();

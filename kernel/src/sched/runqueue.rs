@@ -131,6 +131,7 @@ impl RunQueue {
         next.on_cpu.store(true, Ordering::Release);
         SWITCHING_TO.this().store(next as *const Task as u64, Ordering::Release);
         crate::arch::gdt::set_top_of_stack(next.stack.top());
+        crate::arch::stackleak::start(&next.stackleak);
         // The next task's address space (a user process's, or the kernel's
         // for a kernel thread; the kernel half is the same in both, so this
         // stack and every other stays mapped across the write).
@@ -297,6 +298,7 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
                 q.queue.push_back(TaskRef::of(prev));
             }
         }
+        crate::arch::stackleak::save(&prev.stackleak);
         let next = q.switch_in_next();
         if core::ptr::eq(next, prev) {
             SWITCHING_TO.this().store(0, Ordering::Relaxed);
@@ -308,7 +310,6 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
         }
         q.switches = q.switches.wrapping_add(1);
         SWITCHING_FROM.this().store(prev as *const Task as u64, Ordering::Release);
-        crate::arch::stackleak::switch(&prev.stackleak, &next.stackleak);
         (&mut prev.saved_rsp as *mut u64, next.saved_rsp)
         // The lock is released here; interrupts stay off until we run again.
     };

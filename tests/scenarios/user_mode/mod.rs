@@ -335,6 +335,22 @@ fn stack_erasing_hides_what_a_syscall_left_behind() {
     assert!(found[1].contains("found the secret") && !found[1].contains("did not"), "erasing off: {}", found[1]);
 }
 
+/// A thread killed by an oops hands its CPU straight to the next task
+/// (`kill_current`), not through `schedule`; stack erasing must follow
+/// that switch too. Here the next task is a process spinning in user mode
+/// on the same CPU: its next return to user erases its own stack. When
+/// only `schedule` told stack erasing which stack ran, it went on with the
+/// killed thread's record and the kernel panicked ("the running stack's
+/// record ... does not hold the frame"); without that check it would have
+/// filled the memory between the two stacks.
+#[test]
+fn a_process_that_gets_the_cpu_of_a_thread_killed_by_an_oops_erases_its_own_stack() {
+    let run = boot("run --bg spin --cpu 1; doublefault --cpu 1; sleep 200; ps; poweroff");
+    run.expect_status(0).expect("doublefault: (expected oops)").expect_not("Kernel panic");
+    let spin = run.kernel_lines().into_iter().find(|l| l.starts_with("spin ")).unwrap_or_else(|| panic!("{run}"));
+    assert!(spin.contains(" R ") && spin.ends_with("user (kernel stack empty)"), "{spin}");
+}
+
 /// Every way into the kernel from user mode on four CPUs at once —
 /// syscalls, yields, #BP and #DB moved off their IST stack, timer IRQs,
 /// NMIs (probes and bt-all) — and every return to user passes the check.

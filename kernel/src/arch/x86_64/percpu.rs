@@ -123,7 +123,7 @@ pub struct PerCpu {
     /// its low 10 bits move the next syscall's frames down.
     pub kstack_offset: AtomicU32,
     /// Linux `current->lowest_stack`, kept per CPU for the running thread
-    /// (saved in its task at a switch, `stackleak::switch`): the lowest RSP
+    /// (saved in its task at a switch, `stackleak::save`): the lowest RSP
     /// an instrumented function was entered with since the last erase.
     /// `mcount` lowers it; 0: not tracking.
     pub stackleak_lowest: AtomicU64,

@@ -8,7 +8,7 @@
 //! thread reached since its last erase in a per-CPU word (Linux
 //! `current->lowest_stack`, lowered by the plugin's `stackleak_track_stack`
 //! calls); a context switch saves it in the task and loads the next
-//! task's (`switch`). Below that point only untracked writes can be dirty
+//! task's (`save`, `start`). Below that point only untracked writes can be dirty
 //! — an interrupt frame pushed on the thread stack, the uninstrumented
 //! switch path, `switch_to`'s pushes — so the erase starts at the lowest
 //! dirty word above the first run of `SEARCH_WORDS` poison words (Linux
@@ -95,35 +95,36 @@ crate::define_per_cpu! {
     static RUNNING: AtomicU64 = AtomicU64::new(0);
 }
 
-/// `next` starts running on this CPU (a context switch, or the first run
-/// of init and idle): what `mcount` and `erase_start` need of it.
+/// `next` starts running on this CPU (every context switch, the last one
+/// of an exiting task included, and the first run of init and idle): what
+/// `mcount` and `erase_start` need of it. Off, only which stack runs is
+/// kept; switching erasing on starts a new generation, in which every
+/// task's first erase is whole and sets this CPU's tracking up again.
 #[instrument_fn = "off"]
 #[inline(always)]
 pub fn start(next: &Tracked) {
-    let cpu = this_cpu();
     RUNNING.this().store(next as *const Tracked as u64, Ordering::Relaxed);
+    if !stackleak() {
+        return;
+    }
+    let cpu = this_cpu();
     // Raw, whatever its generation: `erase_start` checks that.
     cpu.stackleak_lowest.store(next.lowest.load(Ordering::Relaxed), Ordering::Relaxed);
     cpu.stackleak_bottom.store(next.bottom, Ordering::Relaxed);
 }
 
-/// At a context switch, still on `prev`'s stack with interrupts off: keep
-/// `prev`'s lowest point (at least the switch's own pushes below RSP),
-/// and track `next` from now.
+/// Before a context switch chooses the next task, still on `prev`'s stack
+/// with interrupts off: keep `prev`'s lowest point (at least the switch's
+/// own pushes below RSP) for when it runs again.
 #[instrument_fn = "off"]
 #[inline(always)]
-pub fn switch(prev: &Tracked, next: &Tracked) {
-    // Off, nothing is tracked: only which stack runs is kept. Switching it
-    // on starts a new generation, in which every task's first erase is
-    // whole and sets this CPU's tracking up again (`erase_start`).
+pub fn save(prev: &Tracked) {
     if !stackleak() {
-        RUNNING.this().store(next as *const Tracked as u64, Ordering::Relaxed);
         return;
     }
     let rsp = crate::arch::cpu::stack_pointer();
     let lowest = this_cpu().stackleak_lowest.load(Ordering::Relaxed);
     prev.lowest.store(lowest.min(rsp - SWITCH_PUSHES), Ordering::Relaxed);
-    start(next);
 }
 
 /// Where erasing starts (Linux `stackleak_erase`, called by the exit
@@ -139,6 +140,14 @@ pub extern "C" fn erase_start(end: u64) -> u64 {
     // SAFETY: set at every switch to the task now running, whose task (and
     // its `Tracked`) is not freed while it runs.
     let Some(tracked) = (unsafe { running.as_ref() }) else { return 0 };
+    // The record must be this stack's: with another task's, the erase
+    // would fill memory between two stacks (a switch that skipped `start`).
+    assert!(
+        (tracked.bottom..=tracked.top).contains(&end),
+        "stackleak: the running stack's record {:#x}..{:#x} does not hold the frame {end:#x}",
+        tracked.bottom,
+        tracked.top
+    );
     let bottom = tracked.bottom;
     let cpu = this_cpu();
     let generation = GENERATION.load(Ordering::Relaxed);
