@@ -142,12 +142,9 @@ pub extern "C" fn erase_start(end: u64) -> u64 {
     let Some(tracked) = (unsafe { running.as_ref() }) else { return 0 };
     // The record must be this stack's: with another task's, the erase
     // would fill memory between two stacks (a switch that skipped `start`).
-    assert!(
-        (tracked.bottom..=tracked.top).contains(&end),
-        "stackleak: the running stack's record {:#x}..{:#x} does not hold the frame {end:#x}",
-        tracked.bottom,
-        tracked.top
-    );
+    if !(tracked.bottom..=tracked.top).contains(&end) {
+        wrong_record(tracked, end);
+    }
     let bottom = tracked.bottom;
     let cpu = this_cpu();
     let generation = GENERATION.load(Ordering::Relaxed);
@@ -172,6 +169,17 @@ pub extern "C" fn erase_start(end: u64) -> u64 {
     cpu.stackleak_bottom.store(bottom, Ordering::Relaxed);
     ERASED.this().fetch_add(end - start, Ordering::Relaxed);
     start
+}
+
+/// Out of line: the panic's formatting would widen `erase_start`'s frame,
+/// which every erase then clears.
+#[cold]
+#[inline(never)]
+fn wrong_record(tracked: &Tracked, end: u64) -> ! {
+    panic!(
+        "stackleak: the running stack's record {:#x}..{:#x} does not hold the frame {end:#x}",
+        tracked.bottom, tracked.top
+    )
 }
 
 crate::define_per_cpu! {
