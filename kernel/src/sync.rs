@@ -78,9 +78,10 @@ impl<T> IrqMutex<T> {
     /// restored, and not counted in `locks_held` — the context switch takes
     /// its run queue's lock this way, after its own "scheduling while
     /// atomic" check and never across the switch.
+    /// Only once this CPU's per-CPU area is set up (the owner is its number).
     pub fn lock_irqs_off(&self) -> IrqMutexGuard<'_, T> {
         let guard = self.inner.lock();
-        self.owner.store(current_cpu_id().wrapping_add(1), Ordering::Relaxed);
+        self.owner.store(crate::arch::percpu::this_cpu().id().wrapping_add(1), Ordering::Relaxed);
         IrqMutexGuard { guard: Some(guard), owner: &self.owner, were_enabled: false, counted: false }
     }
 

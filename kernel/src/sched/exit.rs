@@ -101,7 +101,7 @@ pub fn kill_current(reset_cpu: fn(), recovered: fn()) -> KillError {
         Ok(mut tasks) => reparent_children(&mut tasks, cur.pid),
         Err(held) => return KillError { lock: "task list", cpu, held },
     }
-    let mut q = match lock_for_kill(&super::runqueue::RQ[cpu]) {
+    let mut q = match lock_for_kill(super::runqueue::RQ.of(cpu)) {
         Ok(q) => q,
         Err(held) => return KillError { lock: "run-queue", cpu, held },
     };
@@ -110,7 +110,6 @@ pub fn kill_current(reset_cpu: fn(), recovered: fn()) -> KillError {
     reset_cpu();
     let next = q.switch_in_next();
     q.switches += 1;
-    super::runqueue::SWITCHING_FROM.this().store(cur as *const Task as u64, Ordering::Release);
     println!(
         "oops: killed {} ({}); its stack {:016x}..{:016x} stays until it is reaped",
         cur.name,
@@ -123,8 +122,9 @@ pub fn kill_current(reset_cpu: fn(), recovered: fn()) -> KillError {
     interrupts::disable();
     recovered();
     // SAFETY: the dying task's stack (or the #DF stack we are on) is
-    // abandoned; next's frame is valid.
-    unsafe { switch::switch_to_abandon(rsp) }
+    // abandoned; next's frame is valid. Next finishes the switch away
+    // from `cur` (its joiner is woken, its `on_cpu` cleared).
+    unsafe { switch::switch_to_abandon(rsp, cur as *const Task as u64) }
 }
 
 /// Wait for thread `pid` to end, then reap it (free its stack). One joiner

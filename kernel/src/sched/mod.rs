@@ -85,9 +85,12 @@ fn new_task(
     // What the new thread runs first (one store; the switch code is below
     // the scheduler and is told, not asking).
     switch::set_thread_main(thread_main);
-    // SAFETY: the stack was just allocated for this task and is mapped.
-    let saved_rsp = unsafe { switch::initial_frame(stack.top() - reserved, entry as usize as u64, arg) };
-    let mut task = Box::new(Task::new(0, name, parent, stack, saved_rsp, cpu, pinned));
+    let top = stack.top() - reserved;
+    let mut task = Box::new(Task::new(0, name, parent, stack, 0, cpu, pinned));
+    let me = &*task as *const Task as u64;
+    // SAFETY: the stack was just allocated for this task and is mapped; the
+    // box does not move with the task.
+    task.saved_rsp = unsafe { switch::initial_frame(top, entry as usize as u64, arg, me) };
     task.mm = mm;
     Ok(task)
 }
@@ -139,13 +142,17 @@ pub fn start(first_name: &str, first: Entry) -> ! {
     }
     this_cpu().online.store(true, Ordering::Release);
     interrupts::disable();
-    // SAFETY: `rsp` is init's initial frame; the boot stack is never used again.
-    unsafe { switch::switch_to_abandon(rsp) }
+    // SAFETY: `rsp` is init's initial frame; the boot stack is never used
+    // again, and it was no task's (0).
+    unsafe { switch::switch_to_abandon(rsp, 0) }
 }
 
-/// First Rust code of every thread (called from `tristack_thread_start`).
-pub extern "C" fn thread_main(entry: u64, arg: u64) -> ! {
-    runqueue::finish_switch();
+/// First Rust code of every thread (called from `tristack_thread_start`):
+/// `me` is this thread's task, `prev` the task the CPU left (0: none).
+pub extern "C" fn thread_main(entry: u64, arg: u64, me: u64, prev: u64) -> ! {
+    // SAFETY: `me` is the boxed task whose initial frame `new_task` built,
+    // alive while it runs; `prev` is what `switch_to` handed over.
+    runqueue::finish_first_switch(unsafe { &*(me as *const Task) }, prev as *const Task);
     interrupts::enable();
     // SAFETY: `entry` was an `Entry` turned into an integer by `new_task`.
     let f: Entry = unsafe { core::mem::transmute::<usize, Entry>(entry as usize) };

@@ -11,7 +11,7 @@
 //! that holds an `RQ` lock never takes `TASKS`.
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,16 +36,6 @@ crate::define_per_cpu! {
     /// `schedule`, under the run-queue lock.
     pub static NEED_RESCHED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 }
-crate::define_per_cpu! {
-    /// The task being switched to; `finish_switch` makes it `current` once
-    /// RSP is on its stack (Linux `__switch_to`).
-    pub static SWITCHING_TO: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-}
-crate::define_per_cpu! {
-    /// The task this CPU is switching away from; the task switched to
-    /// clears that task's `on_cpu` once it runs (Linux `finish_task_switch`).
-    pub static SWITCHING_FROM: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-}
 
 /// A task on a run queue. Tasks are boxed and never move; one is freed only
 /// when reaped, after it ended and left every queue.
@@ -57,6 +47,8 @@ pub(super) struct TaskRef(*mut Task);
 unsafe impl Send for TaskRef {}
 
 impl TaskRef {
+    pub(super) const NONE: TaskRef = TaskRef(core::ptr::null_mut());
+
     pub(super) fn of(task: &mut Task) -> TaskRef {
         TaskRef(task)
     }
@@ -78,9 +70,43 @@ pub(super) struct TaskList {
 pub(super) static TASKS: IrqMutex<TaskList> =
     IrqMutex::new(TaskList { tasks: BTreeMap::new(), next_pid: super::INIT_PID });
 
+/// Tasks in order, linked through their `run_next` (Linux links its run
+/// queues through the tasks too, `sched_rt_entity.run_list`): queueing and
+/// taking the next are a few stores, with no allocation under the lock.
+struct TaskQueue {
+    head: TaskRef,
+    tail: TaskRef,
+}
+
+impl TaskQueue {
+    const fn new() -> Self {
+        TaskQueue { head: TaskRef::NONE, tail: TaskRef::NONE }
+    }
+
+    fn push_back(&mut self, task: &mut Task) {
+        task.run_next = TaskRef::NONE;
+        // SAFETY: the tail is a queued task, alive (the caller holds the lock).
+        match unsafe { self.tail.0.as_mut() } {
+            Some(tail) => tail.run_next = TaskRef::of(task),
+            None => self.head = TaskRef::of(task),
+        }
+        self.tail = TaskRef::of(task);
+    }
+
+    fn pop_front(&mut self) -> Option<TaskRef> {
+        // SAFETY: the head is a queued task, alive (the caller holds the lock).
+        let head = unsafe { self.head.0.as_mut() }?;
+        self.head = head.run_next;
+        if self.head == TaskRef::NONE {
+            self.tail = TaskRef::NONE;
+        }
+        Some(TaskRef::of(head))
+    }
+}
+
 pub(super) struct RunQueue {
     /// Runnable tasks of this CPU, in order; a task is here iff Runnable.
-    queue: VecDeque<TaskRef>,
+    queue: TaskQueue,
     /// This CPU's idle task (pid 0, as in Linux), run when `queue` is empty.
     pub(super) idle: Option<Box<Task>>,
     /// Sleepers with a timeout (`sleep_ms`), woken by this CPU's tick.
@@ -88,9 +114,11 @@ pub(super) struct RunQueue {
     pub(super) switches: u64,
 }
 
-pub(super) static RQ: [IrqMutex<RunQueue>; MAX_CPUS] =
-    [const { IrqMutex::new(RunQueue { queue: VecDeque::new(), idle: None, timed: Vec::new(), switches: 0 }) };
-        MAX_CPUS];
+crate::define_per_cpu! {
+    /// This CPU's run queue (Linux `runqueues`).
+    pub(super) static RQ: IrqMutex<RunQueue> =
+        IrqMutex::new(RunQueue { queue: TaskQueue::new(), idle: None, timed: Vec::new(), switches: 0 });
+}
 
 impl RunQueue {
     /// Make `task` (placed on this queue's CPU) runnable and queue it.
@@ -102,13 +130,13 @@ impl RunQueue {
         task.waiting_on = None;
         task.state.set(State::Runnable);
         self.timed.retain(|&t| t != TaskRef::of(task));
-        self.queue.push_back(TaskRef::of(task));
+        self.queue.push_back(task);
         set_need_resched(task.cpu);
     }
 
     /// Queue a task that was just created (state Runnable already).
     pub(super) fn enqueue_new(&mut self, task: &mut Task) {
-        self.queue.push_back(TaskRef::of(task));
+        self.queue.push_back(task);
         set_need_resched(task.cpu);
     }
 
@@ -117,6 +145,7 @@ impl RunQueue {
     /// RSP is on its stack (until then NMI traces name the task whose stack
     /// they walk).
     #[instrument_fn = "off"]
+    #[inline(always)]
     pub(super) fn switch_in_next(&mut self) -> &'static mut Task {
         let next = match self.queue.pop_front() {
             // SAFETY: queued tasks are alive and ours (we hold the lock).
@@ -129,7 +158,6 @@ impl RunQueue {
         };
         next.state.set(State::Running);
         next.on_cpu.store(true, Ordering::Release);
-        SWITCHING_TO.this().store(next as *const Task as u64, Ordering::Release);
         crate::arch::gdt::set_top_of_stack(next.stack.top());
         crate::arch::stackleak::start(&next.stackleak);
         // The next task's address space (a user process's, or the kernel's
@@ -175,7 +203,7 @@ pub fn need_resched() -> bool {
 
 /// Lock the run queue of `cpu`.
 pub(super) fn rq(cpu: usize) -> crate::sync::IrqMutexGuard<'static, RunQueue> {
-    RQ[cpu].lock()
+    RQ.of(cpu).lock()
 }
 
 /// The running task of this CPU, mutable: only its own CPU changes it,
@@ -215,25 +243,31 @@ pub(super) fn wake_up_key(key: WaitKey) {
     (0..MAX_CPUS).filter(|c| kick & (1 << c) != 0).for_each(crate::smp::send_reschedule);
 }
 
-/// The task just switched in finishes the switch (Linux `__switch_to` and
-/// `finish_task_switch`): it becomes `current`; if the previous task
-/// ended, wake whoever joins it; then the previous stack is no longer in
-/// use on this CPU, so it may be freed.
+/// The task just switched in (`me`, with RSP on its stack now) finishes
+/// the switch away from `prev`, which `switch_to` handed over (Linux
+/// `__switch_to` and `finish_task_switch`): it becomes `current`; if the
+/// previous task ended, wake whoever joins it; then the previous stack is
+/// no longer in use on this CPU, so it may be freed.
 #[instrument_fn = "off"]
-pub(super) fn finish_switch() {
-    let next = SWITCHING_TO.this().swap(0, Ordering::AcqRel);
-    if next != 0 {
-        CURRENT.this().store(next, Ordering::Release);
-    }
-    let prev = SWITCHING_FROM.this().swap(0, Ordering::AcqRel) as *const Task;
-    // SAFETY: set just before the switch to a task that cannot be reaped
-    // while `on_cpu` is set, which only the store below clears.
+#[inline(always)]
+fn finish_switch(me: &Task, prev: *const Task) {
+    CURRENT.this().store(me as *const Task as u64, Ordering::Release);
+    // SAFETY: the task this CPU just left, which cannot be reaped while
+    // `on_cpu` is set, which only the store below clears.
     if let Some(prev) = unsafe { prev.as_ref() } {
         if prev.state.get().ended() {
             wake_up_key(WaitKey::Exit(prev.pid));
         }
         prev.on_cpu.store(false, Ordering::Release);
     }
+}
+
+/// A new thread's first `finish_switch` (from `thread_main`), out of line so
+/// that the thread's outermost frame stays small and holds nothing but its
+/// entry (a trace through it shows no stale addresses).
+#[inline(never)]
+pub(super) fn finish_first_switch(me: &Task, prev: *const Task) {
+    finish_switch(me, prev);
 }
 
 /// Switch to the next runnable task (or idle), putting the current one back
@@ -277,7 +311,7 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
         return;
     }
     let (prev_slot, next_rsp) = {
-        let mut q = RQ[this_cpu().id()].lock_irqs_off();
+        let mut q = RQ.this().lock_irqs_off();
         if !prepare(&mut q, prev) {
             drop(q);
             if were_enabled {
@@ -295,13 +329,12 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
             if prev.pid != 0 {
                 // Back in the queue, behind whoever is next: no need to
                 // flag a reschedule, this is one.
-                q.queue.push_back(TaskRef::of(prev));
+                q.queue.push_back(prev);
             }
         }
         crate::arch::stackleak::save(&prev.stackleak);
         let next = q.switch_in_next();
         if core::ptr::eq(next, prev) {
-            SWITCHING_TO.this().store(0, Ordering::Relaxed);
             drop(q);
             if were_enabled {
                 interrupts::enable();
@@ -309,15 +342,16 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
             return;
         }
         q.switches = q.switches.wrapping_add(1);
-        SWITCHING_FROM.this().store(prev as *const Task as u64, Ordering::Release);
         (&mut prev.saved_rsp as *mut u64, next.saved_rsp)
         // The lock is released here; interrupts stay off until we run again.
     };
+    let me = prev as *const Task;
     // SAFETY: interrupts are off; next's frame was saved by switch_to or
     // built by initial_frame on its live stack.
-    unsafe { switch::switch_to(prev_slot, next_rsp) };
+    let left = unsafe { switch::switch_to(prev_slot, next_rsp, me as u64) };
     // Running again, possibly much later: finish whichever switch brought us here.
-    finish_switch();
+    // SAFETY: our own task, alive while it runs.
+    finish_switch(unsafe { &*me }, left as *const Task);
     if were_enabled {
         interrupts::enable();
     }

@@ -137,6 +137,8 @@ pub struct Task {
     /// if it switched twice); 0 on its own stack. `ps` shows it, the reaper
     /// gives the stacks of a task killed on one back to the pool.
     pub extra_top: AtomicU64,
+    /// The next task in its run queue while it is queued (`runqueue`).
+    pub(super) run_next: super::runqueue::TaskRef,
 }
 
 impl Task {
@@ -191,6 +193,7 @@ impl Task {
             user_traps: AtomicU32::new(0),
             child_stack_size: AtomicU64::new(crate::layout::THREAD_SIZE),
             extra_top: AtomicU64::new(0),
+            run_next: super::runqueue::TaskRef::NONE,
         }
     }
 }

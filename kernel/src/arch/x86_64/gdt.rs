@@ -72,6 +72,8 @@ pub fn set_top_of_stack(top: u64) {
     // on a privilege change.
     unsafe {
         let tss = percpu::this_cpu().tss.get();
-        core::ptr::addr_of_mut!((*tss).privilege_stack_table[0]).write_unaligned(VirtAddr::new_truncate(top));
+        // As a plain u64: a stack top is canonical, so `VirtAddr`'s
+        // sign extension would only cost the switch instructions.
+        core::ptr::addr_of_mut!((*tss).privilege_stack_table[0]).cast::<u64>().write_unaligned(top);
     }
 }

@@ -124,7 +124,7 @@ pub fn save(prev: &Tracked) {
     }
     let rsp = crate::arch::cpu::stack_pointer();
     let lowest = this_cpu().stackleak_lowest.load(Ordering::Relaxed);
-    prev.lowest.store(lowest.min(rsp - SWITCH_PUSHES), Ordering::Relaxed);
+    prev.lowest.store(lowest.min(rsp.wrapping_sub(SWITCH_PUSHES)), Ordering::Relaxed);
 }
 
 /// Where erasing starts (Linux `stackleak_erase`, called by the exit
