@@ -306,9 +306,11 @@ pub static DEBUGGER_LAYOUT: DebuggerLayout = DebuggerLayout {
     ],
 };
 
-/// Base of `cpu`'s entry area.
+/// Base of `cpu`'s entry area. Wrapping arithmetic: for any CPU number
+/// (below `MAX_CPUS`) it cannot overflow (the assert above), and every
+/// return to user mode computes it (`check_user_return`).
 pub const fn cea_base(cpu: usize) -> u64 {
-    CPU_ENTRY_AREA_BASE + cpu as u64 * CEA_STRIDE
+    CPU_ENTRY_AREA_BASE.wrapping_add((cpu as u64).wrapping_mul(CEA_STRIDE))
 }
 
 /// [bottom, top) of one exception stack of one CPU.

@@ -85,5 +85,5 @@ pub fn kill_other_threads(code: i64) -> usize {
 
 /// The fatal signal pending for the running thread, as its exit code.
 pub fn pending_kill() -> Option<i64> {
-    current().map(|t| t.kill_code.load(Ordering::SeqCst)).filter(|&c| c != task::NO_KILL)
+    super::current_scheduled().map(|t| t.kill_code.load(Ordering::SeqCst)).filter(|&c| c != task::NO_KILL)
 }

@@ -35,7 +35,7 @@ pub fn dispatch(nr: u64, regs: &mut Regs) -> i64 {
             0
         }
         SYS_NANOSLEEP => sys_nanosleep(a),
-        SYS_GETPID => i64::from(sched::current().map_or(0, |t| t.tgid)),
+        SYS_GETPID => i64::from(sched::current_scheduled().map_or(0, |t| t.tgid)),
         SYS_GETTID => i64::from(sched::current().map_or(0, |t| t.pid)),
         SYS_EXIT => sched::exit(a as i64),
         SYS_EXIT_GROUP => {

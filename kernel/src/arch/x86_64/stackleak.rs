@@ -26,7 +26,7 @@ use crate::arch::percpu::this_cpu;
 pub use crate::layout::STACKLEAK_POISON;
 
 /// Erase the used thread stack on every return to user (Linux STACKLEAK).
-static STACKLEAK: AtomicBool = AtomicBool::new(true);
+pub(in crate::arch) static STACKLEAK: AtomicBool = AtomicBool::new(true);
 /// Bumped whenever erasing is switched on: a task whose last erase was in
 /// an older generation was not tracked since, and is erased whole.
 static GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -131,15 +131,15 @@ pub fn save(prev: &Tracked) {
 /// path's `STACKLEAK_ERASE` right before it restores the user registers;
 /// `end` is where the entry's Rust frames began: the user frame, or below
 /// it by the syscall's random offset; the entry code then fills
-/// `[returned value, end)` with `STACKLEAK_POISON`). 0: erasing is off.
+/// `[returned value, end)` with `STACKLEAK_POISON`). 0: nothing to erase.
+/// Only called with erasing on (the macro checks the flag first).
+// Not traced (Linux `noinstr`): it ends the tracking it would update.
+#[instrument_fn = "off"]
 pub extern "C" fn erase_start(end: u64) -> u64 {
-    if !stackleak() {
-        return 0;
-    }
     let running = RUNNING.this().load(Ordering::Relaxed) as *const Tracked;
     // SAFETY: set at every switch to the task now running, whose task (and
     // its `Tracked`) is not freed while it runs.
-    let Some(tracked) = (unsafe { running.as_ref() }) else { return 0 };
+    let Some(tracked) = (unsafe { running.as_ref() }) else { return end };
     // The record must be this stack's: with another task's, the erase
     // would fill memory between two stacks (a switch that skipped `start`).
     if !(tracked.bottom..=tracked.top).contains(&end) {
@@ -154,20 +154,27 @@ pub extern "C" fn erase_start(end: u64) -> u64 {
     let (start, used) = if tracked.generation.load(Ordering::Relaxed) != generation || lowest < bottom {
         // First erase in this generation: the whole stack; what was used
         // is what is neither zero (never used) nor poison from below.
+        // Tracking may have been off at the last switch (`start` and
+        // `save` skip their work then): the per-CPU bottom is set here,
+        // and the task's point, which the next switch overwrites anyway.
+        tracked.generation.store(generation, Ordering::Relaxed);
+        tracked.lowest.store(tracked.top, Ordering::Relaxed);
+        cpu.stackleak_bottom.store(bottom, Ordering::Relaxed);
         (bottom, first_used(bottom, end))
     } else {
         let start = top_of_poison(lowest, bottom);
         (start, start)
     };
-    tracked.deepest.fetch_min(used, Ordering::Relaxed);
+    // Only the task itself writes it (here, while it runs).
+    if used < tracked.deepest.load(Ordering::Relaxed) {
+        tracked.deepest.store(used, Ordering::Relaxed);
+    }
     // Everything below `end` is poison from here on: track afresh from
     // the stack's top (from `end`, a next syscall whose random offset is
     // smaller would erase the poison between again).
-    tracked.generation.store(generation, Ordering::Relaxed);
-    tracked.lowest.store(tracked.top, Ordering::Relaxed);
     cpu.stackleak_lowest.store(tracked.top, Ordering::Relaxed);
-    cpu.stackleak_bottom.store(bottom, Ordering::Relaxed);
-    ERASED.this().fetch_add(end - start, Ordering::Relaxed);
+    // start <= end: `top_of_poison` and `first_used` stay below `end`.
+    ERASED.this().fetch_add(end.wrapping_sub(start), Ordering::Relaxed);
     start
 }
 
@@ -203,8 +210,9 @@ fn top_of_poison(lowest: u64, bottom: u64) -> u64 {
         if top <= bottom {
             return bottom;
         }
+        // At least one word: top > bottom, both 8-aligned.
         let words = ((top - bottom) / 8).min(SEARCH_WORDS);
-        let left: u64;
+        let dirty: u8;
         let at: u64;
         // SAFETY: reads [top - 8 * words, top) of this thread's own stack,
         // below RSP (only read); DF is set for the scan and cleared again.
@@ -213,19 +221,20 @@ fn top_of_poison(lowest: u64, bottom: u64) -> u64 {
                 "std",
                 "repe scasq",
                 "cld",
-                inout("rdi") top - 8 => at,
-                inout("rcx") words => left,
+                "setne {dirty}",
+                dirty = out(reg_byte) dirty,
+                inout("rdi") top.wrapping_sub(8) => at,
+                inout("rcx") words => _,
                 in("rax") STACKLEAK_POISON,
                 options(nostack, readonly),
             )
         };
-        // Ran through `words` poison words (ZF set on the last): done.
+        // Ran through `words` poison words (ZF set by the last): done.
         // Otherwise the mismatch is at `at + 8` (RDI moved past it).
-        // SAFETY: as above.
-        if left == 0 && unsafe { ((at + 8) as *const u64).read_volatile() } == STACKLEAK_POISON {
+        if dirty == 0 {
             return top;
         }
-        top = at + 8;
+        top = at.wrapping_add(8);
     }
 }
 

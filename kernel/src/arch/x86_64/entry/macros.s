@@ -8,10 +8,11 @@
 // own frame is below RSP, so it is erased too. Clobbers RAX, RCX, RDI
 // (restored from the frame right after).
 .macro STACKLEAK_ERASE
+    // Erasing off (`hardening stackleak off`): not even the call.
+    cmp byte ptr [rip + {stackleak_on}], 0
+    je 9f
     mov rdi, rsp
     call {stackleak_erase_start}
-    test rax, rax
-    jz 9f
     mov rdi, rax
     mov rcx, rsp
     sub rcx, rdi

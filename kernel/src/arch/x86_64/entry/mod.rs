@@ -97,6 +97,7 @@ global_asm!(
     regs_rax = const REGS_RAX,
     enosys = const crate::user::abi::ENOSYS,
     stackleak_erase_start = sym crate::arch::stackleak::erase_start,
+    stackleak_on = sym crate::arch::stackleak::STACKLEAK,
     poison = const crate::arch::stackleak::STACKLEAK_POISON,
     msr_gs_base = const MSR_GS_BASE,
     irq_count = const IRQ_COUNT_OFFSET,

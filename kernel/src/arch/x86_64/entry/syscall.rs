@@ -74,6 +74,8 @@ pub fn sysret_ok(regs: &Regs) -> bool {
 
 /// Called by the entry with the frame, on the thread stack below the random
 /// offset. Returns whether SYSRET may be used for the way back.
+// Not traced (Linux `__visible noinstr`): the tracer sees the handlers.
+#[instrument_fn = "off"]
 pub extern "C" fn do_syscall_64(regs: &mut Regs) -> bool {
     let cpu = this_cpu();
     cpu.user.syscalls.fetch_add(1, Ordering::Relaxed);

@@ -90,6 +90,9 @@ pub extern "C" fn exit_to_user_mode(regs: &mut Regs) {
 /// the check that nothing stays on any kernel stack, a new random offset,
 /// (The erasing of what this entry left on the thread stack follows in the
 /// entry code, once every Rust frame has returned: `STACKLEAK_ERASE`.)
+// Not traced, as Linux's `noinstr` exit to user mode: on every return to
+// user, after the work that is (the handlers).
+#[instrument_fn = "off"]
 pub fn prepare_exit(regs: &mut Regs) {
     // An NMI returns at once (Linux's NMI from user does no exit work: it
     // must not schedule while NMIs are blocked until its IRET).
@@ -120,7 +123,7 @@ fn check_user_return(regs: &Regs) {
     let at_top = core::ptr::eq(regs, user_frame_slot());
     let irq_count = cpu.irq_count.load(Ordering::Relaxed);
     let nmi = cpu.nmi_depth.load(Ordering::Relaxed);
-    let db = crate::arch::debug::DB_DEPTH.of(cpu.id()).load(Ordering::Relaxed);
+    let db = crate::arch::debug::DB_DEPTH.this().load(Ordering::Relaxed);
     // IST[DB] unshifted: the #DB stack's top (an offset worked out at
     // compile time; `estack_range` walks the layout table at run time).
     const DB_TOP: u64 = EStack::DB.offset() + EStack::DB.desc().size;
