@@ -41,10 +41,10 @@ def pointer(v):
     return v
 
 
-def rust_string(v):
-    vec = v["vec"]
-    n = int(vec["len"])
-    return pointer(vec["buf"]).cast(gdb.lookup_type("u8").pointer()).string("ascii", "replace", n)
+def comm(v):
+    """A task's name (`sched::task::Comm`: bytes in place, and their count)."""
+    n = int(v["len"])
+    return bytes(int(v["bytes"][i]) for i in range(n)).decode("utf-8", "replace")
 
 
 def rust_str(v):
@@ -111,7 +111,7 @@ def stacks():
     for t in tasks():
         s = t["stack"]
         bottom, top = int(s["bottom"]), int(s["top"])
-        out.append((int(t["cpu"]), "TASK", bottom, top, bottom - page, "pid %d %s" % (int(t["pid"]), rust_string(t["name"]))))
+        out.append((int(t["cpu"]), "TASK", bottom, top, bottom - page, "pid %d %s" % (int(t["pid"]), comm(t["name"]))))
     extra = static("tristack::stacks::extra::LIVE")
     for i in range(extra.type.range()[1] + 1):
         bottom = first_scalar(extra[i])
@@ -182,7 +182,7 @@ class TsPs(gdb.Command):
             addr = int(t.address)
             where = "running on CPU %d" % running[addr] if addr in running else symbol(words(int(t["saved_rsp"]), 7)[6])
             print("%5d %s  %3d %#018x %#018x %s  %s" % (int(t["pid"]), STATES[state] if state < len(STATES) else "?", int(t["cpu"]),
-                                                      int(s["bottom"]), int(s["top"]), where, rust_string(t["name"])))
+                                                      int(s["bottom"]), int(s["top"]), where, comm(t["name"])))
 
 
 class TsBt(gdb.Command):

@@ -98,6 +98,9 @@ fn ktest_passes_and_counts_every_test() {
     // Two CPUs: the munmap-vs-copy race ran (it skips on one), and passed.
     run.expect("ktest munmap_waits_for_a_copy_in_flight ... ok\n");
     assert!(!run.serial.contains("munmap-vs-copy race needs two"), "{run}");
+    // And the join-vs-exit race across two CPUs (a lost wake-up hangs it).
+    run.expect("ktest join_races_the_end_on_another_cpu ... ok\n");
+    assert!(!run.serial.contains("the join race needs two"), "{run}");
 }
 
 /// `ktest -q`: the verdicts only — none of the intended oopses' dumps.

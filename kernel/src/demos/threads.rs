@@ -342,7 +342,11 @@ pub fn task_stack_rows() -> Vec<(usize, u32, alloc::string::String, u64, u64)> {
         .into_iter()
         .map(|t| {
             // A thread in user mode: its kernel stack holds nothing live.
-            let name = if t.in_user { alloc::format!("{} (in user mode: empty)", t.name) } else { t.name };
+            let name = if t.in_user {
+                alloc::format!("{} (in user mode: empty)", t.name)
+            } else {
+                alloc::string::String::from(t.name.as_str())
+            };
             (t.cpu, t.pid, name, t.stack.bottom, t.stack.top())
         })
         .collect()

@@ -128,7 +128,7 @@ pub fn kill(args: &[&str]) -> CmdResult {
     let pid = cmdline::number("PID", pid, 1..=u64::from(u32::MAX))? as u32;
     let tasks = sched::snapshot();
     let task = tasks.iter().find(|t| t.pid == pid);
-    let name = task.map(|t| t.name.clone());
+    let name = task.map(|t| t.name);
     // The process's other threads: the kill ends them too (SIGKILL ends
     // the thread group), and once PID is gone they are this shell's to
     // reap (orphans go to init), so the command waits for them as well.
@@ -288,7 +288,7 @@ pub fn userstate(args: &[&str]) -> CmdResult {
         );
     }
     let me = percpu::this_cpu().id();
-    let users: alloc::vec::Vec<(usize, String, u32)> = sched::snapshot()
+    let users: alloc::vec::Vec<(usize, sched::Comm, u32)> = sched::snapshot()
         .into_iter()
         .filter(|t| t.user && t.state == sched::State::Running && t.cpu != me)
         .map(|t| (t.cpu, t.name, t.pid))

@@ -21,7 +21,7 @@ use crate::stacks::thread;
 use crate::stacks::usage::LowWater;
 use crate::sync::{Held, IrqMutex, IrqMutexGuard};
 
-/// Free bytes of the deepest thread stack use seen at exit so far.
+/// Free bytes of the deepest thread stack use seen so far (at reaping).
 static LOWEST_STACK_FREE: LowWater = LowWater::new();
 
 /// Orphans go to init, which reaps them (Linux `forget_original_parent`).
@@ -37,10 +37,6 @@ pub fn exit(code: i64) -> ! {
     let cur = current_mut();
     if !cur.stack.end_magic_ok() {
         stack_end_corrupted(cur);
-    }
-    let free = cur.stack_not_used();
-    if LOWEST_STACK_FREE.record(free) {
-        println!("{} ({}) used greatest stack depth: {free} bytes left", cur.name, cur.pid);
     }
     reparent_children(&mut TASKS.lock(), cur.pid);
     cur.exit_code = code;
@@ -139,6 +135,10 @@ pub fn join(pid: Pid) -> Result<Ended, JoinError> {
     };
     // SAFETY: only its joiner (us) reaps the task, so it lives until below.
     let target = unsafe { &*target };
+    // Its end wakes us (`wake_joiner`); the check under our run-queue lock
+    // in `wait_key_until` comes after this store.
+    let me = current().map_or(0, |t| t as *const Task as u64);
+    target.joiner.store(me, Ordering::SeqCst);
     wait_key_until(WaitKey::Exit(pid), || target.state.get().ended());
     // Its CPU may still be leaving its stack (Linux waits on `on_cpu` too).
     while target.on_cpu.load(Ordering::Acquire) {
@@ -156,8 +156,24 @@ pub fn join(pid: Pid) -> Result<Ended, JoinError> {
     let how = if task.state.get() == State::Dead { Ended::Killed } else { Ended::Exited(task.exit_code) };
     // Killed while on extra stacks: they stayed readable until now.
     crate::stacks::extra::release_chain(task.extra_top.load(Ordering::Relaxed));
-    thread::free(task.stack);
+    // The stack is no longer in use: one scan tells how deep the thread
+    // went, exit path included, and what a reuse of it must clear.
+    let scan = task.stack.scan();
+    if how != Ended::Killed {
+        check_stack_usage(&task, task.stack_not_used_given(scan.untouched));
+    }
+    thread::free_scanned(task.stack, scan);
     Ok(how)
+}
+
+/// Linux `check_stack_usage` (which runs at exit; here at reaping, when the
+/// whole stack can be read at rest): a thread that set a new system-wide
+/// low of free stack says so. Not for a thread an oops killed (its depth
+/// is the oops's).
+fn check_stack_usage(task: &Task, free: u64) {
+    if LOWEST_STACK_FREE.record(free) {
+        println!("{} ({}) used greatest stack depth: {free} bytes left", task.name, task.pid);
+    }
 }
 
 /// Reap every ended child of the current task (the shell does this before
@@ -186,179 +202,4 @@ pub(super) fn stack_end_corrupted(task: &Task) -> ! {
     unreachable!()
 }
 
-pub mod ktests {
-    use core::sync::atomic::{AtomicBool, Ordering};
-
-    use x86_64::instructions::interrupts;
-
-    use super::super::runqueue::{rq, TASKS};
-    use super::{join, KILL_LOCK_WAITS};
-    use crate::arch::percpu;
-    use crate::kcheck;
-    use crate::ktest::{KResult, KTest};
-    use crate::sched::Ended;
-    use crate::sched::{spawn_on, Placement};
-    use crate::time::spin_until;
-
-    pub static KTESTS: &[KTest] = &[
-        KTest {
-            name: "oops_waits_for_a_sched_lock_held_elsewhere",
-            run: oops_waits_for_a_sched_lock_held_elsewhere,
-            oopses: true,
-        },
-        KTest { name: "a_pinned_stack_is_not_reaped", run: a_pinned_stack_is_not_reaped, oopses: false },
-        KTest { name: "no_switch_from_hard_irq_context", run: no_switch_from_hard_irq_context, oopses: false },
-        KTest { name: "current_is_per_cpu", run: current_is_per_cpu_and_owns_rsp, oopses: false },
-    ];
-
-    /// `current` comes from the per-CPU area, and we run on its stack.
-    fn current_is_per_cpu_and_owns_rsp() -> KResult {
-        let cur = crate::sched::current().ok_or("no current task")?;
-        let rsp = crate::arch::cpu::stack_pointer();
-        kcheck!(cur.pid == crate::sched::INIT_PID, "ktests run in init, current is pid {}", cur.pid);
-        kcheck!((cur.stack.bottom..cur.stack.top()).contains(&rsp), "RSP {rsp:#x} not on current's stack");
-        Ok(())
-    }
-
-    /// A thread ran while its CPU was inside an interrupt handler.
-    static RAN_INSIDE_IRQ: AtomicBool = AtomicBool::new(false);
-
-    /// In a function-call IPI (hard-IRQ context, on that CPU's IRQ stack):
-    /// ask for a switch with another task runnable there.
-    fn yield_in_irq(_: u64) {
-        crate::sched::yield_now();
-    }
-
-    fn spin_a_while(_: u64) -> i64 {
-        let until = crate::time::jiffies() + 2;
-        while crate::time::jiffies() < until {
-            if percpu::this_cpu().irq_count.load(Ordering::SeqCst) >= 0 {
-                RAN_INSIDE_IRQ.store(true, Ordering::SeqCst);
-            }
-            core::hint::spin_loop();
-        }
-        0
-    }
-
-    /// Hard-IRQ context is atomic (Linux counts it in `preempt_count`): a
-    /// switch asked for from an interrupt handler is refused with "BUG:
-    /// scheduling while atomic", not carried out on the IRQ stack.
-    fn no_switch_from_hard_irq_context() -> KResult {
-        let me = percpu::this_cpu().id();
-        let Some(other) = percpu::online_cpus().find(|&c| c != me) else { return Ok(()) };
-        // Two, so a switch would have somewhere to go.
-        let spawn =
-            || spawn_on("ktest-busy", spin_a_while, 0, Placement::Pinned(other)).map_err(|e| alloc::format!("{e:?}"));
-        let busy = [spawn()?, spawn()?];
-        let refused = crate::sched::schedules_while_atomic();
-        RAN_INSIDE_IRQ.store(false, Ordering::SeqCst);
-        crate::smp::call_on(core::iter::once(other), yield_in_irq, 0);
-        let refused = crate::sched::schedules_while_atomic() - refused;
-        for pid in busy {
-            let _ = join(pid);
-        }
-        kcheck!(!RAN_INSIDE_IRQ.load(Ordering::SeqCst), "a thread ran inside an interrupt handler");
-        kcheck!(refused == 1, "{refused} refusals, expected exactly 1");
-        Ok(())
-    }
-
-    /// Rounds in a row that must all pass.
-    const ROUNDS: usize = 20;
-    static READY: AtomicBool = AtomicBool::new(false);
-    static HOLDING: AtomicBool = AtomicBool::new(false);
-
-    /// Waits, interrupts off (so its own tick cannot need the held lock),
-    /// until the other CPU holds the lock, then oopses.
-    fn victim(_: u64) -> i64 {
-        interrupts::disable();
-        READY.store(true, Ordering::SeqCst);
-        while !HOLDING.load(Ordering::SeqCst) {
-            core::hint::spin_loop();
-        }
-        // SAFETY: deliberately fatal: #UD, oops, this thread is killed.
-        unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
-        0
-    }
-
-    /// The race once seen under load: an oops on one CPU while another
-    /// holds a scheduler lock. The oops must wait for it, then kill only
-    /// the thread. Alternates the victim CPU's run-queue lock and the task
-    /// list lock, ROUNDS times.
-    fn oops_waits_for_a_sched_lock_held_elsewhere() -> KResult {
-        let me = percpu::current_cpu_id();
-        let Some(other) = percpu::online_cpus().find(|&c| c != me) else {
-            crate::println!("ktest: one CPU online; the oops-vs-lock race needs two (skipped)");
-            return Ok(());
-        };
-        for round in 0..ROUNDS {
-            READY.store(false, Ordering::SeqCst);
-            HOLDING.store(false, Ordering::SeqCst);
-            let pid =
-                spawn_on("oops-victim", victim, 0, Placement::Pinned(other)).map_err(|e| alloc::format!("{e}"))?;
-            kcheck!(spin_until(5_000, || READY.load(Ordering::SeqCst)), "round {round}: victim never ran");
-            let waits = KILL_LOCK_WAITS.load(Ordering::SeqCst);
-            let forced = {
-                let _held = (round % 2 == 0).then(|| rq(other));
-                let _tasks = (round % 2 == 1).then(|| TASKS.lock());
-                HOLDING.store(true, Ordering::SeqCst);
-                // Hold until the oops path has found the lock taken.
-                spin_until(5_000, || KILL_LOCK_WAITS.load(Ordering::SeqCst) != waits)
-            };
-            let ended = join(pid);
-            let what = if round % 2 == 0 { "run-queue" } else { "task list" };
-            kcheck!(forced, "round {round}: the oops never waited for the {what} lock");
-            kcheck!(ended == Ok(Ended::Killed), "round {round} ({what} lock): victim ended {ended:?}");
-        }
-        Ok(())
-    }
-
-    static GO: AtomicBool = AtomicBool::new(false);
-    static JOINED: AtomicBool = AtomicBool::new(false);
-    static SLEEPER: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
-
-    fn sleeper(_: u64) -> i64 {
-        while !GO.load(Ordering::SeqCst) {
-            crate::sched::sleep_ms(1);
-        }
-        0
-    }
-
-    fn joiner(_: u64) -> i64 {
-        let ended = join(SLEEPER.load(Ordering::SeqCst));
-        JOINED.store(true, Ordering::SeqCst);
-        i64::from(ended != Ok(Ended::Exited(0)))
-    }
-
-    /// `bt PID` pins the stack it walks (Linux `try_get_task_stack`): while
-    /// a reader holds a task's saved context, the task may run and exit,
-    /// but its joiner must not reap it (and free its stack) until the
-    /// reader lets go.
-    fn a_pinned_stack_is_not_reaped() -> KResult {
-        GO.store(false, Ordering::SeqCst);
-        JOINED.store(false, Ordering::SeqCst);
-        let fail = |e| alloc::format!("{e}");
-        let t = crate::sched::spawn("pin-sleeper", sleeper, 0).map_err(fail)?;
-        SLEEPER.store(t, Ordering::SeqCst);
-        let mut ctx = None;
-        kcheck!(
-            spin_until(5_000, || {
-                ctx = crate::sched::saved_context(t);
-                ctx.is_some()
-            }),
-            "the sleeper never slept"
-        );
-        let j = crate::sched::spawn("pin-joiner", joiner, 0).map_err(fail)?;
-        GO.store(true, Ordering::SeqCst);
-        // Give the sleeper time to exit and the joiner time to try.
-        crate::sched::sleep_ms(50);
-        let ended = crate::sched::snapshot().iter().find(|i| i.pid == t).map(|i| i.state);
-        let joined_while_pinned = JOINED.load(Ordering::SeqCst);
-        drop(ctx);
-        let joiner_ok = join(j);
-        kcheck!(ended == Some(crate::sched::State::Zombie), "the sleeper did not exit while pinned: {ended:?}");
-        kcheck!(!joined_while_pinned, "the sleeper was reaped while its stack was pinned");
-        kcheck!(joiner_ok == Ok(Ended::Exited(0)), "joiner ended {joiner_ok:?}");
-        kcheck!(JOINED.load(Ordering::SeqCst), "the joiner never reaped the sleeper");
-        Ok(())
-    }
-}
+pub mod ktests;

@@ -37,7 +37,7 @@ pub use signal::{
     kill, kill_other_threads, kill_with, pending_kill, KillPidError, KILLED_BY_SIGINT, KILLED_BY_SIGKILL,
 };
 pub use snapshot::{saved_context, snapshot, SavedContext, TaskInfo};
-pub use task::{Pid, State, Task};
+pub use task::{Comm, Pid, State, Task};
 pub use wait::{sleep_ms, timer_softirq, WaitQueue};
 use x86_64::instructions::interrupts;
 

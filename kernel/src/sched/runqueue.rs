@@ -18,10 +18,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::instructions::interrupts;
 
 use super::task::{Pid, State, Task};
-use super::wait::WaitKey;
 use crate::arch::percpu::{self, this_cpu};
 use crate::arch::switch;
-use crate::layout::MAX_CPUS;
 use crate::sync::IrqMutex;
 
 // This CPU's scheduling state (Linux `current_task`, `TIF_NEED_RESCHED`),
@@ -51,6 +49,11 @@ impl TaskRef {
 
     pub(super) fn of(task: &mut Task) -> TaskRef {
         TaskRef(task)
+    }
+
+    /// A task named by its address (`Task::joiner`); 0 is `NONE`.
+    pub(super) fn from_addr(addr: u64) -> TaskRef {
+        TaskRef(addr as *mut Task)
     }
 
     /// # Safety
@@ -214,35 +217,6 @@ pub(super) fn current_mut() -> &'static mut Task {
     unsafe { p.as_mut() }.expect("scheduler not started on this CPU")
 }
 
-/// Wake every task waiting on `key`, on whichever CPU it sleeps (Linux
-/// `wake_up`): TASKS, then each sleeper's run-queue lock.
-pub(super) fn wake_up_key(key: WaitKey) {
-    let me = percpu::current_cpu_id();
-    let mut kick = 0u64;
-    let mut tasks = TASKS.lock();
-    // No unlocked look at `state` first: a sleeper sets Sleeping inside
-    // `schedule_with`, under its run-queue lock, right after checking its
-    // condition. Skipping a task that is not Sleeping *yet* would lose the
-    // wake-up (the sleeper saw the condition false just before the waker
-    // made it true). Taking the lock either finds it asleep, or makes it
-    // check its condition after the waker changed it. Only ended tasks,
-    // which never sleep again, are skipped.
-    for t in tasks.tasks.values_mut() {
-        if t.state.get().ended() {
-            continue;
-        }
-        let mut q = rq(t.cpu);
-        if t.state.get() == State::Sleeping && t.waiting_on == Some(key) {
-            q.make_runnable(t);
-            if t.cpu != me {
-                kick |= 1 << t.cpu;
-            }
-        }
-    }
-    drop(tasks);
-    (0..MAX_CPUS).filter(|c| kick & (1 << c) != 0).for_each(crate::smp::send_reschedule);
-}
-
 /// The task just switched in (`me`, with RSP on its stack now) finishes
 /// the switch away from `prev`, which `switch_to` handed over (Linux
 /// `__switch_to` and `finish_task_switch`): it becomes `current`; if the
@@ -256,7 +230,7 @@ fn finish_switch(me: &Task, prev: *const Task) {
     // `on_cpu` is set, which only the store below clears.
     if let Some(prev) = unsafe { prev.as_ref() } {
         if prev.state.get().ended() {
-            wake_up_key(WaitKey::Exit(prev.pid));
+            super::wait::wake_joiner(prev);
         }
         prev.on_cpu.store(false, Ordering::Release);
     }

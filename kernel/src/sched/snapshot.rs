@@ -1,7 +1,6 @@
 //! A copy of every task for `ps`, `stacks` and `bt PID`, taken under the
 //! task list lock (Linux walks the task list under RCU for sysrq-t).
 
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
@@ -15,7 +14,7 @@ use crate::stacks::thread;
 /// A snapshot of one task for `ps` and `stacks`.
 pub struct TaskInfo {
     pub pid: Pid,
-    pub name: String,
+    pub name: super::task::Comm,
     pub parent: Pid,
     /// Its process (thread group) id: its own pid for a kernel thread.
     pub tgid: Pid,
@@ -37,7 +36,7 @@ fn info(t: &Task) -> TaskInfo {
     let state = t.state.get();
     TaskInfo {
         pid: t.pid,
-        name: t.name.clone(),
+        name: t.name,
         parent: t.parent,
         tgid: if t.is_user() { t.tgid } else { t.pid },
         state,
@@ -70,7 +69,7 @@ pub fn snapshot() -> Vec<TaskInfo> {
 /// stack meanwhile, even if the task runs, exits and is reaped on another
 /// CPU while its stack is being walked.
 pub struct SavedContext {
-    pub name: String,
+    pub name: super::task::Comm,
     pub saved_rsp: u64,
     /// The RBP slot of its switch frame: a frame record for the unwinder.
     pub rbp_slot: u64,
@@ -98,7 +97,7 @@ pub fn saved_context(pid: Pid) -> Option<SavedContext> {
         // Under TASKS: `join` removes a task under it only when unpinned.
         t.stack_pins.fetch_add(1, Ordering::Acquire);
         SavedContext {
-            name: t.name.clone(),
+            name: t.name,
             saved_rsp: t.saved_rsp,
             rbp_slot: t.saved_rsp + 8 * (switch::SWITCH_FRAME_WORDS as u64 - 1),
             task: t,

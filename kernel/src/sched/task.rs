@@ -2,7 +2,6 @@
 //! separate (`stacks::thread`); `current` comes from the per-CPU area, never
 //! from masking RSP (which mixed stack sizes would break).
 
-use alloc::string::String;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
@@ -17,6 +16,50 @@ pub const NO_KILL: i64 = i64::MIN;
 
 /// Linux's `TASK_COMM_LEN` - 1.
 pub const COMM_LEN: usize = 15;
+
+/// A task's name, inside the task as Linux keeps `comm[TASK_COMM_LEN]`:
+/// at most `COMM_LEN` bytes (cut at a character boundary), so creating a
+/// thread allocates nothing for it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Comm {
+    len: u8,
+    bytes: [u8; COMM_LEN],
+}
+
+impl Comm {
+    pub fn new(name: &str) -> Comm {
+        let mut len = name.len().min(COMM_LEN);
+        while !name.is_char_boundary(len) {
+            len -= 1;
+        }
+        let mut bytes = [0; COMM_LEN];
+        bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+        Comm { len: len as u8, bytes }
+    }
+
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).expect("cut at a character boundary")
+    }
+}
+
+impl core::ops::Deref for Comm {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl core::fmt::Display for Comm {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl core::fmt::Debug for Comm {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -79,7 +122,7 @@ impl StateCell {
 
 pub struct Task {
     pub pid: Pid,
-    pub name: String,
+    pub name: Comm,
     pub parent: Pid,
     pub stack: ThreadStack,
     /// RSP saved by `switch_to` while the task is not running.
@@ -137,6 +180,9 @@ pub struct Task {
     /// if it switched twice); 0 on its own stack. `ps` shows it, the reaper
     /// gives the stacks of a task killed on one back to the pool.
     pub extra_top: AtomicU64,
+    /// The task waiting in `join` for this one to end (0: none yet); its
+    /// end wakes only that task.
+    pub(super) joiner: AtomicU64,
     /// The next task in its run queue while it is queued (`runqueue`).
     pub(super) run_next: super::runqueue::TaskRef,
 }
@@ -150,8 +196,13 @@ impl Task {
     /// Bytes of its stack never used (Linux `stack_not_used`), counting
     /// what stack erasing poisoned at its deepest.
     pub fn stack_not_used(&self) -> u64 {
+        self.stack_not_used_given(self.stack.not_used())
+    }
+
+    /// `stack_not_used` from a scan's count of untouched bytes.
+    pub fn stack_not_used_given(&self, untouched: u64) -> u64 {
         let erased = self.stackleak.deepest().saturating_sub(self.stack.bottom + 8);
-        self.stack.not_used().min(erased)
+        untouched.min(erased)
     }
 
     /// The address space this task runs on (None: the kernel's).
@@ -168,7 +219,7 @@ impl Task {
         cpu: usize,
         pinned: bool,
     ) -> Self {
-        let name = name.chars().take(COMM_LEN).collect();
+        let name = Comm::new(name);
         let stackleak = crate::arch::stackleak::Tracked::new(stack.bottom + 8, stack.top());
         Task {
             pid,
@@ -193,6 +244,7 @@ impl Task {
             user_traps: AtomicU32::new(0),
             child_stack_size: AtomicU64::new(crate::layout::THREAD_SIZE),
             extra_top: AtomicU64::new(0),
+            joiner: AtomicU64::new(0),
             run_next: super::runqueue::TaskRef::NONE,
         }
     }

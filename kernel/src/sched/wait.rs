@@ -3,10 +3,14 @@
 //! A sleeping task names what it waits for with a typed key: a `WaitQueue`
 //! (a static owned by whoever wakes it: the console's input, each CPU's
 //! ksoftirqd) or the exit of a task (`join`). No numbers to pick by hand.
+//! Waking takes the sleeper's run-queue lock, under which it went to sleep.
 
-use super::runqueue::{rq, schedule_with, wake_up_key, TaskRef};
-use super::task::{Pid, State};
-use crate::arch::percpu::this_cpu;
+use core::sync::atomic::Ordering;
+
+use super::runqueue::{rq, schedule_with, TaskRef, TASKS};
+use super::task::{Pid, State, Task};
+use crate::arch::percpu::{self, this_cpu};
+use crate::layout::MAX_CPUS;
 use crate::time;
 
 /// What a sleeping task waits for.
@@ -101,6 +105,64 @@ pub(super) fn wake_sleeper(pid: Pid) {
     drop(q);
     drop(tasks);
     if cpu != this_cpu().id() {
+        crate::smp::send_reschedule(cpu);
+    }
+}
+
+/// Wake every task waiting on `key`, on whichever CPU it sleeps (Linux
+/// `wake_up`): TASKS, then each sleeper's run-queue lock.
+pub(super) fn wake_up_key(key: WaitKey) {
+    let me = percpu::current_cpu_id();
+    let mut kick = 0u64;
+    let mut tasks = TASKS.lock();
+    // No unlocked look at `state` first: a sleeper sets Sleeping inside
+    // `schedule_with`, under its run-queue lock, right after checking its
+    // condition. Skipping a task that is not Sleeping *yet* would lose the
+    // wake-up (the sleeper saw the condition false just before the waker
+    // made it true). Taking the lock either finds it asleep, or makes it
+    // check its condition after the waker changed it. Only ended tasks,
+    // which never sleep again, are skipped.
+    for t in tasks.tasks.values_mut() {
+        if t.state.get().ended() {
+            continue;
+        }
+        let mut q = rq(t.cpu);
+        if t.state.get() == State::Sleeping && t.waiting_on == Some(key) {
+            q.make_runnable(t);
+            if t.cpu != me {
+                kick |= 1 << t.cpu;
+            }
+        }
+    }
+    drop(tasks);
+    (0..MAX_CPUS).filter(|c| kick & (1 << c) != 0).for_each(crate::smp::send_reschedule);
+}
+
+/// `prev` has ended: wake the task waiting in `join` for it, if one is
+/// (Linux `do_notify_parent` wakes the parent's `wait_chldexit` queue, not
+/// every sleeper). `join` stores itself in `prev.joiner` and then, under
+/// its run-queue lock, checks whether `prev` ended before it sleeps;
+/// `prev` was marked ended before it switched away, then this fence, then
+/// the load: of the two, at least one sees the other's store, so the
+/// joiner either does not sleep or is woken here (under the same lock).
+#[instrument_fn = "off"]
+pub(super) fn wake_joiner(prev: &Task) {
+    core::sync::atomic::fence(Ordering::SeqCst);
+    let joiner = TaskRef::from_addr(prev.joiner.load(Ordering::SeqCst));
+    if joiner == TaskRef::NONE {
+        return;
+    }
+    // SAFETY: the joiner stays in `join`, alive, until `prev.on_cpu` is
+    // cleared (after this); its CPU's run-queue lock is taken right below.
+    let cpu = unsafe { joiner.get() }.cpu;
+    let mut q = rq(cpu);
+    // SAFETY: as above, now under the lock of its CPU.
+    let j = unsafe { joiner.get() };
+    if j.state.get() == State::Sleeping && j.waiting_on == Some(WaitKey::Exit(prev.pid)) {
+        q.make_runnable(j);
+    }
+    drop(q);
+    if cpu != percpu::current_cpu_id() {
         crate::smp::send_reschedule(cpu);
     }
 }

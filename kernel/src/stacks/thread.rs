@@ -10,8 +10,10 @@
 //!
 //! Freed stacks go to a per-CPU cache of `NR_CACHED_STACKS` per size first
 //! (vmap and unmap are not free); a reused stack is zeroed, so usage
-//! accounting and a new thread never see an old one's data. Limited stacks
-//! are never cached (their hole would have to be filled again).
+//! accounting and a new thread never see an old one's data — only the part
+//! above what the scan at reaping found still zero (`free_scanned`), the
+//! whole stack otherwise. Limited stacks are never cached (their hole
+//! would have to be filled again).
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -27,9 +29,16 @@ use crate::stacks::usage;
 
 crate::define_per_cpu! {
     /// Freed thread stacks kept for reuse on this CPU, per size of
-/// `THREAD_STACK_SIZES` (bottoms; 0 = empty slot).
+    /// `THREAD_STACK_SIZES` (0 = empty slot): the base, and in the low
+    /// bits (`CLEAN_MASK`) how many `CLEAN_UNIT`s above it are still zero.
     pub static STACK_CACHE: [[core::sync::atomic::AtomicU64; crate::layout::NR_CACHED_STACKS]; crate::layout::THREAD_STACK_SIZES.len()] = [const { [const { core::sync::atomic::AtomicU64::new(0) }; crate::layout::NR_CACHED_STACKS] }; crate::layout::THREAD_STACK_SIZES.len()];
 }
+
+/// A cached stack's clean part, counted in 64-byte units in the low bits
+/// of its slot (a base is page-aligned): up to 256 KiB.
+const CLEAN_UNIT: u64 = 64;
+const CLEAN_MASK: u64 = PAGE_SIZE - 1;
+const _: () = assert!(CLEAN_MASK * CLEAN_UNIT >= THREAD_STACK_SIZES[THREAD_STACK_SIZES.len() - 1]);
 
 /// Guard page below (catches overflow); one unmapped page above as a gap.
 const THREAD_STACK_GUARDS: Guards = Guards { below: PAGE_SIZE, above: PAGE_SIZE };
@@ -119,6 +128,12 @@ impl ThreadStack {
     pub fn not_used(&self) -> u64 {
         usage::stack_not_used(self.words())
     }
+
+    /// One scan above the end magic: bytes never used, and bytes still
+    /// zero (both counted from the word above the magic).
+    pub fn scan(&self) -> usage::Scan {
+        usage::scan(self.words().get(1..).unwrap_or(&[]))
+    }
 }
 
 /// The boot-time default stack limit (`stack-limit-default`; 0: none).
@@ -150,9 +165,12 @@ pub fn alloc_sized(size: u64, limit: Option<u64>) -> Result<ThreadStack, VmapErr
     }
     let cached = if limit.is_none() { take_cached(class) } else { None };
     let stack = match cached {
-        Some(base) => {
+        Some(slot) => {
+            let (base, clean) = (slot & !CLEAN_MASK, (slot & CLEAN_MASK) * CLEAN_UNIT);
+            // Only what the last thread wrote: below `clean` it is all zero
+            // (the end magic is rewritten below).
             // SAFETY: a cached stack is mapped and owned by nobody.
-            unsafe { crate::arch::cpu::clear_words(base as *mut u8, size as usize) };
+            unsafe { crate::arch::cpu::clear_words((base + clean) as *mut u8, (size - clean) as usize) };
             ThreadStack::plain(base, size)
         }
         None => {
@@ -174,7 +192,7 @@ pub fn alloc_sized(size: u64, limit: Option<u64>) -> Result<ThreadStack, VmapErr
     unsafe { (stack.bottom as *mut u64).write_volatile(STACK_END_MAGIC) };
     if !register(stack.pack()) {
         // Not an assertion: user space can ask for threads until this fills.
-        release(stack);
+        release(stack, 0);
         return Err(VmapError::TooManyStacks);
     }
     Ok(stack)
@@ -183,12 +201,21 @@ pub fn alloc_sized(size: u64, limit: Option<u64>) -> Result<ThreadStack, VmapErr
 /// Give a stack back: into this CPU's cache, or unmapped if the cache is full.
 pub fn free(stack: ThreadStack) {
     unregister(stack.pack());
-    release(stack);
+    release(stack, 0);
 }
 
-fn release(stack: ThreadStack) {
+/// `free`, for a stack no longer in use that was just scanned (`scan`):
+/// if cached, its next user clears only what lies above its zero part.
+pub fn free_scanned(stack: ThreadStack, scan: usage::Scan) {
+    unregister(stack.pack());
+    // The zero part starts above the end magic's word.
+    release(stack, (8 + scan.zero) / CLEAN_UNIT);
+}
+
+/// `clean`: `CLEAN_UNIT`s above the base known to be zero.
+fn release(stack: ThreadStack, clean: u64) {
     let class = size_class(stack.alloc_size).expect("stack sizes come from THREAD_STACK_SIZES");
-    if stack.limit().is_some() || !put_cached(class, stack.base) {
+    if stack.limit().is_some() || !put_cached(class, stack.base | clean) {
         // vfree unmaps what is mapped: the limit's hole is simply skipped.
         vmalloc::vfree(stack.base).expect("thread stacks come from the vmap area");
     }
@@ -214,8 +241,8 @@ fn put_cached(class: usize, base: u64) -> bool {
 /// Unmap every stack in this CPU's cache (so vmap usage can be compared).
 pub fn drain_cache() {
     for class in 0..THREAD_STACK_SIZES.len() {
-        while let Some(base) = take_cached(class) {
-            vmalloc::vfree(base).expect("cached stacks come from the vmap area");
+        while let Some(slot) = take_cached(class) {
+            vmalloc::vfree(slot & !CLEAN_MASK).expect("cached stacks come from the vmap area");
         }
     }
 }

@@ -20,11 +20,31 @@ pub fn stack_not_used(words: &[u64]) -> u64 {
 /// Bytes from the bottom of a stack without end magic (IRQ and IST stacks)
 /// that were never written.
 pub fn untouched(words: &[u64]) -> u64 {
-    // Eight words at a time while all are zero (most of a stack, usually:
-    // every exit scans its thread's), then word by word.
-    let zero_blocks = words.as_chunks::<8>().0.iter().take_while(|c| c.iter().fold(0, |a, &w| a | w) == 0).count();
-    let rest = &words[zero_blocks * 8..];
-    (zero_blocks * 8 + rest.iter().take_while(|&&w| w == 0 || w == STACKLEAK_POISON).count()) as u64 * 8
+    scan(words).untouched
+}
+
+/// What one pass over a stack's words (from its bottom) finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scan {
+    /// Bytes still zero: what a reuse of the stack need not clear.
+    pub zero: u64,
+    /// Bytes never used: zero, or poison that stack erasing wrote there.
+    pub untouched: u64,
+}
+
+/// Words per block of the zero scan: the OR of a block is one load and
+/// one `or` per word and a test per block (most of a stack is zero,
+/// usually: every reaped thread's is scanned).
+const SCAN_BLOCK: usize = 32;
+
+/// Scan `words` from the bottom: blocks while all zero, then word by word.
+pub fn scan(words: &[u64]) -> Scan {
+    let zero_blocks =
+        words.as_chunks::<SCAN_BLOCK>().0.iter().take_while(|c| c.iter().fold(0, |a, &w| a | w) == 0).count();
+    let rest = &words[zero_blocks * SCAN_BLOCK..];
+    let zero = zero_blocks * SCAN_BLOCK + rest.iter().take_while(|&&w| w == 0).count();
+    let untouched = zero + words[zero..].iter().take_while(|&&w| w == 0 || w == STACKLEAK_POISON).count();
+    Scan { zero: zero as u64 * 8, untouched: untouched as u64 * 8 }
 }
 
 pub use crate::layout::STACKLEAK_POISON;
@@ -77,17 +97,27 @@ mod tests {
     #[test]
     fn the_block_scan_agrees_with_a_word_scan_everywhere() {
         let slow = |w: &[u64]| w.iter().take_while(|&&x| x == 0 || x == STACKLEAK_POISON).count() as u64 * 8;
-        for len in [0, 1, 7, 8, 9, 15, 16, 17, 100] {
+        let slow_zero = |w: &[u64]| w.iter().take_while(|&&x| x == 0).count() as u64 * 8;
+        for len in [0, 1, 7, 8, 9, 31, 32, 33, 63, 64, 65, 100] {
             for hit in 0..=len {
                 for value in [1, STACKLEAK_POISON] {
                     let mut words = vec![0u64; len];
                     if hit < len {
                         words[hit] = value;
                     }
-                    assert_eq!(untouched(&words), slow(&words), "len {len}, {value:#x} at {hit}");
+                    let want = Scan { zero: slow_zero(&words), untouched: slow(&words) };
+                    assert_eq!(scan(&words), want, "len {len}, {value:#x} at {hit}");
                 }
             }
         }
+    }
+
+    #[test]
+    fn poison_above_zero_is_untouched_but_not_zero() {
+        let mut words = vec![0u64; 100];
+        words[40..60].fill(STACKLEAK_POISON);
+        words[60] = 7;
+        assert_eq!(scan(&words), Scan { zero: 40 * 8, untouched: 60 * 8 });
     }
 
     #[test]

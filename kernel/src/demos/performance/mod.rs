@@ -189,9 +189,11 @@ fn failed(e: impl core::fmt::Display) -> CmdError {
 /// A bare switch: `call`, push the six callee-saved registers, store RSP,
 /// load the next RSP, pop six, `ret` — twice for a round trip.
 const MIN_SWITCH_ROUND_TRIP: u64 = 2 * (1 + 6 + 1 + 1 + 6 + 1);
-/// Spawn + run + exit + join: zero the 16 KiB stack with 8-byte stores
-/// (THREAD_SIZE / 8), write the 8-word first frame, two switches there and
-/// back. A stack that is not cached also needs its 4 page-table entries.
+/// Spawn + run + exit + join: every word of the 16 KiB stack touched once,
+/// 8 bytes at a time (THREAD_SIZE / 8: what the last thread used is zeroed,
+/// the rest is checked to be still zero by the usage scan), the 8-word
+/// first frame, two switches there and back. A stack that is not cached
+/// also needs its 4 page-table entries.
 const MIN_SPAWN: u64 = crate::layout::THREAD_SIZE / 8 + 8 + MIN_SWITCH_ROUND_TRIP;
 const MIN_SPAWN_COLD: u64 = MIN_SPAWN + crate::layout::THREAD_SIZE / crate::layout::PAGE_SIZE;
 /// An interrupt into a Rust handler: `int`, save the nine caller-saved
