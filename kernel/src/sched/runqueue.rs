@@ -162,7 +162,12 @@ impl RunQueue {
         next.state.set(State::Running);
         next.on_cpu.store(true, Ordering::Release);
         crate::arch::gdt::set_top_of_stack(next.stack.top());
-        crate::arch::stackleak::start(&next.stackleak);
+        // Stack erasing follows user threads only: a kernel thread never
+        // returns to user mode, and while it runs `mcount` leaves the
+        // loaded record alone (its RSPs lie outside that record's stack).
+        if next.is_user() {
+            crate::arch::stackleak::start(&next.stackleak);
+        }
         // The next task's address space (a user process's, or the kernel's
         // for a kernel thread; the kernel half is the same in both, so this
         // stack and every other stays mapped across the write).
@@ -306,7 +311,9 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
                 q.queue.push_back(prev);
             }
         }
-        crate::arch::stackleak::save(&prev.stackleak);
+        if prev.is_user() {
+            crate::arch::stackleak::save(&prev.stackleak);
+        }
         let next = q.switch_in_next();
         if core::ptr::eq(next, prev) {
             drop(q);

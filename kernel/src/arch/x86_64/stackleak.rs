@@ -95,9 +95,11 @@ crate::define_per_cpu! {
     static RUNNING: AtomicU64 = AtomicU64::new(0);
 }
 
-/// `next` starts running on this CPU (every context switch, the last one
-/// of an exiting task included, and the first run of init and idle): what
-/// `mcount` and `erase_start` need of it. Off, only which stack runs is
+/// `next`, a user thread, starts running on this CPU (every context switch
+/// to one, the last one of an exiting task included): what `mcount` and
+/// `erase_start` need of it. Kernel threads are not followed: they never
+/// return to user mode, and `mcount` ignores their RSPs, which lie outside
+/// the stack of the record loaded. Off, only which stack runs is
 /// kept; switching erasing on starts a new generation, in which every
 /// task's first erase is whole and sets this CPU's tracking up again.
 #[instrument_fn = "off"]
