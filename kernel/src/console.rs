@@ -87,7 +87,7 @@ const BOUNDED_WAIT_MS: u64 = 50;
 /// or be stuck behind this CPU's NMI work) or a dying kernel.
 fn must_not_wait() -> bool {
     BUSTED.load(Ordering::Relaxed)
-        || (crate::arch::percpu::ready() && crate::arch::percpu::this_cpu().nmi_depth.load(Ordering::Relaxed) > 0)
+        || (crate::arch::percpu::ready() && crate::arch::percpu::this_cpu().nmi_depth() > 0)
 }
 
 /// The console's holder is in an NMI handler: its print is suspended until
@@ -96,7 +96,7 @@ fn holder_stuck() -> bool {
     let owner = CONSOLE.owner.load(Ordering::Acquire);
     owner != NO_OWNER
         && (owner as usize) < crate::layout::MAX_CPUS
-        && crate::arch::percpu::of(owner as usize).nmi_depth.load(Ordering::Relaxed) > 0
+        && crate::arch::percpu::of(owner as usize).nmi_depth() > 0
 }
 
 /// The kernel is dying: bound every later console wait on every CPU.

@@ -97,11 +97,11 @@ pub fn raise(nr: Softirq) {
 #[inline(never)]
 fn run_rounds(rounds: usize) -> bool {
     let cpu = this_cpu();
-    if cpu.in_softirq.swap(true, Ordering::SeqCst) {
+    if cpu.set_softirq(true) {
         return false;
     }
     let left = run_rounds_inner(cpu, rounds);
-    cpu.in_softirq.store(false, Ordering::SeqCst);
+    cpu.set_softirq(false);
     left
 }
 
@@ -174,11 +174,11 @@ pub mod ktests {
         let cpu = this_cpu();
         let result = x86_64::instructions::interrupts::without_interrupts(|| {
             RUNS.store(0, Ordering::SeqCst);
-            cpu.in_softirq.store(true, Ordering::SeqCst); // "handlers are running"
+            cpu.set_softirq(true); // "handlers are running"
             COUNT.raise();
             super::run_on_irq_exit();
             let ran_inside = RUNS.load(Ordering::SeqCst);
-            cpu.in_softirq.store(false, Ordering::SeqCst);
+            cpu.set_softirq(false);
             super::run_on_irq_exit();
             (ran_inside, RUNS.load(Ordering::SeqCst))
         });

@@ -25,14 +25,14 @@ pub struct IrqMutex<T> {
 /// until it is released). The oops path reads the count.
 pub fn note_lock_taken() {
     if crate::arch::percpu::ready() {
-        crate::arch::percpu::this_cpu().locks_held.fetch_add(1, Ordering::Relaxed);
+        crate::arch::percpu::this_cpu().lock_taken();
     }
 }
 
 /// The lock counted by `note_lock_taken` is released.
 pub fn note_lock_released() {
     if crate::arch::percpu::ready() {
-        crate::arch::percpu::this_cpu().locks_held.fetch_sub(1, Ordering::Relaxed);
+        crate::arch::percpu::this_cpu().lock_released();
     }
 }
 

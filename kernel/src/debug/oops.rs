@@ -147,8 +147,8 @@ fn kill_or_reason() -> PanicReason {
         Some(info::StackKind::Exception(EStack::NMI | EStack::MCE))
     );
     if cpu.irq_count.load(Ordering::SeqCst) >= 0
-        || cpu.nmi_depth.load(Ordering::SeqCst) > 0
-        || cpu.in_softirq.load(Ordering::SeqCst)
+        || cpu.nmi_depth() > 0
+        || cpu.in_softirq()
         || on_nmi_stack
     {
         return PanicReason::InInterrupt;
@@ -158,7 +158,7 @@ fn kill_or_reason() -> PanicReason {
         crate::sched::INIT_PID => return PanicReason::KillInit,
         _ => {}
     }
-    match cpu.locks_held.load(Ordering::SeqCst) {
+    match cpu.locks_held() {
         0 => PanicReason::CannotKill(crate::sched::kill_current(reset_cpu_after_oops, recovered)),
         n => PanicReason::LocksHeld(n),
     }

@@ -236,7 +236,7 @@ fn user_nmi_probe(regs: &Regs) {
     p.db_depth.store(u64::from(crate::arch::debug::DB_DEPTH.of(cpu.id()).load(Ordering::Relaxed)), Ordering::Relaxed);
     let (_, db_top) = estack_range(cpu.id(), EStack::DB);
     p.ist_db_shifted.store(u64::from(cpu.ist(Ist::DB) != db_top), Ordering::Relaxed);
-    p.nmi_depth.store(u64::from(cpu.nmi_depth.load(Ordering::Relaxed)), Ordering::Relaxed);
+    p.nmi_depth.store(u64::from(cpu.nmi_depth()), Ordering::Relaxed);
     p.count.fetch_add(1, Ordering::Release);
 }
 

@@ -360,10 +360,7 @@ pub fn preempt_on_irq_exit() {
 /// too). The IRQ exit preempts only after `irq_count` is back at -1.
 fn in_atomic() -> bool {
     let cpu = this_cpu();
-    cpu.irq_count.load(Ordering::Relaxed) >= 0
-        || cpu.in_softirq.load(Ordering::Relaxed)
-        || cpu.nmi_depth.load(Ordering::Relaxed) > 0
-        || cpu.locks_held.load(Ordering::Relaxed) > 0
+    cpu.irq_count.load(Ordering::Relaxed) >= 0 || cpu.preempt_count() != 0
 }
 
 /// "BUG: scheduling while atomic" so far, on every CPU: a switch asked for

@@ -9,8 +9,9 @@
 //! entry stubs reach by fixed offset from GS (`top_of_stack`,
 //! `user_rsp_scratch`, `kstack_offset`, `irq_count`, `irq_stack_top`,
 //! `tracer_busy`, the TSS), the CPU's identity (number, APIC ID, online),
-//! the parts of Linux's `preempt_count` every layer asks about together
-//! (`irq_count`, `in_softirq`, `nmi_depth`, `locks_held`), and — still to
+//! Linux's `preempt_count`, which every layer asks about (`irq_count`
+//! apart, for the entry stubs; `preempt_count`: locks held, softirq, NMI
+//! depth), and — still to
 //! move to their owners — the handlers' last frames (read by the stacks'
 //! ktests, below the entry layer) and the user-boundary counters.
 //! One `PerCpu` per possible CPU, in a static array; word 0 of each area
@@ -93,21 +94,21 @@ pub struct PerCpu {
     /// One past the top of this CPU's IRQ stack (Linux `hardirq_stack_ptr`
     /// points one word lower; the entry code stores there).
     pub irq_stack_top: AtomicU64,
-    /// Softirq handlers are running on this CPU (Linux's softirq count in
-    /// `preempt_count`): an IRQ exit meanwhile must not run them again.
-    pub in_softirq: AtomicBool,
     /// Changed by hardware (RSP0) and by the #DB entry stub (IST[DB]).
     pub tss: UnsafeCell<TaskStateSegment>,
     pub gdt: UnsafeCell<GlobalDescriptorTable<GDT_ENTRIES>>,
     /// The stack tracer's hook is running on this CPU (`mcount` skips
     /// nested entries: the hook's own calls, an NMI inside it).
     pub tracer_busy: AtomicU8,
-    /// NMI and #MC handlers running on this CPU (Linux's NMI bits of
-    /// `preempt_count`, set by `nmi_enter`): an oops here cannot kill a thread.
-    pub nmi_depth: AtomicU32,
-    /// `IrqMutex`es (and the heap lock) this CPU holds: an oops with one held
-    /// cannot kill the thread either, as the lock would never be released.
-    pub locks_held: AtomicU32,
+    /// Linux `preempt_count`, the fields tristack has (the hard-IRQ count
+    /// is `irq_count`, which the entry stubs keep for the stack switch):
+    /// `IrqMutex`es and the heap lock held (`PREEMPT_MASK`: an oops with one
+    /// held cannot kill the thread, the lock would never be released),
+    /// softirq handlers running (`SOFTIRQ_OFFSET`: an IRQ exit meanwhile
+    /// must not run them again), NMI and #MC handlers nested (`NMI_MASK`,
+    /// set by `nmi_enter`: an oops here cannot kill a thread either). One
+    /// word, so "may this CPU switch?" is one load.
+    preempt_count: AtomicU32,
     /// Per vector: the address of the register frame of the last handler run,
     /// i.e. where on which stack it ran (ktests and commands read it).
     pub handler_rsp: [AtomicU64; NR_EXCEPTIONS],
@@ -158,6 +159,73 @@ pub struct UserCounters {
     pub irqs_on_irq_stack: AtomicU64,
 }
 
+/// `preempt_count`'s fields (Linux `include/linux/preempt.h` has the same
+/// three, with hard IRQs between softirq and NMI).
+pub const PREEMPT_MASK: u32 = 0x0000_ffff;
+pub const SOFTIRQ_OFFSET: u32 = 1 << 16;
+pub const NMI_SHIFT: u32 = 24;
+pub const NMI_OFFSET: u32 = 1 << NMI_SHIFT;
+
+impl PerCpu {
+    /// Any of `preempt_count`'s fields set: a lock held, softirq or NMI
+    /// context (with `irq_count`, Linux `in_atomic()`).
+    pub fn preempt_count(&self) -> u32 {
+        self.preempt_count.load(Ordering::Relaxed)
+    }
+
+    /// NMI and #MC handlers nested on this CPU.
+    pub fn nmi_depth(&self) -> u32 {
+        self.preempt_count.load(Ordering::SeqCst) >> NMI_SHIFT
+    }
+
+    /// Linux `nmi_enter` / `nmi_exit` (only the count).
+    pub fn nmi_enter(&self) {
+        self.preempt_count.fetch_add(NMI_OFFSET, Ordering::SeqCst);
+    }
+
+    pub fn nmi_exit(&self) {
+        self.preempt_count.fetch_sub(NMI_OFFSET, Ordering::SeqCst);
+    }
+
+    /// Put the NMI count back to `depth` (a test's fake machine check that
+    /// "died" without leaving #MC context).
+    pub fn set_nmi_depth(&self, depth: u32) {
+        let _ = self.preempt_count.try_update(Ordering::SeqCst, Ordering::SeqCst, |pc| {
+            Some((pc & !(u32::MAX << NMI_SHIFT)) | depth << NMI_SHIFT)
+        });
+    }
+
+    /// Softirq handlers are running on this CPU.
+    pub fn in_softirq(&self) -> bool {
+        self.preempt_count.load(Ordering::SeqCst) & SOFTIRQ_OFFSET != 0
+    }
+
+    /// Mark softirq handlers running (or not); returns whether they were.
+    pub fn set_softirq(&self, running: bool) -> bool {
+        let old = if running {
+            self.preempt_count.fetch_or(SOFTIRQ_OFFSET, Ordering::SeqCst)
+        } else {
+            self.preempt_count.fetch_and(!SOFTIRQ_OFFSET, Ordering::SeqCst)
+        };
+        old & SOFTIRQ_OFFSET != 0
+    }
+
+    /// Spin locks (`IrqMutex`es, the heap's) this CPU holds.
+    pub fn locks_held(&self) -> u32 {
+        self.preempt_count.load(Ordering::SeqCst) & PREEMPT_MASK
+    }
+
+    /// A lock taken / released on this CPU (Linux `preempt_disable` /
+    /// `preempt_enable` in `spin_lock` / `spin_unlock`).
+    pub fn lock_taken(&self) {
+        self.preempt_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn lock_released(&self) {
+        self.preempt_count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 // SAFETY: the UnsafeCell fields are written only by their own CPU (during
 // init, by the #DB stub, by hardware); other CPUs only read them for display.
 unsafe impl Sync for PerCpu {}
@@ -171,12 +239,10 @@ impl PerCpu {
             online: AtomicBool::new(false),
             irq_count: AtomicI64::new(-1),
             irq_stack_top: AtomicU64::new(0),
-            in_softirq: AtomicBool::new(false),
             tss: UnsafeCell::new(TaskStateSegment::new()),
             gdt: UnsafeCell::new(GlobalDescriptorTable::empty()),
             tracer_busy: AtomicU8::new(0),
-            nmi_depth: AtomicU32::new(0),
-            locks_held: AtomicU32::new(0),
+            preempt_count: AtomicU32::new(0),
             handler_rsp: [const { AtomicU64::new(0) }; NR_EXCEPTIONS],
             interrupted_rsp: [const { AtomicU64::new(0) }; NR_EXCEPTIONS],
             top_of_stack: AtomicU64::new(0),

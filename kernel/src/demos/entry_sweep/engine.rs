@@ -99,7 +99,7 @@ fn db_hook(regs: &mut Regs, ev: &DebugEvent) -> bool {
     }
     let masked = match event() {
         // Inside the NMI handler (paths driven by NMIs get no NMI event).
-        Some(Event::Nmi) => this_cpu().nmi_depth.load(Ordering::SeqCst) > 0,
+        Some(Event::Nmi) => this_cpu().nmi_depth() > 0,
         Some(Event::Irq) => regs.rflags & crate::arch::regs::RFLAGS_IF == 0,
         Some(Event::Mce) => {
             let (bottom, top) = estack_range(this_cpu().id(), EStack::MCE);

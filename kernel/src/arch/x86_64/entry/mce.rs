@@ -74,7 +74,7 @@ fn do_machine_check(hw: &mut impl MachineCheckHw, regs: &mut Regs) {
     if super::nmi::returns_into_nmi(regs) {
         crate::arch::mce::MCE_IN_NMI.this().fetch_add(1, Ordering::SeqCst);
     }
-    cpu.nmi_depth.fetch_add(1, Ordering::SeqCst);
+    cpu.nmi_enter();
     let frame = regs as *const Regs as u64;
     let mca = hw.has_mca();
     let mcg_status = if mca { hw.rdmsr(MSR_MCG_STATUS) } else { 0 };
@@ -105,7 +105,7 @@ fn do_machine_check(hw: &mut impl MachineCheckHw, regs: &mut Regs) {
              a software int $18, {valid} valid banks",
             cpu.id()
         ));
-        cpu.nmi_depth.fetch_sub(1, Ordering::SeqCst);
+        cpu.nmi_exit();
         return;
     }
     // MCIP stays set until the very end (Linux clears MCG_STATUS last in
@@ -122,14 +122,13 @@ fn do_machine_check(hw: &mut impl MachineCheckHw, regs: &mut Regs) {
         cpu.id(),
         regs.rip
     ));
-    cpu.nmi_depth.fetch_sub(1, Ordering::SeqCst);
+    cpu.nmi_exit();
     hw.wrmsr(MSR_MCG_STATUS, 0);
 }
 
 pub mod ktests {
     use alloc::string::String;
     use alloc::vec::Vec;
-    use core::sync::atomic::Ordering;
 
     use super::*;
     use crate::kcheck;
@@ -180,10 +179,10 @@ pub mod ktests {
         let mut fake = Fake { mcg_status, events: Vec::new() };
         let mut regs = Regs::default();
         let cpu = this_cpu();
-        let depth = cpu.nmi_depth.load(Ordering::SeqCst);
+        let depth = cpu.nmi_depth();
         do_machine_check(&mut fake, &mut regs);
         // The fake dying path returns with the #MC context still counted.
-        cpu.nmi_depth.store(depth, Ordering::SeqCst);
+        cpu.set_nmi_depth(depth);
         fake.events
     }
 

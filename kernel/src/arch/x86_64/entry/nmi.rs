@@ -26,7 +26,7 @@ use crate::stacks::nmi_return::{self, Interrupted};
 pub fn handle(regs: &mut Regs) {
     let dr7 = crate::arch::debug::disable_all();
     let cpu = this_cpu();
-    cpu.nmi_depth.fetch_add(1, Ordering::SeqCst);
+    cpu.nmi_enter();
     crate::arch::nmi::NMI_COUNT.this().fetch_add(1, Ordering::SeqCst);
     // The NMI stack must never be re-entered while live: if the interrupted
     // (kernel, trusted) RSP is on it, the CPU has just overwritten a live
@@ -36,7 +36,7 @@ pub fn handle(regs: &mut Regs) {
         crate::arch::nmi::NMI_STACK_REENTERED.this().fetch_add(1, Ordering::SeqCst);
     }
     crate::arch::nmi::handlers().for_each(|handler| handler(regs));
-    cpu.nmi_depth.fetch_sub(1, Ordering::SeqCst);
+    cpu.nmi_exit();
     crate::arch::debug::restore_all(dr7);
 }
 
@@ -52,7 +52,7 @@ pub extern "C" fn kernel_return(regs: &Regs) -> u64 {
 pub fn returns_into_nmi(regs: &Regs) -> bool {
     let cpu = this_cpu();
     nmi_return::interrupted_nmi_context(
-        cpu.nmi_depth.load(Ordering::SeqCst),
+        cpu.nmi_depth(),
         interrupted(regs),
         nmi_stack(cpu),
         &user_rsp_code(),

@@ -122,7 +122,7 @@ fn check_user_return(regs: &Regs) {
     let cpu = this_cpu();
     let at_top = core::ptr::eq(regs, user_frame_slot());
     let irq_count = cpu.irq_count.load(Ordering::Relaxed);
-    let nmi = cpu.nmi_depth.load(Ordering::Relaxed);
+    let nmi = cpu.nmi_depth();
     let db = crate::arch::debug::DB_DEPTH.this().load(Ordering::Relaxed);
     // IST[DB] unshifted: the #DB stack's top (an offset worked out at
     // compile time; `estack_range` walks the layout table at run time).
