@@ -86,8 +86,7 @@ const BOUNDED_WAIT_MS: u64 = 50;
 /// NMI context (another CPU's print may be the one this NMI interrupted,
 /// or be stuck behind this CPU's NMI work) or a dying kernel.
 fn must_not_wait() -> bool {
-    BUSTED.load(Ordering::Relaxed)
-        || (crate::arch::percpu::ready() && crate::arch::percpu::this_cpu().nmi_depth() > 0)
+    BUSTED.load(Ordering::Relaxed) || (crate::arch::percpu::ready() && crate::arch::percpu::this_cpu().nmi_depth() > 0)
 }
 
 /// The console's holder is in an NMI handler: its print is suspended until

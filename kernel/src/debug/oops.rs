@@ -146,11 +146,7 @@ fn kill_or_reason() -> PanicReason {
         info::stack_of(crate::arch::cpu::stack_pointer()).map(|s| s.kind),
         Some(info::StackKind::Exception(EStack::NMI | EStack::MCE))
     );
-    if cpu.irq_count.load(Ordering::SeqCst) >= 0
-        || cpu.nmi_depth() > 0
-        || cpu.in_softirq()
-        || on_nmi_stack
-    {
+    if cpu.irq_count.load(Ordering::SeqCst) >= 0 || cpu.nmi_depth() > 0 || cpu.in_softirq() || on_nmi_stack {
         return PanicReason::InInterrupt;
     }
     match cur.pid {

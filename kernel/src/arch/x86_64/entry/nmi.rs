@@ -51,12 +51,7 @@ pub extern "C" fn kernel_return(regs: &Regs) -> u64 {
 /// IRET (`stacks::nmi_return` has the rule and why RSP alone is not it).
 pub fn returns_into_nmi(regs: &Regs) -> bool {
     let cpu = this_cpu();
-    nmi_return::interrupted_nmi_context(
-        cpu.nmi_depth(),
-        interrupted(regs),
-        nmi_stack(cpu),
-        &user_rsp_code(),
-    )
+    nmi_return::interrupted_nmi_context(cpu.nmi_depth(), interrupted(regs), nmi_stack(cpu), &user_rsp_code())
 }
 
 fn interrupted(regs: &Regs) -> Interrupted {

@@ -82,9 +82,9 @@ fn wait_for_children() {
         // above is still unreaped, and its stack and address space would
         // be freed in the middle of the soak (a loaded run saw 45 more
         // frames free at the end than at the start).
-        let left = sched::snapshot().iter().any(|t| {
-            Some(t.parent) == me && u64::from(t.pid) > FIRST_SOAK_PID.load(Ordering::SeqCst) && !is_bg(t.pid)
-        });
+        let left = sched::snapshot()
+            .iter()
+            .any(|t| Some(t.parent) == me && u64::from(t.pid) > FIRST_SOAK_PID.load(Ordering::SeqCst) && !is_bg(t.pid));
         if !left {
             return;
         }
