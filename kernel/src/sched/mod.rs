@@ -144,6 +144,8 @@ pub fn start(first_name: &str, first: Entry) -> ! {
         let mut tasks = TASKS.lock();
         tasks.next_pid = INIT_PID + 1;
         let init_ptr = &*init as *const Task as u64;
+        // Its stack, for stack erasing (the box does not move with it).
+        crate::arch::stackleak::start(&init.stackleak);
         tasks.tasks.insert(INIT_PID, init);
         rq(cpu).idle = Some(idle);
         runqueue::CURRENT.this().store(init_ptr, Ordering::Release);
@@ -206,6 +208,7 @@ pub fn run_idle(cpu: usize) -> ! {
         idle.on_cpu.store(true, Ordering::Relaxed);
         runqueue::CURRENT.this().store(&**idle as *const Task as u64, Ordering::Release);
         crate::arch::gdt::set_top_of_stack(idle.stack.top());
+        crate::arch::stackleak::start(&idle.stackleak);
     }
     this_cpu().online.store(true, Ordering::Release);
     idle_main(0);
