@@ -96,8 +96,9 @@ crate::define_per_cpu! {
 }
 
 /// `next`, a user thread, starts running on this CPU (every context switch
-/// to one, the last one of an exiting task included): what `mcount` and
-/// `erase_start` need of it. Kernel threads are not followed: they never
+/// to one, the last one of an exiting task included; and init and idle at
+/// their first run, so a record is loaded from the start): what `mcount`
+/// and `erase_start` need of it. Kernel threads are not followed: they never
 /// return to user mode, and `mcount` ignores their RSPs, which lie outside
 /// the stack of the record loaded. Off, only which stack runs is
 /// kept; switching erasing on starts a new generation, in which every
