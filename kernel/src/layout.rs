@@ -55,6 +55,23 @@ pub const EXTRA_STACKS_PER_CPU: usize = 2;
 /// many bytes of the current stack are in use.
 pub const EXTRA_STACK_THRESHOLD: u64 = THREAD_SIZE / 2;
 
+// --- Thread stacks that grow on demand (docs/dynamic-stacks.md) -------------------
+
+/// Pages of a dynamic `THREAD_SIZE` stack backed when it is created (the
+/// top ones); the rest are mapped by the #PF that first touches them.
+pub const DYNAMIC_STACK_INITIAL_PAGES: u64 = 1;
+/// Frames each CPU keeps zeroed for growth faults, which may not take the
+/// frame allocator's lock: enough for one thread to grow to its full size
+/// (refilled at every context switch).
+pub const DYNAMIC_RESERVE_FRAMES: usize = (THREAD_SIZE / PAGE_SIZE - DYNAMIC_STACK_INITIAL_PAGES) as usize;
+/// Most pages a dynamic stack keeps when it goes back to the per-CPU cache
+/// (`trim` gives the rest back, and whatever its last thread did not use).
+pub const DYNAMIC_CACHE_KEEP_PAGES: u64 = 2;
+const _: () = assert!(DYNAMIC_STACK_INITIAL_PAGES >= 1 && DYNAMIC_STACK_INITIAL_PAGES <= THREAD_SIZE / PAGE_SIZE);
+const _: () = assert!(
+    DYNAMIC_CACHE_KEEP_PAGES >= DYNAMIC_STACK_INITIAL_PAGES && DYNAMIC_CACHE_KEEP_PAGES < THREAD_SIZE / PAGE_SIZE
+);
+
 // --- The virtual memory map --------------------------------------------------
 
 /// User space of the current process: program text from 4 MiB (Linux's
@@ -168,6 +185,12 @@ pub enum Ist {
     NMI = 2,
     DB = 3,
     MCE = 4,
+    /// #PF, only while thread stacks grow on demand (`dynamic-stacks on`):
+    /// a growth fault must not be taken on the stack that faulted.
+    PF = 5,
+    /// External interrupts, likewise: the CPU's push of their frame must
+    /// not be what touches a page that is not backed yet.
+    ENTRY = 6,
 }
 
 impl Ist {
@@ -189,6 +212,16 @@ pub enum EStack {
     DB1,
     DB,
     MCE,
+    /// The #PF stacks exist for dynamic thread stacks (`stacks::dynamic`)
+    /// and mirror #DB's: PF2 is a hole, PF1 where a #PF inside the #PF
+    /// handler lands (the stub shifts IST[PF] by `PF_STACK_OFFSET`).
+    PF2,
+    PF1,
+    PF,
+    /// Linux's entry stack (`cpu_entry_stack`, its trampoline for user
+    /// entries): here where external interrupts land while dynamic thread
+    /// stacks exist, to be replayed onto the stack they interrupted.
+    ENTRY,
 }
 
 pub struct EStackDesc {
@@ -201,13 +234,17 @@ pub struct EStackDesc {
 }
 
 /// The table every exception-stack fact derives from, indexed by `EStack as usize`.
-pub const ESTACKS: [EStackDesc; 6] = [
+pub const ESTACKS: [EStackDesc; 10] = [
     EStackDesc { kind: EStack::DF, name: "#DF", size: EXCEPTION_STKSZ, ist: Some(Ist::DF) },
     EStackDesc { kind: EStack::NMI, name: "NMI", size: EXCEPTION_STKSZ, ist: Some(Ist::NMI) },
     EStackDesc { kind: EStack::DB2, name: "#DB2", size: 0, ist: None },
     EStackDesc { kind: EStack::DB1, name: "#DB1", size: EXCEPTION_STKSZ, ist: None },
     EStackDesc { kind: EStack::DB, name: "#DB", size: EXCEPTION_STKSZ, ist: Some(Ist::DB) },
     EStackDesc { kind: EStack::MCE, name: "#MC", size: EXCEPTION_STKSZ, ist: Some(Ist::MCE) },
+    EStackDesc { kind: EStack::PF2, name: "#PF2", size: 0, ist: None },
+    EStackDesc { kind: EStack::PF1, name: "#PF1", size: EXCEPTION_STKSZ, ist: None },
+    EStackDesc { kind: EStack::PF, name: "#PF", size: EXCEPTION_STKSZ, ist: Some(Ist::PF) },
+    EStackDesc { kind: EStack::ENTRY, name: "ENTRY", size: PAGE_SIZE, ist: Some(Ist::ENTRY) },
 ];
 
 const fn estacks_indexed_by_kind() -> bool {
@@ -229,6 +266,10 @@ impl EStack {
     pub const fn name(self) -> &'static str {
         self.desc().name
     }
+    /// Only used while thread stacks grow on demand (the #PF stacks).
+    pub const fn dynamic_only(self) -> bool {
+        matches!(self, EStack::PF2 | EStack::PF1 | EStack::PF | EStack::ENTRY)
+    }
     /// Offset of the stack's lowest byte from the CPU's entry-area base:
     /// every earlier stack plus one guard page per stack up to this one.
     pub const fn offset(self) -> u64 {
@@ -243,14 +284,19 @@ impl EStack {
 }
 
 /// Bytes of one CPU's entry area: the stacks, their guards and a top guard.
-pub const CEA_PER_CPU_SIZE: u64 = EStack::MCE.offset() + EXCEPTION_STKSZ + PAGE_SIZE;
+pub const CEA_PER_CPU_SIZE: u64 = EStack::ENTRY.offset() + EStack::ENTRY.desc().size + PAGE_SIZE;
 /// Distance between two CPUs' entry areas (a power of two, for readable addresses).
 pub const CEA_STRIDE: u64 = 128 * 1024;
 /// What the #DB entry subtracts from TSS IST[DB] so a nested #DB lands on DB1
 /// (Linux `DB_STACK_OFFSET`); a second shift lands on DB2, the hole.
 pub const DB_STACK_OFFSET: u64 = EStack::DB.offset() - EStack::DB1.offset();
 
+/// The same for #PF while thread stacks grow on demand.
+pub const PF_STACK_OFFSET: u64 = EStack::PF.offset() - EStack::PF1.offset();
+
 const _: () = assert!(DB_STACK_OFFSET == EXCEPTION_STKSZ + PAGE_SIZE);
+const _: () = assert!(PF_STACK_OFFSET == DB_STACK_OFFSET);
+const _: () = assert!(EStack::PF.offset() + EXCEPTION_STKSZ - 2 * PF_STACK_OFFSET == EStack::PF2.offset());
 // Shifting DB's top twice must land exactly on the top of the DB2 hole.
 const _: () = assert!(EStack::DB.offset() + EXCEPTION_STKSZ - 2 * DB_STACK_OFFSET == EStack::DB2.offset());
 const _: () = assert!(CEA_PER_CPU_SIZE <= CEA_STRIDE);
@@ -303,6 +349,10 @@ pub static DEBUGGER_LAYOUT: DebuggerLayout = DebuggerLayout {
         debugger_estack(3),
         debugger_estack(4),
         debugger_estack(5),
+        debugger_estack(6),
+        debugger_estack(7),
+        debugger_estack(8),
+        debugger_estack(9),
     ],
 };
 

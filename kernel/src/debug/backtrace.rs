@@ -24,7 +24,14 @@ impl super::unwind::Walker for KernelWalker {
             StackKind::Irq | StackKind::Extra => Link::TopWord,
             StackKind::Exception(_) => Link::HardwareFrame,
         };
-        Some(Stack { name: s.name(), bottom: s.bottom, top: s.top, link })
+        // A dynamic thread stack is backed only from some page up (its RSP
+        // may even be below that, the fault that would have grown it
+        // pending): the walk reads only the backed part.
+        let bottom = match s.kind {
+            StackKind::Task => crate::stacks::dynamic::resident_bottom(s.bottom, s.top),
+            _ => s.bottom,
+        };
+        Some(Stack { name: s.name(), bottom, top: s.top, link })
     }
 
     fn read(&self, addr: u64) -> u64 {

@@ -95,6 +95,9 @@ fn kind_index(kind: StackKind) -> Option<usize> {
         // Extra stacks are entered only by the block layer's submit path;
         // `blk-io` prints the depth reached on them itself.
         StackKind::Exception(EStack::DB2) | StackKind::Extra => return None,
+        // The #PF stacks run `grow` (untraced) and, for a guard hit, the
+        // oops; the entry stack only the replay stub: no record of their own.
+        StackKind::Exception(EStack::PF | EStack::PF1 | EStack::PF2 | EStack::ENTRY) => return None,
     })
 }
 

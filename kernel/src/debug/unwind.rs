@@ -92,7 +92,9 @@ pub fn unwind(walker: &impl Walker, rsp: u64, rbp: u64, mut emit: impl FnMut(Lin
         }
         let in_stack =
             |a: u64| a.is_multiple_of(8) && a >= stack.bottom && a.checked_add(8).is_some_and(|e| e <= stack.top);
-        let mut slot = sp.next_multiple_of(8);
+        // From RSP up; a stack that is readable only from higher up (a
+        // dynamic thread stack's backed part) from there.
+        let mut slot = sp.next_multiple_of(8).max(stack.bottom);
         while in_stack(slot) {
             let word = walker.read(slot);
             if walker.is_text(word) {

@@ -6,6 +6,7 @@
 //! handler, a #DB hook, a claimed softirq, an interrupt vector).
 
 pub mod backtraces;
+pub mod dynamic_stacks;
 pub mod entry_sweep;
 pub mod foundation;
 pub mod hostile_input;
@@ -46,7 +47,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "fail", usage: "", help: "end the boot reporting failure (runner status 1)", run: foundation::fail },
     Spec { name: "poweroff", usage: "", help: "end the boot reporting success (runner status 0)", run: foundation::poweroff },
     Spec { name: "ps", usage: "", help: "tasks (sysrq-t shape) with free stack bytes; per-CPU IST stack high-water marks", run: threads::ps },
-    Spec { name: "spawn", usage: "[--stack-size 4K|8K|16K|32K] [--stack-limit BYTES] N", help: "start N worker threads (yield/sleep loops with a checksum), on stacks of size S (4K 8K 16K 32K) or with a stack limit of B bytes", run: threads::spawn },
+    Spec { name: "spawn", usage: "[--stack-size 4K|8K|16K|32K] [--stack-limit BYTES] [--dynamic] N", help: "start N worker threads (yield/sleep loops with a checksum), on stacks of size S (4K 8K 16K 32K), with a stack limit of B bytes, or on dynamic 16K stacks", run: threads::spawn },
     Spec { name: "sleep", usage: "MS", help: "sleep MS milliseconds (the shell thread blocks; others run)", run: threads::sleep },
     Spec { name: "overflow", usage: "[--holding-lock]", help: "a thread recurses into its guard page: #DF, oops, the thread dies, the system carries on (with a spin lock held: panic)", run: threads::overflow },
     Spec { name: "overrun", usage: "", help: "a thread overwrites its STACK_END_MAGIC: caught at the next switch", run: threads::overrun },
@@ -106,5 +107,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "threads-fit", usage: "", help: "how many threads fit in memory with 4, 8, 16 and 32 KiB stacks (frames per stack measured)", run: running_out_of_stack::threads_fit },
     Spec { name: "entry-sweep", usage: "[nmi|irq|mce|all] [--from user|kernel|both]", help: "an execute breakpoint on every instruction of every entry and exit path, and at each an NMI, IRQ or #MC delivered right there: the kernel must hold", run: entry_sweep::entry_sweep },
     Spec { name: "nmi-user-rsp", usage: "N", help: "a user program loops on syscall with RSP = another CPU's NMI stack while N NMIs hit that CPU (run with --singlestep)", run: entry_sweep::nmi_user_rsp },
+    Spec { name: "dynamic-stacks", usage: "[on|off]", help: "boot parameter and setting: new 16K threads get stacks that grow on demand (on) or fixed ones (off, the default); no argument: the state", run: dynamic_stacks::dynamic_stacks },
+    Spec { name: "grow", usage: "BYTES [--holding-lock] [--pf-on-stack] [--irq-at-edge]", help: "a thread on a dynamic stack uses BYTES of it: pages added by faults on the #PF stack (past 16K: the guard page); --holding-lock: with the frame allocator's lock held; --pf-on-stack: #PF without its own stack, the RFC's #DF; --irq-at-edge: first an interrupt whose frame is the first touch of a page", run: dynamic_stacks::grow },
     Spec { name: "nested-oops", usage: "", help: "fault inside the oops printer: the recursion guard prints one line and stops", run: ist::nested_oops },
 ];

@@ -8,10 +8,10 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::arch::percpu;
 use crate::cmd::cmdline::{self, ArgError};
 use crate::cmd::{CmdError, CmdResult};
-use crate::layout::{estack_range, ESTACKS};
+use crate::layout::{estack_range, ESTACKS, PAGE_SIZE};
 use crate::mm::{phys, vmalloc};
 use crate::sched::{self, Ended, State};
-use crate::stacks::{thread, usage};
+use crate::stacks::{dynamic, thread, usage};
 use crate::{println, time};
 
 /// `ps`: Linux's sysrq-t task list (4.18 shape), then per-CPU stack usage.
@@ -34,8 +34,12 @@ pub fn ps(args: &[&str]) -> CmdResult {
             (true, true, _) => "user (kernel stack empty)",
             (true, false, _) => "user, in kernel",
         };
+        // A dynamic stack: what is backed of it, then its size.
         let size = match t.stack.limit() {
             Some(l) => alloc::format!("L{l}"),
+            None if t.stack.dynamic() => {
+                alloc::format!("{}K/{}K", t.stack.resident_pages() * PAGE_SIZE / 1024, t.stack.size() / 1024)
+            }
             None => alloc::format!("{}K", t.stack.size() / 1024),
         };
         println!(
@@ -62,7 +66,7 @@ pub fn ps(args: &[&str]) -> CmdResult {
         if let Some(range) = crate::stacks::irq::range(cpu) {
             line.push_str(&alloc::format!(" IRQ {}", untouched(range)));
         }
-        for d in ESTACKS.iter().filter(|d| d.size > 0) {
+        for d in ESTACKS.iter().filter(|d| d.size > 0 && (!d.kind.dynamic_only() || dynamic::armed())) {
             line.push_str(&alloc::format!(" {} {}", d.name, untouched(estack_range(cpu, d.kind))));
         }
         println!("{line}");
@@ -130,6 +134,10 @@ pub fn spawn(args: &[&str]) -> CmdResult {
                 stack.limit = stack.limit.filter(|_| stack.size == crate::layout::THREAD_SIZE);
             }
             "--stack-limit" => stack.limit = Some(cmdline::stack_limit(it.next().ok_or_else(usage)?)?),
+            "--dynamic" => {
+                super::dynamic_stacks::arm()?;
+                stack.dynamic = true;
+            }
             n if count.is_none() => count = Some(cmdline::number("N", n, 1..=64)?),
             _ => return Err(usage().into()),
         }
@@ -137,6 +145,14 @@ pub fn spawn(args: &[&str]) -> CmdResult {
     let n = count.ok_or_else(usage)?;
     if stack.limit.is_some() && stack.size != crate::layout::THREAD_SIZE {
         return Err(ArgError::Invalid("a stack limit goes inside a 16K stack; not with --stack-size".into()).into());
+    }
+    // Only a plain 16K stack grows on demand; asked for explicitly, the
+    // others are refused, inherited they simply win.
+    if stack.dynamic && (stack.limit.is_some() || stack.size != crate::layout::THREAD_SIZE) {
+        if args.contains(&"--dynamic") {
+            return Err(ArgError::Invalid("--dynamic is a 16K stack without a limit".into()).into());
+        }
+        stack.dynamic = false;
     }
     let mut pids = Vec::new();
     for i in 0..n {
@@ -342,11 +358,15 @@ pub fn task_stack_rows() -> Vec<(usize, u32, alloc::string::String, u64, u64)> {
         .into_iter()
         .map(|t| {
             // A thread in user mode: its kernel stack holds nothing live.
-            let name = if t.in_user {
+            let mut name = if t.in_user {
                 alloc::format!("{} (in user mode: empty)", t.name)
             } else {
                 alloc::string::String::from(t.name.as_str())
             };
+            if t.stack.dynamic() {
+                let pages = t.stack.size() / PAGE_SIZE;
+                name.push_str(&alloc::format!(", dynamic: {} of {pages} pages backed", t.stack.resident_pages()));
+            }
             (t.cpu, t.pid, name, t.stack.bottom, t.stack.top())
         })
         .collect()

@@ -11,12 +11,15 @@ fn linux_sizes() {
 #[test]
 fn exception_stacks_follow_linux_order_with_a_guard_below_each() {
     let k = |o: u64| o / 1024;
-    // DF_guard, DF, NMI_guard, NMI, DB2_guard, DB2(0), DB1_guard, DB1, DB_guard, DB, MCE_guard, MCE, top guard
+    // DF_guard, DF, NMI_guard, NMI, DB2_guard, DB2(0), DB1_guard, DB1, DB_guard, DB, MCE_guard, MCE,
+    // then the #PF stacks of dynamic thread stacks in #DB's pattern, top guard
     assert_eq!(
         [EStack::DF, EStack::NMI, EStack::DB2, EStack::DB1, EStack::DB, EStack::MCE].map(|e| k(e.offset())),
         [4, 16, 28, 32, 44, 56]
     );
-    assert_eq!(CEA_PER_CPU_SIZE, 68 * 1024);
+    assert_eq!([EStack::PF2, EStack::PF1, EStack::PF, EStack::ENTRY].map(|e| k(e.offset())), [68, 72, 84, 96]);
+    assert_eq!(CEA_PER_CPU_SIZE, 104 * 1024);
+    assert_eq!(Ist::PF.tss_slot(), 4);
     assert_eq!(DB_STACK_OFFSET, 12 * 1024);
     assert_eq!(Ist::DF.tss_slot(), 0);
     assert_eq!(Ist::MCE.tss_slot(), 3);
@@ -31,8 +34,11 @@ fn classify_finds_stacks_guards_and_the_db2_hole() {
     let db2_top = db_top - 2 * DB_STACK_OFFSET;
     assert_eq!(classify_cea(db2_top - 8), Some((1, EStack::DB2, CeaPart::GuardBelow)));
     // The top guard and the slack after it are nobody's.
-    let (_, mce_top) = estack_range(1, EStack::MCE);
-    assert_eq!(classify_cea(mce_top), None);
+    let (_, pf_top) = estack_range(1, EStack::PF);
+    assert_eq!(classify_cea(pf_top), Some((1, EStack::ENTRY, CeaPart::GuardBelow)));
+    let (_, entry_top) = estack_range(1, EStack::ENTRY);
+    assert_eq!(classify_cea(entry_top), None);
+    assert_eq!(classify_cea(pf_top - 2 * PF_STACK_OFFSET - 8), Some((1, EStack::PF2, CeaPart::GuardBelow)));
     assert_eq!(classify_cea(cea_base(1) + CEA_STRIDE - 8), None);
     assert_eq!(classify_cea(CPU_ENTRY_AREA_BASE - 8), None);
     assert_eq!(classify_cea(cea_base(MAX_CPUS)), None);

@@ -9,6 +9,8 @@
 //! invalidated on this CPU here, on the others by the caller
 //! (`vmalloc::vfree` shoots them down before freeing anything).
 
+use core::sync::atomic::Ordering;
+
 use crate::sync::IrqMutex as Mutex;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
@@ -125,6 +127,8 @@ pub fn unmap(va: u64) -> Option<PhysFrame<Size4KiB>> {
 /// Walk the page tables for `va`: its physical address and the leaf's flags.
 pub fn translate(va: u64) -> Option<(PhysAddr, PageTableFlags)> {
     with_table(|t| match t.translate(VirtAddr::new(va)) {
+        // A growable page's entry is not present but not empty either.
+        TranslateResult::Mapped { flags, .. } if !flags.contains(PageTableFlags::PRESENT) => None,
         TranslateResult::Mapped { frame, offset, flags } => Some((frame.start_address() + offset, flags)),
         TranslateResult::NotMapped | TranslateResult::InvalidFrameAddress(_) => None,
     })
@@ -172,6 +176,68 @@ fn unmap_and_free(start: u64, size: u64) {
 /// on this CPU only); returns the frames, still allocated.
 pub fn unmap_range(start: u64, size: u64) -> alloc::vec::Vec<PhysFrame<Size4KiB>> {
     (start..start + size).step_by(PAGE_SIZE as usize).filter_map(unmap).collect()
+}
+
+// --- Lock-free page-table entries, for stacks that grow on demand ------------
+
+/// A not-present PTE with only this software bit (9, ignored by the CPU when
+/// P is 0) marks a page of a dynamic thread stack that a fault may map
+/// (Linux keeps swap entries in not-present PTEs the same way).
+pub const GROWABLE_PTE: u64 = 1 << 9;
+
+/// The leaf entry for kernel address `va`, found without `LOCK`, or None if
+/// a table above it is missing. For the #PF handler (which may have
+/// interrupted a holder of `LOCK`) and for readers that must not fault:
+/// tables of the kernel half are never freed, and each user of an entry
+/// owns it (a dynamic stack's pages belong to its thread).
+#[instrument_fn = "off"]
+pub fn pte(va: u64) -> Option<&'static core::sync::atomic::AtomicU64> {
+    const ADDR: u64 = 0x000f_ffff_ffff_f000;
+    const PRESENT: u64 = 1;
+    const HUGE: u64 = 1 << 7;
+    let mut table = kernel_root();
+    for shift in [39, 30, 21] {
+        // SAFETY: a table of the kernel's page tables, through the direct map.
+        let e =
+            unsafe { (phys::phys_to_virt(table) as *const u64).add(((va >> shift) & 511) as usize).read_volatile() };
+        if e & PRESENT == 0 || e & HUGE != 0 {
+            return None;
+        }
+        table = e & ADDR;
+    }
+    // SAFETY: as above; a u64 entry, aligned, read and written atomically.
+    Some(unsafe {
+        &*(phys::phys_to_virt(table) as *const core::sync::atomic::AtomicU64).add(((va >> 12) & 511) as usize)
+    })
+}
+
+/// Whether `va`'s page is mapped (no lock: see `pte`).
+pub fn present(va: u64) -> bool {
+    pte(va).is_some_and(|e| e.load(core::sync::atomic::Ordering::Relaxed) & 1 != 0)
+}
+
+/// Swap `va`'s leaf entry from `from` to `to` under the lock; false if it
+/// was not `from` (or has no table).
+fn swap_pte(va: u64, from: u64, to: u64) -> bool {
+    let _guard = LOCK.lock();
+    pte(va).is_some_and(|e| e.compare_exchange(from, to, Ordering::AcqRel, Ordering::Relaxed).is_ok())
+}
+
+/// Mark the unmapped page `va` growable (its table exists: a stack's pages
+/// share one table with its top page).
+pub fn mark_growable(va: u64) {
+    assert!(swap_pte(va, 0, GROWABLE_PTE), "{va:#x}: not an unmapped page of an existing table");
+}
+
+/// An unmapped page again (a dynamic stack's range going back to vmap).
+pub fn unmark_growable(va: u64) {
+    swap_pte(va, GROWABLE_PTE, 0);
+}
+
+/// Back growable page `va` with `frame` (kernel data); the page was not
+/// present, so no TLB holds it.
+pub fn fill_growable(va: u64, frame: PhysFrame<Size4KiB>) {
+    assert!(swap_pte(va, GROWABLE_PTE, frame.start_address().as_u64() | KERNEL_DATA.bits()), "{va:#x} not growable");
 }
 
 /// Map `size` bytes of device memory at physical `pa` to `va`, uncached.

@@ -76,6 +76,20 @@ pub fn alloc_frame() -> Option<PhysFrame<Size4KiB>> {
     Some(PhysFrame::containing_address(PhysAddr::new(pfn * PAGE_SIZE)))
 }
 
+/// A frame if the allocator's lock is free now (never waits: for the #PF
+/// handler, which may have interrupted the lock's holder on this CPU).
+pub fn try_alloc_frame() -> Option<PhysFrame<Size4KiB>> {
+    let pfn = FRAMES.try_lock()?.as_mut()?.alloc()?;
+    Some(PhysFrame::containing_address(PhysAddr::new(pfn * PAGE_SIZE)))
+}
+
+/// Run `f` with the frame allocator's lock held (and interrupts off): the
+/// `grow --holding-lock` demo, whose stack grows meanwhile.
+pub fn with_lock_held<R>(f: impl FnOnce() -> R) -> R {
+    let _held = FRAMES.lock();
+    f()
+}
+
 /// `count` physically contiguous frames; returns the first.
 pub fn alloc_contiguous(count: u64) -> Option<PhysFrame<Size4KiB>> {
     let pfn = with(|fb| fb.alloc_contiguous(count))?;

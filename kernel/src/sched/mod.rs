@@ -88,7 +88,7 @@ fn new_task(
     mm: Option<Arc<AddressSpace>>,
     stack: StackRequest,
 ) -> Result<Box<Task>, VmapError> {
-    let stack = thread::alloc_sized(stack.size, stack.limit)?;
+    let stack = if stack.dynamic { thread::alloc_dynamic()? } else { thread::alloc_sized(stack.size, stack.limit)? };
     // A user thread's stack keeps its top REGS_SIZE bytes for the frame of
     // every entry from user mode (Linux `task_pt_regs`); the thread starts
     // below it.
@@ -112,18 +112,22 @@ fn new_task(
 pub struct StackRequest {
     pub size: u64,
     pub limit: Option<u64>,
+    /// Grows on demand (`stacks::dynamic`; `THREAD_SIZE`, no limit).
+    pub dynamic: bool,
 }
 
 impl StackRequest {
-    pub const DEFAULT: StackRequest = StackRequest { size: crate::layout::THREAD_SIZE, limit: None };
+    pub const DEFAULT: StackRequest = StackRequest { size: crate::layout::THREAD_SIZE, limit: None, dynamic: false };
 
     /// What a thread spawned now gets unless told otherwise: its parent's
     /// `child_stack_size`, and the boot-time default limit (on a
-    /// `THREAD_SIZE` stack only).
+    /// `THREAD_SIZE` stack only), or else a dynamic stack if they are the
+    /// default (`dynamic-stacks on`).
     pub fn inherited() -> StackRequest {
         let size = current().map_or(crate::layout::THREAD_SIZE, |t| t.child_stack_size.load(Ordering::Relaxed));
         let limit = thread::default_limit().filter(|_| size == crate::layout::THREAD_SIZE);
-        StackRequest { size, limit }
+        let dynamic = size == crate::layout::THREAD_SIZE && limit.is_none() && crate::stacks::dynamic::default_on();
+        StackRequest { size, limit, dynamic }
     }
 }
 

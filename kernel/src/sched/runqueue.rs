@@ -289,6 +289,8 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
         }
         return;
     }
+    // Whoever runs next may grow a dynamic stack without the allocator.
+    crate::stacks::dynamic::refill();
     let (prev_slot, next_rsp) = {
         let mut q = RQ.this().lock_irqs_off();
         if !prepare(&mut q, prev) {

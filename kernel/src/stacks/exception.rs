@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::percpu;
-use crate::layout::{estack_range, EStack, Ist, DB_STACK_OFFSET, ESTACKS, MAX_CPUS, PAGE_SIZE};
+use crate::layout::{estack_range, EStack, Ist, DB_STACK_OFFSET, ESTACKS, MAX_CPUS, PAGE_SIZE, PF_STACK_OFFSET};
 use crate::mm::paging;
 
 /// Per CPU: its exception stacks are mapped (the cpu entry area of a CPU
@@ -60,16 +60,24 @@ pub fn live_extent(top: u64) -> (u64, Option<(u64, u64)>) {
     (bottom, (!guard_mapped).then_some((bottom - PAGE_SIZE, bottom - 1)))
 }
 
+/// The rows of `cpu`'s exception stacks; the #PF stacks only once dynamic
+/// thread stacks are armed (before, no gate leads there).
 pub fn live_rows(cpu: usize) -> Vec<LiveStack> {
     let area = percpu::of(cpu);
-    let db_top = area.ist(Ist::DB);
+    let shifted = |ist: Ist, n: u64| {
+        let offset = if ist == Ist::PF { PF_STACK_OFFSET } else { DB_STACK_OFFSET };
+        (area.ist(ist) - n * offset, alloc::format!("IST{}-{n}", ist as u8))
+    };
     ESTACKS
         .iter()
+        .filter(|d| !d.kind.dynamic_only() || crate::stacks::dynamic::armed())
         .map(|d| {
             let (top, via) = match (d.ist, d.kind) {
                 (Some(ist), _) => (area.ist(ist), alloc::format!("IST{}", ist as u8)),
-                (None, EStack::DB1) => (db_top - DB_STACK_OFFSET, alloc::format!("IST{}-1", Ist::DB as u8)),
-                (None, _) => (db_top - 2 * DB_STACK_OFFSET, alloc::format!("IST{}-2", Ist::DB as u8)),
+                (None, EStack::DB1) => shifted(Ist::DB, 1),
+                (None, EStack::DB2) => shifted(Ist::DB, 2),
+                (None, EStack::PF1) => shifted(Ist::PF, 1),
+                (None, _) => shifted(Ist::PF, 2),
             };
             let (bottom, guard) = live_extent(top);
             LiveStack { name: d.name, bottom, top, guard, via }
@@ -126,7 +134,8 @@ pub mod ktests {
             (X86_TRAP_DF, Ist::DF as u8),
             (X86_TRAP_MC, Ist::MCE as u8),
             (X86_TRAP_GP, 0),
-            (X86_TRAP_PF, 0),
+            // #PF has a stack of its own once dynamic thread stacks are armed.
+            (X86_TRAP_PF, if crate::stacks::dynamic::armed() { Ist::PF as u8 } else { 0 }),
         ] {
             kcheck!(
                 idt::gate_ist(vector) == want,

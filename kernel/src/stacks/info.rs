@@ -136,6 +136,10 @@ pub fn name_of(addr: u64) -> &'static str {
             EStack::DB1 => "#DB1 guard page",
             EStack::DB => "#DB guard page",
             EStack::MCE => "#MC guard page",
+            EStack::PF2 => "#PF2 guard page",
+            EStack::PF1 => "#PF1 guard page",
+            EStack::PF => "#PF guard page",
+            EStack::ENTRY => "ENTRY guard page",
         },
         None => "?",
     }

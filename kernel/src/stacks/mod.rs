@@ -7,6 +7,8 @@
 //! `info` tells which stack any address is on; `nmi_return` whether an
 //! interrupted context was on the live NMI stack.
 
+#[cfg(target_os = "none")]
+pub mod dynamic;
 pub mod extra_pool;
 pub mod nmi_return;
 pub mod usage;

@@ -14,18 +14,22 @@
 //! above what the scan at reaping found still zero (`free_scanned`), the
 //! whole stack otherwise. Limited stacks are never cached (their hole
 //! would have to be filled again).
+//!
+//! A `THREAD_SIZE` stack may be *dynamic* (`stacks::dynamic`): only its top
+//! page backed at first, the rest mapped by the faults that touch them.
+//! Everything here that reads a stack reads only its backed part.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::percpu::this_cpu;
 use crate::layout::{
-    MAX_THREAD_STACKS, PAGE_SIZE, STACK_END_MAGIC, STACK_LIMIT_ALIGN, STACK_LIMIT_MAX, STACK_LIMIT_MIN, THREAD_SIZE,
-    THREAD_STACK_SIZES,
+    DYNAMIC_CACHE_KEEP_PAGES, DYNAMIC_STACK_INITIAL_PAGES, MAX_THREAD_STACKS, PAGE_SIZE, STACK_END_MAGIC,
+    STACK_LIMIT_ALIGN, STACK_LIMIT_MAX, STACK_LIMIT_MIN, THREAD_SIZE, THREAD_STACK_SIZES,
 };
 use crate::mm::vmalloc::{self, Guards};
 use crate::mm::vmap::VmapError;
-use crate::stacks::usage;
+use crate::stacks::{dynamic, usage};
 
 crate::define_per_cpu! {
     /// Freed thread stacks kept for reuse on this CPU, per size of
@@ -35,9 +39,11 @@ crate::define_per_cpu! {
 }
 
 /// A cached stack's clean part, counted in 64-byte units in the low bits
-/// of its slot (a base is page-aligned): up to 256 KiB.
+/// of its slot (a base is page-aligned): up to 128 KiB. Bit 11
+/// (`PARTIAL`): some of its pages are not backed (a dynamic stack's).
 const CLEAN_UNIT: u64 = 64;
-const CLEAN_MASK: u64 = PAGE_SIZE - 1;
+const CLEAN_MASK: u64 = PAGE_SIZE / 2 - 1;
+const PARTIAL: u64 = PAGE_SIZE / 2;
 const _: () = assert!(CLEAN_MASK * CLEAN_UNIT >= THREAD_STACK_SIZES[THREAD_STACK_SIZES.len() - 1]);
 
 /// Guard page below (catches overflow); one unmapped page above as a gap.
@@ -46,14 +52,21 @@ const THREAD_STACK_GUARDS: Guards = Guards { below: PAGE_SIZE, above: PAGE_SIZE 
 /// One thread's stack: usable `[bottom, top)`, inside the vmap allocation
 /// `[base, base + alloc_size)`. Without a limit `bottom == base`; with one,
 /// the page just below `bottom` is the unmapped limit guard and
-/// `top - bottom` is the limit.
+/// `top - bottom` is the limit. A dynamic stack has no limit and is backed
+/// from some page up to its top.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThreadStack {
     pub bottom: u64,
     top: u64,
     base: u64,
     alloc_size: u64,
+    dynamic: bool,
 }
+
+/// The registry's limit field of a dynamic stack (no real limit is this
+/// large: `STACK_LIMIT_MAX` / 16 is below it).
+const DYNAMIC_MARK: u64 = 0x3ff;
+const _: () = assert!(STACK_LIMIT_MAX / STACK_LIMIT_ALIGN < DYNAMIC_MARK);
 
 /// The stacks in use, so `stack_info` can name any address without locks
 /// (it runs in the #DF handler). Each entry packs a stack into one word:
@@ -72,7 +85,11 @@ pub fn limit_valid(limit: u64) -> bool {
 
 impl ThreadStack {
     fn plain(base: u64, size: u64) -> ThreadStack {
-        ThreadStack { bottom: base, top: base + size, base, alloc_size: size }
+        ThreadStack { bottom: base, top: base + size, base, alloc_size: size, dynamic: false }
+    }
+
+    fn grows(base: u64, size: u64) -> ThreadStack {
+        ThreadStack { dynamic: true, ..ThreadStack::plain(base, size) }
     }
 
     /// `limit` bytes under the top of `THREAD_SIZE` at `base`: the top is
@@ -80,12 +97,13 @@ impl ThreadStack {
     /// and the page below it can be the guard.
     fn limited(base: u64, limit: u64) -> ThreadStack {
         let bottom = base + THREAD_SIZE - limit.next_multiple_of(PAGE_SIZE);
-        ThreadStack { bottom, top: bottom + limit, base, alloc_size: THREAD_SIZE }
+        ThreadStack { bottom, top: bottom + limit, base, alloc_size: THREAD_SIZE, dynamic: false }
     }
 
     fn pack(&self) -> u64 {
         let class = size_class(self.alloc_size).expect("stack sizes come from THREAD_STACK_SIZES") as u64;
-        self.base | class | self.limit().map_or(0, |l| l / STACK_LIMIT_ALIGN) << 2
+        let limit = if self.dynamic { DYNAMIC_MARK } else { self.limit().map_or(0, |l| l / STACK_LIMIT_ALIGN) };
+        self.base | class | limit << 2
     }
 
     fn unpack(word: u64) -> ThreadStack {
@@ -93,6 +111,7 @@ impl ThreadStack {
         let size = THREAD_STACK_SIZES[(word & 3) as usize];
         match (word >> 2) & 0x3ff {
             0 => ThreadStack::plain(base, size),
+            DYNAMIC_MARK => ThreadStack::grows(base, size),
             l => ThreadStack::limited(base, l * STACK_LIMIT_ALIGN),
         }
     }
@@ -112,27 +131,76 @@ impl ThreadStack {
         (self.bottom != self.base).then(|| self.size())
     }
 
-    fn words(&self) -> &[u64] {
-        // SAFETY: a live thread stack is mapped from bottom to top; reading
-        // it while its owner runs only races on values we use as statistics.
-        unsafe { core::slice::from_raw_parts(self.bottom as *const u64, (self.size() / 8) as usize) }
+    /// It grows on demand (`stacks::dynamic`).
+    pub fn dynamic(&self) -> bool {
+        self.dynamic
     }
 
-    /// The end magic is intact (Linux `task_stack_end_corrupted` is the negation).
+    /// Where its backed part starts: the bottom, unless it is dynamic.
+    pub fn resident_bottom(&self) -> u64 {
+        if self.dynamic {
+            dynamic::resident_bottom(self.bottom, self.top)
+        } else {
+            self.bottom
+        }
+    }
+
+    /// Pages backed by memory now.
+    pub fn resident_pages(&self) -> u64 {
+        if self.dynamic {
+            dynamic::resident_pages(self.bottom, self.top)
+        } else {
+            self.size().div_ceil(PAGE_SIZE)
+        }
+    }
+
+    /// The backed words, from `resident_bottom` to the top.
+    fn words(&self) -> &[u64] {
+        let from = self.resident_bottom();
+        // SAFETY: a live thread stack is mapped from its resident bottom to
+        // the top (a dynamic one gains pages only below, and loses them
+        // only when freed); reading it while its owner runs only races on
+        // values we use as statistics.
+        unsafe { core::slice::from_raw_parts(from as *const u64, ((self.top - from) / 8) as usize) }
+    }
+
+    /// The end magic is intact (Linux `task_stack_end_corrupted` is the
+    /// negation); a dynamic stack whose lowest page is not backed has
+    /// nothing there to corrupt.
+    #[inline(always)]
     pub fn end_magic_ok(&self) -> bool {
+        if self.dynamic && !crate::mm::paging::present(self.bottom) {
+            return true;
+        }
         // SAFETY: the lowest word of a mapped stack.
         unsafe { (self.bottom as *const u64).read_volatile() == STACK_END_MAGIC }
     }
 
-    /// Bytes never used (Linux `stack_not_used`).
+    /// Bytes never used (Linux `stack_not_used`); pages not backed were
+    /// never used.
     pub fn not_used(&self) -> u64 {
-        usage::stack_not_used(self.words())
+        let words = self.words();
+        let unbacked = (self.top - self.bottom) - words.len() as u64 * 8;
+        match unbacked {
+            0 => usage::stack_not_used(words),
+            // The magic word is in the first page, not backed.
+            _ => unbacked - 8 + usage::untouched(words),
+        }
     }
 
     /// One scan above the end magic: bytes never used, and bytes still
-    /// zero (both counted from the word above the magic).
+    /// zero (both counted from the word above the magic; pages not backed
+    /// count as both).
     pub fn scan(&self) -> usage::Scan {
-        usage::scan(self.words().get(1..).unwrap_or(&[]))
+        let words = self.words();
+        let unbacked = (self.top - self.bottom) - words.len() as u64 * 8;
+        match unbacked {
+            0 => usage::scan(words.get(1..).unwrap_or(&[])),
+            _ => {
+                let s = usage::scan(words);
+                usage::Scan { zero: unbacked - 8 + s.zero, untouched: unbacked - 8 + s.untouched }
+            }
+        }
     }
 }
 
@@ -159,25 +227,60 @@ pub fn alloc() -> Result<ThreadStack, VmapError> {
 /// stack with `limit` bytes usable: from this CPU's cache if it has one of
 /// that size, else the vmap area.
 pub fn alloc_sized(size: u64, limit: Option<u64>) -> Result<ThreadStack, VmapError> {
+    alloc_stack(size, limit, false)
+}
+
+/// A dynamic `THREAD_SIZE` stack (`stacks::dynamic`; it must be armed).
+pub fn alloc_dynamic() -> Result<ThreadStack, VmapError> {
+    alloc_stack(THREAD_SIZE, None, true)
+}
+
+fn alloc_stack(size: u64, limit: Option<u64>, grows: bool) -> Result<ThreadStack, VmapError> {
     let class = size_class(size).ok_or(VmapError::BadRequest)?;
     if limit.is_some_and(|l| size != THREAD_SIZE || !limit_valid(l)) {
         return Err(VmapError::BadRequest);
     }
+    if grows && (limit.is_some() || size != THREAD_SIZE || !dynamic::armed()) {
+        return Err(VmapError::BadRequest);
+    }
+    if grows {
+        // This thread may grow without the allocator from its first run.
+        dynamic::refill();
+    }
     let cached = if limit.is_none() { take_cached(class) } else { None };
     let stack = match cached {
         Some(slot) => {
-            let (base, clean) = (slot & !CLEAN_MASK, (slot & CLEAN_MASK) * CLEAN_UNIT);
+            let base = slot & !(CLEAN_MASK | PARTIAL);
+            let (clean, partial) = ((slot & CLEAN_MASK) * CLEAN_UNIT, slot & PARTIAL != 0);
+            if partial && !grows && !dynamic::populate(base, base + size) {
+                // Out of memory backing it: it stays a dynamic stack.
+                release(ThreadStack::grows(base, size), slot & CLEAN_MASK);
+                return Err(VmapError::OutOfMemory);
+            }
             // Only what the last thread wrote: below `clean` it is all zero
-            // (the end magic is rewritten below).
-            // SAFETY: a cached stack is mapped and owned by nobody.
+            // or not backed (the end magic is rewritten below).
+            // SAFETY: a cached stack is mapped above `clean` and owned by nobody.
             unsafe { crate::arch::cpu::clear_words((base + clean) as *mut u8, (size - clean) as usize) };
-            ThreadStack::plain(base, size)
+            if grows {
+                ThreadStack::grows(base, size)
+            } else {
+                if partial {
+                    dynamic::destroyed();
+                }
+                ThreadStack::plain(base, size)
+            }
         }
         None => {
             let r = vmalloc::vmalloc_guarded(size, size, THREAD_STACK_GUARDS)?;
-            match limit {
-                None => ThreadStack::plain(r.start, size),
-                Some(l) => {
+            match (limit, grows) {
+                (None, false) => ThreadStack::plain(r.start, size),
+                (None, true) => {
+                    // Fresh pages no other CPU has touched.
+                    dynamic::unback_fresh(r.start, r.start + size, DYNAMIC_STACK_INITIAL_PAGES * PAGE_SIZE);
+                    dynamic::created();
+                    ThreadStack::grows(r.start, size)
+                }
+                (Some(l), _) => {
                     let s = ThreadStack::limited(r.start, l);
                     // The limit's guard: fresh pages no other CPU has
                     // touched, so this CPU's flush (in `unmap`) suffices.
@@ -188,8 +291,14 @@ pub fn alloc_sized(size: u64, limit: Option<u64>) -> Result<ThreadStack, VmapErr
             }
         }
     };
-    // SAFETY: the lowest word of the stack we now own.
-    unsafe { (stack.bottom as *mut u64).write_volatile(STACK_END_MAGIC) };
+    if grows && cached.is_some_and(|slot| slot & PARTIAL == 0) {
+        dynamic::created();
+    }
+    // A dynamic stack's lowest page gets the magic when it is mapped.
+    if !stack.dynamic || crate::mm::paging::present(stack.bottom) {
+        // SAFETY: the lowest word of the stack we now own, backed.
+        unsafe { (stack.bottom as *mut u64).write_volatile(STACK_END_MAGIC) };
+    }
     if !register(stack.pack()) {
         // Not an assertion: user space can ask for threads until this fills.
         release(stack, 0);
@@ -212,13 +321,36 @@ pub fn free_scanned(stack: ThreadStack, scan: usage::Scan) {
     release(stack, (8 + scan.zero) / CLEAN_UNIT);
 }
 
-/// `clean`: `CLEAN_UNIT`s above the base known to be zero.
+/// `clean`: `CLEAN_UNIT`s above the base known to be zero. A dynamic
+/// stack is trimmed first (`dynamic::trim`): it keeps the pages its last
+/// thread used, at most `DYNAMIC_CACHE_KEEP_PAGES`; the rest go back.
 fn release(stack: ThreadStack, clean: u64) {
     let class = size_class(stack.alloc_size).expect("stack sizes come from THREAD_STACK_SIZES");
-    if stack.limit().is_some() || !put_cached(class, stack.base | clean) {
-        // vfree unmaps what is mapped: the limit's hole is simply skipped.
-        vmalloc::vfree(stack.base).expect("thread stacks come from the vmap area");
+    let (base, top) = (stack.base, stack.base + stack.alloc_size);
+    let mut slot = base | clean;
+    if stack.dynamic {
+        let used_from = (base + clean * CLEAN_UNIT) & !(PAGE_SIZE - 1);
+        let keep_from = used_from.max(top - DYNAMIC_CACHE_KEEP_PAGES * PAGE_SIZE);
+        dynamic::trim(base, top, keep_from);
+        // Below `keep_from` nothing is backed: clean for the next user.
+        slot = base | clean.max((keep_from - base) / CLEAN_UNIT) | PARTIAL;
     }
+    if stack.limit().is_some() || !put_cached(class, slot) {
+        unmap_stack(slot);
+    }
+}
+
+/// Give a stack's range back to the vmap area (`slot`: its base with the
+/// cache's low bits).
+fn unmap_stack(slot: u64) {
+    let base = slot & !(CLEAN_MASK | PARTIAL);
+    if slot & PARTIAL != 0 {
+        let size = THREAD_SIZE;
+        dynamic::unmark(base, base + size);
+        dynamic::destroyed();
+    }
+    // vfree unmaps what is mapped: the limit's hole is simply skipped.
+    vmalloc::vfree(base).expect("thread stacks come from the vmap area");
 }
 
 fn take_cached(class: usize) -> Option<u64> {
@@ -242,7 +374,7 @@ fn put_cached(class: usize, base: u64) -> bool {
 pub fn drain_cache() {
     for class in 0..THREAD_STACK_SIZES.len() {
         while let Some(slot) = take_cached(class) {
-            vmalloc::vfree(slot & !CLEAN_MASK).expect("cached stacks come from the vmap area");
+            unmap_stack(slot);
         }
     }
 }

@@ -245,11 +245,15 @@ pub fn reset_after_oops(cpu: &super::percpu::PerCpu) {
     write_dr(6, 0);
     crate::arch::debug::USER_WATCH_ARMED.of(cpu.id()).store(0, Ordering::Relaxed);
     crate::arch::debug::DB_DEPTH.of(cpu.id()).store(0, Ordering::SeqCst);
-    let (_, top) = crate::layout::estack_range(cpu.id(), crate::layout::EStack::DB);
-    // SAFETY: this CPU's own TSS, and no #DB handler is running on it.
-    unsafe {
-        let tss = cpu.tss.get();
-        core::ptr::addr_of_mut!((*tss).interrupt_stack_table[Ist::DB.tss_slot()])
-            .write_unaligned(::x86_64::VirtAddr::new(top));
+    // The shifted IST slots back at their tops: #DB's, and #PF's (an oops
+    // reported on the #PF stack leaves it shifted).
+    for (ist, kind) in [(Ist::DB, crate::layout::EStack::DB), (Ist::PF, crate::layout::EStack::PF)] {
+        let (_, top) = crate::layout::estack_range(cpu.id(), kind);
+        // SAFETY: this CPU's own TSS, and no #DB or #PF handler is running on it.
+        unsafe {
+            let tss = cpu.tss.get();
+            core::ptr::addr_of_mut!((*tss).interrupt_stack_table[ist.tss_slot()])
+                .write_unaligned(::x86_64::VirtAddr::new(top));
+        }
     }
 }

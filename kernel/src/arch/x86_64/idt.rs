@@ -72,6 +72,7 @@ impl Gate {
     }
 }
 
+#[repr(C, align(16))]
 struct Idt(UnsafeCell<[Gate; 256]>);
 // SAFETY: written during boot before any CPU loads it, and by the
 // `doublefault` demo (one gate's P bit) with interrupts off.
@@ -109,6 +110,42 @@ pub fn gate_ist(vector: u8) -> u8 {
     unsafe { (*IDT.0.get())[vector as usize].ist & 7 }
 }
 
+/// Move `vector`'s gate to IST `ist` (None: the current stack) while the
+/// kernel runs: `dynamic-stacks on` puts #PF on its own stack. One byte of
+/// the shared table, so every CPU's next delivery sees the old or the new
+/// value whole.
+pub fn set_gate_ist(vector: u8, ist: Option<Ist>) {
+    // SAFETY: a single byte store into the static table; the CPU reads the
+    // gate at each delivery, and both values are valid gates.
+    unsafe {
+        let gate = &raw mut (*IDT.0.get())[vector as usize];
+        core::ptr::addr_of_mut!((*gate).ist).write_volatile(ist.map_or(0, |i| i as u8));
+    }
+}
+
+/// Point live gate `vector` at `stub` on IST `ist`, where `stub` differs
+/// from the gate's present target only in its low 16 bits: the gate's
+/// first 8 bytes (offset low, selector, IST, type) in one atomic store.
+pub fn retarget_gate(vector: u8, stub: u64, ist: Ist) {
+    // SAFETY: the static table, whose gates are 8-byte aligned (16-byte
+    // entries in a table aligned to 16); every CPU reads a whole gate at
+    // delivery, and both halves of the change are valid alone only
+    // together, which the single store gives.
+    unsafe {
+        let gate = &raw mut (*IDT.0.get())[vector as usize];
+        let old = *gate;
+        let high = u64::from(old.offset_mid) << 16 | u64::from(old.offset_high) << 32;
+        assert_eq!(stub & !0xffff, high, "vector {vector}: {stub:#x} is not in its stub's 64 KiB");
+        let mut new = old;
+        new.offset_low = stub as u16;
+        new.ist = ist as u8;
+        // The first 8 bytes of `new`, as the CPU reads them.
+        let bytes: [u8; 16] = core::mem::transmute(new);
+        let low = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        core::sync::atomic::AtomicU64::from_ptr(gate as *mut u64).store(low, core::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Whether `vector`'s gate is present (ktests).
 pub fn gate_present(vector: u8) -> bool {
     // SAFETY: a read of one byte of the static table.
@@ -132,8 +169,32 @@ pub unsafe fn remove_gate(vector: u8) {
     unsafe { set_present(vector, false) };
 }
 
+/// A gate `take_gate_ist` took off its IST: `1 << 16 | vector << 8 | ist`.
+static TAKEN_IST: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Take `vector`'s gate off its IST stack (the `grow --pf-on-stack` demo:
+/// a growth fault the CPU cannot deliver); the oops that follows puts it
+/// back (`restore_removed_gates`).
+pub fn take_gate_ist(vector: u8) {
+    let ist = gate_ist(vector);
+    TAKEN_IST.store(1 << 16 | u32::from(vector) << 8 | u32::from(ist), core::sync::atomic::Ordering::SeqCst);
+    // SAFETY: a single byte store into the static table (as `set_gate_ist`).
+    unsafe {
+        let gate = &raw mut (*IDT.0.get())[vector as usize];
+        core::ptr::addr_of_mut!((*gate).ist).write_volatile(0);
+    }
+}
+
 /// After an oops that killed a thread: make every removed gate present again.
 pub fn restore_removed_gates() {
+    let taken = TAKEN_IST.swap(0, core::sync::atomic::Ordering::SeqCst);
+    if taken != 0 {
+        // SAFETY: the byte `take_gate_ist` changed, put back as it was.
+        unsafe {
+            let gate = &raw mut (*IDT.0.get())[((taken >> 8) & 0xff) as usize];
+            core::ptr::addr_of_mut!((*gate).ist).write_volatile(taken as u8);
+        }
+    }
     for (word, bits) in REMOVED.iter().enumerate() {
         let mut bits = bits.swap(0, core::sync::atomic::Ordering::SeqCst);
         while bits != 0 {

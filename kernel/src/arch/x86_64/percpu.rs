@@ -305,6 +305,10 @@ pub const KSTACK_OFFSET_OFFSET: usize = offset_of!(PerCpu, kstack_offset);
 /// Offset from GS base of TSS IST[DB], which the #DB entry stub shifts.
 pub const TSS_IST_DB_OFFSET: usize =
     offset_of!(PerCpu, tss) + offset_of!(TaskStateSegment, interrupt_stack_table) + 8 * Ist::DB.tss_slot();
+/// Offset from GS base of TSS IST[PF], which the #PF entry stub shifts
+/// (while thread stacks grow on demand).
+pub const TSS_IST_PF_OFFSET: usize =
+    offset_of!(PerCpu, tss) + offset_of!(TaskStateSegment, interrupt_stack_table) + 8 * Ist::PF.tss_slot();
 /// Offset from GS base of the stack tracer's per-CPU recursion guard.
 pub const TRACER_BUSY_OFFSET: usize = offset_of!(PerCpu, tracer_busy);
 /// `MSR_GS_BASE`: the per-CPU base (the paranoid entries read it to learn

@@ -48,7 +48,7 @@ fn blk_worker(_: u64) -> i64 {
 }
 
 fn try_workload(w: Workload, limit: Option<u64>) -> Result<Option<u64>, CmdError> {
-    let stack = StackRequest { size: THREAD_SIZE, limit };
+    let stack = StackRequest { size: THREAD_SIZE, limit, dynamic: false };
     let (entry, arg): (sched::Entry, u64) = match w {
         Workload::Deep(n) => (deep_worker, n),
         Workload::BlkIo => (blk_worker, 0),

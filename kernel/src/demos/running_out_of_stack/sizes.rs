@@ -58,7 +58,7 @@ const DEEP_LEVELS: u64 = 24;
 /// 4 KiB, a deep one on 16 KiB, then the deep work on 4 KiB.
 pub fn stack_sizes(args: &[&str]) -> CmdResult {
     cmdline::no_args(args)?;
-    let sized = |size| StackRequest { size, limit: None };
+    let sized = |size| StackRequest { size, limit: None, dynamic: false };
     let runs =
         [("shallow-4K", SHALLOW_LEVELS, 4096), ("deep-16K", DEEP_LEVELS, THREAD_SIZE), ("deep-4K", DEEP_LEVELS, 4096)];
     for (name, levels, size) in runs {

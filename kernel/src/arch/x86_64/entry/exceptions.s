@@ -111,6 +111,44 @@ tristack_debug_common:
 .type tristack_debug_common, @function
 .size tristack_debug_common, . - tristack_debug_common
 
+// #PF (Linux `asm_exc_page_fault`, plus what dynamic thread stacks need).
+// From user mode: as any exception. From kernel mode the gate may name
+// IST[PF] (while dynamic stacks exist, `stacks::dynamic`): the frame is
+// then on the #PF stack, and TSS IST[PF] moves down one stack for the
+// first handler's lifetime (#DB's shift), so a #PF inside it lands on
+// #PF1. The first handler, `pf_entry`, maps a growable page of the
+// faulting stack and returns 0 (back through RSP = &Regs here), or
+// returns where the fault is handled: the frame's copy below the
+// interrupted RSP (RSP := it, as if the CPU had pushed it there), or the
+// frame itself (no IST). Kernel GS is made sure of as paranoid entries do.
+tristack_pf_common:
+    SAVE_REGS
+    cld
+    test byte ptr [rsp + {regs_cs}], 3
+    jnz tristack_exception_from_user
+    PARANOID_GS
+    sub qword ptr gs:[{tss_ist_pf}], {pf_stack_offset}
+    LINK_FRAME
+    lea rdi, [rsp + 16]
+    call {pf_entry}
+    add rsp, 16
+    add qword ptr gs:[{tss_ist_pf}], {pf_stack_offset}
+    test rax, rax
+    jz 1f
+    mov rsp, rax
+// Off the IST stack for good (an oops may switch threads): SS as a
+// delivery without IST leaves it (IST deliveries load the null selector).
+    mov eax, {kernel_ds}
+    mov ss, eax
+    LINK_FRAME
+    lea rdi, [rsp + 16]
+    call {dispatch}
+    add rsp, 16
+1:
+    RETURN_TO_KERNEL {kernel_return}, 1
+.type tristack_pf_common, @function
+.size tristack_pf_common, . - tristack_pf_common
+
 STUB 0, 0, tristack_exception_common
 STUB 1, 0, tristack_debug_common
 STUB 2, 0, tristack_paranoid_common
@@ -125,7 +163,7 @@ STUB 10, 1, tristack_exception_common
 STUB 11, 1, tristack_exception_common
 STUB 12, 1, tristack_exception_common
 STUB 13, 1, tristack_exception_common
-STUB 14, 1, tristack_exception_common
+STUB 14, 1, tristack_pf_common
 STUB 15, 0, tristack_exception_common
 STUB 16, 0, tristack_exception_common
 STUB 17, 1, tristack_exception_common

@@ -72,9 +72,61 @@ tristack_irq_noswitch_stub:
     push {bench_noswitch_vector}
     jmp tristack_irq_noswitch_common
 
+// External interrupts while dynamic thread stacks exist (no Linux
+// counterpart: Linux's stacks never lack a page). A frame the CPU pushes
+// onto a page that is not backed yet faults *during delivery*, and the
+// interrupt, already acknowledged, is lost (`grow --irq-at-edge` shows
+// it). So once armed the gates name IST[ENTRY]: the CPU pushes on this
+// CPU's entry stack, where nothing can fault, and this stub replays the
+// delivery in software onto the stack the CPU would have used — RSP0 from
+// user mode, the interrupted RSP aligned down to 16 from kernel mode. A
+// push there that touches a growable page is an ordinary #PF (on the #PF
+// stack) that grows it, with the interrupt safely in hand. Interrupts are
+// off throughout (interrupt gate), so the entry stack is free again at
+// the jump. An IST delivery loads SS with the null selector; the handler
+// may switch threads (preemption at its exit), so SS gets __KERNEL_DS back
+// here, as the delivery the CPU did not make would have left it.
+// RSP: entry top - 56 (vector, error code, the hardware frame) -> -72
+// (RAX, RCX saved) -> target - 56, the same seven words, then as
+// tristack_irq_common.
+tristack_irq_replay:
+    push rax
+    push rcx
+    mov rcx, rsp
+    test byte ptr [rcx + 40], 3
+    jz 1f
+    swapgs
+    FENCE_SWAPGS
+    mov rsp, gs:[{top_of_stack}]
+    swapgs
+    jmp 2f
+1:
+    FENCE_SWAPGS
+    mov rsp, [rcx + 56]
+    and rsp, -16
+2:
+    push qword ptr [rcx + 64]       // SS
+    push qword ptr [rcx + 56]       // RSP
+    push qword ptr [rcx + 48]       // RFLAGS
+    push qword ptr [rcx + 40]       // CS
+    push qword ptr [rcx + 32]       // RIP
+    push qword ptr [rcx + 24]       // error code
+    push qword ptr [rcx + 16]       // vector
+    mov eax, {kernel_ds}
+    mov ss, eax
+    mov rax, [rcx + 8]
+    mov rcx, [rcx]
+    jmp tristack_irq_common
+.type tristack_irq_replay, @function
+.size tristack_irq_replay, . - tristack_irq_replay
+
 // Vectors 32..255: one 16-byte stub each, so stub address =
-// tristack_irq_stubs + (vector - 32) * 16. RSP -= 16: dummy error code, vector.
-.balign 16
+// tristack_irq_stubs + (vector - 32) * 16. RSP -= 16: dummy error code,
+// vector. The replaying stubs (what the gates name once dynamic stacks are
+// armed) follow at tristack_irq_replay_stubs, the same way; both tables in
+// one 8 KiB-aligned block, so a gate moves from one to the other by its
+// low 16 address bits and its IST byte, one 8-byte store (`idt::retarget_gate`).
+.balign 8192
 .global tristack_irq_stubs
 tristack_irq_stubs:
 .set tristack_vector, 32
@@ -83,6 +135,17 @@ tristack_irq_stubs:
     push 0
     push tristack_vector
     jmp tristack_irq_common
+.set tristack_vector, tristack_vector + 1
+.endr
+.balign 16
+.global tristack_irq_replay_stubs
+tristack_irq_replay_stubs:
+.set tristack_vector, 32
+.rept 224
+.balign 16
+    push 0
+    push tristack_vector
+    jmp tristack_irq_replay
 .set tristack_vector, tristack_vector + 1
 .endr
 

@@ -54,6 +54,7 @@ pub mod debug;
 pub mod irq;
 pub mod mce;
 pub mod nmi;
+pub mod page_fault;
 pub mod syscall;
 pub mod traps;
 pub mod usermode;
@@ -108,6 +109,10 @@ global_asm!(
     regs_cs = const REGS_CS,
     tss_ist_db = const TSS_IST_DB_OFFSET,
     db_stack_offset = const DB_STACK_OFFSET,
+    tss_ist_pf = const crate::arch::percpu::TSS_IST_PF_OFFSET,
+    pf_stack_offset = const crate::layout::PF_STACK_OFFSET,
+    pf_entry = sym page_fault::pf_entry,
+    kernel_ds = const crate::arch::gdt::KERNEL_DS,
 );
 
 unsafe extern "C" {
@@ -115,6 +120,8 @@ unsafe extern "C" {
     static tristack_exception_stubs: [u64; NR_EXCEPTIONS];
     /// The first of 224 16-byte interrupt stubs (vectors 32..256).
     fn tristack_irq_stubs();
+    /// The same for the gates of armed dynamic stacks (`page_fault::arm_dynamic_stacks`).
+    fn tristack_irq_replay_stubs();
     /// `bench irq`'s stub that does not switch stacks.
     fn tristack_irq_noswitch_stub();
 }
@@ -153,6 +160,11 @@ pub fn irq_stub(vector: usize) -> u64 {
     tristack_irq_stubs as *const () as u64 + (vector - first) as u64 * IRQ_STUB_SIZE
 }
 
+/// Address of the replaying entry stub of external vector `vector`.
+pub fn irq_replay_stub(vector: usize) -> u64 {
+    irq_stub(vector) - tristack_irq_stubs as *const () as u64 + tristack_irq_replay_stubs as *const () as u64
+}
+
 /// Point every gate of the IDT at its stub (once, on the boot CPU, before
 /// any CPU loads the IDT).
 pub fn init_idt() {
@@ -167,6 +179,7 @@ pub fn init_idt() {
         }
         set_gate(crate::arch::vectors::BENCH_NOSWITCH_VECTOR, irq_noswitch_stub());
     }
+    crate::stacks::dynamic::set_arm_hook(page_fault::arm_dynamic_stacks);
 }
 
 /// Address of the entry stub of exception `vector` (0..32).

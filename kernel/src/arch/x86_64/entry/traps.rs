@@ -91,6 +91,20 @@ fn double_fault(regs: &Regs) -> ! {
     if let Some(stack) = info::guard_hit(cr2) {
         stack_overflow(stack, cr2, regs);
     }
+    // The RFC's way: a growth fault the CPU could not deliver. #DF is an
+    // abort (SDM: the saved state may not allow a restart), so it is never
+    // resolved here; armed, #PF has its own stack and this cannot happen.
+    if crate::stacks::dynamic::growable(cr2) {
+        println!(
+            "BUG: stack growth fault at {cr2:016x} became a double fault; #DF is an abort, not returning (#PF {})",
+            if crate::arch::idt::gate_ist(X86_TRAP_PF) == 0 {
+                "has no stack of its own"
+            } else {
+                "could not be delivered"
+            }
+        );
+        die("double fault", regs);
+    }
     println!("PANIC: double fault, error_code: 0x{:x}", regs.error_code);
     die("double fault", regs)
 }
@@ -116,6 +130,10 @@ fn page_fault(regs: &Regs) -> ! {
         println!("unable to execute userspace code (SMEP?) (uid: 0)");
     }
     println!("BUG: unable to handle page fault for address: {cr2:016x}");
+    if crate::stacks::dynamic::growable(cr2) {
+        // Another stack's page not backed yet: only its own thread grows it.
+        println!("#PF: a page of a dynamic {} stack that is not backed yet (not this stack's)", info::name_of(cr2));
+    }
     let access = if err & PF_INSTR != 0 {
         "instruction fetch"
     } else if err & 0x2 != 0 {
@@ -135,6 +153,13 @@ fn page_fault(regs: &Regs) -> ! {
         println!("#PF: SMAP: supervisor access to a user address without stac");
     }
     die("page fault", regs)
+}
+
+/// A growable page of the stack that faulted, and no frame for it: the
+/// per-CPU reserve is empty and the allocator's lock taken (or memory gone).
+pub fn stack_growth_failed(regs: &Regs, cr2: u64) -> ! {
+    println!("BUG: no frame to grow the {} stack at {cr2:016x}", info::name_of(regs.rsp));
+    die("stack growth", regs)
 }
 
 /// #PF error code: the fault was an instruction fetch.

@@ -1,0 +1,193 @@
+//! Thread stacks that grow on demand (docs/dynamic-stacks.md):
+//! `dynamic-stacks`, `grow`.
+
+use core::hint::black_box;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::cmd::cmdline::{self, ArgError};
+use crate::cmd::{CmdError, CmdResult};
+use crate::layout::{Ist, DYNAMIC_CACHE_KEEP_PAGES, DYNAMIC_RESERVE_FRAMES, PAGE_SIZE, THREAD_SIZE};
+use crate::sched::{self, Ended};
+use crate::stacks::dynamic;
+use crate::{mm::phys, println};
+
+/// Arm dynamic stacks if they are not (the gates move once, for good),
+/// saying so the first time.
+pub fn arm() -> Result<(), CmdError> {
+    if dynamic::armed() {
+        return Ok(());
+    }
+    if !dynamic::arm() {
+        return Err(CmdError::Failed("the entry layer has not registered its gates".into()));
+    }
+    println!(
+        "dynamic-stacks: armed: #PF runs on its own stack (IST{}), interrupts enter through the entry stack",
+        Ist::PF as u8
+    );
+    Ok(())
+}
+
+/// `dynamic-stacks [on|off]`: boot parameter (and setting): whether new
+/// 16 KiB threads get dynamic stacks; no argument: the state.
+pub fn dynamic_stacks(args: &[&str]) -> CmdResult {
+    match args {
+        [] => {}
+        ["on"] => {
+            arm()?;
+            dynamic::set_default(true);
+        }
+        ["off"] => {
+            dynamic::set_default(false);
+        }
+        [other, ..] => {
+            return Err(ArgError::Invalid(alloc::format!("{other}: want on or off, or nothing for the state")).into())
+        }
+    }
+    println!(
+        "dynamic-stacks: new 16K threads get {} stacks; armed: {}; dynamic stacks alive: {}; pages added by faults: {}; reserve: {}/{DYNAMIC_RESERVE_FRAMES} frames on this CPU",
+        if dynamic::default_on() { "dynamic" } else { "fixed" },
+        if dynamic::armed() { "yes" } else { "no" },
+        dynamic::live(),
+        dynamic::grown_pages(),
+        dynamic::reserved(),
+    );
+    Ok(())
+}
+
+/// Bytes of stack each level of `deepen` uses at least.
+const LEVEL_FRAME: usize = 256;
+
+/// How `grow`'s thread ran: deepest RSP depth, pages backed there.
+static DEPTH: AtomicU64 = AtomicU64::new(0);
+static BACKED: AtomicU64 = AtomicU64::new(0);
+
+/// Recurse until `bytes` of the stack are in use, then note what is backed.
+#[inline(never)]
+fn deepen(top: u64, bytes: u64) -> u64 {
+    let mut frame = [0u8; LEVEL_FRAME];
+    black_box(&mut frame);
+    let depth = top - crate::arch::cpu::stack_pointer();
+    if depth >= bytes {
+        let me = sched::current().expect("a thread");
+        DEPTH.store(depth, Ordering::SeqCst);
+        BACKED.store(me.stack.resident_pages(), Ordering::SeqCst);
+        return depth;
+    }
+    frame[0] = depth as u8;
+    deepen(top, bytes) + u64::from(black_box(frame)[0])
+}
+
+/// Interrupts this CPU took (every external vector).
+fn irqs_here() -> u64 {
+    crate::arch::entry::irq::IRQ_COUNTS.this().iter().map(|c| c.load(Ordering::Relaxed)).sum()
+}
+
+/// Wait for an interrupt with RSP at the lowest backed byte of this
+/// thread's stack: the CPU's push of the interrupt frame is the first
+/// touch of the page below. Returns whether the interrupt was handled
+/// (not lost in a fault during its delivery).
+fn irq_at_edge() -> bool {
+    let me = sched::current().expect("a thread");
+    let edge = me.stack.resident_bottom();
+    x86_64::instructions::interrupts::disable();
+    let before = irqs_here();
+    // SAFETY: RSP moves down within this thread's own stack (below it
+    // nothing of ours is live; the page there is growable) and is put back
+    // before any Rust code runs; `sti; hlt` waits for the next interrupt.
+    unsafe {
+        core::arch::asm!(
+            "mov {save}, rsp",
+            "mov rsp, {edge}",
+            "sti",
+            "hlt",
+            "cli",
+            "mov rsp, {save}",
+            save = out(reg) _,
+            edge = in(reg) edge,
+        );
+    }
+    let handled = irqs_here() > before;
+    x86_64::instructions::interrupts::enable();
+    println!(
+        "grow: an interrupt arrived with RSP at {edge:016x}, the bottom of the backed part: {} of {} pages backed now; the interrupt was {}",
+        me.stack.resident_pages(),
+        THREAD_SIZE / PAGE_SIZE,
+        if handled { "handled" } else { "LOST (its frame's push faulted)" }
+    );
+    handled
+}
+
+/// Bit 62 of `grow_thread`'s argument: first wait for an interrupt at the edge.
+const IRQ_AT_EDGE: u64 = 1 << 62;
+
+/// `arg`: bytes to reach, bit 63 set: with the frame allocator's lock held.
+fn grow_thread(arg: u64) -> i64 {
+    let me = sched::current().expect("a thread");
+    let top = me.stack.top();
+    let bytes = arg & !(1 << 63 | IRQ_AT_EDGE);
+    println!(
+        "grow: thread {} starts with {} of {} pages of its stack backed; to use {bytes} bytes{}",
+        me.pid,
+        me.stack.resident_pages(),
+        THREAD_SIZE / PAGE_SIZE,
+        if arg >> 63 != 0 { ", holding the frame allocator's lock" } else { "" }
+    );
+    if arg & IRQ_AT_EDGE != 0 && !irq_at_edge() {
+        return 1;
+    }
+    if arg >> 63 != 0 {
+        // Every growth fault on the way happens with the lock held (and
+        // interrupts off): mapping must need neither.
+        phys::with_lock_held(|| black_box(deepen(top, bytes)));
+    } else {
+        black_box(deepen(top, bytes));
+    }
+    0
+}
+
+/// `grow BYTES [--holding-lock] [--pf-on-stack] [--irq-at-edge]`.
+pub fn grow(args: &[&str]) -> CmdResult {
+    let usage = || ArgError::usage_and(" (BYTES of stack to use, 256 to 32768)");
+    let (mut bytes, mut holding_lock, mut pf_on_stack, mut edge) = (None, false, false, false);
+    for &a in args {
+        match a {
+            "--holding-lock" => holding_lock = true,
+            "--irq-at-edge" => edge = true,
+            "--pf-on-stack" => pf_on_stack = true,
+            n if bytes.is_none() => bytes = Some(cmdline::number("BYTES", n, 256..=2 * THREAD_SIZE)?),
+            _ => return Err(usage().into()),
+        }
+    }
+    let bytes = bytes.ok_or_else(usage)?;
+    arm()?;
+    let stack = sched::StackRequest { size: THREAD_SIZE, limit: None, dynamic: true };
+    let grown = dynamic::grown_pages();
+    DEPTH.store(0, Ordering::SeqCst);
+    let arg = bytes | u64::from(holding_lock) << 63 | if edge { IRQ_AT_EDGE } else { 0 };
+    if pf_on_stack {
+        // The RFC's situation: no stack of its own for the fault (the IDT
+        // is shared: every CPU's). The oops that follows puts the gate back.
+        crate::arch::idt::take_gate_ist(crate::arch::vectors::X86_TRAP_PF);
+        println!("grow: #PF taken off its IST stack: a growth fault cannot be delivered (the RFC's #DF)");
+    }
+    let pid = sched::spawn_with_stack("grow", grow_thread, arg, sched::Placement::Any, stack)
+        .map_err(|e| CmdError::Failed(alloc::format!("{e}")))?;
+    match sched::join(pid) {
+        Ok(Ended::Exited(0)) => {
+            println!(
+                "grow: reached {} bytes with {} of {} pages backed; {} pages added by faults; the stack went back with at most {DYNAMIC_CACHE_KEEP_PAGES} of them",
+                DEPTH.load(Ordering::SeqCst),
+                BACKED.load(Ordering::SeqCst),
+                THREAD_SIZE / PAGE_SIZE,
+                dynamic::grown_pages() - grown,
+            );
+            Ok(())
+        }
+        Ok(Ended::Killed) => {
+            println!("grow: thread grow ({pid}) was killed by the oops and reaped; the system carries on");
+            Ok(())
+        }
+        Ok(other) => Err(CmdError::Failed(alloc::format!("grow thread ended: {other:?}"))),
+        Err(e) => Err(CmdError::Failed(alloc::format!("{e}"))),
+    }
+}
