@@ -6,6 +6,7 @@ mod docs;
 
 mod backtraces;
 mod debugging;
+mod dynamic_stacks;
 mod entry_sweep;
 mod foundation;
 mod hostile_input;

@@ -145,21 +145,29 @@ fn grow_thread(arg: u64) -> i64 {
     0
 }
 
-/// `grow BYTES [--holding-lock] [--pf-on-stack] [--irq-at-edge]`.
+/// `grow BYTES [--holding-lock] [--pf-on-stack] [--irq-at-edge] [--threads N]`.
 pub fn grow(args: &[&str]) -> CmdResult {
     let usage = || ArgError::usage_and(" (BYTES of stack to use, 256 to 32768)");
-    let (mut bytes, mut holding_lock, mut pf_on_stack, mut edge) = (None, false, false, false);
-    for &a in args {
+    let (mut bytes, mut holding_lock, mut pf_on_stack, mut edge, mut threads) = (None, false, false, false, None);
+    let mut it = args.iter();
+    while let Some(&a) = it.next() {
         match a {
             "--holding-lock" => holding_lock = true,
             "--irq-at-edge" => edge = true,
             "--pf-on-stack" => pf_on_stack = true,
+            "--threads" => threads = Some(cmdline::number("N", it.next().ok_or_else(usage)?, 1..=100_000)?),
             n if bytes.is_none() => bytes = Some(cmdline::number("BYTES", n, 256..=2 * THREAD_SIZE)?),
             _ => return Err(usage().into()),
         }
     }
     let bytes = bytes.ok_or_else(usage)?;
+    if threads.is_some() && (holding_lock || pf_on_stack || edge || bytes >= THREAD_SIZE) {
+        return Err(ArgError::Invalid("--threads goes alone, with BYTES below 16384".into()).into());
+    }
     arm()?;
+    if let Some(n) = threads {
+        return churn(n, bytes);
+    }
     let stack = sched::StackRequest { size: THREAD_SIZE, limit: None, dynamic: true };
     let grown = dynamic::grown_pages();
     DEPTH.store(0, Ordering::SeqCst);
@@ -190,4 +198,57 @@ pub fn grow(args: &[&str]) -> CmdResult {
         Ok(other) => Err(CmdError::Failed(alloc::format!("grow thread ended: {other:?}"))),
         Err(e) => Err(CmdError::Failed(alloc::format!("{e}"))),
     }
+}
+
+/// Threads alive at once in `churn` (they spread over the CPUs).
+const CHURN_WAVE: u64 = 32;
+
+/// Frames accounted for: free, in the growth reserves, or become page
+/// tables since boot (never given back, as in Linux).
+fn frames_accounted() -> u64 {
+    phys::counts().1 + dynamic::reserved_everywhere() + crate::mm::paging::kernel_table_pages()
+}
+
+/// `grow BYTES --threads N`: N threads on dynamic stacks, `CHURN_WAVE` at a
+/// time, each growing to BYTES; then every frame must be back.
+fn churn(n: u64, bytes: u64) -> CmdResult {
+    crate::stacks::thread::drain_cache();
+    let (frames0, vmap0, live0, grown0) =
+        (frames_accounted(), crate::mm::vmalloc::stats(), dynamic::live(), dynamic::grown_pages());
+    let stack = sched::StackRequest { size: THREAD_SIZE, limit: None, dynamic: true };
+    let mut done = 0;
+    while done < n {
+        let wave = CHURN_WAVE.min(n - done);
+        let mut pids = alloc::vec::Vec::new();
+        for _ in 0..wave {
+            let pid = sched::spawn_with_stack("churn", churn_thread, bytes, sched::Placement::Any, stack)
+                .map_err(|e| CmdError::Failed(alloc::format!("thread {done}: {e}")))?;
+            pids.push(pid);
+        }
+        for pid in pids {
+            if sched::join(pid) != Ok(Ended::Exited(0)) {
+                return Err(CmdError::Failed(alloc::format!("thread {pid} did not end well")));
+            }
+        }
+        done += wave;
+    }
+    crate::stacks::thread::drain_cache();
+    let (frames1, vmap1, live1) = (frames_accounted(), crate::mm::vmalloc::stats(), dynamic::live());
+    println!(
+        "grow: {n} threads on dynamic stacks, each to {bytes} bytes: {} pages added by faults; frames free or held {frames0} -> {frames1}; vmap areas {} -> {}; dynamic stacks alive {live0} -> {live1}",
+        dynamic::grown_pages() - grown0,
+        vmap0.areas,
+        vmap1.areas
+    );
+    if frames0 != frames1 || vmap0 != vmap1 || live0 != live1 {
+        return Err(CmdError::Failed("frames, vmap space or dynamic stacks leaked".into()));
+    }
+    println!("grow: every frame back");
+    Ok(())
+}
+
+fn churn_thread(bytes: u64) -> i64 {
+    let top = sched::current().expect("a thread").stack.top();
+    black_box(deepen(top, bytes));
+    0
 }

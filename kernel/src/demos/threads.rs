@@ -134,10 +134,7 @@ pub fn spawn(args: &[&str]) -> CmdResult {
                 stack.limit = stack.limit.filter(|_| stack.size == crate::layout::THREAD_SIZE);
             }
             "--stack-limit" => stack.limit = Some(cmdline::stack_limit(it.next().ok_or_else(usage)?)?),
-            "--dynamic" => {
-                super::dynamic_stacks::arm()?;
-                stack.dynamic = true;
-            }
+            "--dynamic" => stack.dynamic = true,
             n if count.is_none() => count = Some(cmdline::number("N", n, 1..=64)?),
             _ => return Err(usage().into()),
         }
@@ -153,6 +150,9 @@ pub fn spawn(args: &[&str]) -> CmdResult {
             return Err(ArgError::Invalid("--dynamic is a 16K stack without a limit".into()).into());
         }
         stack.dynamic = false;
+    }
+    if stack.dynamic {
+        super::dynamic_stacks::arm()?;
     }
     let mut pids = Vec::new();
     for i in 0..n {

@@ -16,7 +16,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use crate::layout::{DYNAMIC_RESERVE_FRAMES, PAGE_SIZE, STACK_END_MAGIC, THREAD_STACK_SIZES};
+use crate::layout::{DYNAMIC_RESERVE_FRAMES, PAGE_SIZE, STACK_END_MAGIC, THREAD_SIZE, THREAD_STACK_SIZES};
 use crate::mm::{paging, phys};
 
 /// Frames ready for growth faults on one CPU: a stack of zeroed frames.
@@ -73,6 +73,8 @@ pub fn arm() -> bool {
     }
     // SAFETY: only `set_arm_hook` stores here, a `fn()`.
     let arm: fn() = unsafe { core::mem::transmute::<usize, fn()>(hook) };
+    // Stack erasing's first pass must not touch (and so back) what is not backed.
+    crate::arch::stackleak::set_backed_bottom(resident_bottom);
     arm();
     ARMED.store(true, Ordering::Release);
     true
@@ -102,6 +104,24 @@ pub(super) fn created() {
 
 pub(super) fn destroyed() {
     LIVE.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Dynamic stacks freed so far, and the pages they had backed then (their
+/// peak: a live stack never gives pages back): what `threads-fit` costs a
+/// thread with dynamic stacks after whatever ran.
+/// Index n: stacks freed with n + 1 pages backed.
+static FREED: [AtomicU64; MAX_PAGES] = [const { AtomicU64::new(0) }; MAX_PAGES];
+const MAX_PAGES: usize = (THREAD_SIZE / PAGE_SIZE) as usize;
+
+pub(super) fn note_freed(pages: u64) {
+    if let Some(n) = FREED.get((pages as usize).wrapping_sub(1)) {
+        n.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How many dynamic stacks were freed with 1, 2, ... pages backed.
+pub fn freed() -> [u64; MAX_PAGES] {
+    core::array::from_fn(|i| FREED[i].load(Ordering::Relaxed))
 }
 
 /// Pages added by growth faults on every CPU.
@@ -188,6 +208,11 @@ fn take_frame() -> Option<u64> {
 /// Frames in this CPU's reserve.
 pub fn reserved() -> usize {
     RESERVE.this().count.load(Ordering::Relaxed)
+}
+
+/// Frames in every CPU's reserve (held, not leaked).
+pub fn reserved_everywhere() -> u64 {
+    crate::arch::percpu::online_cpus().map(|c| RESERVE.of(c).count.load(Ordering::Relaxed) as u64).sum()
 }
 
 /// Top up this CPU's reserve (before a context switch, and when a dynamic

@@ -254,7 +254,7 @@ fn alloc_stack(size: u64, limit: Option<u64>, grows: bool) -> Result<ThreadStack
             let (clean, partial) = ((slot & CLEAN_MASK) * CLEAN_UNIT, slot & PARTIAL != 0);
             if partial && !grows && !dynamic::populate(base, base + size) {
                 // Out of memory backing it: it stays a dynamic stack.
-                release(ThreadStack::grows(base, size), slot & CLEAN_MASK);
+                release(ThreadStack::grows(base, size), slot & CLEAN_MASK, 0);
                 return Err(VmapError::OutOfMemory);
             }
             // Only what the last thread wrote: below `clean` it is all zero
@@ -301,7 +301,7 @@ fn alloc_stack(size: u64, limit: Option<u64>, grows: bool) -> Result<ThreadStack
     }
     if !register(stack.pack()) {
         // Not an assertion: user space can ask for threads until this fills.
-        release(stack, 0);
+        release(stack, 0, 0);
         return Err(VmapError::TooManyStacks);
     }
     Ok(stack)
@@ -310,7 +310,7 @@ fn alloc_stack(size: u64, limit: Option<u64>, grows: bool) -> Result<ThreadStack
 /// Give a stack back: into this CPU's cache, or unmapped if the cache is full.
 pub fn free(stack: ThreadStack) {
     unregister(stack.pack());
-    release(stack, 0);
+    release(stack, 0, 0);
 }
 
 /// `free`, for a stack no longer in use that was just scanned (`scan`):
@@ -318,18 +318,21 @@ pub fn free(stack: ThreadStack) {
 pub fn free_scanned(stack: ThreadStack, scan: usage::Scan) {
     unregister(stack.pack());
     // The zero part starts above the end magic's word.
-    release(stack, (8 + scan.zero) / CLEAN_UNIT);
+    release(stack, (8 + scan.zero) / CLEAN_UNIT, 8 + scan.untouched);
 }
 
-/// `clean`: `CLEAN_UNIT`s above the base known to be zero. A dynamic
-/// stack is trimmed first (`dynamic::trim`): it keeps the pages its last
-/// thread used, at most `DYNAMIC_CACHE_KEEP_PAGES`; the rest go back.
-fn release(stack: ThreadStack, clean: u64) {
+/// `clean`: `CLEAN_UNIT`s above the base known to be zero; `unused`: bytes
+/// above the base its last thread never used (zero, or erased by
+/// STACKLEAK). A dynamic stack is trimmed first (`dynamic::trim`): it
+/// keeps the pages its last thread used, at most
+/// `DYNAMIC_CACHE_KEEP_PAGES`; the rest go back.
+fn release(stack: ThreadStack, clean: u64, unused: u64) {
     let class = size_class(stack.alloc_size).expect("stack sizes come from THREAD_STACK_SIZES");
     let (base, top) = (stack.base, stack.base + stack.alloc_size);
     let mut slot = base | clean;
     if stack.dynamic {
-        let used_from = (base + clean * CLEAN_UNIT) & !(PAGE_SIZE - 1);
+        dynamic::note_freed(stack.resident_pages());
+        let used_from = (base + unused.max(clean * CLEAN_UNIT)) & !(PAGE_SIZE - 1);
         let keep_from = used_from.max(top - DYNAMIC_CACHE_KEEP_PAGES * PAGE_SIZE);
         dynamic::trim(base, top, keep_from);
         // Below `keep_from` nothing is backed: clean for the next user.

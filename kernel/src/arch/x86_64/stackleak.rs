@@ -163,6 +163,9 @@ pub extern "C" fn erase_start(end: u64) -> u64 {
         tracked.generation.store(generation, Ordering::Relaxed);
         tracked.lowest.store(tracked.top, Ordering::Relaxed);
         cpu.stackleak_bottom.store(bottom, Ordering::Relaxed);
+        // Of a dynamic stack only the backed part: below it nothing was
+        // ever used, and touching it would back it.
+        let bottom = backed_bottom(bottom, tracked.top);
         (bottom, first_used(bottom, end))
     } else {
         let start = top_of_poison(lowest, bottom);
@@ -179,6 +182,26 @@ pub extern "C" fn erase_start(end: u64) -> u64 {
     // start <= end: `top_of_poison` and `first_used` stay below `end`.
     ERASED.this().fetch_add(end.wrapping_sub(start), Ordering::Relaxed);
     start
+}
+
+/// Where a stack's backed part starts, as the layer that knows pages says
+/// (`set_backed_bottom`, once dynamic stacks exist); else its bottom.
+static BACKED_BOTTOM: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Hand down how to find a stack's backed part (`stacks::dynamic`, when armed).
+pub fn set_backed_bottom(f: fn(u64, u64) -> u64) {
+    BACKED_BOTTOM.store(f as usize, Ordering::SeqCst);
+}
+
+fn backed_bottom(bottom: u64, top: u64) -> u64 {
+    match BACKED_BOTTOM.load(Ordering::Relaxed) {
+        0 => bottom,
+        f => {
+            // SAFETY: only `set_backed_bottom` stores here, a `fn(u64, u64) -> u64`.
+            let f = unsafe { core::mem::transmute::<usize, fn(u64, u64) -> u64>(f) };
+            f(bottom, top)
+        }
+    }
 }
 
 /// Out of line: the panic's formatting would widen `erase_start`'s frame,

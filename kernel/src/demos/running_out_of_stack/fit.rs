@@ -8,7 +8,9 @@ const FIT_SAMPLE: u64 = 32;
 /// `threads-fit`: per stack size, the physical memory one thread costs
 /// (its stack's frames measured over FIT_SAMPLE allocations, page tables
 /// included; the guard pages cost none) plus its task structure, and how
-/// many such threads the usable memory holds.
+/// many such threads the usable memory holds. Then the same for dynamic
+/// 16 KiB stacks, from what the dynamic threads that ended so far had
+/// backed at their end (their peak): run a mix first.
 pub fn threads_fit(args: &[&str]) -> CmdResult {
     cmdline::no_args(args)?;
     let (usable, _) = phys::counts();
@@ -40,5 +42,28 @@ pub fn threads_fit(args: &[&str]) -> CmdResult {
             usable_bytes / per_thread
         );
     }
+    let freed = crate::stacks::dynamic::freed();
+    let n: u64 = freed.iter().sum();
+    let pages: u64 = freed.iter().enumerate().map(|(i, k)| (i as u64 + 1) * k).sum();
+    if n == 0 {
+        println!("16 KiB dynamic: no dynamic stack has ended yet (run threads on them first: dynamic-stacks on)");
+        return Ok(());
+    }
+    // Per thread, in hundredths of a frame: its peak backed pages, averaged.
+    let per_thread = pages * PAGE_SIZE / n + task;
+    let fixed = THREAD_SIZE + task;
+    println!(
+        "{:>3} KiB  {:>5}.{:02}        {:>8}      {:>8}   dynamic: the peak of {n} stacks that ended, {}.{:02}x the threads of fixed {} KiB",
+        THREAD_SIZE / 1024,
+        pages / n,
+        pages * 100 / n % 100,
+        per_thread,
+        usable_bytes / per_thread,
+        fixed / per_thread,
+        fixed * 100 / per_thread % 100,
+        THREAD_SIZE / 1024
+    );
+    let spread: Vec<_> = freed.iter().enumerate().map(|(i, k)| alloc::format!("{k} with {}", i + 1)).collect();
+    println!("16 KiB dynamic: pages backed at the end: {}", spread.join(", "));
     Ok(())
 }

@@ -1,0 +1,123 @@
+//! Thread stacks that grow on demand: growth on the #PF stack, the guard
+//! page still an overflow, a growth fault never resolved in #DF, an
+//! interrupt whose frame is the first touch of a page, a lock held, and
+//! every frame back after many threads.
+
+use crate::common::*;
+
+/// The figures of `grow`'s closing line: (bytes reached, pages backed, pages added).
+fn reached(run: &Run) -> (u64, u64, u64) {
+    let l = line_starting(run, "grow: reached ");
+    let w: Vec<&str> = l.split_whitespace().collect();
+    let n = |i: usize| w[i].parse::<u64>().unwrap_or_else(|_| panic!("{l}"));
+    // grow: reached B bytes with P of 4 pages backed; A pages added by faults; ...
+    (n(2), n(5), n(10))
+}
+
+#[test]
+fn a_thread_recursing_to_15k_on_a_dynamic_stack_completes_with_4_pages_backed() {
+    let run = boot("grow 15360; dynamic-stacks; poweroff");
+    run.expect_status(0);
+    run.expect("dynamic-stacks: armed: #PF runs on its own stack (IST5)");
+    // A fresh stack: only its top page backed when the thread starts.
+    run.expect("grow: thread 4 starts with 1 of 4 pages of its stack backed; to use 15360 bytes\n");
+    let (bytes, backed, added) = reached(&run);
+    assert!(bytes >= 15360 && backed == 4 && added == 3, "{run}");
+    // The usage line reads the (now whole) stack: under 1 KiB left.
+    let left = line_starting(&run, "grow (4) used greatest stack depth: ");
+    let left: u64 = left.split(": ").nth(1).unwrap().trim_end_matches(" bytes left").parse().unwrap();
+    assert!(left < 16384 - 15360, "{left}");
+    let state = line_starting(&run, "dynamic-stacks: new 16K threads get fixed stacks; armed: yes;");
+    assert!(state.contains("pages added by faults: 3;"), "{state}");
+    run.expect_not("Oops");
+}
+
+#[test]
+fn a_shallow_dynamic_thread_keeps_one_page_and_ps_and_stacks_say_so() {
+    let run = boot("spawn --dynamic 1; ps; stacks; sleep 400; poweroff");
+    run.expect_status(0);
+    let row = line_starting(&run, "worker-0 ");
+    // size column: backed / size; the worker's frames fit in the top page or two.
+    assert!(row.contains(" 4K/16K ") || row.contains(" 8K/16K "), "{row}");
+    let stacks = lines_starting(&run, "  ");
+    assert!(stacks.iter().any(|l| l.contains(" worker-0, dynamic: ") && l.ends_with(" of 4 pages backed")), "{run}");
+    // Armed: the #PF stacks and the entry stack are listed, on IST5 and IST6.
+    for (kind, via) in [("#PF2 ", "IST5-2"), ("#PF1 ", "IST5-1"), ("#PF  ", "IST5"), ("ENTRY", "IST6")] {
+        assert!(
+            run.kernel_lines().iter().any(|l| l.starts_with(&format!("  0 {kind}")) && l.ends_with(via)),
+            "{kind} {via}:\n{run}"
+        );
+    }
+}
+
+#[test]
+fn without_dynamic_stacks_the_pf_stacks_are_not_listed_and_pf_has_no_ist() {
+    let run = boot("stacks; ps; poweroff");
+    run.expect_status(0);
+    run.expect_not("#PF").expect_not("ENTRY");
+}
+
+#[test]
+fn past_the_guard_page_a_dynamic_stack_still_oopses_and_only_its_thread_dies() {
+    let run = boot("grow 20000; ps; poweroff");
+    run.expect_status(0);
+    let bug = line_starting(&run, "BUG: TASK stack guard page was hit at ");
+    let hit = u64::from_str_radix(&bug[38..54], 16).unwrap();
+    let bottom = u64::from_str_radix(bug.split("(stack is ").nth(1).unwrap().split("..").next().unwrap(), 16).unwrap();
+    assert!(hit < bottom && hit >= bottom - 4096, "{bug}");
+    run.line_index("Oops: stack guard page: 0002 [#1] SMP");
+    // Reported from the #PF stack: the CPU could deliver the fault.
+    line_starting(&run, "Exception stack: #PF ");
+    run.expect_not("double fault");
+    let trace = trace_from(&run, run.line_index("Call Trace:"));
+    assert!(trace.iter().filter(|l| l.contains("dynamic_stacks::deepen+")).count() >= 10, "{run}");
+    run.expect("grow: thread grow (4) was killed by the oops and reaped; the system carries on\n");
+    assert!(run.kernel_lines().iter().any(|l| l.starts_with("init ")), "the shell lives on:\n{run}");
+}
+
+#[test]
+fn a_growth_fault_without_its_own_stack_is_a_double_fault_the_handler_does_not_return_from() {
+    let run = boot("grow 12000 --pf-on-stack; grow 12000; poweroff");
+    run.expect_status(0);
+    let bug = line_starting(&run, "BUG: stack growth fault at ");
+    assert!(
+        bug.ends_with(" became a double fault; #DF is an abort, not returning (#PF has no stack of its own)"),
+        "{bug}"
+    );
+    run.line_index("Oops: double fault: 0000 [#1] SMP");
+    line_starting(&run, "Exception stack: #DF ");
+    run.expect("grow: thread grow (4) was killed by the oops and reaped; the system carries on\n");
+    // The gate is back on its stack: the next thread grows.
+    let (_, backed, _) = reached(&run);
+    assert!(backed >= 3, "{run}");
+}
+
+#[test]
+fn an_interrupt_whose_frame_is_the_first_touch_of_a_page_is_not_lost() {
+    let run = boot_smp(1, "grow 8000 --irq-at-edge; sleep 20; poweroff");
+    run.expect_status(0);
+    let l = line_starting(&run, "grow: an interrupt arrived with RSP at ");
+    assert!(l.ends_with(" pages backed now; the interrupt was handled"), "{l}");
+    assert!(l.contains(": 2 of 4 pages backed now;"), "the push grew the stack:\n{l}");
+    run.expect("sleep: 20 ms asked");
+}
+
+#[test]
+fn a_growth_fault_with_the_frame_allocators_lock_held_completes() {
+    let run = boot("grow 15360 --holding-lock; poweroff");
+    run.expect_status(0);
+    run.expect(", holding the frame allocator's lock\n");
+    let (bytes, backed, added) = reached(&run);
+    assert!(bytes >= 15360 && backed == 4 && added == 3, "{run}");
+}
+
+#[test]
+fn a_thousand_threads_on_dynamic_stacks_give_every_frame_back() {
+    let run = boot_smp(2, "grow 10000 --threads 1000; poweroff");
+    run.expect_status(0);
+    let l = line_starting(&run, "grow: 1000 threads on dynamic stacks, each to 10000 bytes: ");
+    let added: u64 = l.split(": ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(added >= 1000, "every thread grew at least once:\n{l}");
+    assert!(l.ends_with(" -> 0"), "{l}");
+    run.expect("grow: every frame back\n");
+}
