@@ -50,7 +50,7 @@ fn an_nmi_irq_and_mce_at_every_instruction_of_every_entry_path_leave_the_kernel_
     let lines = lines_starting(&run, "entry-sweep: ");
     let (summary, paths) = lines.split_last().unwrap();
     let paths = &paths[1..];
-    assert_eq!(paths.len(), 12, "{paths:#?}");
+    assert_eq!(paths.len(), 16, "{paths:#?}");
     assert!(paths.iter().all(|l| l.ends_with("; survived") && !l.contains("LOST")), "{paths:#?}");
     let path = |name: &str| *paths.iter().find(|l| l.starts_with(&format!("entry-sweep: {name} "))).unwrap();
     // The SYSCALL entry and SYSRET exit run on every loop of the program:
@@ -76,6 +76,25 @@ fn an_nmi_irq_and_mce_at_every_instruction_of_every_entry_path_leave_the_kernel_
     assert_eq!(count(no_iret, " instructions"), count(no_iret, " reached"), "{no_iret}");
     for from in ["kernel", "user"] {
         assert!(paths.iter().any(|l| l.contains(&format!(" (from {from}: "))), "{paths:#?}");
+    }
+    // Dynamic thread stacks (armed by the sweep for its last four paths):
+    // the growth fault on the #PF stack, from a kernel thread and inside a
+    // syscall, an NMI and an #MC at each instruction reached (interrupts
+    // are off there); interrupts replayed from the entry stack.
+    run.expect("dynamic-stacks: armed: #PF runs on its own stack (IST5)");
+    for name in ["#PF growing a kernel thread's dynamic stack", "#PF growing a kernel stack inside a syscall"] {
+        let grow = path(name);
+        let reached = count(grow, " reached");
+        assert!(reached > 150, "{grow}");
+        assert!(
+            grow.contains(&format!(
+                "; nmi {reached} delivered, 0 masked; irq 0 delivered, {reached} masked; mce {reached} delivered"
+            )),
+            "{grow}"
+        );
+    }
+    for name in ["IRQ entry through the entry stack", "IRQ from user mode through the entry stack"] {
+        assert!(count(path(name), " reached") > 70, "{paths:#?}");
     }
     assert!(count(summary, " events delivered at their instruction") > 800, "{summary}");
     assert!(

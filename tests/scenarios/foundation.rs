@@ -199,7 +199,7 @@ fn bad_arguments_at_the_prompt_are_clear_errors_and_the_shell_carries_on() {
         ("bench everything", "error: bench: unknown benchmark 'everything'"),
         (
             "bench switch spawn",
-            "error: bench: usage: bench [all|switch|spawn|irq|exceptions|ipi|syscall|yield-user|tracer]",
+            "error: bench: usage: bench [all|switch|spawn|irq|exceptions|ipi|syscall|yield-user|tracer|dynamic]",
         ),
         ("oops=maybe", "error: unknown command 'oops=maybe'"),
         ("irqnest 9", "error: irqnest: N must be a number from 1 to 8, not '9'"),

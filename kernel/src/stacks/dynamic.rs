@@ -149,7 +149,9 @@ const PTE_PRESENT: u64 = 1;
 /// reserve. A fault from any other stack — a reader of another thread's
 /// stack (`bt PID`), a wild pointer — is not ours: only the owner grows
 /// its stack. No lock, no allocation, no printing.
+// Never inlined: the entry sweep puts its breakpoints on it by name.
 #[instrument_fn = "off"]
+#[inline(never)]
 pub fn grow(addr: u64, rsp: u64) -> Growth {
     let page = addr & !(PAGE_SIZE - 1);
     let Some(entry) = paging::pte(page) else { return Growth::NotOurs };
@@ -302,6 +304,18 @@ pub(super) fn trim(start: u64, end: u64, keep_from: u64) -> u64 {
         phys::free_frame(f).expect("mapped frames come from phys");
     }
     n
+}
+
+/// Give back the backed pages of the running thread's own stack
+/// `[bottom, below)` (`below` under everything live on it): the entry
+/// sweep's growth trigger, so that its next pass faults again.
+pub fn give_back_below(bottom: u64, top: u64, below: u64) -> u64 {
+    let below = below & !(PAGE_SIZE - 1);
+    assert!(
+        (bottom..top).contains(&below) && below < crate::arch::cpu::stack_pointer(),
+        "{below:#x}: not below this stack's RSP"
+    );
+    trim(bottom, top, below)
 }
 
 /// Back every growable page of `[start, end)` (a cached dynamic stack

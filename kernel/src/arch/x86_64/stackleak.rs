@@ -165,7 +165,8 @@ pub extern "C" fn erase_start(end: u64) -> u64 {
         cpu.stackleak_bottom.store(bottom, Ordering::Relaxed);
         // Of a dynamic stack only the backed part: below it nothing was
         // ever used, and touching it would back it.
-        let bottom = backed_bottom(bottom, tracked.top);
+        // (`bottom` lies above the end magic: the larger of the two.)
+        let bottom = backed_bottom(bottom, tracked.top).max(bottom);
         (bottom, first_used(bottom, end))
     } else {
         let start = top_of_poison(lowest, bottom);

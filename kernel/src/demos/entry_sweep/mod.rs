@@ -83,6 +83,9 @@ pub fn entry_sweep(args: &[&str]) -> CmdResult {
     println!("entry-sweep: a breakpoint on each instruction on CPU {target}, then {} there", names.join(", "));
     let (mut insns, mut reached, mut delivered, mut lost, mut failed_paths) = (0, 0, 0, 0, Vec::new());
     for path in PATHS.iter().filter(|p| if p.trigger.in_user_mode() { user } else { kernel }) {
+        if path.arms {
+            crate::demos::dynamic_stacks::arm()?;
+        }
         let code = paths::instructions(path)
             .map_err(|sym| CmdError::Failed(alloc::format!("entry-sweep: no symbol {sym} (renamed or inlined?)")))?;
         let mut running = triggers::start(path.trigger, target).map_err(CmdError::Failed)?;

@@ -9,8 +9,10 @@ use core::ops::Range;
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
 
 use super::triggers::Trigger;
-use crate::arch::entry::{exception_stub, irq_noswitch_stub, irq_stub};
-use crate::arch::vectors::{BENCH_NOSWITCH_VECTOR, BENCH_SWITCH_VECTOR, LOCAL_TIMER_VECTOR, X86_TRAP_MC, X86_TRAP_NMI};
+use crate::arch::entry::{exception_stub, irq_noswitch_stub, irq_replay_stub, irq_stub};
+use crate::arch::vectors::{
+    BENCH_NOSWITCH_VECTOR, BENCH_SWITCH_VECTOR, LOCAL_TIMER_VECTOR, X86_TRAP_MC, X86_TRAP_NMI, X86_TRAP_PF,
+};
 use crate::debug::symbols;
 
 /// Where a path's code is.
@@ -20,42 +22,58 @@ pub enum Code {
     Sym(&'static str),
     /// A per-vector stub: from its address through its first `jmp`.
     Stub(fn() -> u64),
+    /// An external vector's entry stub as the gate has it: the plain one,
+    /// or (dynamic stacks armed) the replaying one and the replay.
+    IrqStub(u8),
 }
 
 pub struct Path {
     pub name: &'static str,
     pub code: &'static [Code],
     pub trigger: Trigger,
+    /// Dynamic thread stacks are armed before this path (and stay so).
+    pub arms: bool,
 }
 
 /// Every path, kernel-mode entries first.
 #[rustfmt::skip]
 pub static PATHS: &[Path] = &[
-    Path { name: "NMI entry and exit", trigger: Trigger::Int(X86_TRAP_NMI),
+    Path { arms: false, name: "NMI entry and exit", trigger: Trigger::Int(X86_TRAP_NMI),
            code: &[Code::Stub(|| exception_stub(X86_TRAP_NMI.into())), Code::Sym("tristack_paranoid_common")] },
-    Path { name: "#MC entry and exit", trigger: Trigger::Int(X86_TRAP_MC),
+    Path { arms: false, name: "#MC entry and exit", trigger: Trigger::Int(X86_TRAP_MC),
            code: &[Code::Stub(|| exception_stub(X86_TRAP_MC.into())), Code::Sym("tristack_paranoid_common")] },
-    Path { name: "return into NMI context without IRET", trigger: Trigger::NmiMce,
+    Path { arms: false, name: "return into NMI context without IRET", trigger: Trigger::NmiMce,
            code: &[Code::Sym("tristack_return_without_iret")] },
-    Path { name: "IRQ entry, switching to the IRQ stack", trigger: Trigger::Int(BENCH_SWITCH_VECTOR),
-           code: &[Code::Stub(|| irq_stub(BENCH_SWITCH_VECTOR.into())), Code::Sym("tristack_irq_common")] },
-    Path { name: "IRQ entry, staying on the stack", trigger: Trigger::Int(BENCH_NOSWITCH_VECTOR),
+    Path { arms: false, name: "IRQ entry, switching to the IRQ stack", trigger: Trigger::Int(BENCH_SWITCH_VECTOR),
+           code: &[Code::IrqStub(BENCH_SWITCH_VECTOR), Code::Sym("tristack_irq_common")] },
+    Path { arms: false, name: "IRQ entry, staying on the stack", trigger: Trigger::Int(BENCH_NOSWITCH_VECTOR),
            code: &[Code::Stub(irq_noswitch_stub), Code::Sym("tristack_irq_noswitch_common")] },
-    Path { name: "context switch", trigger: Trigger::Yield, code: &[Code::Sym("tristack_switch_to")] },
-    Path { name: "call_on_stack", trigger: Trigger::CallOnStack, code: &[Code::Sym("tristack_call_on_stack")] },
-    Path { name: "SYSCALL entry and SYSRET exit", trigger: Trigger::SyscallLoop { nmis: false },
+    Path { arms: false, name: "context switch", trigger: Trigger::Yield, code: &[Code::Sym("tristack_switch_to")] },
+    Path { arms: false, name: "call_on_stack", trigger: Trigger::CallOnStack, code: &[Code::Sym("tristack_call_on_stack")] },
+    Path { arms: false, name: "SYSCALL entry and SYSRET exit", trigger: Trigger::SyscallLoop { nmis: false },
            code: &[Code::Sym("tristack_entry_SYSCALL_64")] },
-    Path { name: "exit to user mode (checks, STACKLEAK, IRET)", trigger: Trigger::SyscallLoop { nmis: false },
+    Path { arms: false, name: "exit to user mode (checks, STACKLEAK, IRET)", trigger: Trigger::SyscallLoop { nmis: false },
            code: &[Code::Sym("tristack_return_to_user"), Code::Sym("tristack::arch::x86_64::entry::usermode::exit_to_user_mode"),
                    Code::Sym("tristack::arch::x86_64::entry::usermode::prepare_exit"),
                    Code::Sym("tristack::arch::x86_64::stackleak::erase_start")] },
-    Path { name: "IRQ from user mode", trigger: Trigger::SyscallLoop { nmis: false },
-           code: &[Code::Stub(|| irq_stub(LOCAL_TIMER_VECTOR.into())), Code::Sym("tristack_irq_common")] },
-    Path { name: "faulting IRET to user mode (fixup_bad_iret)", trigger: Trigger::BadIret,
+    Path { arms: false, name: "IRQ from user mode", trigger: Trigger::SyscallLoop { nmis: false },
+           code: &[Code::IrqStub(LOCAL_TIMER_VECTOR), Code::Sym("tristack_irq_common")] },
+    Path { arms: false, name: "faulting IRET to user mode (fixup_bad_iret)", trigger: Trigger::BadIret,
            code: &[Code::Sym("tristack_bad_iret"), Code::Sym("tristack::arch::x86_64::entry::usermode::fixup_bad_iret")] },
-    Path { name: "NMI from user mode (sync_regs)", trigger: Trigger::SyscallLoop { nmis: true },
+    Path { arms: false, name: "NMI from user mode (sync_regs)", trigger: Trigger::SyscallLoop { nmis: true },
            code: &[Code::Stub(|| exception_stub(X86_TRAP_NMI.into())), Code::Sym("tristack_paranoid_common"),
                    Code::Sym("tristack_exception_from_user"), Code::Sym("tristack::arch::x86_64::entry::usermode::sync_regs")] },
+    // Dynamic thread stacks (docs/dynamic-stacks.md): armed from here on.
+    Path { arms: true, name: "#PF growing a kernel thread's dynamic stack", trigger: Trigger::Grow,
+           code: &[Code::Stub(|| exception_stub(X86_TRAP_PF.into())), Code::Sym("tristack_pf_common"),
+                   Code::Sym("tristack::arch::x86_64::entry::page_fault::pf_entry"), Code::Sym("tristack::stacks::dynamic::grow")] },
+    Path { arms: true, name: "IRQ entry through the entry stack", trigger: Trigger::Int(BENCH_SWITCH_VECTOR),
+           code: &[Code::IrqStub(BENCH_SWITCH_VECTOR), Code::Sym("tristack_irq_common")] },
+    Path { arms: true, name: "#PF growing a kernel stack inside a syscall", trigger: Trigger::SyscallGrow,
+           code: &[Code::Stub(|| exception_stub(X86_TRAP_PF.into())), Code::Sym("tristack_pf_common"),
+                   Code::Sym("tristack::arch::x86_64::entry::page_fault::pf_entry"), Code::Sym("tristack::stacks::dynamic::grow")] },
+    Path { arms: true, name: "IRQ from user mode through the entry stack", trigger: Trigger::SyscallLoop { nmis: false },
+           code: &[Code::IrqStub(LOCAL_TIMER_VECTOR), Code::Sym("tristack_irq_common")] },
 ];
 
 /// The instruction addresses of `path`, in order; Err names a symbol the
@@ -67,6 +85,12 @@ pub fn instructions(path: &Path) -> Result<Vec<u64>, &'static str> {
             Code::Sym(name) => (symbols::find(name).ok_or(name)?, false),
             // A stub is a few pushes and a jmp; 32 bytes cover it.
             Code::Stub(addr) => (addr()..addr() + 32, true),
+            Code::IrqStub(v) if crate::stacks::dynamic::armed() => {
+                let stub = irq_replay_stub(v.into());
+                all.extend(decode(stub..stub + 32, true));
+                (symbols::find("tristack_irq_replay").ok_or("tristack_irq_replay")?, false)
+            }
+            Code::IrqStub(v) => (irq_stub(v.into())..irq_stub(v.into()) + 32, true),
         };
         all.extend(decode(range, through_jmp));
     }

@@ -35,6 +35,12 @@ pub enum Trigger {
     /// user mode faults (a bad SS), so `fixup_bad_iret` turns the #GP into
     /// one from user mode, which ends the process.
     BadIret,
+    /// A kernel thread on a dynamic stack stores onto a page of its stack
+    /// that is not backed (registers checked), then gives the page back.
+    Grow,
+    /// `kstack 12000` started again and again: a syscall using 12000 bytes
+    /// of a fresh dynamic kernel stack, which grows it.
+    SyscallGrow,
 }
 
 impl Trigger {
@@ -53,7 +59,12 @@ impl Trigger {
     }
 
     pub fn in_user_mode(self) -> bool {
-        matches!(self, Trigger::SyscallLoop { .. } | Trigger::BadIret)
+        matches!(self, Trigger::SyscallLoop { .. } | Trigger::BadIret | Trigger::SyscallGrow)
+    }
+
+    /// Runs a program again and again, each run one pass of the path.
+    fn reruns(self) -> bool {
+        matches!(self, Trigger::BadIret | Trigger::SyscallGrow)
     }
 
     /// How it is shown in the sweep's lines.
@@ -66,6 +77,8 @@ impl Trigger {
             Trigger::SyscallLoop { nmis: false } => "a user syscall loop, RSP on the NMI stack".into(),
             Trigger::SyscallLoop { nmis: true } => "a user syscall loop, RSP on the NMI stack, NMIs sent".into(),
             Trigger::BadIret => "sysret badss, again and again".into(),
+            Trigger::Grow => "a kernel thread storing onto a page of its dynamic stack not backed yet".into(),
+            Trigger::SyscallGrow => "kstack 12000 on a fresh dynamic stack, again and again".into(),
         }
     }
 }
@@ -76,6 +89,8 @@ const SIGSEGV: i64 = 11;
 static RUNNING: AtomicBool = AtomicBool::new(false);
 /// The trigger raises #MC on purpose (its handler stays quiet).
 static SOFTWARE_MCE: AtomicBool = AtomicBool::new(false);
+/// `dynamic-stacks` was on before `SyscallGrow` turned it on.
+static DEFAULT_WAS_ON: AtomicBool = AtomicBool::new(false);
 /// Passes whose registers came back changed.
 pub static REGS_CHANGED: AtomicU64 = AtomicU64::new(0);
 
@@ -106,6 +121,21 @@ fn int_loop(vector: u64) -> i64 {
     0
 }
 
+/// Each pass: give back every page below RSP - 1 KiB (under this loop's
+/// own frames), then store onto the top word of the page below that: a
+/// growth fault, registers checked across it.
+fn grow_loop(_: u64) -> i64 {
+    use crate::layout::PAGE_SIZE;
+    let me = sched::current().expect("a thread");
+    while RUNNING.load(Ordering::Relaxed) {
+        let keep = (crate::arch::cpu::stack_pointer() - 1024) & !(PAGE_SIZE - 1);
+        crate::stacks::dynamic::give_back_below(me.stack.bottom, me.stack.top(), keep);
+        crate::stacks::dynamic::refill();
+        check(crate::arch::regcheck::store_keeps_registers(keep - 8));
+    }
+    0
+}
+
 fn yield_loop(_: u64) -> i64 {
     while RUNNING.load(Ordering::Relaxed) {
         sched::yield_now();
@@ -128,15 +158,16 @@ pub struct Running {
     target: usize,
     pids: Vec<u32>,
     last_feed: u64,
-    /// `BadIret`: runs of `sysret badss` so far, and how many ended with
-    /// the #GP's SIGSEGV as they must.
+    /// Rerunning triggers: runs so far, and how many ended as they must
+    /// (`BadIret`: by the #GP's SIGSEGV; `SyscallGrow`: with status 0).
     runs: u64,
     segv: u64,
 }
 
-/// `sysret badss` on `target`.
-fn start_bad_iret(target: usize) -> Result<u32, String> {
-    process::run("sysret", "badss", Placement::Pinned(target)).map_err(|e| alloc::format!("entry-sweep: sysret: {e}"))
+/// One run of a rerunning trigger's program on `target`.
+fn start_run(trigger: Trigger, target: usize) -> Result<u32, String> {
+    let (prog, args) = if trigger == Trigger::SyscallGrow { ("kstack", "12000") } else { ("sysret", "badss") };
+    process::run(prog, args, Placement::Pinned(target)).map_err(|e| alloc::format!("entry-sweep: {prog}: {e}"))
 }
 
 pub fn start(trigger: Trigger, target: usize) -> Result<Running, String> {
@@ -159,7 +190,19 @@ pub fn start(trigger: Trigger, target: usize) -> Result<Running, String> {
             let args = alloc::format!("syscall-rsp-loop {bottom:x}");
             alloc::vec![process::run("attack", &args, on).map_err(|e| alloc::format!("entry-sweep: attack: {e}"))?]
         }
-        Trigger::BadIret => alloc::vec![start_bad_iret(target)?],
+        Trigger::BadIret => alloc::vec![start_run(trigger, target)?],
+        Trigger::SyscallGrow => {
+            // Its processes get dynamic stacks (until `stop`).
+            DEFAULT_WAS_ON.store(crate::stacks::dynamic::default_on(), Ordering::SeqCst);
+            crate::stacks::dynamic::set_default(true);
+            alloc::vec![start_run(trigger, target)?]
+        }
+        Trigger::Grow => {
+            let stack = sched::StackRequest { size: crate::layout::THREAD_SIZE, limit: None, dynamic: true };
+            let pid = sched::spawn_with_stack("sweep-grow", grow_loop, 0, on, stack)
+                .map_err(|e| alloc::format!("entry-sweep: sweep-grow: {e}"))?;
+            alloc::vec![pid]
+        }
     };
     Ok(Running { trigger, target, pids, last_feed: 0, runs: 1, segv: 0 })
 }
@@ -178,12 +221,13 @@ impl Running {
             smp::send_nmi(self.target);
         }
         // Each run passes the path once: start the next when it is over.
-        if self.trigger == Trigger::BadIret && self.pids.len() == 1 {
+        if self.trigger.reruns() && self.pids.len() == 1 {
             let pid = self.pids[0];
             if sched::snapshot().iter().any(|t| t.pid == pid && t.state.ended()) {
-                self.segv += u64::from(sched::join(pid) == Ok(Ended::Exited(-SIGSEGV)));
+                let want = if self.trigger == Trigger::BadIret { -SIGSEGV } else { 0 };
+                self.segv += u64::from(sched::join(pid) == Ok(Ended::Exited(want)));
                 self.pids.clear();
-                if let Ok(pid) = start_bad_iret(self.target) {
+                if let Ok(pid) = start_run(self.trigger, self.target) {
                     self.pids.push(pid);
                     self.runs += 1;
                 }
@@ -200,8 +244,12 @@ impl Running {
             super::engine::set_carrier(None);
         }
         let mut ok = true;
-        if self.trigger == Trigger::BadIret {
-            // Every finished run ended by its #GP (the last may be cut short).
+        if self.trigger == Trigger::SyscallGrow {
+            crate::stacks::dynamic::set_default(DEFAULT_WAS_ON.load(Ordering::SeqCst));
+        }
+        if self.trigger.reruns() {
+            // Every finished run ended as it must: by its #GP, or with
+            // status 0 (the last may be cut short).
             for pid in self.pids {
                 let _ = sched::kill(pid);
                 let _ = sched::join(pid);

@@ -34,7 +34,7 @@ fn entry(what: &str, expect: &str, minimum: u64, op: fn()) -> CmdResult {
     Ok(())
 }
 
-fn int_switch() {
+pub(super) fn int_switch() {
     // SAFETY: the vector's gate is the IRQ stub; its handler only stores RSP.
     unsafe { asm!("int {v}", v = const BENCH_SWITCH_VECTOR, options(nomem, nostack)) };
 }

@@ -8,6 +8,7 @@
 //! Entries are made synchronously (`int N` through the real stubs) so the
 //! emulator's interrupt-delivery latency is not in the figure.
 
+mod dynamic;
 mod entries;
 
 use entries::{
@@ -49,7 +50,7 @@ pub fn bench(args: &[&str]) -> CmdResult {
         [one] => Some(*one),
         _ => return Err(ArgError::usage().into()),
     };
-    let all: [Benchmark; 8] = [
+    let all: [Benchmark; 9] = [
         ("switch", bench_switch),
         ("spawn", bench_spawn),
         ("irq", bench_irq),
@@ -58,6 +59,8 @@ pub fn bench(args: &[&str]) -> CmdResult {
         ("syscall", bench_syscall),
         ("yield-user", bench_user_yield),
         ("tracer", bench_tracer),
+        // Last: it arms dynamic stacks, which moves the IRQ gates.
+        ("dynamic", dynamic::bench_dynamic),
     ];
     if let Some(w) = which {
         if !all.iter().any(|(n, _)| *n == w) {
@@ -195,6 +198,8 @@ const MIN_SWITCH_ROUND_TRIP: u64 = 2 * (1 + 6 + 1 + 1 + 6 + 1);
 /// first frame, two switches there and back. A stack that is not cached
 /// also needs its 4 page-table entries.
 const MIN_SPAWN: u64 = crate::layout::THREAD_SIZE / 8 + 8 + MIN_SWITCH_ROUND_TRIP;
+/// What each page of the stack adds to `MIN_SPAWN` (its words touched once).
+const MIN_SPAWN_PAGE: u64 = crate::layout::PAGE_SIZE / 8;
 const MIN_SPAWN_COLD: u64 = MIN_SPAWN + crate::layout::THREAD_SIZE / crate::layout::PAGE_SIZE;
 /// An interrupt into a Rust handler: `int`, save the nine caller-saved
 /// registers, call and return from an empty handler, restore nine, `iretq`.
