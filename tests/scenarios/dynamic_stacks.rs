@@ -10,7 +10,7 @@ fn reached(run: &Run) -> (u64, u64, u64) {
     let l = line_starting(run, "grow: reached ");
     let w: Vec<&str> = l.split_whitespace().collect();
     let n = |i: usize| w[i].parse::<u64>().unwrap_or_else(|_| panic!("{l}"));
-    // grow: reached B bytes with P of 4 pages backed; A pages added by faults; ...
+    // grow: reached B bytes with P of 4 pages backed, A of them added by faults; ...
     (n(2), n(5), n(10))
 }
 

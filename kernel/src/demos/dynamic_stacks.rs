@@ -183,7 +183,7 @@ pub fn grow(args: &[&str]) -> CmdResult {
     match sched::join(pid) {
         Ok(Ended::Exited(0)) => {
             println!(
-                "grow: reached {} bytes with {} of {} pages backed; {} pages added by faults; the stack went back with at most {DYNAMIC_CACHE_KEEP_PAGES} of them",
+                "grow: reached {} bytes with {} of {} pages backed, {} of them added by faults; the stack went back with at most {DYNAMIC_CACHE_KEEP_PAGES}",
                 DEPTH.load(Ordering::SeqCst),
                 BACKED.load(Ordering::SeqCst),
                 THREAD_SIZE / PAGE_SIZE,

@@ -231,6 +231,11 @@ pub(super) fn current_mut() -> &'static mut Task {
 #[inline(always)]
 fn finish_switch(me: &Task, prev: *const Task) {
     CURRENT.this().store(me as *const Task as u64, Ordering::Release);
+    // A dynamic stack may grow from here on without the allocator (whose
+    // lock it may come to hold): this CPU's reserve full first.
+    if me.stack.dynamic() {
+        crate::stacks::dynamic::refill();
+    }
     // SAFETY: the task this CPU just left, which cannot be reaped while
     // `on_cpu` is set, which only the store below clears.
     if let Some(prev) = unsafe { prev.as_ref() } {
@@ -289,8 +294,6 @@ pub(super) fn schedule_with(prepare: impl FnOnce(&mut RunQueue, &mut Task) -> bo
         }
         return;
     }
-    // Whoever runs next may grow a dynamic stack without the allocator.
-    crate::stacks::dynamic::refill();
     let (prev_slot, next_rsp) = {
         let mut q = RQ.this().lock_irqs_off();
         if !prepare(&mut q, prev) {

@@ -11,8 +11,8 @@
 //! stack and replay their frame onto the thread stack in software (a fault
 //! there is an ordinary #PF, not a lost interrupt). `grow` is what the #PF
 //! entry asks first; it takes no lock and allocates nothing: its frames
-//! come zeroed from a per-CPU reserve that `refill` tops up before every
-//! context switch.
+//! come zeroed from a per-CPU reserve that `refill` tops up whenever a
+//! thread on a dynamic stack is switched in.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -217,13 +217,13 @@ pub fn reserved_everywhere() -> u64 {
     crate::arch::percpu::online_cpus().map(|c| RESERVE.of(c).count.load(Ordering::Relaxed) as u64).sum()
 }
 
-/// Top up this CPU's reserve (before a context switch, and when a dynamic
-/// stack is made): the thread switched in can then grow to its full size
-/// without the allocator. Cheap when full: one load and a compare.
+/// Top up this CPU's reserve (when a thread on a dynamic stack is switched
+/// in, and when a dynamic stack is made): that thread can then grow to its
+/// full size without the allocator. Cheap when full: a load and a compare.
 #[instrument_fn = "off"]
 #[inline(always)]
 pub fn refill() {
-    if ARMED.load(Ordering::Relaxed) && RESERVE.this().count.load(Ordering::Relaxed) < DYNAMIC_RESERVE_FRAMES {
+    if RESERVE.this().count.load(Ordering::Relaxed) < DYNAMIC_RESERVE_FRAMES {
         refill_slow();
     }
 }
