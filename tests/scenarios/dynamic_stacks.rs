@@ -121,3 +121,24 @@ fn a_thousand_threads_on_dynamic_stacks_give_every_frame_back() {
     assert!(l.ends_with(" -> 0"), "{l}");
     run.expect("grow: every frame back\n");
 }
+
+#[test]
+fn with_dynamic_stacks_on_every_ktest_passes_on_them() {
+    let run = boot("dynamic-stacks on; ktest -q; dynamic-stacks; poweroff");
+    run.expect_status(0);
+    run.expect("dynamic-stacks: new 16K threads get dynamic stacks; armed: yes;");
+    let done = run.kernel_lines().into_iter().find(|l| l.ends_with(" passed, 0 failed")).expect("a ktest summary");
+    let passed: u32 = done.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 38, "{done}");
+}
+
+#[test]
+fn with_dynamic_stacks_irq_and_extra_stacks_stay_whole_and_their_overflows_are_guard_page_oopses() {
+    // The IRQ and extra stacks are never dynamic: their guard pages still
+    // end an overflow, now reported from the #PF stack.
+    let run = boot("dynamic-stacks on; extra-overflow; irq-overflow; echo not-reached");
+    run.expect_status(1).expect_no_line("not-reached");
+    line_starting(&run, "BUG: EXTRA stack guard page was hit at ");
+    line_starting(&run, "BUG: IRQ stack guard page was hit at ");
+    assert_eq!(lines_starting(&run, "Exception stack: #PF ").len(), 2, "{run}");
+}

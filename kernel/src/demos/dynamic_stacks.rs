@@ -252,3 +252,64 @@ fn churn_thread(bytes: u64) -> i64 {
     black_box(deepen(top, bytes));
     0
 }
+
+pub mod ktests {
+    //! Only the owner grows its stack: a reader of another thread's dynamic
+    //! stack (`bt PID`, `ps`, the usage scan) backs nothing, and a fault on
+    //! another stack's growable page is not a growth fault.
+
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    use crate::kcheck;
+    use crate::ktest::{KResult, KTest};
+    use crate::layout::{PAGE_SIZE, THREAD_SIZE};
+    use crate::sched::{self, Ended, Placement, StackRequest};
+    use crate::stacks::dynamic::{self, Growth};
+
+    pub static KTESTS: &[KTest] = &[KTest {
+        name: "another_threads_dynamic_stack_is_read_not_grown",
+        run: another_threads_dynamic_stack_is_read_not_grown,
+        oopses: false,
+    }];
+
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+
+    fn sleeper(_: u64) -> i64 {
+        while !RELEASE.load(Ordering::SeqCst) {
+            sched::sleep_ms(1);
+        }
+        0
+    }
+
+    fn another_threads_dynamic_stack_is_read_not_grown() -> KResult {
+        kcheck!(dynamic::arm(), "dynamic stacks could not be armed");
+        RELEASE.store(false, Ordering::SeqCst);
+        let other = crate::arch::percpu::online_cpus().find(|&c| c != crate::arch::percpu::current_cpu_id());
+        let on = other.map_or(Placement::Any, Placement::Pinned);
+        let stack = StackRequest { size: THREAD_SIZE, limit: None, dynamic: true };
+        let pid = sched::spawn_with_stack("ktest-sleeper", sleeper, 0, on, stack).map_err(|e| alloc::format!("{e}"))?;
+        sched::sleep_ms(5);
+        let t = sched::snapshot().into_iter().find(|t| t.pid == pid).ok_or("the sleeper is gone")?;
+        let (backed, grown) = (t.stack.resident_pages(), dynamic::grown_pages());
+        // What `bt PID`, `ps` and `stacks` do with it.
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            if let Some(ctx) = sched::saved_context(pid) {
+                crate::debug::backtrace::print_trace(ctx.saved_rsp, ctx.rbp_slot);
+            }
+        });
+        let free = t.stack.not_used();
+        let scan = t.stack.scan();
+        // A fault on its growable page from this stack is not ours to grow.
+        let page = t.stack.bottom + PAGE_SIZE;
+        let decision = dynamic::grow(page, crate::arch::cpu::stack_pointer());
+        let after = t.stack.resident_pages();
+        RELEASE.store(true, Ordering::SeqCst);
+        let ended = sched::join(pid);
+        kcheck!(backed < THREAD_SIZE / PAGE_SIZE, "the sleeper has all {backed} pages backed");
+        kcheck!(decision == Growth::NotOurs, "a fault on another stack's page was {decision:?}");
+        kcheck!(after == backed && dynamic::grown_pages() == grown, "reading it backed {} pages", after - backed);
+        kcheck!(free > THREAD_SIZE - backed * PAGE_SIZE && scan.untouched >= free - 8, "free {free}, scan {scan:?}");
+        kcheck!(ended == Ok(Ended::Exited(0)), "the sleeper ended {ended:?}");
+        Ok(())
+    }
+}

@@ -34,7 +34,8 @@ pub fn init() {
 }
 
 /// The demos' ktests (the runner collects these with the mechanisms').
-pub static KTESTS: &[&[KTest]] = &[ist::ktests::KTESTS, irq::ktests::KTESTS, entry_sweep::fences::KTESTS];
+pub static KTESTS: &[&[KTest]] =
+    &[ist::ktests::KTESTS, irq::ktests::KTESTS, entry_sweep::fences::KTESTS, dynamic_stacks::ktests::KTESTS];
 
 /// The commands, by chapter (the foundation's first); the shell adds `help`.
 #[rustfmt::skip]
