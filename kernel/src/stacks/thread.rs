@@ -247,7 +247,7 @@ fn alloc_stack(size: u64, limit: Option<u64>, grows: bool) -> Result<ThreadStack
         // This thread may grow without the allocator from its first run.
         dynamic::refill();
     }
-    let cached = if limit.is_none() { take_cached(class) } else { None };
+    let cached = if limit.is_none() { take_cached_for(class, grows) } else { None };
     let stack = match cached {
         Some(slot) => {
             let base = slot & !(CLEAN_MASK | PARTIAL);
@@ -291,9 +291,6 @@ fn alloc_stack(size: u64, limit: Option<u64>, grows: bool) -> Result<ThreadStack
             }
         }
     };
-    if grows && cached.is_some_and(|slot| slot & PARTIAL == 0) {
-        dynamic::created();
-    }
     // A dynamic stack's lowest page gets the magic when it is mapped.
     if !stack.dynamic || crate::mm::paging::present(stack.bottom) {
         // SAFETY: the lowest word of the stack we now own, backed.
@@ -356,13 +353,26 @@ fn unmap_stack(slot: u64) {
     vmalloc::vfree(base).expect("thread stacks come from the vmap area");
 }
 
-fn take_cached(class: usize) -> Option<u64> {
+/// A cached stack of `class` for which `fits` holds (taken out of the slot).
+fn take_cached(class: usize, fits: impl Fn(u64) -> bool) -> Option<u64> {
     x86_64::instructions::interrupts::without_interrupts(|| {
+        // Only this CPU takes from or puts into its cache, with interrupts off.
         crate::stacks::thread::STACK_CACHE.this()[class].iter().find_map(|slot| {
-            let b = slot.swap(0, Ordering::Relaxed);
-            (b != 0).then_some(b)
+            let b = slot.load(Ordering::Relaxed);
+            (b != 0 && fits(b)).then(|| slot.swap(0, Ordering::Relaxed))
         })
     })
+}
+
+/// What a new stack takes from the cache: a dynamic one only a cached
+/// dynamic one (a whole stack would stay whole), a fixed one a whole one
+/// first (a dynamic one must be filled in).
+fn take_cached_for(class: usize, grows: bool) -> Option<u64> {
+    if grows {
+        take_cached(class, |slot| slot & PARTIAL != 0)
+    } else {
+        take_cached(class, |slot| slot & PARTIAL == 0).or_else(|| take_cached(class, |_| true))
+    }
 }
 
 fn put_cached(class: usize, base: u64) -> bool {
@@ -376,7 +386,7 @@ fn put_cached(class: usize, base: u64) -> bool {
 /// Unmap every stack in this CPU's cache (so vmap usage can be compared).
 pub fn drain_cache() {
     for class in 0..THREAD_STACK_SIZES.len() {
-        while let Some(slot) = take_cached(class) {
+        while let Some(slot) = take_cached(class, |_| true) {
             unmap_stack(slot);
         }
     }

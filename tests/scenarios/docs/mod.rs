@@ -243,6 +243,7 @@ macro_rules! docs_tests {
 docs_tests! {
     readme: "README.md",
     debugging_md: "docs/debugging.md",
+    dynamic_stacks_md: "docs/dynamic-stacks.md",
     hostile_input_md: "docs/hostile-input.md",
     irq_md: "docs/irq.md",
     ist_md: "docs/ist.md",
