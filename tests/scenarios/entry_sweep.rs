@@ -89,10 +89,7 @@ fn an_nmi_irq_and_mce_at_every_instruction_of_every_entry_path_leave_the_kernel_
             reached > 150 && grow.contains(&format!("; nmi {reached} delivered, 0 masked; irq 0 delivered, ")),
             "{grow}"
         );
-        // (A later event may find an instruction of a rerun program not
-        // reached in its time: most, not all.)
-        let mce = grow.split("; mce ").nth(1).unwrap();
-        assert!(count(mce, " delivered") > reached * 9 / 10, "{grow}");
+        assert!(grow.contains(&format!("; mce {reached} delivered, 0 masked")), "{grow}");
     }
     for name in ["IRQ entry through the entry stack", "IRQ from user mode through the entry stack"] {
         assert!(count(path(name), " reached") > 70, "{paths:#?}");

@@ -53,6 +53,10 @@ fn bench_under_icount_measures_every_operation_and_its_medians_repeat() {
         "syscall round trip (getpid, from user mode)",
         "user yield round trip (2 threads, sched_yield)",
         "spawn + join, stack tracer on",
+        "growth fault: #PF on its stack maps one page",
+        "spawn + run + exit + join (dynamic stack, cached)",
+        "spawn + run + exit + join (dynamic stack, new)",
+        "IRQ entry through the entry stack and the IRQ stack",
     ] {
         let &(min, median, minimum) = a.get(op).unwrap_or_else(|| panic!("no row {op:?}:\n{first}"));
         assert!(minimum > 0 && minimum <= min && min <= median, "{op}: {min} {median} {minimum}");
@@ -66,6 +70,14 @@ fn bench_under_icount_measures_every_operation_and_its_medians_repeat() {
     let erased = line_starting(&first, ERASING);
     let bytes: u64 = erased[ERASING.len()..].split(' ').next().unwrap().parse().unwrap();
     assert!(bytes > 0 && bytes < 1024, "{erased}");
+    // A page added to a dynamic stack costs under 1 000 instructions
+    // (docs/dynamic-stacks.md), and reusing a cached dynamic stack no more
+    // than a fixed one (it clears and scans a page, not four).
+    let growth = a["growth fault: #PF on its stack maps one page"].1;
+    assert!(growth < 1000, "growth fault: {growth}:\n{first}");
+    let (dynamic, fixed) =
+        (a["spawn + run + exit + join (dynamic stack, cached)"].1, a["spawn + run + exit + join (cached stack)"].1);
+    assert!(dynamic <= fixed, "spawn + join: {dynamic} dynamic, {fixed} fixed:\n{first}");
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (op, (x, y)) in a.iter().map(|(k, v)| (k, (v, &b[k]))) {
         assert_eq!(x.1, y.1, "{op}: median {} then {}", x.1, y.1);

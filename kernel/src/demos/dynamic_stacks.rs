@@ -91,20 +91,28 @@ fn irq_at_edge() -> bool {
     let edge = me.stack.resident_bottom();
     x86_64::instructions::interrupts::disable();
     let before = irqs_here();
-    // SAFETY: RSP moves down within this thread's own stack (below it
-    // nothing of ours is live; the page there is growable) and is put back
-    // before any Rust code runs; `sti; hlt` waits for the next interrupt.
-    unsafe {
-        core::arch::asm!(
-            "mov {save}, rsp",
-            "mov rsp, {edge}",
-            "sti",
-            "hlt",
-            "cli",
-            "mov rsp, {save}",
-            save = out(reg) _,
-            edge = in(reg) edge,
-        );
+    // An NMI also ends `hlt` but pushes nothing here (it has its own
+    // stack): wait again until something touched the page below.
+    for _ in 0..EDGE_TRIES {
+        // SAFETY: RSP moves down within this thread's own stack (below it
+        // nothing of ours is live; the page there is growable) and is put
+        // back before any Rust code runs; `sti; hlt` waits for the next
+        // interrupt.
+        unsafe {
+            core::arch::asm!(
+                "mov {save}, rsp",
+                "mov rsp, {edge}",
+                "sti",
+                "hlt",
+                "cli",
+                "mov rsp, {save}",
+                save = out(reg) _,
+                edge = in(reg) edge,
+            );
+        }
+        if crate::mm::paging::present(edge - 8) {
+            break;
+        }
     }
     let handled = irqs_here() > before;
     x86_64::instructions::interrupts::enable();
@@ -116,6 +124,9 @@ fn irq_at_edge() -> bool {
     );
     handled
 }
+
+/// Wake-ups `irq_at_edge` waits through for an interrupt (NMIs end `hlt` too).
+const EDGE_TRIES: usize = 100;
 
 /// Bit 62 of `grow_thread`'s argument: first wait for an interrupt at the edge.
 const IRQ_AT_EDGE: u64 = 1 << 62;

@@ -402,14 +402,18 @@ pub fn cached_on(cpu: usize) -> usize {
     cached_pages_on(cpu).0
 }
 
-/// Stacks in `cpu`'s cache and the pages they hold.
+/// Stacks in `cpu`'s cache and the pages they hold (a cached dynamic
+/// stack holds only its backed ones).
 pub fn cached_pages_on(cpu: usize) -> (usize, u64) {
     let cache = &crate::stacks::thread::STACK_CACHE.of(cpu);
     let mut n = (0, 0);
     for (class, slots) in cache.iter().enumerate() {
-        let k = slots.iter().filter(|s| s.load(Ordering::Relaxed) != 0).count();
-        n.0 += k;
-        n.1 += k as u64 * THREAD_STACK_SIZES[class] / PAGE_SIZE;
+        let size = THREAD_STACK_SIZES[class];
+        for slot in slots.iter().map(|s| s.load(Ordering::Relaxed)).filter(|&s| s != 0) {
+            let base = slot & !(CLEAN_MASK | PARTIAL);
+            n.0 += 1;
+            n.1 += if slot & PARTIAL != 0 { dynamic::resident_pages(base, base + size) } else { size / PAGE_SIZE };
+        }
     }
     n
 }

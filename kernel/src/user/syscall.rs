@@ -207,7 +207,10 @@ fn stackleak_find(secret: u64) -> i64 {
     x86_64::instructions::interrupts::without_interrupts(|| {
         let want = black_box(secret) ^ PLANT_KEY;
         let below = rsp();
-        let mut at = bottom + 8;
+        // Of a dynamic stack only the backed part (the rest holds nothing,
+        // and reading it would back it).
+        let backed = sched::current().map_or(bottom, |t| t.stack.resident_bottom());
+        let mut at = (bottom + 8).max(backed);
         while at + 8 <= below {
             // SAFETY: reading this thread's own stack below RSP: mapped, dead.
             if unsafe { (at as *const u64).read_volatile() } == want {

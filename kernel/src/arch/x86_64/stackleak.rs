@@ -71,6 +71,11 @@ pub struct Tracked {
     /// `lowest_stack`; u64::MAX: none yet): erased words read as unused,
     /// this keeps the high-water mark for `stack_not_used`.
     deepest: AtomicU64,
+    /// How far down the search for poison may read: the bottom, or of a
+    /// dynamic stack the lowest backed byte when it was last looked up
+    /// (pages are only added while it lives, so everything above stays
+    /// backed; reading below would back pages for nothing).
+    floor: AtomicU64,
 }
 
 impl Tracked {
@@ -81,6 +86,7 @@ impl Tracked {
             lowest: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             deepest: AtomicU64::new(u64::MAX),
+            floor: AtomicU64::new(bottom),
         }
     }
 
@@ -167,10 +173,21 @@ pub extern "C" fn erase_start(end: u64) -> u64 {
         // ever used, and touching it would back it.
         // (`bottom` lies above the end magic: the larger of the two.)
         let bottom = backed_bottom(bottom, tracked.top).max(bottom);
+        tracked.floor.store(bottom, Ordering::Relaxed);
         (bottom, first_used(bottom, end))
     } else {
-        let start = top_of_poison(lowest, bottom);
-        (start, start)
+        let floor = tracked.floor.load(Ordering::Relaxed);
+        if lowest < floor {
+            // RSP went below the floor since: a dynamic stack grew, and
+            // its new pages hold zero, not poison (which is all the search
+            // below knows as clean). As a first erase, from the new floor.
+            let floor = backed_bottom(bottom, tracked.top).max(bottom);
+            tracked.floor.store(floor, Ordering::Relaxed);
+            (floor, first_used(floor, end))
+        } else {
+            let start = top_of_poison(lowest, floor);
+            (start, start)
+        }
     };
     // Only the task itself writes it (here, while it runs).
     if used < tracked.deepest.load(Ordering::Relaxed) {

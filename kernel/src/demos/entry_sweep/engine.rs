@@ -47,7 +47,10 @@ const CARRIER_SLOT: u8 = 2;
 static CARRIER: AtomicU64 = AtomicU64::new(0);
 
 /// How long an instruction may take to be reached, and an event to arrive.
-const WAIT_MS: u64 = 30;
+pub const WAIT_MS: u64 = 30;
+/// How long an instruction already reached once may take to be reached
+/// again (a trigger that starts a process per pass can be slow under load).
+pub const WAIT_AGAIN_MS: u64 = 500;
 
 static TARGET: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// The armed instruction (0 once its #DB came, or when given up).
@@ -201,9 +204,10 @@ pub fn set_target(cpu: usize) {
     TARGET.store(cpu, Ordering::SeqCst);
 }
 
-/// Arm X on the target CPU with `event`, wait for it to be reached (calling
-/// `feed` meanwhile, e.g. to send NMIs) and for the event to settle.
-pub fn trial(x: u64, event: Event, mut feed: impl FnMut()) -> Outcome {
+/// Arm X on the target CPU with `event`, wait up to `reach_ms` for it to be
+/// reached (calling `feed` meanwhile, e.g. to send NMIs) and for the event
+/// to settle.
+pub fn trial(x: u64, event: Event, reach_ms: u64, mut feed: impl FnMut()) -> Outcome {
     let target = TARGET.load(Ordering::SeqCst);
     HIT.store(false, Ordering::SeqCst);
     MASKED.store(false, Ordering::SeqCst);
@@ -212,7 +216,7 @@ pub fn trial(x: u64, event: Event, mut feed: impl FnMut()) -> Outcome {
     AT.store(x, Ordering::SeqCst);
     ARMED.store(x, Ordering::SeqCst);
     smp::call_on(core::iter::once(target), arm, x);
-    let reached = spin_until(WAIT_MS, || {
+    let reached = spin_until(reach_ms, || {
         feed();
         HIT.load(Ordering::SeqCst)
     });

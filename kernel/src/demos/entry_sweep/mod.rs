@@ -96,7 +96,9 @@ pub fn entry_sweep(args: &[&str]) -> CmdResult {
         for &x in &code {
             for &event in &swept {
                 let c = &mut counts[event as usize - 1];
-                match engine::trial(x, event, || running.feed()) {
+                // Reached by the first event: the others may wait longer.
+                let wait = if event == swept[0] { engine::WAIT_MS } else { engine::WAIT_AGAIN_MS };
+                match engine::trial(x, event, wait, || running.feed()) {
                     Outcome::NotReached => break,
                     Outcome::Delivered => c.delivered += 1,
                     Outcome::Masked => c.masked += 1,

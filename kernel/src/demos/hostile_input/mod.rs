@@ -107,7 +107,8 @@ fn text_checksum() -> u64 {
 /// reuse, as Linux keeps them). Anything else missing afterwards is a leak.
 pub fn free_frames() -> u64 {
     let cached: u64 = percpu::online_cpus().map(|c| crate::stacks::thread::cached_pages_on(c).1).sum();
-    phys::counts().1 + cached + crate::mm::paging::kernel_table_pages()
+    // The growth reserves of dynamic stacks are held, not lost.
+    phys::counts().1 + cached + crate::mm::paging::kernel_table_pages() + crate::stacks::dynamic::reserved_everywhere()
 }
 
 /// Return-to-user check violations over every CPU (must stay 0).

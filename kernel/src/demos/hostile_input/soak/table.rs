@@ -54,6 +54,7 @@ pub static LEFT_OUT: &[(&str, &str)] = &[
     ("hardening", "turns a hardening off for every later demo"),
     ("entry-sweep", "arms breakpoints on the entry code of one CPU, which must run nothing else: every draw would pause the background (its own tests run it)"),
     ("nmi-user-rsp", "aims NMIs at one CPU, which must run nothing else: every draw would pause the background (its own tests run it)"),
+    ("dynamic-stacks", "boot parameter: every later thread would get a dynamic stack (a soak of its own: `dynamic-stacks on` before `soak`)"),
 ];
 
 /// Every demo that leaves the machine running.
@@ -128,6 +129,14 @@ pub static FOREGROUND: &[Demo] = &[
     d("stack-max-size"),
     d("stack-trace"),
     d("stacktrace-filter off"),
+    d("grow 12000"),
+    d("grow 12000 --holding-lock"),
+    d("grow 8000 --irq-at-edge"),
+    oops("grow 20000"),
+    // Takes #PF off its stack for every CPU: nothing else may grow meanwhile.
+    Demo { line: "grow 12000 --pf-on-stack", oopses: (1, 1), exclusive: true },
+    alone("grow 8000 --threads 64"),
+    d("spawn --dynamic 4"),
 ];
 
 /// What the background threads run, over and over: processes and threads
