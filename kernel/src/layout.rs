@@ -67,10 +67,9 @@ pub const DYNAMIC_RESERVE_FRAMES: usize = (THREAD_SIZE / PAGE_SIZE - DYNAMIC_STA
 /// Most pages a dynamic stack keeps when it goes back to the per-CPU cache
 /// (`trim` gives the rest back, and whatever its last thread did not use).
 pub const DYNAMIC_CACHE_KEEP_PAGES: u64 = 2;
-const _: () = assert!(DYNAMIC_STACK_INITIAL_PAGES >= 1 && DYNAMIC_STACK_INITIAL_PAGES <= THREAD_SIZE / PAGE_SIZE);
-const _: () = assert!(
-    DYNAMIC_CACHE_KEEP_PAGES >= DYNAMIC_STACK_INITIAL_PAGES && DYNAMIC_CACHE_KEEP_PAGES < THREAD_SIZE / PAGE_SIZE
-);
+// 1 <= initial <= kept in the cache < the whole stack (a cached one always lacks a page).
+const _: () = assert!(1 <= DYNAMIC_STACK_INITIAL_PAGES && DYNAMIC_STACK_INITIAL_PAGES <= DYNAMIC_CACHE_KEEP_PAGES);
+const _: () = assert!(DYNAMIC_CACHE_KEEP_PAGES < THREAD_SIZE / PAGE_SIZE);
 
 // --- The virtual memory map --------------------------------------------------
 
@@ -188,8 +187,7 @@ pub enum Ist {
     /// #PF, only while thread stacks grow on demand (`dynamic-stacks on`):
     /// a growth fault must not be taken on the stack that faulted.
     PF = 5,
-    /// External interrupts, likewise: the CPU's push of their frame must
-    /// not be what touches a page that is not backed yet.
+    /// External interrupts, likewise (their frame's push must not fault).
     ENTRY = 6,
 }
 
@@ -293,7 +291,6 @@ pub const DB_STACK_OFFSET: u64 = EStack::DB.offset() - EStack::DB1.offset();
 
 /// The same for #PF while thread stacks grow on demand.
 pub const PF_STACK_OFFSET: u64 = EStack::PF.offset() - EStack::PF1.offset();
-
 const _: () = assert!(DB_STACK_OFFSET == EXCEPTION_STKSZ + PAGE_SIZE);
 const _: () = assert!(PF_STACK_OFFSET == DB_STACK_OFFSET);
 const _: () = assert!(EStack::PF.offset() + EXCEPTION_STKSZ - 2 * PF_STACK_OFFSET == EStack::PF2.offset());
@@ -342,18 +339,15 @@ pub static DEBUGGER_LAYOUT: DebuggerLayout = DebuggerLayout {
     extra_stack_size: EXTRA_STACK_SIZE,
     cea_base: CPU_ENTRY_AREA_BASE,
     cea_stride: CEA_STRIDE,
-    estacks: [
-        debugger_estack(0),
-        debugger_estack(1),
-        debugger_estack(2),
-        debugger_estack(3),
-        debugger_estack(4),
-        debugger_estack(5),
-        debugger_estack(6),
-        debugger_estack(7),
-        debugger_estack(8),
-        debugger_estack(9),
-    ],
+    estacks: {
+        let mut all = [const { DebuggerEStack { name: "", size: 0, ist_slot: -1 } }; ESTACKS.len()];
+        let mut i = 0;
+        while i < ESTACKS.len() {
+            all[i] = debugger_estack(i);
+            i += 1;
+        }
+        all
+    },
 };
 
 /// Base of `cpu`'s entry area. Wrapping arithmetic: for any CPU number

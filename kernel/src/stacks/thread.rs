@@ -22,7 +22,6 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::arch::percpu::this_cpu;
 use crate::layout::{
     DYNAMIC_CACHE_KEEP_PAGES, DYNAMIC_STACK_INITIAL_PAGES, MAX_THREAD_STACKS, PAGE_SIZE, STACK_END_MAGIC,
     STACK_LIMIT_ALIGN, STACK_LIMIT_MAX, STACK_LIMIT_MIN, THREAD_SIZE, THREAD_STACK_SIZES,
@@ -30,21 +29,6 @@ use crate::layout::{
 use crate::mm::vmalloc::{self, Guards};
 use crate::mm::vmap::VmapError;
 use crate::stacks::{dynamic, usage};
-
-crate::define_per_cpu! {
-    /// Freed thread stacks kept for reuse on this CPU, per size of
-    /// `THREAD_STACK_SIZES` (0 = empty slot): the base, and in the low
-    /// bits (`CLEAN_MASK`) how many `CLEAN_UNIT`s above it are still zero.
-    pub static STACK_CACHE: [[core::sync::atomic::AtomicU64; crate::layout::NR_CACHED_STACKS]; crate::layout::THREAD_STACK_SIZES.len()] = [const { [const { core::sync::atomic::AtomicU64::new(0) }; crate::layout::NR_CACHED_STACKS] }; crate::layout::THREAD_STACK_SIZES.len()];
-}
-
-/// A cached stack's clean part, counted in 64-byte units in the low bits
-/// of its slot (a base is page-aligned): up to 128 KiB. Bit 11
-/// (`PARTIAL`): some of its pages are not backed (a dynamic stack's).
-const CLEAN_UNIT: u64 = 64;
-const CLEAN_MASK: u64 = PAGE_SIZE / 2 - 1;
-const PARTIAL: u64 = PAGE_SIZE / 2;
-const _: () = assert!(CLEAN_MASK * CLEAN_UNIT >= THREAD_STACK_SIZES[THREAD_STACK_SIZES.len() - 1]);
 
 /// Guard page below (catches overflow); one unmapped page above as a gap.
 const THREAD_STACK_GUARDS: Guards = Guards { below: PAGE_SIZE, above: PAGE_SIZE };
@@ -353,71 +337,6 @@ fn unmap_stack(slot: u64) {
     vmalloc::vfree(base).expect("thread stacks come from the vmap area");
 }
 
-/// A cached stack of `class` for which `fits` holds (taken out of the slot).
-fn take_cached(class: usize, fits: impl Fn(u64) -> bool) -> Option<u64> {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        // Only this CPU takes from or puts into its cache, with interrupts off.
-        crate::stacks::thread::STACK_CACHE.this()[class].iter().find_map(|slot| {
-            let b = slot.load(Ordering::Relaxed);
-            (b != 0 && fits(b)).then(|| slot.swap(0, Ordering::Relaxed))
-        })
-    })
-}
-
-/// What a new stack takes from the cache: a dynamic one only a cached
-/// dynamic one (a whole stack would stay whole), a fixed one a whole one
-/// first (a dynamic one must be filled in).
-fn take_cached_for(class: usize, grows: bool) -> Option<u64> {
-    if grows {
-        take_cached(class, |slot| slot & PARTIAL != 0)
-    } else {
-        take_cached(class, |slot| slot & PARTIAL == 0).or_else(|| take_cached(class, |_| true))
-    }
-}
-
-fn put_cached(class: usize, base: u64) -> bool {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        crate::stacks::thread::STACK_CACHE.this()[class]
-            .iter()
-            .any(|slot| slot.compare_exchange(0, base, Ordering::Relaxed, Ordering::Relaxed).is_ok())
-    })
-}
-
-/// Unmap every stack in this CPU's cache (so vmap usage can be compared).
-pub fn drain_cache() {
-    for class in 0..THREAD_STACK_SIZES.len() {
-        while let Some(slot) = take_cached(class, |_| true) {
-            unmap_stack(slot);
-        }
-    }
-}
-
-/// Stacks in this CPU's cache.
-pub fn cached() -> usize {
-    cached_on(this_cpu().id())
-}
-
-/// Stacks in `cpu`'s cache (they hold their frames until reused).
-pub fn cached_on(cpu: usize) -> usize {
-    cached_pages_on(cpu).0
-}
-
-/// Stacks in `cpu`'s cache and the pages they hold (a cached dynamic
-/// stack holds only its backed ones).
-pub fn cached_pages_on(cpu: usize) -> (usize, u64) {
-    let cache = &crate::stacks::thread::STACK_CACHE.of(cpu);
-    let mut n = (0, 0);
-    for (class, slots) in cache.iter().enumerate() {
-        let size = THREAD_STACK_SIZES[class];
-        for slot in slots.iter().map(|s| s.load(Ordering::Relaxed)).filter(|&s| s != 0) {
-            let base = slot & !(CLEAN_MASK | PARTIAL);
-            n.0 += 1;
-            n.1 += if slot & PARTIAL != 0 { dynamic::resident_pages(base, base + size) } else { size / PAGE_SIZE };
-        }
-    }
-    n
-}
-
 /// Record a live stack; false if the registry is full.
 fn register(word: u64) -> bool {
     LIVE.iter().any(|s| s.compare_exchange(0, word, Ordering::AcqRel, Ordering::Relaxed).is_ok())
@@ -448,4 +367,8 @@ pub fn find(addr: u64) -> Option<(ThreadStack, bool)> {
     })
 }
 
+mod cache;
 pub mod ktests;
+
+pub use cache::{cached, cached_on, cached_pages_on, drain_cache};
+use cache::{put_cached, take_cached_for, CLEAN_MASK, CLEAN_UNIT, PARTIAL};
