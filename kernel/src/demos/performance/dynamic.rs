@@ -54,17 +54,7 @@ pub(super) fn bench_dynamic() -> CmdResult {
         return Err(failed("the growth bench's stores did not all fault"));
     }
     row("growth fault: #PF on its stack maps one page", samples, MIN_GROWTH);
-    let mut hot = Vec::with_capacity(SPAWN_SAMPLES);
-    let mut cold = Vec::with_capacity(SPAWN_SAMPLES);
-    for _ in 0..SPAWN_SAMPLES {
-        let t0 = time::rdtsc();
-        spawn_join_dynamic()?;
-        hot.push(time::rdtsc() - t0);
-        thread::drain_cache();
-        let t0 = time::rdtsc();
-        spawn_join_dynamic()?;
-        cold.push(time::rdtsc() - t0);
-    }
+    let (hot, cold) = hot_and_cold(spawn_join_dynamic)?;
     // A dynamic stack's reuse clears and scans one page, not four.
     let pages = crate::layout::THREAD_SIZE / crate::layout::PAGE_SIZE;
     row("spawn + run + exit + join (dynamic stack, cached)", hot, MIN_SPAWN - (pages - 1) * MIN_SPAWN_PAGE);

@@ -254,7 +254,9 @@ fn spawn_join() -> Result<(), CmdError> {
     Ok(())
 }
 
-fn bench_spawn() -> CmdResult {
+/// `spawn_join` timed with a stack from the cache, then (cache emptied)
+/// with a new stack mapped, `SPAWN_SAMPLES` times each.
+fn hot_and_cold(spawn_join: fn() -> Result<(), CmdError>) -> Result<(Vec<u64>, Vec<u64>), CmdError> {
     let mut hot = Vec::with_capacity(SPAWN_SAMPLES);
     let mut cold = Vec::with_capacity(SPAWN_SAMPLES);
     for _ in 0..SPAWN_SAMPLES {
@@ -267,6 +269,11 @@ fn bench_spawn() -> CmdResult {
         spawn_join()?;
         cold.push(time::rdtsc() - t0);
     }
+    Ok((hot, cold))
+}
+
+fn bench_spawn() -> CmdResult {
+    let (hot, cold) = hot_and_cold(spawn_join)?;
     row("spawn + run + exit + join (cached stack)", hot, MIN_SPAWN);
     row("spawn + run + exit + join (new stack mapped)", cold, MIN_SPAWN_COLD);
     Ok(())
