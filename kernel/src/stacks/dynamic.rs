@@ -153,20 +153,32 @@ const PTE_PRESENT: u64 = 1;
 #[instrument_fn = "off"]
 #[inline(never)]
 pub fn grow(addr: u64, rsp: u64) -> Growth {
+    // One walk: a stack (aligned to its size, at most 32 KiB) lies in one
+    // page table, so the pages around the fault are neighbouring entries.
+    let Some(entry) = paging::pte(addr) else { return Growth::NotOurs };
+    let table = (entry as *const core::sync::atomic::AtomicU64).wrapping_sub(((addr >> 12) & 511) as usize);
+    let at = |page: u64| -> &core::sync::atomic::AtomicU64 {
+        // SAFETY: `page` lies in the same 2 MiB as `addr` (`in_table`,
+        // checked by every caller), so its entry is in the same table.
+        unsafe { &*table.add(((page >> 12) & 511) as usize) }
+    };
     let page = addr & !(PAGE_SIZE - 1);
-    let Some(entry) = paging::pte(page) else { return Growth::NotOurs };
-    if entry.load(Ordering::Relaxed) != paging::GROWABLE_PTE || !same_stack(page, rsp.wrapping_sub(1)) {
+    let in_table = |p: u64| p >> 21 == addr >> 21;
+    if at(page).load(Ordering::Relaxed) != paging::GROWABLE_PTE || !same_stack(page, rsp.wrapping_sub(1), in_table, at)
+    {
         return Growth::NotOurs;
     }
     let mut p = page;
-    while let Some(e) = paging::pte(p).filter(|e| e.load(Ordering::Relaxed) == paging::GROWABLE_PTE) {
+    while in_table(p) && at(p).load(Ordering::Relaxed) == paging::GROWABLE_PTE {
         let Some(frame) = take_frame() else { return Growth::NoFrame };
         // Not present before: no TLB holds it, nothing to flush (SDM 4.10.2.3).
-        e.store(frame | paging::KERNEL_DATA.bits(), Ordering::Release);
+        at(p).store(frame | paging::KERNEL_DATA.bits(), Ordering::Release);
         GROWN_PAGES.this().fetch_add(1, Ordering::Relaxed);
         // The stack's lowest page (the guard below it is a plain empty
         // entry): it carries the end magic, as every thread stack does.
-        if paging::pte(p - PAGE_SIZE).is_some_and(|g| g.load(Ordering::Relaxed) == 0) {
+        let below = p - PAGE_SIZE;
+        let guard = if in_table(below) { Some(at(below)) } else { paging::pte(below) };
+        if guard.is_some_and(|g| g.load(Ordering::Relaxed) == 0) {
             // SAFETY: the lowest word of the page just mapped, ours.
             unsafe { (p as *mut u64).write_volatile(STACK_END_MAGIC) };
         }
@@ -175,19 +187,22 @@ pub fn grow(addr: u64, rsp: u64) -> Growth {
     Growth::Grew
 }
 
-/// `a` and `b` lie in one stack: every page from the lower to the higher
-/// is mapped or growable (a stack's guard page is neither), within the
-/// largest stack size.
-fn same_stack(a: u64, b: u64) -> bool {
+/// `a` and `b` lie in one stack: in one page table, and every page from
+/// the lower to the higher is mapped or growable (a stack's guard page is
+/// neither), within the largest stack size.
+fn same_stack<'t>(
+    a: u64,
+    b: u64,
+    in_table: impl Fn(u64) -> bool,
+    at: impl Fn(u64) -> &'t core::sync::atomic::AtomicU64,
+) -> bool {
     let (lo, hi) = (a.min(b) & !(PAGE_SIZE - 1), a.max(b));
-    if hi - lo >= THREAD_STACK_SIZES[THREAD_STACK_SIZES.len() - 1] {
+    if hi - lo >= THREAD_STACK_SIZES[THREAD_STACK_SIZES.len() - 1] || !in_table(lo) || !in_table(hi) {
         return false;
     }
     (lo..=hi).step_by(PAGE_SIZE as usize).all(|p| {
-        paging::pte(p).is_some_and(|e| {
-            let v = e.load(Ordering::Relaxed);
-            v & PTE_PRESENT != 0 || v == paging::GROWABLE_PTE
-        })
+        let v = at(p).load(Ordering::Relaxed);
+        v & PTE_PRESENT != 0 || v == paging::GROWABLE_PTE
     })
 }
 
