@@ -154,40 +154,17 @@ pub extern "C" fn erase_start(end: u64) -> u64 {
     if !(tracked.bottom..=tracked.top).contains(&end) {
         wrong_record(tracked, end);
     }
-    let bottom = tracked.bottom;
     let cpu = this_cpu();
     let generation = GENERATION.load(Ordering::Relaxed);
     // Nothing tracked below `end` (it was reset to the stack's top): the
     // entry used nothing below where its frames began.
     let lowest = cpu.stackleak_lowest.load(Ordering::Relaxed).min(end);
-    let (start, used) = if tracked.generation.load(Ordering::Relaxed) != generation || lowest < bottom {
-        // First erase in this generation: the whole stack; what was used
-        // is what is neither zero (never used) nor poison from below.
-        // Tracking may have been off at the last switch (`start` and
-        // `save` skip their work then): the per-CPU bottom is set here,
-        // and the task's point, which the next switch overwrites anyway.
-        tracked.generation.store(generation, Ordering::Relaxed);
-        tracked.lowest.store(tracked.top, Ordering::Relaxed);
-        cpu.stackleak_bottom.store(bottom, Ordering::Relaxed);
-        // Of a dynamic stack only the backed part: below it nothing was
-        // ever used, and touching it would back it.
-        // (`bottom` lies above the end magic: the larger of the two.)
-        let bottom = backed_bottom(bottom, tracked.top).max(bottom);
-        tracked.floor.store(bottom, Ordering::Relaxed);
-        (bottom, first_used(bottom, end))
+    let floor = tracked.floor.load(Ordering::Relaxed);
+    let (start, used) = if tracked.generation.load(Ordering::Relaxed) != generation || lowest < floor {
+        first_erase(tracked, generation, end)
     } else {
-        let floor = tracked.floor.load(Ordering::Relaxed);
-        if lowest < floor {
-            // RSP went below the floor since: a dynamic stack grew, and
-            // its new pages hold zero, not poison (which is all the search
-            // below knows as clean). As a first erase, from the new floor.
-            let floor = backed_bottom(bottom, tracked.top).max(bottom);
-            tracked.floor.store(floor, Ordering::Relaxed);
-            (floor, first_used(floor, end))
-        } else {
-            let start = top_of_poison(lowest, floor);
-            (start, start)
-        }
+        let start = top_of_poison(lowest, floor);
+        (start, start)
     };
     // Only the task itself writes it (here, while it runs).
     if used < tracked.deepest.load(Ordering::Relaxed) {
@@ -200,6 +177,29 @@ pub extern "C" fn erase_start(end: u64) -> u64 {
     // start <= end: `top_of_poison` and `first_used` stay below `end`.
     ERASED.this().fetch_add(end.wrapping_sub(start), Ordering::Relaxed);
     start
+}
+
+/// An erase from the floor up (`erase_start`'s slow way; out of line so the
+/// usual erase keeps a small frame): the first in this generation, or
+/// after RSP went below the floor — a dynamic stack grew, and its new
+/// pages hold zero, not the poison the search knows as clean. What was
+/// used is what is neither zero (never used) nor poison from below.
+/// Tracking may have been off at the last switch (`start` and `save` skip
+/// their work then): the per-CPU bottom is set here, and the task's point,
+/// which the next switch overwrites anyway.
+#[cold]
+#[inline(never)]
+#[instrument_fn = "off"]
+fn first_erase(tracked: &Tracked, generation: u64, end: u64) -> (u64, u64) {
+    tracked.generation.store(generation, Ordering::Relaxed);
+    tracked.lowest.store(tracked.top, Ordering::Relaxed);
+    this_cpu().stackleak_bottom.store(tracked.bottom, Ordering::Relaxed);
+    // Of a dynamic stack only the backed part: below it nothing was ever
+    // used, and touching it would back it. (`bottom` lies above the end
+    // magic: the larger of the two.)
+    let floor = backed_bottom(tracked.bottom, tracked.top).max(tracked.bottom);
+    tracked.floor.store(floor, Ordering::Relaxed);
+    (floor, first_used(floor, end))
 }
 
 /// Where a stack's backed part starts, as the layer that knows pages says
