@@ -89,6 +89,19 @@ const ENTRIES: &[Entry] = &[
             "tristack::arch::x86_64::entry::traps::exception_dispatch",
             "tristack::arch::x86_64::entry::mce::do_machine_check::<tristack::arch::x86_64::entry::mce::Hardware>",
         ],
+    ), // Only once dynamic thread stacks are armed (docs/dynamic-stacks.md):
+    // the growth decision, and a guard-page hit reported right there.
+    (
+        "#PF",
+        "#PF",
+        EXCEPTION_STKSZ,
+        ENTRY_IST,
+        &[
+            "tristack_pf_common",
+            "tristack::arch::x86_64::entry::page_fault::pf_entry",
+            "tristack::arch::x86_64::entry::traps::exception_dispatch",
+            "tristack::arch::x86_64::entry::traps::page_fault",
+        ],
     ),
 ];
 

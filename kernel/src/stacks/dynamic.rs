@@ -106,10 +106,9 @@ pub(super) fn destroyed() {
     LIVE.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Dynamic stacks freed so far, and the pages they had backed then (their
-/// peak: a live stack never gives pages back): what `threads-fit` costs a
-/// thread with dynamic stacks after whatever ran.
-/// Index n: stacks freed with n + 1 pages backed.
+/// Dynamic stacks freed so far by the pages they had backed then (their
+/// peak: a live stack never gives pages back), index n for n + 1 pages:
+/// what `threads-fit` says a thread on a dynamic stack costs.
 static FREED: [AtomicU64; MAX_PAGES] = [const { AtomicU64::new(0) }; MAX_PAGES];
 const MAX_PAGES: usize = (THREAD_SIZE / PAGE_SIZE) as usize;
 
