@@ -142,3 +142,19 @@ fn with_dynamic_stacks_irq_and_extra_stacks_stay_whole_and_their_overflows_are_g
     line_starting(&run, "BUG: IRQ stack guard page was hit at ");
     assert_eq!(lines_starting(&run, "Exception stack: #PF ").len(), 2, "{run}");
 }
+
+#[test]
+fn with_dynamic_stacks_the_stack_tracer_and_stack_limit_search_keep_working() {
+    let run = boot("stacktrace; dynamic-stacks on; grow 12000; stack-trace TASK; stack-limit-search deep 20; poweroff");
+    // (stack-limit-search oopses on purpose: it bisects by overflowing.)
+    run.expect_status(0).expect_not("double fault").expect_not("BUG: no frame");
+    // The tracer walked the grown stack: the recursion, deepest first.
+    let deepest = run.line_index("        -----    ----   --------") + 1;
+    let rows = &run.kernel_lines()[deepest..deepest + 8];
+    assert!(rows.iter().filter(|r| r.contains("dynamic_stacks::deepen+")).count() >= 6, "{rows:#?}");
+    let depth: u64 = rows[0].split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(depth >= 12000, "{rows:#?}");
+    // Stack limits are fixed stacks, dynamic ones on or not.
+    let found = line_starting(&run, "stack-limit-search: smallest limit that completes: ");
+    assert!(found.ends_with(" bytes used"), "{found}");
+}
