@@ -113,13 +113,27 @@ fn a_growth_fault_with_the_frame_allocators_lock_held_completes() {
 
 #[test]
 fn a_thousand_threads_on_dynamic_stacks_give_every_frame_back() {
-    let run = boot_smp(2, "grow 10000 --threads 1000; poweroff");
+    let run = boot_smp(2, "meminfo; grow 10000 --threads 1000; meminfo; poweroff");
     run.expect_status(0);
     let l = line_starting(&run, "grow: 1000 threads on dynamic stacks, each to 10000 bytes: ");
     let added: u64 = l.split(": ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!(added >= 1000, "every thread grew at least once:\n{l}");
     assert!(l.ends_with(" -> 0"), "{l}");
     run.expect("grow: every frame back\n");
+    // meminfo before and after: free frames, plus those the growth
+    // reserves hold after (they were empty before), are the same.
+    let free: Vec<u64> = lines_starting(&run, "frames:  ").iter().map(|l| count_before(l, " free")).collect();
+    let stacks = lines_starting(&run, "stacks:  ");
+    assert_eq!(stacks[0], "stacks:  0 frames in the per-CPU stack caches", "{run}");
+    let reserved = count_before(stacks[1], " in the growth reserves");
+    assert!(stacks[1].ends_with("; 0 dynamic stacks alive"), "{}", stacks[1]);
+    assert_eq!(free[0], free[1] + reserved, "{run}");
+}
+
+/// The number just before `key` in `line`.
+fn count_before(line: &str, key: &str) -> u64 {
+    let at = line.find(key).unwrap_or_else(|| panic!("no {key:?} in {line}"));
+    line[..at].rsplit(' ').next().unwrap().parse().unwrap_or_else(|_| panic!("{line}"))
 }
 
 #[test]

@@ -29,6 +29,18 @@ pub fn meminfo(args: &[&str]) -> CmdResult {
         vm.mapped / 1024,
         vm.reserved / 1024
     );
+    // Frames that are neither free nor lost: kept by the stack caches and,
+    // once dynamic stacks exist, zeroed for their growth faults.
+    let cached: u64 = crate::arch::percpu::online_cpus().map(|c| crate::stacks::thread::cached_pages_on(c).1).sum();
+    let mut held = alloc::format!("stacks:  {cached} frames in the per-CPU stack caches");
+    if crate::stacks::dynamic::armed() {
+        held += &alloc::format!(
+            ", {} in the growth reserves; {} dynamic stacks alive",
+            crate::stacks::dynamic::reserved_everywhere(),
+            crate::stacks::dynamic::live()
+        );
+    }
+    println!("{held}");
     Ok(())
 }
 
