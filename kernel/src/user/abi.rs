@@ -30,7 +30,11 @@ pub const SYS_EXIT_GROUP: u64 = 231;
 /// `kstack_use(bytes)`: recurse in the kernel until about `bytes` of the
 /// thread stack are in use; returns the deepest depth reached (bytes below
 /// the stack top). Past `THREAD_SIZE` it overflows into the guard page.
+/// With `KSTACK_GIVE_BACK` in `bytes`, a dynamic kernel stack first gives
+/// back its pages below the syscall's frames, so the recursion grows it
+/// again (the entry sweep's growth-in-a-syscall trigger).
 pub const SYS_KSTACK_USE: u64 = 1000;
+pub const KSTACK_GIVE_BACK: u64 = 1 << 62;
 /// `stack_info()`: the kernel stack depth (bytes below the thread stack's
 /// top) at which the syscall's dispatcher runs: the syscall frame plus the
 /// random offset.

@@ -153,8 +153,15 @@ fn kstack_recurse(top: u64, want: u64, deepest: &mut u64) {
 /// a kernel stack overflow from a syscall (oops; only this process dies).
 #[inline(never)]
 fn sys_kstack_use(bytes: u64) -> i64 {
+    if bytes & KSTACK_GIVE_BACK != 0 {
+        // Below this syscall's frames (1 KiB down) nothing is live.
+        let below = rsp() - 1024;
+        if let Some(me) = sched::current().filter(|t| t.stack.dynamic() && below > t.stack.bottom) {
+            crate::stacks::dynamic::give_back_below(me.stack.bottom, me.stack.top(), below);
+        }
+    }
     let mut deepest = 0;
-    kstack_recurse(stack_top(), bytes, &mut deepest);
+    kstack_recurse(stack_top(), bytes & !KSTACK_GIVE_BACK, &mut deepest);
     deepest as i64
 }
 

@@ -38,8 +38,9 @@ pub enum Trigger {
     /// A kernel thread on a dynamic stack stores onto a page of its stack
     /// that is not backed (registers checked), then gives the page back.
     Grow,
-    /// `kstack 12000` started again and again: a syscall using 12000 bytes
-    /// of a fresh dynamic kernel stack, which grows it.
+    /// `kstack 12000 ROUNDS`: syscalls that each give the lower pages of
+    /// the program's dynamic kernel stack back and use 12000 bytes of it,
+    /// growing it again.
     SyscallGrow,
 }
 
@@ -64,7 +65,7 @@ impl Trigger {
 
     /// Runs a program again and again, each run one pass of the path.
     fn reruns(self) -> bool {
-        matches!(self, Trigger::BadIret | Trigger::SyscallGrow)
+        self == Trigger::BadIret
     }
 
     /// How it is shown in the sweep's lines.
@@ -78,7 +79,7 @@ impl Trigger {
             Trigger::SyscallLoop { nmis: true } => "a user syscall loop, RSP on the NMI stack, NMIs sent".into(),
             Trigger::BadIret => "sysret badss, again and again".into(),
             Trigger::Grow => "a kernel thread storing onto a page of its dynamic stack not backed yet".into(),
-            Trigger::SyscallGrow => "kstack 12000 on a fresh dynamic stack, again and again".into(),
+            Trigger::SyscallGrow => "kstack 12000 growing its dynamic kernel stack in every syscall".into(),
         }
     }
 }
@@ -89,8 +90,6 @@ const SIGSEGV: i64 = 11;
 static RUNNING: AtomicBool = AtomicBool::new(false);
 /// The trigger raises #MC on purpose (its handler stays quiet).
 static SOFTWARE_MCE: AtomicBool = AtomicBool::new(false);
-/// `dynamic-stacks` was on before `SyscallGrow` turned it on.
-static DEFAULT_WAS_ON: AtomicBool = AtomicBool::new(false);
 /// Passes whose registers came back changed.
 pub static REGS_CHANGED: AtomicU64 = AtomicU64::new(0);
 
@@ -158,16 +157,15 @@ pub struct Running {
     target: usize,
     pids: Vec<u32>,
     last_feed: u64,
-    /// Rerunning triggers: runs so far, and how many ended as they must
-    /// (`BadIret`: by the #GP's SIGSEGV; `SyscallGrow`: with status 0).
+    /// `BadIret`: runs of `sysret badss` so far, and how many ended with
+    /// the #GP's SIGSEGV as they must.
     runs: u64,
     segv: u64,
 }
 
-/// One run of a rerunning trigger's program on `target`.
-fn start_run(trigger: Trigger, target: usize) -> Result<u32, String> {
-    let (prog, args) = if trigger == Trigger::SyscallGrow { ("kstack", "12000") } else { ("sysret", "badss") };
-    process::run(prog, args, Placement::Pinned(target)).map_err(|e| alloc::format!("entry-sweep: {prog}: {e}"))
+/// `sysret badss` on `target`.
+fn start_bad_iret(target: usize) -> Result<u32, String> {
+    process::run("sysret", "badss", Placement::Pinned(target)).map_err(|e| alloc::format!("entry-sweep: sysret: {e}"))
 }
 
 pub fn start(trigger: Trigger, target: usize) -> Result<Running, String> {
@@ -190,12 +188,14 @@ pub fn start(trigger: Trigger, target: usize) -> Result<Running, String> {
             let args = alloc::format!("syscall-rsp-loop {bottom:x}");
             alloc::vec![process::run("attack", &args, on).map_err(|e| alloc::format!("entry-sweep: attack: {e}"))?]
         }
-        Trigger::BadIret => alloc::vec![start_run(trigger, target)?],
+        Trigger::BadIret => alloc::vec![start_bad_iret(target)?],
         Trigger::SyscallGrow => {
-            // Its processes get dynamic stacks (until `stop`).
-            DEFAULT_WAS_ON.store(crate::stacks::dynamic::default_on(), Ordering::SeqCst);
+            // Its process gets a dynamic stack: the default while it starts.
+            let was = crate::stacks::dynamic::default_on();
             crate::stacks::dynamic::set_default(true);
-            alloc::vec![start_run(trigger, target)?]
+            let pid = process::run("kstack", "12000 1000000000", on);
+            crate::stacks::dynamic::set_default(was);
+            alloc::vec![pid.map_err(|e| alloc::format!("entry-sweep: kstack: {e}"))?]
         }
         Trigger::Grow => {
             let stack = sched::StackRequest { size: crate::layout::THREAD_SIZE, limit: None, dynamic: true };
@@ -224,10 +224,9 @@ impl Running {
         if self.trigger.reruns() && self.pids.len() == 1 {
             let pid = self.pids[0];
             if sched::snapshot().iter().any(|t| t.pid == pid && t.state.ended()) {
-                let want = if self.trigger == Trigger::BadIret { -SIGSEGV } else { 0 };
-                self.segv += u64::from(sched::join(pid) == Ok(Ended::Exited(want)));
+                self.segv += u64::from(sched::join(pid) == Ok(Ended::Exited(-SIGSEGV)));
                 self.pids.clear();
-                if let Ok(pid) = start_run(self.trigger, self.target) {
+                if let Ok(pid) = start_bad_iret(self.target) {
                     self.pids.push(pid);
                     self.runs += 1;
                 }
@@ -244,12 +243,8 @@ impl Running {
             super::engine::set_carrier(None);
         }
         let mut ok = true;
-        if self.trigger == Trigger::SyscallGrow {
-            crate::stacks::dynamic::set_default(DEFAULT_WAS_ON.load(Ordering::SeqCst));
-        }
         if self.trigger.reruns() {
-            // Every finished run ended as it must: by its #GP, or with
-            // status 0 (the last may be cut short).
+            // Every finished run ended by its #GP (the last may be cut short).
             for pid in self.pids {
                 let _ = sched::kill(pid);
                 let _ = sched::join(pid);
