@@ -172,3 +172,15 @@ fn with_dynamic_stacks_the_stack_tracer_and_stack_limit_search_keep_working() {
     let found = line_starting(&run, "stack-limit-search: smallest limit that completes: ");
     assert!(found.ends_with(" bytes used"), "{found}");
 }
+
+#[test]
+fn dynamic_stacks_on_2_starts_new_stacks_with_two_pages_backed() {
+    let run = boot("dynamic-stacks on 2; grow 6000; poweroff");
+    run.expect_status(0);
+    let state = line_starting(&run, "dynamic-stacks: new 16K threads get dynamic stacks; armed: yes;");
+    assert!(state.ends_with("; a new one starts with 2 of 4 pages backed"), "{state}");
+    // 6000 bytes fit in the two pages: no fault needed.
+    run.expect("grow: thread 4 starts with 2 of 4 pages of its stack backed; to use 6000 bytes\n");
+    let (bytes, backed, added) = reached(&run);
+    assert!(bytes >= 6000 && backed == 2 && added == 0, "{run}");
+}

@@ -27,29 +27,43 @@ pub fn arm() -> Result<(), CmdError> {
     Ok(())
 }
 
-/// `dynamic-stacks [on|off]`: boot parameter (and setting): whether new
-/// 16 KiB threads get dynamic stacks; no argument: the state.
+/// `dynamic-stacks [on [PAGES]|off]`: boot parameter (and setting): whether
+/// new 16 KiB threads get dynamic stacks, and how many of their top pages
+/// are backed from the start; no argument: the state.
 pub fn dynamic_stacks(args: &[&str]) -> CmdResult {
+    let max = dynamic::MAX_INITIAL_PAGES;
     match args {
         [] => {}
-        ["on"] => {
+        ["on", rest @ ..] => {
+            let pages = match rest {
+                [] => None,
+                [n] => Some(cmdline::number("PAGES", n, 1..=max)?),
+                [_, extra, ..] => return Err(ArgError::Unexpected((*extra).into()).into()),
+            };
             arm()?;
             dynamic::set_default(true);
+            if let Some(p) = pages {
+                dynamic::set_initial_pages(p);
+            }
         }
         ["off"] => {
             dynamic::set_default(false);
         }
         [other, ..] => {
-            return Err(ArgError::Invalid(alloc::format!("{other}: want on or off, or nothing for the state")).into())
+            return Err(
+                ArgError::Invalid(alloc::format!("{other}: want on [PAGES] or off, or nothing for the state")).into()
+            )
         }
     }
     println!(
-        "dynamic-stacks: new 16K threads get {} stacks; armed: {}; dynamic stacks alive: {}; pages added by faults: {}; reserve: {}/{DYNAMIC_RESERVE_FRAMES} frames on this CPU",
+        "dynamic-stacks: new 16K threads get {} stacks; armed: {}; dynamic stacks alive: {}; pages added by faults: {}; reserve: {}/{DYNAMIC_RESERVE_FRAMES} frames on this CPU; a new one starts with {} of {} pages backed",
         if dynamic::default_on() { "dynamic" } else { "fixed" },
         if dynamic::armed() { "yes" } else { "no" },
         dynamic::live(),
         dynamic::grown_pages(),
         dynamic::reserved(),
+        dynamic::initial_pages(),
+        THREAD_SIZE / PAGE_SIZE,
     );
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Thread stacks that grow on demand (docs/dynamic-stacks.md): the stack's
 //! whole virtual range and its guard page as for any thread stack, only
-//! the top `DYNAMIC_STACK_INITIAL_PAGES` backed; each page below is marked
+//! the top `initial_pages()` backed (`DYNAMIC_STACK_INITIAL_PAGES` unless
+//! `dynamic-stacks on PAGES` says otherwise); each page below is marked
 //! growable in its page-table entry (`paging::GROWABLE_PTE`) and mapped by
 //! the first #PF that touches it.
 //!
@@ -16,7 +17,9 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use crate::layout::{DYNAMIC_RESERVE_FRAMES, PAGE_SIZE, STACK_END_MAGIC, THREAD_SIZE, THREAD_STACK_SIZES};
+use crate::layout::{
+    DYNAMIC_RESERVE_FRAMES, DYNAMIC_STACK_INITIAL_PAGES, PAGE_SIZE, STACK_END_MAGIC, THREAD_SIZE, THREAD_STACK_SIZES,
+};
 use crate::mm::{paging, phys};
 
 /// Frames ready for growth faults on one CPU: a stack of zeroed frames.
@@ -45,6 +48,22 @@ crate::define_per_cpu! {
 static ARMED: AtomicBool = AtomicBool::new(false);
 /// New `THREAD_SIZE` threads get dynamic stacks (`dynamic-stacks on`).
 static DEFAULT_ON: AtomicBool = AtomicBool::new(false);
+/// Pages a new dynamic stack has backed from the start (`dynamic-stacks on PAGES`).
+static INITIAL_PAGES: AtomicU64 = AtomicU64::new(DYNAMIC_STACK_INITIAL_PAGES);
+
+/// The most pages a dynamic stack may start with: one must be left to grow.
+pub const MAX_INITIAL_PAGES: u64 = THREAD_SIZE / PAGE_SIZE - 1;
+
+/// How many top pages a new dynamic stack has backed.
+pub fn initial_pages() -> u64 {
+    INITIAL_PAGES.load(Ordering::Relaxed)
+}
+
+/// `dynamic-stacks on PAGES`: 1 to `MAX_INITIAL_PAGES`.
+pub fn set_initial_pages(pages: u64) {
+    assert!((1..=MAX_INITIAL_PAGES).contains(&pages), "checked by the caller");
+    INITIAL_PAGES.store(pages, Ordering::Relaxed);
+}
 /// Dynamic stacks alive (in use or cached).
 static LIVE: AtomicU64 = AtomicU64::new(0);
 

@@ -23,8 +23,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::layout::{
-    DYNAMIC_CACHE_KEEP_PAGES, DYNAMIC_STACK_INITIAL_PAGES, MAX_THREAD_STACKS, PAGE_SIZE, STACK_END_MAGIC,
-    STACK_LIMIT_ALIGN, STACK_LIMIT_MAX, STACK_LIMIT_MIN, THREAD_SIZE, THREAD_STACK_SIZES,
+    DYNAMIC_CACHE_KEEP_PAGES, MAX_THREAD_STACKS, PAGE_SIZE, STACK_END_MAGIC, STACK_LIMIT_ALIGN, STACK_LIMIT_MAX,
+    STACK_LIMIT_MIN, THREAD_SIZE, THREAD_STACK_SIZES,
 };
 use crate::mm::vmalloc::{self, Guards};
 use crate::mm::vmap::VmapError;
@@ -260,7 +260,7 @@ fn alloc_stack(size: u64, limit: Option<u64>, grows: bool) -> Result<ThreadStack
                 (None, false) => ThreadStack::plain(r.start, size),
                 (None, true) => {
                     // Fresh pages no other CPU has touched.
-                    dynamic::unback_fresh(r.start, r.start + size, DYNAMIC_STACK_INITIAL_PAGES * PAGE_SIZE);
+                    dynamic::unback_fresh(r.start, r.start + size, dynamic::initial_pages() * PAGE_SIZE);
                     dynamic::created();
                     ThreadStack::grows(r.start, size)
                 }
@@ -314,7 +314,9 @@ fn release(stack: ThreadStack, clean: u64, unused: u64) {
     if stack.dynamic {
         dynamic::note_freed(stack.resident_pages());
         let used_from = (base + unused.max(clean * CLEAN_UNIT)) & !(PAGE_SIZE - 1);
-        let keep_from = used_from.max(top - DYNAMIC_CACHE_KEEP_PAGES * PAGE_SIZE);
+        // (At least what a new one starts with.)
+        let keep = DYNAMIC_CACHE_KEEP_PAGES.max(dynamic::initial_pages());
+        let keep_from = used_from.max(top - keep * PAGE_SIZE);
         dynamic::trim(base, top, keep_from);
         // Below `keep_from` nothing is backed: clean for the next user.
         slot = base | clean.max((keep_from - base) / CLEAN_UNIT) | PARTIAL;
