@@ -250,8 +250,8 @@ pub fn reserved_everywhere() -> u64 {
     crate::arch::percpu::online_cpus().map(|c| RESERVE.of(c).count.load(Ordering::Relaxed) as u64).sum()
 }
 
-/// Top up this CPU's reserve (when a thread on a dynamic stack is switched
-/// in, and when a dynamic stack is made): that thread can then grow to its
+/// Top up this CPU's reserve (whenever a thread on a dynamic stack is
+/// switched in, its first run included): that thread can then grow to its
 /// full size without the allocator. Cheap when full: a load and a compare.
 #[instrument_fn = "off"]
 #[inline(always)]

@@ -227,10 +227,6 @@ fn alloc_stack(size: u64, limit: Option<u64>, grows: bool) -> Result<ThreadStack
     if grows && (limit.is_some() || size != THREAD_SIZE || !dynamic::armed()) {
         return Err(VmapError::BadRequest);
     }
-    if grows {
-        // This thread may grow without the allocator from its first run.
-        dynamic::refill();
-    }
     let cached = if limit.is_none() { take_cached_for(class, grows) } else { None };
     let stack = match cached {
         Some(slot) => {
